@@ -1,0 +1,113 @@
+/* alipay: the Alipay open-API protocol adapter. Bytes in, facts out: no
+ * database and no FastCGI in here. RSA2 request signing, page/wap pay URLs,
+ * server calls with response-signature checks over the raw JSON text, and
+ * notification/return verification. */
+#ifndef ALIPAY_H
+#define ALIPAY_H
+#include <stdint.h>
+#include <stdbool.h>
+#include <time.h>
+#include "arena.h"
+#include "buf.h"
+#include "kv.h"
+#include "crypto.h"
+#include "httpc.h"
+#include "pg_err.h"
+
+typedef struct alipay_client {
+    const char *app_id;
+    const char *gateway;           /* https://openapi.alipay.com/gateway.do */
+    const char *seller_id;         /* NULL/"" = not checked */
+    const char *notify_url;
+    const char *return_url;
+    const crypto_key_t *app_private_key;
+    const crypto_key_t *alipay_public_key;
+    httpc_opts_t http;             /* ca_file, timeouts */
+} alipay_client_t;
+
+typedef struct alipay_trade {
+    const char *out_trade_no;
+    int64_t amount_fen;
+    const char *subject;
+    time_t expires_at;             /* -> time_expire, Beijing time */
+    const char *quit_url;          /* wap only, may be NULL */
+} alipay_trade_t;
+
+/* The string to sign: every pair except "sign" (and "sign_type" when
+ * drop_sign_type), empty values dropped, keys sorted bytewise, k=v joined by
+ * '&', values raw. PG_ERR_BAD_INPUT on a repeated key. */
+pg_err alipay_sign_content(const kv_list_t *params, bool drop_sign_type, buf_t *out);
+
+/* Adds app_id, method, format, charset, sign_type, timestamp (now, Beijing
+ * time "yyyy-MM-dd HH:mm:ss"; fixed_now != 0 overrides now for tests),
+ * version, notify_url/return_url when set, biz_content, then sign. */
+pg_err alipay_sign_request(const alipay_client_t *c, const char *method,
+                           const char *biz_content, bool with_return_url,
+                           time_t fixed_now, kv_list_t *params_out);
+
+/* page = alipay.trade.page.pay (FAST_INSTANT_TRADE_PAY), wap =
+ * alipay.trade.wap.pay (QUICK_WAP_WAY): a GET URL to the gateway carrying
+ * every signed parameter, URL-encoded. */
+typedef enum { ALIPAY_PAGE, ALIPAY_WAP } alipay_web_method_t;
+pg_err alipay_build_pay_url(arena_t *a, const alipay_client_t *c, alipay_web_method_t m,
+                            const alipay_trade_t *t, time_t fixed_now, buf_t *url_out);
+
+/* Extracts the raw text of the JSON value under top-level key `key` (from
+ * its '{' to the matching '}', string-aware) and the top-level "sign" value.
+ * PG_ERR_BAD_INPUT if absent or malformed. */
+pg_err alipay_extract_response(arena_t *a, const char *body, size_t len, const char *key,
+                               const char **span, size_t *span_len, char **sign_out);
+
+/* Result of a server call: the verified response object as raw JSON text. */
+typedef struct alipay_reply {
+    const char *json;              /* raw text of the *_response object */
+    size_t json_len;
+    char code[16];                 /* "10000" ... */
+    char sub_code[64];
+    char sub_msg[256];
+} alipay_reply_t;
+
+/* POSTs a signed request for `method` with biz_content to the gateway,
+ * verifies the response signature over the raw span, fills reply.
+ * PG_ERR_UPSTREAM when code != 10000 (reply still filled), PG_ERR_BAD_SIGNATURE
+ * when the signature fails, PG_ERR_TIMEOUT on timeout. */
+pg_err alipay_call(arena_t *a, const alipay_client_t *c, const char *method,
+                   const char *biz_content, alipay_reply_t *reply, buf_t *err);
+
+/* alipay.trade.precreate -> qr_code (arena string). */
+pg_err alipay_precreate(arena_t *a, const alipay_client_t *c, const alipay_trade_t *t,
+                        char **qr_code, buf_t *err);
+
+typedef enum {
+    ALIPAY_WAIT_BUYER_PAY, ALIPAY_TRADE_SUCCESS, ALIPAY_TRADE_FINISHED, ALIPAY_TRADE_CLOSED
+} alipay_trade_status_t;
+
+typedef struct alipay_notify {
+    const char *notify_id;
+    const char *out_trade_no;
+    const char *trade_no;
+    const char *buyer_id;
+    const char *gmt_payment;       /* as sent, may be NULL */
+    alipay_trade_status_t status;
+    int64_t total_fen;
+    bool has_refund;               /* refund_fee/out_biz_no present */
+    int64_t refund_fen;
+    const char *out_biz_no;
+} alipay_notify_t;
+
+/* Verifies a notification's form fields (already decoded once): signature
+ * with sign and sign_type dropped, then app_id (PG_ERR_MISMATCH), seller_id
+ * when configured (PG_ERR_MISMATCH), required fields and strict amounts
+ * (PG_ERR_BAD_INPUT). reason gets a short log text. Does not touch amounts
+ * against our records: the caller does that. */
+pg_err alipay_verify_notify(const alipay_client_t *c, const kv_list_t *form,
+                            alipay_notify_t *out, buf_t *reason);
+
+/* Return-URL query: signature (sign, sign_type dropped) and app_id. */
+pg_err alipay_verify_return(const alipay_client_t *c, const kv_list_t *query,
+                            const char **out_trade_no, buf_t *reason);
+
+/* "2026-11-24 20:15:00" in Beijing time for t. */
+void alipay_format_time(time_t t, char out[20]);
+
+#endif
