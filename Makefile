@@ -6,11 +6,12 @@ DESTDIR ?=
 PYTHON  ?= /usr/bin/python3
 
 # SAN=1 builds everything under AddressSanitizer + UBSan into build-asan/.
+# BUILD=dir overrides the output folder (parallel work in one checkout).
 ifeq ($(SAN),1)
-B        := build-asan
+B        := $(or $(BUILD),build-asan)
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 else
-B        := build
+B        := $(or $(BUILD),build)
 SANFLAGS :=
 endif
 
