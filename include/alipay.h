@@ -74,6 +74,14 @@ typedef struct alipay_reply {
 pg_err alipay_call(arena_t *a, const alipay_client_t *c, const char *method,
                    const char *biz_content, alipay_reply_t *reply, buf_t *err);
 
+/* The reply-handling half of alipay_call, for a body already received:
+ * locates `method`'s *_response (else error_response), verifies its
+ * signature, fills reply. An unsigned reply is PG_ERR_UPSTREAM when it
+ * reports an error and PG_ERR_BAD_SIGNATURE when it claims success; a
+ * malformed body is PG_ERR_UPSTREAM. */
+pg_err alipay_check_response(arena_t *a, const alipay_client_t *c, const char *method,
+                             const char *body, size_t len, alipay_reply_t *reply, buf_t *err);
+
 /* alipay.trade.precreate -> qr_code (arena string). */
 pg_err alipay_precreate(arena_t *a, const alipay_client_t *c, const alipay_trade_t *t,
                         char **qr_code, buf_t *err);
