@@ -1,0 +1,799 @@
+"""The Alipay side of the sandbox: gateway.do, cashier pages, asynchronous
+notifications with retries, and the test control API.
+
+Trades live in memory; restarting the sandbox forgets them (keys and
+certificates persist in the state directory).
+"""
+
+import datetime
+import html
+import json
+import random
+import re
+import threading
+import time
+import urllib.parse
+import uuid
+
+import alipay_sign
+from core import (BEIJING, BadRequest, Response, beijing_now, beijing_str,
+                  html_response, json_response, log, page, post, redirect)
+
+SELLER_ID = "2088102177846880"
+RETRY_DELAYS = [1, 2, 2, 4, 8, 15, 30]
+PAGE_METHODS = {
+    "alipay.trade.page.pay": "FAST_INSTANT_TRADE_PAY",
+    "alipay.trade.wap.pay": "QUICK_WAP_WAY",
+}
+SERVER_METHODS = ("alipay.trade.precreate", "alipay.trade.query", "alipay.trade.close")
+PAID = ("TRADE_SUCCESS", "TRADE_FINISHED")
+AMOUNT_RE = re.compile(r"(0|[1-9][0-9]*)\.([0-9]{2})\Z")
+OUT_TRADE_NO_RE = re.compile(r"[A-Za-z0-9_]{1,64}\Z")
+TIME_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\Z")
+MAX_FEN = 100000000 * 100
+ATTEMPT_TIMEOUT = 10.0
+
+
+def amount_to_fen(text):
+    """Strict "d+.dd" yuan string -> integer fen, or None."""
+    if not isinstance(text, str):
+        return None
+    match = AMOUNT_RE.match(text)
+    if not match:
+        return None
+    fen = int(match.group(1)) * 100 + int(match.group(2))
+    if fen < 1 or fen > MAX_FEN:
+        return None
+    return fen
+
+
+def fen_to_amount(fen):
+    return "%d.%02d" % (fen // 100, fen % 100)
+
+
+def parse_beijing(text):
+    if not isinstance(text, str) or not TIME_RE.match(text):
+        return None
+    try:
+        moment = datetime.datetime.strptime(text, "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=BEIJING)
+
+
+class GatewayError(Exception):
+    """An Alipay error reply: code, msg, sub_code, sub_msg."""
+
+    def __init__(self, code, msg, sub_code, sub_msg, envelope=False):
+        super().__init__(sub_msg)
+        self.code = code
+        self.msg = msg
+        self.sub_code = sub_code
+        self.sub_msg = sub_msg
+        # envelope=True: reply as error_response without a sign (gateway-level)
+        self.envelope = envelope
+
+    def fields(self):
+        return {"code": self.code, "msg": self.msg, "sub_code": self.sub_code,
+                "sub_msg": self.sub_msg}
+
+
+def invalid_signature(detail):
+    return GatewayError("40002", "Invalid Arguments", "isv.invalid-signature",
+                        "验签出错: " + detail, envelope=True)
+
+
+def biz_error(sub_code, sub_msg):
+    return GatewayError("40004", "Business Failed", sub_code, sub_msg)
+
+
+def invalid_param(sub_msg):
+    return GatewayError("40004", "Business Failed", "ACQ.INVALID_PARAMETER", sub_msg)
+
+
+class AlipayProvider:
+    def __init__(self, app, app_id, app_public_key, alipay_private_key, alipay_public_key,
+                 time_scale, public_http_base):
+        self.app = app
+        self.app_id = app_id
+        self.app_public_key = alipay_sign.load_public_key(app_public_key)
+        self.alipay_private_key = alipay_sign.load_private_key(alipay_private_key)
+        self.alipay_public_key = alipay_sign.load_public_key(alipay_public_key)
+        self.time_scale = time_scale
+        self.http_base = public_http_base
+        self.lock = threading.RLock()
+        self.trades = {}
+        self._serial = 0
+        self._prefix = "%06d" % random.SystemRandom().randrange(10 ** 6)
+
+    # ------------------------------------------------------------------
+    # routing
+
+    def routes(self):
+        routes = [
+            ("GET|POST", r"/gateway\.do", self.gateway),
+            ("POST", r"/cashier/pay", self.cashier_pay),
+            ("GET", r"/qr/([^/]+)", self.qr_page),
+        ]
+        for base in ("/_sandbox", "/_sandbox/alipay"):
+            routes += [
+                ("GET", base + r"/trades", self.ctl_trades),
+                ("GET", base + r"/trades/([^/]+)", self.ctl_trade),
+                ("POST", base + r"/pay", self.ctl_pay),
+                ("POST", base + r"/notify", self.ctl_notify),
+                ("POST", base + r"/sign", self.ctl_sign),
+            ]
+        return routes
+
+    def reset(self):
+        with self.lock:
+            self.trades.clear()
+
+    # ------------------------------------------------------------------
+    # trades
+
+    def _next_trade_no(self):
+        with self.lock:
+            self._serial += 1
+            serial = self._serial
+        return "%s2200%s%010d" % (beijing_now().strftime("%Y%m%d"), self._prefix, serial)
+
+    def _new_trade(self, out_trade_no, fen, subject, method):
+        now = beijing_now()
+        return {
+            "out_trade_no": out_trade_no,
+            "trade_no": self._next_trade_no(),
+            "status": "WAIT_BUYER_PAY",
+            "total_fen": fen,
+            "subject": subject,
+            "body": None,
+            "passback_params": None,
+            "method": method,
+            "notify_url": None,
+            "return_url": None,
+            "time_expire": None,
+            "gmt_create": beijing_str(now),
+            "gmt_payment": None,
+            "gmt_close": None,
+            "buyer_id": None,
+            "buyer_logon_id": None,
+            "notifications": [],
+        }
+
+    def _expire_if_due(self, trade):
+        """Unpaid trades past time_expire close by themselves (caller holds lock)."""
+        if trade["status"] == "WAIT_BUYER_PAY" and trade["time_expire"]:
+            deadline = parse_beijing(trade["time_expire"])
+            if deadline is not None and beijing_now() > deadline:
+                trade["status"] = "TRADE_CLOSED"
+                trade["gmt_close"] = beijing_str()
+
+    def _trade_json(self, trade):
+        with self.lock:
+            self._expire_if_due(trade)
+            notes = []
+            for note in trade["notifications"]:
+                notes.append({
+                    "notify_id": note["notify_id"],
+                    "trade_status": note["trade_status"],
+                    "kind": note["kind"],
+                    "url": note["url"],
+                    "attempts": [dict(a) for a in note["attempts"]],
+                    "acked": note["acked"],
+                    "gave_up": note["gave_up"],
+                })
+            return {
+                "out_trade_no": trade["out_trade_no"],
+                "trade_no": trade["trade_no"],
+                "status": trade["status"],
+                "total_amount": fen_to_amount(trade["total_fen"]),
+                "subject": trade["subject"],
+                "method": trade["method"],
+                "notify_url": trade["notify_url"],
+                "return_url": trade["return_url"],
+                "time_expire": trade["time_expire"],
+                "gmt_create": trade["gmt_create"],
+                "gmt_payment": trade["gmt_payment"],
+                "gmt_close": trade["gmt_close"],
+                "buyer_id": trade["buyer_id"],
+                "notifications": notes,
+            }
+
+    def _ensure_buyer(self, trade):
+        if not trade["buyer_id"]:
+            rnd = random.SystemRandom()
+            trade["buyer_id"] = "2088" + "".join(rnd.choice("0123456789") for _ in range(12))
+            trade["buyer_logon_id"] = "159****%04d" % rnd.randrange(10000)
+
+    def _pay(self, trade):
+        """WAIT_BUYER_PAY -> TRADE_SUCCESS; returns an error text or None."""
+        with self.lock:
+            self._expire_if_due(trade)
+            if trade["status"] in PAID:
+                return "trade %s is already paid" % trade["out_trade_no"]
+            if trade["status"] != "WAIT_BUYER_PAY":
+                return "trade %s is closed" % trade["out_trade_no"]
+            self._ensure_buyer(trade)
+            trade["status"] = "TRADE_SUCCESS"
+            trade["gmt_payment"] = beijing_str()
+        log("alipay paid out_trade_no=%s trade_no=%s amount=%s" % (
+            trade["out_trade_no"], trade["trade_no"], fen_to_amount(trade["total_fen"])))
+        return None
+
+    # ------------------------------------------------------------------
+    # signing helpers
+
+    def _sign(self, text):
+        return alipay_sign.rsa2_sign(self.alipay_private_key, text)
+
+    def _server_reply(self, method, fields, http_status=200):
+        """{"<method>_response":{...},"sign":"..."}; sign over the exact text."""
+        key = method.replace(".", "_") + "_response"
+        inner = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+        body = '{"%s":%s,"sign":"%s"}' % (key, inner, self._sign(inner))
+        return Response(http_status, body, "application/json;charset=utf-8")
+
+    @staticmethod
+    def _error_envelope(err):
+        inner = json.dumps(err.fields(), ensure_ascii=False, separators=(",", ":"))
+        return Response(200, '{"error_response":%s}' % inner, "application/json;charset=utf-8")
+
+    def return_query(self, trade):
+        fields = {
+            "charset": "utf-8",
+            "out_trade_no": trade["out_trade_no"],
+            "method": (trade["method"] or "alipay.trade.page.pay") + ".return",
+            "total_amount": fen_to_amount(trade["total_fen"]),
+            "trade_no": trade["trade_no"],
+            "auth_app_id": self.app_id,
+            "version": "1.0",
+            "app_id": self.app_id,
+            "seller_id": SELLER_ID,
+            "timestamp": beijing_str(),
+        }
+        fields["sign"] = self._sign(alipay_sign.string_to_sign(fields, True))
+        fields["sign_type"] = "RSA2"
+        return fields
+
+    def return_url_signed(self, trade):
+        if not trade["return_url"]:
+            return None
+        sep = "&" if "?" in trade["return_url"] else "?"
+        return trade["return_url"] + sep + urllib.parse.urlencode(self.return_query(trade))
+
+    # ------------------------------------------------------------------
+    # notifications
+
+    def notify_fields(self, trade, trade_status, notify_id, wrong_amount=False):
+        with self.lock:
+            fen = trade["total_fen"] + (1 if wrong_amount else 0)
+            amount = fen_to_amount(fen)
+            paid = trade_status in PAID
+            fields = {
+                "gmt_create": trade["gmt_create"],
+                "charset": "utf-8",
+                "seller_email": "sandbox_seller@example.com",
+                "subject": trade["subject"],
+                "body": trade["body"],
+                "buyer_id": None,
+                "buyer_logon_id": None,
+                "invoice_amount": None,
+                "notify_id": notify_id,
+                "fund_bill_list": None,
+                "notify_type": "trade_status_sync",
+                "trade_status": trade_status,
+                "receipt_amount": None,
+                "buyer_pay_amount": None,
+                "app_id": self.app_id,
+                "notify_time": beijing_str(),
+                "point_amount": None,
+                "total_amount": amount,
+                "gmt_payment": None,
+                "gmt_close": None,
+                "trade_no": trade["trade_no"],
+                "auth_app_id": self.app_id,
+                "seller_id": SELLER_ID,
+                "out_trade_no": trade["out_trade_no"],
+                "passback_params": trade["passback_params"],
+                "version": "1.0",
+            }
+            if paid or trade["buyer_id"]:
+                self._ensure_buyer(trade)
+                fields["buyer_id"] = trade["buyer_id"]
+                fields["buyer_logon_id"] = trade["buyer_logon_id"]
+            if paid:
+                fields["gmt_payment"] = trade["gmt_payment"] or beijing_str()
+                fields["invoice_amount"] = amount
+                fields["receipt_amount"] = amount
+                fields["buyer_pay_amount"] = amount
+                fields["point_amount"] = "0.00"
+                fields["fund_bill_list"] = json.dumps(
+                    [{"amount": amount, "fundChannel": "ALIPAYACCOUNT"}],
+                    separators=(",", ":"))
+            if trade_status == "TRADE_CLOSED":
+                fields["gmt_close"] = trade["gmt_close"] or beijing_str()
+        return {k: v for k, v in fields.items() if v is not None and v != ""}
+
+    def sign_notification(self, fields, how=True):
+        """how: True (sign), False (no sign field), "bad" (corrupted sign)."""
+        fields = dict(fields)
+        if how is False:
+            return fields
+        fields.pop("sign", None)
+        sign = self._sign(alipay_sign.string_to_sign(fields, True))
+        if how == "bad":
+            sign = ("B" if sign[0] != "B" else "C") + sign[1:]
+        fields["sign"] = sign
+        if "sign_type" not in fields:
+            fields["sign_type"] = "RSA2"
+        return fields
+
+    def _new_notification(self, trade, trade_status, url, kind, fixed_form=None,
+                          notify_id=None):
+        note = {
+            "notify_id": notify_id or (uuid.uuid4().hex + "%04d" % random.randrange(10000)),
+            "trade_status": trade_status,
+            "kind": kind,              # "auto" (built per attempt) or "manual" (fixed form)
+            "url": url,
+            "fixed_form": fixed_form,
+            "attempts": [],
+            "acked": False,
+            "gave_up": False,
+        }
+        if trade is not None:
+            with self.lock:
+                trade["notifications"].append(note)
+        return note
+
+    def _build_form(self, trade, note, faults):
+        if note["fixed_form"] is not None:
+            return note["fixed_form"]
+        fields = self.notify_fields(trade, note["trade_status"], note["notify_id"],
+                                    wrong_amount=faults["wrong_amount"])
+        return self.sign_notification(fields, "bad" if faults["bad_signature"] else True)
+
+    def _send_once(self, note, form, copy):
+        body = urllib.parse.urlencode(form).encode("utf-8")
+        status, data, error = post(note["url"], body,
+                                   "application/x-www-form-urlencoded; charset=utf-8",
+                                   ATTEMPT_TIMEOUT)
+        acked = data == b"success"
+        attempt = {
+            "status": status,
+            "body": data[:200].decode("utf-8", "replace"),
+            "at": time.time(),
+            "at_beijing": beijing_str(),
+            "copy": copy,
+            "acked": acked,
+        }
+        if error:
+            attempt["error"] = error
+        with self.lock:
+            note["attempts"].append(attempt)
+            if acked:
+                note["acked"] = True
+        log("alipay notify out_trade_no=%s notify_id=%s status=%s copy=%d -> %s %r%s" % (
+            form.get("out_trade_no"), note["notify_id"], note["trade_status"], copy,
+            status, data[:40], " (acked)" if acked else (" " + error if error else "")))
+        return status, data, acked
+
+    def attempt(self, trade, note, index, faults=None, retry=True):
+        """One delivery attempt (index 0 = first); schedules the next on failure."""
+        if note["acked"]:
+            return None
+        if faults is None:
+            faults = self.app.faults.snapshot()
+        if note["kind"] == "manual":
+            faults = dict(faults, drop_notify=False, duplicate=1, delay_ms=0)
+        if faults["delay_ms"]:
+            time.sleep(faults["delay_ms"] / 1000.0)
+        form = self._build_form(trade, note, faults)
+        result = None
+        if faults["drop_notify"]:
+            with self.lock:
+                note["attempts"].append({"status": None, "body": "", "at": time.time(),
+                                         "at_beijing": beijing_str(), "copy": 0,
+                                         "acked": False, "dropped": True})
+            log("alipay notify out_trade_no=%s notify_id=%s dropped (fault)" % (
+                form.get("out_trade_no"), note["notify_id"]))
+        elif faults["duplicate"] > 1:
+            threads = []
+            results = [None] * faults["duplicate"]
+
+            def run(i):
+                results[i] = self._send_once(note, form, i)
+
+            for i in range(faults["duplicate"]):
+                thread = threading.Thread(target=run, args=(i,), daemon=True)
+                thread.start()
+                threads.append(thread)
+            for thread in threads:
+                thread.join()
+            result = results[0]
+        else:
+            result = self._send_once(note, form, 0)
+        if not note["acked"] and retry:
+            if index < len(RETRY_DELAYS):
+                self.app.scheduler.later(RETRY_DELAYS[index] * self.time_scale,
+                                         self.attempt, trade, note, index + 1)
+            else:
+                with self.lock:
+                    note["gave_up"] = True
+                log("alipay notify notify_id=%s given up after %d attempts" % (
+                    note["notify_id"], index + 1))
+        return result, form
+
+    def notify_async(self, trade, trade_status):
+        """Create a notification and start its first attempt now; returns the thread."""
+        if not trade["notify_url"]:
+            return None
+        note = self._new_notification(trade, trade_status, trade["notify_url"], "auto")
+        return self.app.scheduler.now(self.attempt, trade, note, 0)
+
+    # ------------------------------------------------------------------
+    # gateway
+
+    def _merged_params(self, req):
+        params = {}
+        for key, value in list(req.query_pairs()) + list(req.form_pairs()):
+            if key in params and params[key] != value:
+                raise GatewayError("40002", "Invalid Arguments", "isv.invalid-parameter",
+                                   "parameter %s given twice" % key, envelope=True)
+            params[key] = value
+        return params
+
+    def _check_common(self, params):
+        if not params.get("app_id"):
+            raise GatewayError("40001", "Missing Required Arguments", "isv.missing-app-id",
+                               "缺少AppID参数", envelope=True)
+        if params["app_id"] != self.app_id:
+            raise invalid_signature("unknown app_id %s" % params["app_id"])
+        if not params.get("sign"):
+            raise GatewayError("40001", "Missing Required Arguments", "isv.missing-signature",
+                               "缺少签名参数", envelope=True)
+        if params.get("sign_type", "RSA2") != "RSA2":
+            raise GatewayError("40002", "Invalid Arguments", "isv.invalid-signature-type",
+                               "sign_type must be RSA2", envelope=True)
+        text = alipay_sign.string_to_sign(params, False)
+        if not alipay_sign.rsa2_verify(self.app_public_key, text, params["sign"]):
+            raise invalid_signature("网关生成的验签字符串为: " + text)
+        charset = params.get("charset", "utf-8").lower()
+        if charset not in ("utf-8", "utf8"):
+            raise GatewayError("40002", "Invalid Arguments", "isv.invalid-charset",
+                               "charset must be utf-8", envelope=True)
+        if not TIME_RE.match(params.get("timestamp", "")):
+            raise GatewayError("40002", "Invalid Arguments", "isv.invalid-timestamp",
+                               "timestamp must be yyyy-MM-dd HH:mm:ss", envelope=True)
+        if params.get("version") != "1.0":
+            raise GatewayError("40002", "Invalid Arguments", "isv.invalid-version",
+                               "version must be 1.0", envelope=True)
+        for key in ("notify_url", "return_url"):
+            value = params.get(key)
+            if value and not re.match(r"https?://[^/\s]+", value):
+                raise GatewayError("40002", "Invalid Arguments", "isv.invalid-parameter",
+                                   "%s must be an http(s) URL" % key, envelope=True)
+
+    @staticmethod
+    def _biz(params):
+        raw = params.get("biz_content")
+        if not raw:
+            raise GatewayError("40002", "Invalid Arguments", "isv.missing-biz-content",
+                               "缺少biz_content参数", envelope=True)
+        try:
+            biz = json.loads(raw)
+        except ValueError:
+            biz = None
+        if not isinstance(biz, dict):
+            raise GatewayError("40002", "Invalid Arguments", "isv.invalid-biz-content",
+                               "biz_content is not a JSON object", envelope=True)
+        return biz
+
+    @staticmethod
+    def _order_fields(biz, method):
+        out_trade_no = biz.get("out_trade_no")
+        if not isinstance(out_trade_no, str) or not OUT_TRADE_NO_RE.match(out_trade_no):
+            raise invalid_param("out_trade_no must be 1..64 letters, digits or _")
+        fen = amount_to_fen(biz.get("total_amount"))
+        if fen is None:
+            raise invalid_param("total_amount must be a string like 99.00 in 0.01..100000000.00")
+        subject = biz.get("subject")
+        if not isinstance(subject, str) or not subject or len(subject) > 256:
+            raise invalid_param("subject is required (at most 256 characters)")
+        want = PAGE_METHODS.get(method)
+        if want and biz.get("product_code") != want:
+            raise invalid_param("product_code must be %s for %s" % (want, method))
+        expire = biz.get("time_expire")
+        if expire is not None:
+            deadline = parse_beijing(expire)
+            if deadline is None:
+                raise invalid_param("time_expire must be yyyy-MM-dd HH:mm:ss (Beijing time)")
+            if deadline <= beijing_now():
+                raise biz_error("ACQ.TRADE_HAS_CLOSE", "time_expire %s is in the past" % expire)
+        for key in ("body", "passback_params"):
+            if key in biz and not isinstance(biz[key], str):
+                raise invalid_param("%s must be a string" % key)
+        return out_trade_no, fen, subject, expire
+
+    def _create_or_update(self, params, biz, method):
+        out_trade_no, fen, subject, expire = self._order_fields(biz, method)
+        with self.lock:
+            trade = self.trades.get(out_trade_no)
+            if trade is not None:
+                self._expire_if_due(trade)
+                if trade["total_fen"] != fen:
+                    raise biz_error("ACQ.CONTEXT_INCONSISTENT",
+                                    "交易信息被篡改: out_trade_no %s exists with amount %s"
+                                    % (out_trade_no, fen_to_amount(trade["total_fen"])))
+                if trade["status"] in PAID:
+                    raise biz_error("ACQ.TRADE_HAS_SUCCESS", "交易已被支付")
+                if trade["status"] == "TRADE_CLOSED":
+                    raise biz_error("ACQ.TRADE_HAS_CLOSE", "交易已经关闭")
+            else:
+                trade = self._new_trade(out_trade_no, fen, subject, method)
+                self.trades[out_trade_no] = trade
+            trade["subject"] = subject
+            trade["method"] = method if method in PAGE_METHODS else trade["method"]
+            if expire is not None:
+                trade["time_expire"] = expire
+            for key in ("body", "passback_params"):
+                if key in biz:
+                    trade[key] = biz[key]
+            if params.get("notify_url"):
+                trade["notify_url"] = params["notify_url"]
+            if params.get("return_url"):
+                trade["return_url"] = params["return_url"]
+        return trade
+
+    def gateway(self, req):
+        try:
+            params = self._merged_params(req)
+        except GatewayError as err:
+            return self._error_envelope(err)
+        method = params.get("method", "")
+        if method in PAGE_METHODS:
+            return self._page_pay(params, method)
+        faults = self.app.faults.snapshot()
+        if faults["http_5xx"]:
+            return Response(502, "<html><body><h1>502 Bad Gateway</h1></body></html>",
+                            "text/html; charset=utf-8")
+        if faults["timeout"]:
+            self.app.stop_event.wait(30)
+        try:
+            self._check_common(params)
+            if method not in SERVER_METHODS:
+                raise GatewayError("40004", "Business Failed", "isv.invalid-method",
+                                   "不存在的方法名: %s" % method, envelope=True)
+            biz = self._biz(params)
+            handler = {
+                "alipay.trade.precreate": self._precreate,
+                "alipay.trade.query": self._query,
+                "alipay.trade.close": self._close,
+            }[method]
+            return self._server_reply(method, handler(params, biz))
+        except GatewayError as err:
+            if err.envelope:
+                return self._error_envelope(err)
+            return self._server_reply(method, err.fields())
+
+    def _precreate(self, params, biz):
+        trade = self._create_or_update(params, biz, "alipay.trade.precreate")
+        return {
+            "code": "10000", "msg": "Success",
+            "out_trade_no": trade["out_trade_no"],
+            "qr_code": "%s/qr/%s" % (self.http_base, urllib.parse.quote(trade["out_trade_no"])),
+        }
+
+    def _find(self, biz):
+        out_trade_no = biz.get("out_trade_no")
+        trade_no = biz.get("trade_no")
+        if not out_trade_no and not trade_no:
+            raise invalid_param("out_trade_no or trade_no is required")
+        with self.lock:
+            trade = None
+            if out_trade_no:
+                trade = self.trades.get(out_trade_no)
+            elif trade_no:
+                trade = next((t for t in self.trades.values() if t["trade_no"] == trade_no),
+                             None)
+            if trade is not None and trade_no and trade["trade_no"] != trade_no:
+                trade = None
+            if trade is None:
+                raise biz_error("ACQ.TRADE_NOT_EXIST", "交易不存在")
+            self._expire_if_due(trade)
+            return trade
+
+    def _query(self, _params, biz):
+        trade = self._find(biz)
+        with self.lock:
+            amount = fen_to_amount(trade["total_fen"])
+            paid = trade["status"] in PAID
+            reply = {
+                "code": "10000", "msg": "Success",
+                "trade_no": trade["trade_no"],
+                "out_trade_no": trade["out_trade_no"],
+                "buyer_logon_id": trade["buyer_logon_id"] or "",
+                "trade_status": trade["status"],
+                "total_amount": amount,
+                "buyer_pay_amount": amount if paid else "0.00",
+                "point_amount": "0.00",
+                "invoice_amount": amount if paid else "0.00",
+                "receipt_amount": amount if paid else "0.00",
+            }
+            if paid:
+                reply["send_pay_date"] = trade["gmt_payment"]
+                reply["buyer_user_id"] = trade["buyer_id"]
+                reply["fund_bill_list"] = [{"amount": amount, "fund_channel": "ALIPAYACCOUNT"}]
+            if not reply["buyer_logon_id"]:
+                del reply["buyer_logon_id"]
+        return reply
+
+    def _close(self, _params, biz):
+        trade = self._find(biz)
+        with self.lock:
+            if trade["status"] in PAID:
+                raise biz_error("ACQ.TRADE_STATUS_ERROR", "交易状态不合法")
+            if trade["status"] == "WAIT_BUYER_PAY":
+                trade["status"] = "TRADE_CLOSED"
+                trade["gmt_close"] = beijing_str()
+            return {"code": "10000", "msg": "Success", "trade_no": trade["trade_no"],
+                    "out_trade_no": trade["out_trade_no"]}
+
+    # ------------------------------------------------------------------
+    # browser pages
+
+    @staticmethod
+    def _error_page(err, status=400):
+        inner = ("<p>The payment request was refused.</p>\n"
+                 "<p>code: <span id=\"error-code\">%s</span></p>\n"
+                 "<p>sub_code: <span id=\"error-sub-code\">%s</span></p>\n"
+                 "<p id=\"error-message\">%s</p>" % (
+                     html.escape(err.code), html.escape(err.sub_code),
+                     html.escape(err.sub_msg)))
+        return html_response(page("Alipay sandbox: error", inner), status)
+
+    @staticmethod
+    def _pay_form(trade, heading):
+        return ("<p>%s</p>\n"
+                "<p>Merchant order: <span id=\"out-trade-no\">%s</span></p>\n"
+                "<p>Subject: <span id=\"subject\">%s</span></p>\n"
+                "<p>Amount: &yen;<span id=\"total-amount\">%s</span></p>\n"
+                "<p>Status: <span id=\"trade-status\">%s</span></p>\n"
+                "<form method=\"post\" action=\"/cashier/pay\">\n"
+                "<input type=\"hidden\" name=\"out_trade_no\" value=\"%s\">\n"
+                "<button type=\"submit\" id=\"pay-button\">Pay</button>\n"
+                "</form>" % (
+                    html.escape(heading), html.escape(trade["out_trade_no"]),
+                    html.escape(trade["subject"]), fen_to_amount(trade["total_fen"]),
+                    html.escape(trade["status"]), html.escape(trade["out_trade_no"], quote=True)))
+
+    def _page_pay(self, params, method):
+        try:
+            self._check_common(params)
+            biz = self._biz(params)
+            trade = self._create_or_update(params, biz, method)
+        except GatewayError as err:
+            return self._error_page(err)
+        heading = "Alipay sandbox cashier (%s)" % (
+            "mobile" if method == "alipay.trade.wap.pay" else "desktop")
+        return html_response(page("Alipay sandbox cashier", self._pay_form(trade, heading)))
+
+    def qr_page(self, req):
+        out_trade_no = urllib.parse.unquote(req.match.group(1))
+        with self.lock:
+            trade = self.trades.get(out_trade_no)
+            if trade is not None:
+                self._expire_if_due(trade)
+        if trade is None:
+            return self._error_page(biz_error("ACQ.TRADE_NOT_EXIST", "交易不存在"), 404)
+        return html_response(page("Alipay sandbox: scanned QR code",
+                                  self._pay_form(trade, "The phone scanned the QR code.")))
+
+    def cashier_pay(self, req):
+        form = dict(req.form_pairs())
+        out_trade_no = form.get("out_trade_no", "")
+        with self.lock:
+            trade = self.trades.get(out_trade_no)
+        if trade is None:
+            return self._error_page(biz_error("ACQ.TRADE_NOT_EXIST", "交易不存在"), 404)
+        error = self._pay(trade)
+        if error:
+            return self._error_page(biz_error("ACQ.TRADE_STATUS_ERROR", error), 409)
+        thread = self.notify_async(trade, "TRADE_SUCCESS")
+        if thread is not None:
+            # Let the first notification attempt land before the browser returns.
+            thread.join(ATTEMPT_TIMEOUT + 1)
+        url = self.return_url_signed(trade)
+        if url:
+            return redirect(url)
+        return html_response(page("Alipay sandbox: paid", (
+            "<p id=\"paid\">Paid <span id=\"total-amount\">%s</span> for "
+            "<span id=\"out-trade-no\">%s</span>, trade_no "
+            "<span id=\"trade-no\">%s</span>.</p>" % (
+                fen_to_amount(trade["total_fen"]), html.escape(trade["out_trade_no"]),
+                html.escape(trade["trade_no"])))))
+
+    # ------------------------------------------------------------------
+    # control API
+
+    def _ctl_trade_or_404(self, out_trade_no):
+        with self.lock:
+            trade = self.trades.get(out_trade_no)
+        if trade is None:
+            return None, json_response({"error": "unknown out_trade_no",
+                                        "out_trade_no": out_trade_no}, 404)
+        return trade, None
+
+    def ctl_trades(self, _req):
+        with self.lock:
+            trades = list(self.trades.values())
+        return json_response([self._trade_json(t) for t in trades])
+
+    def ctl_trade(self, req):
+        trade, missing = self._ctl_trade_or_404(urllib.parse.unquote(req.match.group(1)))
+        return missing or json_response(self._trade_json(trade))
+
+    def ctl_pay(self, req):
+        body = req.json()
+        trade, missing = self._ctl_trade_or_404(str(body.get("out_trade_no", "")))
+        if missing:
+            return missing
+        error = self._pay(trade)
+        if error:
+            return json_response({"error": error, "trade": self._trade_json(trade)}, 409)
+        thread = self.notify_async(trade, "TRADE_SUCCESS")
+        if thread is not None:
+            thread.join(ATTEMPT_TIMEOUT + 1)
+        result = self._trade_json(trade)
+        result["return_url_signed"] = self.return_url_signed(trade)
+        return json_response(result)
+
+    def ctl_notify(self, req):
+        body = req.json()
+        out_trade_no = body.get("out_trade_no")
+        overrides = body.get("overrides") or {}
+        if not isinstance(overrides, dict):
+            raise BadRequest("overrides must be an object")
+        how = body.get("sign", True)
+        if how not in (True, False, "bad"):
+            raise BadRequest('sign must be true, false or "bad"')
+        with self.lock:
+            trade = self.trades.get(out_trade_no) if out_trade_no else None
+        url = body.get("notify_url") or (trade and trade["notify_url"])
+        if not url:
+            raise BadRequest("no notify_url: the trade has none and the request gives none")
+        notify_id = overrides.get("notify_id") or (
+            uuid.uuid4().hex + "%04d" % random.randrange(10000))
+        if trade is not None:
+            status = body.get("trade_status") or trade["status"]
+            fields = self.notify_fields(trade, status, notify_id)
+        else:
+            if not overrides:
+                raise BadRequest("unknown out_trade_no and no overrides to build the form from")
+            status = body.get("trade_status") or overrides.get("trade_status") or ""
+            fields = {}
+        for key, value in overrides.items():
+            if value is None:
+                fields.pop(key, None)
+            else:
+                fields[key] = value if isinstance(value, str) else json.dumps(value)
+        form = self.sign_notification(fields, how)
+        note = self._new_notification(trade, status, url, "manual", fixed_form=form,
+                                      notify_id=notify_id)
+        outcome = self.attempt(trade, note, 0, retry=bool(body.get("retry", False)))
+        status_code, data, _acked = outcome[0]
+        return json_response({"http_status": status_code,
+                              "body": data.decode("utf-8", "replace"),
+                              "acked": note["acked"],
+                              "notify_id": note["notify_id"],
+                              "error": note["attempts"][-1].get("error"),
+                              "form": form})
+
+    def ctl_sign(self, req):
+        body = req.json()
+        params = body.get("params")
+        if not isinstance(params, dict):
+            raise BadRequest("params must be an object")
+        params = {k: (v if isinstance(v, str) or v is None else json.dumps(v))
+                  for k, v in params.items()}
+        text = alipay_sign.string_to_sign(params, bool(body.get("drop_sign_type", True)))
+        return json_response({"string_to_sign": text, "sign": self._sign(text)})

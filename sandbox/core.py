@@ -1,0 +1,524 @@
+"""Provider-independent parts of the sandbox: HTTP(S) serving, routing,
+fault switches, outbound notification delivery, key and certificate set-up.
+
+A provider module (alipay_gw.py; WeChat later) is an object with
+``routes()`` -> list of (methods, regex, handler) and ``reset()``.
+Handlers take a Request and return a Response.
+"""
+
+import datetime
+import html
+import ipaddress
+import json
+import os
+import re
+import ssl
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+BEIJING = datetime.timezone(datetime.timedelta(hours=8))
+MAX_BODY = 1 << 20
+
+
+def beijing_now():
+    return datetime.datetime.now(BEIJING)
+
+
+def beijing_str(moment=None):
+    return (moment or beijing_now()).strftime("%Y-%m-%d %H:%M:%S")
+
+
+_log_lock = threading.Lock()
+
+
+def log(line):
+    stamp = beijing_now().strftime("%H:%M:%S.%f")[:-3]
+    with _log_lock:
+        sys.stderr.write("[sandbox %s] %s\n" % (stamp, line))
+        sys.stderr.flush()
+
+
+# --------------------------------------------------------------------------
+# Requests and responses
+
+
+class BadRequest(Exception):
+    pass
+
+
+class Request:
+    def __init__(self, method, target, headers, body, scheme, client):
+        self.method = method
+        self.target = target
+        parts = urllib.parse.urlsplit(target)
+        self.path = parts.path
+        self.raw_query = parts.query
+        self.headers = headers
+        self.body = body
+        self.scheme = scheme
+        self.client = client
+        self.match = None
+
+    def query_pairs(self):
+        return parse_form(self.raw_query)
+
+    def form_pairs(self):
+        ctype = (self.headers.get("Content-Type") or "").lower()
+        if not self.body:
+            return []
+        if ctype.startswith("application/x-www-form-urlencoded") or not ctype:
+            return parse_form(self.body.decode("utf-8"))
+        return []
+
+    def json(self):
+        if not self.body:
+            return {}
+        try:
+            value = json.loads(self.body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise BadRequest("body is not JSON: %s" % exc)
+        if not isinstance(value, dict):
+            raise BadRequest("body must be a JSON object")
+        return value
+
+
+def parse_form(text):
+    try:
+        return urllib.parse.parse_qsl(text, keep_blank_values=True,
+                                      encoding="utf-8", errors="strict")
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadRequest("bad form encoding: %s" % exc)
+
+
+class Response:
+    def __init__(self, status=200, body=b"", content_type="text/plain; charset=utf-8",
+                 headers=None):
+        self.status = status
+        self.body = body.encode("utf-8") if isinstance(body, str) else body
+        self.headers = [("Content-Type", content_type)]
+        for item in headers or []:
+            self.headers.append(item)
+
+
+def json_response(value, status=200):
+    return Response(status, json.dumps(value, ensure_ascii=False, indent=1),
+                    "application/json; charset=utf-8")
+
+
+def html_response(body, status=200):
+    return Response(status, body, "text/html; charset=utf-8")
+
+
+def redirect(location):
+    return Response(302, "", "text/plain; charset=utf-8", [("Location", location)])
+
+
+def page(title, inner):
+    return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+            "<title>%s</title></head><body>\n<h1>%s</h1>\n%s\n</body></html>\n"
+            % (html.escape(title), html.escape(title), inner))
+
+
+# --------------------------------------------------------------------------
+# Fault switches (shared by every provider)
+
+FAULT_DEFAULTS = {
+    "drop_notify": False,     # notification attempts are not delivered
+    "duplicate": 1,           # copies sent concurrently per attempt
+    "wrong_amount": False,    # signed notifications carry amount + 1 fen
+    "bad_signature": False,   # notifications carry a corrupted signature
+    "delay_ms": 0,            # wait before each notification attempt
+    "http_5xx": False,        # server calls answer 502
+    "timeout": False,         # server calls hang 30 s before being served
+}
+
+
+class Faults:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._values = dict(FAULT_DEFAULTS)
+
+    def snapshot(self):
+        with self._lock:
+            return dict(self._values)
+
+    def update(self, changes):
+        clean = {}
+        for key, value in changes.items():
+            if key not in FAULT_DEFAULTS:
+                raise BadRequest("unknown fault %r" % key)
+            default = FAULT_DEFAULTS[key]
+            if isinstance(default, bool):
+                if not isinstance(value, bool):
+                    raise BadRequest("fault %s takes true/false" % key)
+            else:
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    raise BadRequest("fault %s takes a non-negative integer" % key)
+            clean[key] = value
+        if clean.get("duplicate") == 0:
+            clean["duplicate"] = 1
+        with self._lock:
+            self._values.update(clean)
+            return dict(self._values)
+
+    def reset(self):
+        with self._lock:
+            self._values = dict(FAULT_DEFAULTS)
+
+
+# --------------------------------------------------------------------------
+# Outbound notifications
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_INSECURE = ssl.create_default_context()
+_INSECURE.check_hostname = False
+_INSECURE.verify_mode = ssl.CERT_NONE
+_OPENER = urllib.request.build_opener(
+    _NoRedirect, urllib.request.HTTPSHandler(context=_INSECURE),
+    urllib.request.ProxyHandler({}))
+
+
+def post(url, body, content_type, timeout=10.0):
+    """POST body; returns (status or None, body bytes, error text or None).
+
+    Redirects are not followed; HTTPS certificates are not checked (the
+    merchant side runs on loopback with its own test certificates)."""
+    req = urllib.request.Request(url, data=body, method="POST", headers={
+        "Content-Type": content_type,
+        "User-Agent": "Mozilla/4.0 (paygate provider sandbox)",
+        "Connection": "close",
+    })
+    try:
+        with _OPENER.open(req, timeout=timeout) as resp:
+            return resp.status, resp.read(65536), None
+    except urllib.error.HTTPError as exc:
+        try:
+            data = exc.read(65536)
+        except Exception:  # noqa: BLE001 - body of an error reply is best effort
+            data = b""
+        return exc.code, data, None
+    except Exception as exc:  # noqa: BLE001 - every transport error is an attempt result
+        return None, b"", "%s: %s" % (type(exc).__name__, exc)
+
+
+class Scheduler:
+    """Runs callables after a delay on daemon timers; reset() cancels all."""
+
+    def __init__(self, stop_event):
+        self._lock = threading.Lock()
+        self._timers = set()
+        self.generation = 0
+        self.stop_event = stop_event
+
+    def later(self, delay, func, *args):
+        generation = self.generation
+
+        def run():
+            with self._lock:
+                self._timers.discard(timer)
+            if generation != self.generation or self.stop_event.is_set():
+                return
+            func(*args)
+
+        timer = threading.Timer(max(0.0, delay), run)
+        timer.daemon = True
+        with self._lock:
+            self._timers.add(timer)
+        timer.start()
+        return timer
+
+    def now(self, func, *args):
+        thread = threading.Thread(target=func, args=args, daemon=True)
+        thread.start()
+        return thread
+
+    def reset(self):
+        with self._lock:
+            self.generation += 1
+            timers, self._timers = self._timers, set()
+        for timer in timers:
+            timer.cancel()
+
+
+# --------------------------------------------------------------------------
+# The application: routing over providers
+
+
+class App:
+    def __init__(self, config):
+        self.config = config
+        self.faults = Faults()
+        self.stop_event = threading.Event()
+        self.scheduler = Scheduler(self.stop_event)
+        self.providers = []
+        self._routes = []
+        self._add_routes(self, self.routes())
+
+    def add_provider(self, provider):
+        self.providers.append(provider)
+        self._add_routes(provider, provider.routes())
+
+    def _add_routes(self, _owner, routes):
+        for methods, pattern, handler in routes:
+            self._routes.append((set(methods.split("|")), re.compile(pattern + r"\Z"),
+                                 handler))
+
+    def routes(self):
+        return [
+            ("GET", r"/", self.index),
+            ("GET", r"/_sandbox/health", self.health),
+            ("GET|POST", r"/_sandbox/faults", self.faults_route),
+            ("POST", r"/_sandbox/reset", self.reset_route),
+        ]
+
+    def handle(self, req):
+        allowed = False
+        for methods, regex, handler in self._routes:
+            match = regex.match(req.path)
+            if not match:
+                continue
+            allowed = True
+            if req.method not in methods:
+                continue
+            req.match = match
+            try:
+                return handler(req)
+            except BadRequest as exc:
+                return json_response({"error": str(exc)}, 400)
+        if allowed:
+            return json_response({"error": "method not allowed"}, 405)
+        return json_response({"error": "not found", "path": req.path}, 404)
+
+    # core routes
+    def index(self, _req):
+        items = "".join("<li>%s</li>" % html.escape(type(p).__name__) for p in self.providers)
+        return html_response(page("Provider sandbox", "<ul>%s</ul>" % items))
+
+    def health(self, _req):
+        return json_response({"ok": True, "pid": os.getpid()})
+
+    def faults_route(self, req):
+        if req.method == "POST":
+            return json_response(self.faults.update(req.json()))
+        return json_response(self.faults.snapshot())
+
+    def reset_route(self, _req):
+        self.scheduler.reset()
+        self.faults.reset()
+        for provider in self.providers:
+            provider.reset()
+        return json_response({"ok": True})
+
+
+# --------------------------------------------------------------------------
+# HTTP(S) servers
+
+
+def make_handler(app, scheme):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "paygate-sandbox/1.0"
+        sys_version = ""
+        timeout = 120
+
+        def _serve(self):
+            started = time.monotonic()
+            length = self.headers.get("Content-Length")
+            body = b""
+            try:
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    body = self._read_chunked()
+                elif length:
+                    size = int(length)
+                    if size < 0 or size > MAX_BODY:
+                        raise BadRequest("body too large")
+                    body = self.rfile.read(size)
+                req = Request(self.command, self.path, self.headers, body, scheme,
+                              self.client_address[0])
+                resp = app.handle(req)
+            except BadRequest as exc:
+                resp = json_response({"error": str(exc)}, 400)
+            except Exception as exc:  # noqa: BLE001 - report, keep serving
+                log("internal error on %s %s: %r" % (self.command, self.path, exc))
+                resp = json_response({"error": "internal error: %r" % exc}, 500)
+            self.send_response(resp.status)
+            for name, value in resp.headers:
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(resp.body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(resp.body)
+            target = self.path if len(self.path) <= 160 else self.path[:157] + "..."
+            log("%s %s %s %s -> %d (%d bytes, %.3fs)" % (
+                scheme, self.client_address[0], self.command, target, resp.status,
+                len(resp.body), time.monotonic() - started))
+
+        def _read_chunked(self):
+            data = b""
+            while True:
+                line = self.rfile.readline(1024)
+                size = int(line.split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                        pass
+                    return data
+                data += self.rfile.read(size)
+                self.rfile.readline(16)
+                if len(data) > MAX_BODY:
+                    raise BadRequest("body too large")
+
+        do_GET = _serve
+        do_POST = _serve
+        do_HEAD = _serve
+
+        def log_request(self, code="-", size="-"):  # _serve writes the line
+            pass
+
+        def log_message(self, fmt, *args):  # only errors get here now
+            log("%s %s %s" % (scheme, self.client_address[0], fmt % args))
+
+    return Handler
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 64
+
+
+def start_servers(app, host, http_port, https_port, cert_file, key_file):
+    http_srv = Server((host, http_port), make_handler(app, "http"))
+    https_srv = Server((host, https_port), make_handler(app, "https"))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert_file, key_file)
+    # Handshakes happen lazily, in each connection's own thread.
+    https_srv.socket = ctx.wrap_socket(https_srv.socket, server_side=True,
+                                       do_handshake_on_connect=False)
+    threads = []
+    for srv in (http_srv, https_srv):
+        thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.2},
+                                  daemon=True)
+        thread.start()
+        threads.append(thread)
+    return [http_srv, https_srv], threads
+
+
+# --------------------------------------------------------------------------
+# Keys and certificates
+
+
+def _write_private(path, pem):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(pem)
+
+
+def _write_public(path, pem):
+    with open(path, "wb") as handle:
+        handle.write(pem)
+
+
+def new_rsa_key():
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def private_pem(key):
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def public_pem(key):
+    return key.public_key().public_bytes(serialization.Encoding.PEM,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def ensure_key_pair(private_path, public_path):
+    """Create a PKCS#8 private / SPKI public RSA pair unless both exist."""
+    if os.path.exists(private_path) and os.path.exists(public_path):
+        return
+    key = new_rsa_key()
+    _write_private(private_path, private_pem(key))
+    _write_public(public_path, public_pem(key))
+
+
+def ensure_tls(state_dir):
+    """CA (ca.pem, ca.key) and a server certificate for 127.0.0.1/localhost."""
+    ca_pem = os.path.join(state_dir, "ca.pem")
+    ca_key_path = os.path.join(state_dir, "ca.key")
+    srv_pem = os.path.join(state_dir, "server.pem")
+    srv_key_path = os.path.join(state_dir, "server.key")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    if not (os.path.exists(ca_pem) and os.path.exists(ca_key_path)):
+        ca_key = new_rsa_key()
+        name = x509.Name([
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "paygate sandbox"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "paygate sandbox test CA"),
+        ])
+        cert = (x509.CertificateBuilder()
+                .subject_name(name).issuer_name(name)
+                .public_key(ca_key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(days=1))
+                .not_valid_after(now + datetime.timedelta(days=3650))
+                .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+                .add_extension(x509.KeyUsage(
+                    digital_signature=False, content_commitment=False,
+                    key_encipherment=False, data_encipherment=False, key_agreement=False,
+                    key_cert_sign=True, crl_sign=True, encipher_only=False,
+                    decipher_only=False), critical=True)
+                .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()),
+                               critical=False)
+                .sign(ca_key, hashes.SHA256()))
+        _write_private(ca_key_path, private_pem(ca_key))
+        _write_public(ca_pem, cert.public_bytes(serialization.Encoding.PEM))
+        for stale in (srv_pem, srv_key_path):
+            if os.path.exists(stale):
+                os.unlink(stale)
+    if os.path.exists(srv_pem) and os.path.exists(srv_key_path):
+        return
+    with open(ca_key_path, "rb") as handle:
+        ca_key = serialization.load_pem_private_key(handle.read(), password=None)
+    with open(ca_pem, "rb") as handle:
+        ca_cert = x509.load_pem_x509_certificate(handle.read())
+    key = new_rsa_key()
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "paygate sandbox"),
+                x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+            .issuer_name(ca_cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=825))
+            .add_extension(x509.SubjectAlternativeName([
+                x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                x509.DNSName("localhost")]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(
+                digital_signature=True, content_commitment=False,
+                key_encipherment=True, data_encipherment=False, key_agreement=False,
+                key_cert_sign=False, crl_sign=False, encipher_only=False,
+                decipher_only=False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
+                           critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                ca_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    _write_private(srv_key_path, private_pem(key))
+    _write_public(srv_pem, cert.public_bytes(serialization.Encoding.PEM))

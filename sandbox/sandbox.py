@@ -1,0 +1,98 @@
+#!/usr/bin/python3
+"""paygate provider sandbox: simulates the Alipay gateway on loopback.
+
+Usage:
+  /usr/bin/python3 sandbox/sandbox.py --state-dir DIR --http-port P --https-port Q \
+      --app-id APPID --app-public-key FILE [--time-scale S] [--host 127.0.0.1]
+
+See sandbox/README.md for the routes and the control API.
+"""
+
+import argparse
+import os
+import signal
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+import core  # noqa: E402
+from alipay_gw import AlipayProvider  # noqa: E402
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description="paygate provider sandbox")
+    parser.add_argument("--state-dir", required=True)
+    parser.add_argument("--http-port", type=int, required=True)
+    parser.add_argument("--https-port", type=int, required=True)
+    parser.add_argument("--app-id", required=True, help="the merchant app's Alipay app_id")
+    parser.add_argument("--app-public-key", required=True,
+                        help="PEM file: the merchant app's public key (verifies requests)")
+    parser.add_argument("--time-scale", type=float, default=1.0,
+                        help="multiplies notification retry delays (default 1.0)")
+    parser.add_argument("--host", default="127.0.0.1")
+    args = parser.parse_args(argv)
+    if args.time_scale < 0:
+        parser.error("--time-scale must be >= 0")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    state = os.path.abspath(args.state_dir)
+    os.makedirs(state, exist_ok=True)
+    ready = os.path.join(state, "ready")
+    if os.path.exists(ready):
+        os.unlink(ready)
+
+    alipay_private = os.path.join(state, "alipay_private_key.pem")
+    alipay_public = os.path.join(state, "alipay_public_key.pem")
+    core.ensure_key_pair(alipay_private, alipay_public)
+    core.ensure_tls(state)
+    with open(args.app_public_key, "rb") as handle:
+        app_public = handle.read()
+    with open(alipay_private, "rb") as handle:
+        alipay_private_pem = handle.read()
+    with open(alipay_public, "rb") as handle:
+        alipay_public_pem = handle.read()
+
+    public_host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
+    app = core.App(vars(args))
+    app.add_provider(AlipayProvider(
+        app, args.app_id, app_public, alipay_private_pem, alipay_public_pem,
+        args.time_scale, "http://%s:%d" % (public_host, args.http_port)))
+
+    def stop(signum, _frame):
+        core.log("signal %d: shutting down" % signum)
+        app.stop_event.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+    servers, _threads = core.start_servers(
+        app, args.host, args.http_port, args.https_port,
+        os.path.join(state, "server.pem"), os.path.join(state, "server.key"))
+    tmp = ready + ".tmp"
+    with open(tmp, "w") as handle:
+        handle.write("%d\n" % os.getpid())
+    os.replace(tmp, ready)
+    core.log("listening on http://%s:%d and https://%s:%d (state %s, pid %d)" % (
+        args.host, args.http_port, args.host, args.https_port, state, os.getpid()))
+
+    while not app.stop_event.wait(1.0):
+        pass
+    app.scheduler.reset()
+    for srv in servers:
+        srv.shutdown()
+        srv.server_close()
+    try:
+        os.unlink(ready)
+    except FileNotFoundError:
+        pass
+    core.log("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
