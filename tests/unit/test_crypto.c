@@ -325,6 +325,18 @@ static void test_crypto_private_parser_refuses_public_key(void **state)
     buf_free(&text);
 }
 
+static void test_crypto_parsers_refuse_non_rsa_keys(void **state)
+{
+    (void)state;
+    buf_t text;
+    read_fixture(KEYS "ec_private.pem", &text);
+    assert_parse_fails(true, text.data, "not an RSA key");
+    buf_free(&text);
+    read_fixture(KEYS "ec_public.pem", &text);
+    assert_parse_fails(false, text.data, "not an RSA key");
+    buf_free(&text);
+}
+
 static void test_crypto_load_missing_file_names_the_path(void **state)
 {
     (void)state;
@@ -554,6 +566,7 @@ int main(void)
         cmocka_unit_test(test_crypto_parse_errors_give_a_reason),
         cmocka_unit_test(test_crypto_public_parser_refuses_private_key),
         cmocka_unit_test(test_crypto_private_parser_refuses_public_key),
+        cmocka_unit_test(test_crypto_parsers_refuse_non_rsa_keys),
         cmocka_unit_test(test_crypto_load_missing_file_names_the_path),
         cmocka_unit_test(test_crypto_parse_accepts_null_err_buffer),
         cmocka_unit_test(test_crypto_md5_wechat_documented_vector),
