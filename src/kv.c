@@ -1,7 +1,7 @@
 /* kv: ordered key/value list in an arena, and the strict form decoder.
  * Strictness matters here: these strings feed signature checks, so anything
- * a lenient decoder would guess at (a stray '%', a NUL smuggled as %00, a
- * double-decoded "%2541") is refused instead. */
+ * a lenient decoder would guess at (a stray '%', a NUL smuggled as %00) is
+ * refused, and decoding happens exactly once ("%2541" is "%41", never "A"). */
 #include "kv.h"
 
 #include <stdint.h>
