@@ -31,7 +31,12 @@ typedef struct db_val {
 } db_val_t;
 
 #define DB_NULL          ((db_val_t){ .type = DB_T_NULL })
-#define DB_S(str)        ((db_val_t){ .type = (str) ? DB_T_STR : DB_T_NULL, .s = (str) })
+static inline db_val_t db_val_str(const char *s)
+{
+    db_val_t v = { .type = s ? DB_T_STR : DB_T_NULL, .s = s };
+    return v;
+}
+#define DB_S(str)        db_val_str(str)
 #define DB_I(num)        ((db_val_t){ .type = DB_T_I64, .i = (num) })
 #define DB_B(ptr, n)     ((db_val_t){ .type = DB_T_BLOB, .s = (ptr), .len = (n) })
 

@@ -1,0 +1,362 @@
+/* routes: the endpoints of SPEC §4. Handlers parse, call a use case and
+ * shape the reply; the rules live in src/. */
+#include "routes.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "checkout.h"
+#include "crypto.h"
+#include "log.h"
+#include "money.h"
+#include "notify.h"
+#include "router.h"
+#include "store.h"
+
+enum { R_HEALTHZ, R_CHECKOUT, R_NOTIFY_ALIPAY, R_RETURN_ALIPAY, R_ORDER, R_SHOP };
+
+static const route_t ROUTES[] = {
+    { "GET", "/healthz", R_HEALTHZ },
+    { "GET|POST", "/checkout", R_CHECKOUT },
+    { "POST", "/notify/alipay", R_NOTIFY_ALIPAY },
+    { "GET", "/return/alipay", R_RETURN_ALIPAY },
+    { "GET", "/orders/*", R_ORDER },
+    { "GET", "/shop", R_SHOP },
+};
+
+static bool bearer_ok(const pg_app_t *app, const http_request_t *req)
+{
+    const char *token = http_bearer_token(req);
+    return token && crypto_ct_streq(token, app->cfg->server.api_key);
+}
+
+static void handle_healthz(pg_app_t *app, http_response_t *res)
+{
+    if (db_ping(app->db) != PG_OK) {
+        http_reply_json_error(res, 503, "database_unavailable", "the database does not answer");
+        return;
+    }
+    res->content_type = "application/json";
+    buf_puts(&res->body, "{\"status\":\"ok\"}\n");
+}
+
+static int checkout_status(const checkout_result_t *r, pg_err rc)
+{
+    if (rc == PG_OK)
+        return r->repeated ? 200 : 201;
+    if (r->error_code && !strcmp(r->error_code, "idempotency_conflict"))
+        return 409;
+    return app_http_status(rc);
+}
+
+static void checkout_error_page(http_response_t *res, int status, const char *message)
+{
+    http_html_begin(res, status, "Payment could not start");
+    buf_puts(&res->body, "<p>");
+    buf_append_html(&res->body, message);
+    buf_puts(&res->body, "</p>\n");
+    http_html_end(res);
+}
+
+static void checkout_qr_page(pg_app_t *app, const checkout_result_t *r, http_response_t *res)
+{
+    char yuan[MONEY_YUAN_BUFSZ];
+    money_format_yuan(r->order.amount_fen, yuan);
+    http_html_begin(res, 200, "Scan to pay");
+    buf_puts(&res->body, "<p>");
+    buf_append_html(&res->body, r->order.product_title);
+    buf_printf(&res->body, " &mdash; &yen;%s</p>\n<p>Scan this code with the Alipay app: <a id=\"qr-code\" href=\"", yuan);
+    buf_append_html(&res->body, r->pay_value);
+    buf_puts(&res->body, "\">");
+    buf_append_html(&res->body, r->pay_value);
+    buf_puts(&res->body, "</a></p>\n<p>Order <code>");
+    buf_append_html(&res->body, r->order.order_no);
+    buf_puts(&res->body, "</code>. <a href=\"");
+    buf_append_html(&res->body, app->cfg->server.base_url);
+    buf_puts(&res->body, "/orders/");
+    buf_append_html(&res->body, r->order.order_no);
+    buf_puts(&res->body, "\">Status</a></p>\n");
+    http_html_end(res);
+}
+
+static void handle_checkout(pg_app_t *app, arena_t *a, http_request_t *req, http_response_t *res)
+{
+    kv_list_t fields;
+    checkout_request_t creq;
+    checkout_result_t cres;
+    const char *code = NULL;
+    buf_t msg;
+    bool browser = false;
+    pg_err rc;
+    buf_init(&msg, a);
+    memset(&creq, 0, sizeof creq);
+    memset(&cres, 0, sizeof cres);
+    rc = http_request_fields(req, a, &fields);
+    if (rc != PG_OK) {
+        http_reply_json_error(res, 400, "invalid_request",
+                              rc == PG_ERR_UNSUPPORTED ? "send application/x-www-form-urlencoded or application/json"
+                                                       : "the request body or query is malformed");
+        return;
+    }
+    if (http_bearer_token(req)) {
+        if (!bearer_ok(app, req)) {
+            http_reply_json_error(res, 401, "unauthorized", "wrong API key");
+            return;
+        }
+    } else if (kv_get(&fields, "sig")) {
+        browser = true;
+        rc = checkout_verify_link(app->cfg->server.checkout_secret, &fields, time(NULL), &code, &msg);
+        if (rc != PG_OK) {
+            checkout_error_page(res, 403, msg.data);
+            res->status = 403;
+            buf_printf(&res->headers, "X-Paygate-Error: %s\r\n", code);
+            return;
+        }
+    } else {
+        http_reply_json_error(res, 401, "unauthorized", "send Authorization: Bearer <api_key> or a signed link");
+        return;
+    }
+    rc = checkout_request_from_fields(&fields, &creq, &code, &msg);
+    creq.user_agent = req->user_agent;
+    creq.client_ip = req->remote_addr;
+    if (rc == PG_OK)
+        rc = checkout_create(app, a, &creq, &cres, &msg);
+    else
+        cres.error_code = code;
+    if (rc != PG_OK) {
+        int status = checkout_status(&cres, rc);
+        const char *ecode = cres.error_code ? cres.error_code : app_error_code(rc);
+        if (!cres.error_code)
+            log_msg(LOG_ERROR, "checkout failed: %s %s", pg_err_name(rc), msg.data);
+        if (browser) {
+            checkout_error_page(res, status, msg.len ? msg.data : ecode);
+            buf_printf(&res->headers, "X-Paygate-Error: %s\r\n", ecode);
+        } else {
+            http_reply_json_error(res, status, ecode, msg.len ? msg.data : ecode);
+        }
+        return;
+    }
+    res->log_order_no = cres.order.order_no;
+    res->log_payment_no = cres.order.payment_no;
+    if (browser) {
+        if (!strcmp(cres.pay_field, "pay_url"))
+            http_reply_redirect(res, cres.pay_value);
+        else
+            checkout_qr_page(app, &cres, res);
+        return;
+    }
+    res->status = checkout_status(&cres, PG_OK);
+    res->content_type = "application/json";
+    checkout_reply_json(&cres, &res->body);
+}
+
+static void handle_notify_alipay(pg_app_t *app, arena_t *a, http_request_t *req, http_response_t *res)
+{
+    notify_result_t nr;
+    notify_alipay(app, a, req->body, req->body_len, &nr);
+    res->log_order_no = nr.order_no;
+    res->log_payment_no = nr.payment_no;
+    /* Exactly "success" once committed; anything else makes Alipay retry. */
+    http_reply_text(res, 200, nr.ack ? "success" : "failure");
+}
+
+static void status_page(pg_app_t *app, const order_view_t *o, http_response_t *res)
+{
+    char yuan[MONEY_YUAN_BUFSZ];
+    money_format_yuan(o->amount_fen, yuan);
+    http_html_begin(res, 200, !strcmp(o->status, "PAID") ? "Payment received" : "Payment status");
+    buf_puts(&res->body, "<p>Order <code id=\"order-no\">");
+    buf_append_html(&res->body, o->order_no);
+    buf_puts(&res->body, "</code>: ");
+    buf_append_html(&res->body, o->product_title);
+    buf_printf(&res->body, ", &yen;%s.</p>\n<p>Status: <span class=\"status\" id=\"order-status\">", yuan);
+    buf_append_html(&res->body, o->status);
+    buf_puts(&res->body, "</span></p>\n");
+    if (strcmp(o->status, "PAID"))
+        buf_puts(&res->body, "<p>If you have just paid, the confirmation may take a moment: reload this page.</p>\n");
+    if (app->cfg->merchant.return_url && *app->cfg->merchant.return_url) {
+        buf_puts(&res->body, "<p><a class=\"button\" href=\"");
+        buf_append_html(&res->body, app->cfg->merchant.return_url);
+        buf_puts(&res->body, "\">Back to the shop</a></p>\n");
+    }
+    http_html_end(res);
+}
+
+/* The browser's way back from Alipay: verified, but only the database says
+ * whether the order is paid. */
+static void handle_return_alipay(pg_app_t *app, arena_t *a, http_request_t *req, http_response_t *res)
+{
+    const char *payment_no = NULL;
+    order_view_t o;
+    buf_t reason;
+    pg_err rc;
+    buf_init(&reason, a);
+    if (!app->cfg->alipay.enabled) {
+        checkout_error_page(res, 404, "Alipay is not enabled here.");
+        return;
+    }
+    rc = alipay_verify_return(&app->alipay, &req->query, &payment_no, &reason);
+    if (rc != PG_OK) {
+        log_msg(LOG_WARN, "alipay return rejected: %s", reason.data);
+        http_html_begin(res, 403, "Unverified return");
+        buf_puts(&res->body, "<p>This return link could not be verified.</p>\n");
+        http_html_end(res);
+        return;
+    }
+    rc = store_order_by_payment_no(app->db, a, payment_no, &o);
+    if (rc != PG_OK) {
+        checkout_error_page(res, rc == PG_ERR_NOT_FOUND ? 404 : 503,
+                            rc == PG_ERR_NOT_FOUND ? "No such payment." : "Please try again in a moment.");
+        return;
+    }
+    res->log_order_no = o.order_no;
+    res->log_payment_no = o.payment_no;
+    status_page(app, &o, res);
+}
+
+static bool order_no_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > 32)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
+            return false;
+    }
+    return true;
+}
+
+static void json_field_str(buf_t *b, const char *name, const char *value)
+{
+    buf_printf(b, ",\"%s\":", name);
+    if (value)
+        buf_append_json_string(b, value);
+    else
+        buf_puts(b, "null");
+}
+
+static void handle_order(pg_app_t *app, arena_t *a, http_request_t *req, const char *param,
+                         size_t param_len, http_response_t *res)
+{
+    order_view_t o;
+    char *order_no;
+    pg_err rc;
+    if (!order_no_ok(param, param_len)) {
+        http_reply_json_error(res, 404, "not_found", "no such order");
+        return;
+    }
+    order_no = arena_strndup(a, param, param_len);
+    rc = store_order_by_no(app->db, a, order_no, &o);
+    if (rc != PG_OK) {
+        http_reply_json_error(res, app_http_status(rc), rc == PG_ERR_NOT_FOUND ? "not_found" : app_error_code(rc),
+                              rc == PG_ERR_NOT_FOUND ? "no such order" : "try again later");
+        return;
+    }
+    res->log_order_no = o.order_no;
+    res->content_type = "application/json";
+    buf_puts(&res->body, "{\"order_no\":");
+    buf_append_json_string(&res->body, o.order_no);
+    json_field_str(&res->body, "status", o.status);
+    buf_printf(&res->body, ",\"amount_fen\":%lld,\"refunded_fen\":%lld", (long long)o.amount_fen,
+               (long long)o.refunded_fen);
+    json_field_str(&res->body, "channel", o.channel);
+    json_field_str(&res->body, "paid_at", o.paid_at);
+    if (bearer_ok(app, req)) {   /* the shop sees more than a polling browser */
+        json_field_str(&res->body, "user", o.user_ref);
+        json_field_str(&res->body, "product", o.product_sku);
+        json_field_str(&res->body, "payment_no", o.payment_no);
+        json_field_str(&res->body, "method", o.method);
+        json_field_str(&res->body, "payment_status", o.payment_status);
+        json_field_str(&res->body, "provider_trade_no", o.provider_trade_no);
+        json_field_str(&res->body, "created_at", o.created_at);
+    }
+    buf_puts(&res->body, "}\n");
+}
+
+static void shop_link(pg_app_t *app, buf_t *b, const char *sku, const char *user, const char *expires,
+                      const char *method, const char *label)
+{
+    char sig[65];
+    checkout_link_sig(app->cfg->server.checkout_secret, sku, user, expires, sig);
+    buf_puts(b, "<a class=\"button\" href=\"");
+    buf_append_html(b, app->cfg->server.base_url);
+    buf_puts(b, "/checkout?product=");
+    buf_append_urlencoded(b, sku);
+    buf_puts(b, "&amp;user=");
+    buf_append_urlencoded(b, user);
+    buf_printf(b, "&amp;expires=%s&amp;sig=%s&amp;channel=alipay&amp;method=%s\">%s</a>", expires, sig,
+               method, label);
+}
+
+/* The demo storefront: what a shop's own page would render. */
+static void handle_shop(pg_app_t *app, arena_t *a, http_request_t *req, http_response_t *res)
+{
+    const char *user = kv_get(&req->query, "user");
+    char expires[24];
+    db_result_t products;
+    pg_err rc;
+    if (!app->cfg->demo.storefront) {
+        http_reply_json_error(res, 404, "not_found", "no such page");
+        return;
+    }
+    if (!user || !*user || strlen(user) > 64 || strspn(user, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.@-") != strlen(user))
+        user = "demo-buyer";
+    rc = store_product_list(app->db, a, true, &products);
+    if (rc != PG_OK) {
+        checkout_error_page(res, 503, "The catalogue is not available right now.");
+        return;
+    }
+    snprintf(expires, sizeof expires, "%lld", (long long)time(NULL) + 3600);
+    http_html_begin(res, 200, "Demo shop");
+    buf_puts(&res->body, "<p>Buying as <code>");
+    buf_append_html(&res->body, user);
+    buf_puts(&res->body, "</code>. Payments go to the provider sandbox: no real money moves.</p>\n<table>\n"
+                         "<tr><th>Course</th><th>Price</th><th>Pay with Alipay</th></tr>\n");
+    for (size_t i = 0; i < products.rows; i++) {
+        char yuan[MONEY_YUAN_BUFSZ];
+        const char *sku = db_cell(&products, i, "sku");
+        money_format_yuan(db_cell_i64(&products, i, "price_fen"), yuan);
+        buf_puts(&res->body, "<tr><td>");
+        buf_append_html(&res->body, db_cell(&products, i, "title"));
+        buf_printf(&res->body, "</td><td>&yen;%s</td><td>", yuan);
+        shop_link(app, &res->body, sku, user, expires, "page", "PC");
+        shop_link(app, &res->body, sku, user, expires, "wap", "Mobile");
+        shop_link(app, &res->body, sku, user, expires, "qr", "QR code");
+        buf_puts(&res->body, "</td></tr>\n");
+    }
+    buf_puts(&res->body, "</table>\n");
+    http_html_end(res);
+}
+
+void routes_handle(pg_app_t *app, arena_t *a, http_request_t *req, http_response_t *res)
+{
+    route_match_t m;
+    pg_err rc = http_request_route_path(req, a, app->cfg->server.base_path);
+    if (rc == PG_ERR_NOT_FOUND) {
+        http_reply_json_error(res, 404, "not_found", "no such endpoint");
+        return;
+    }
+    if (rc != PG_OK) {
+        http_reply_json_error(res, 400, "invalid_request", "the query string is malformed");
+        return;
+    }
+    router_match(ROUTES, sizeof ROUTES / sizeof ROUTES[0], req->method, req->path, &m);
+    if (m.id < 0) {
+        http_reply_json_error(res, 404, "not_found", "no such endpoint");
+        return;
+    }
+    if (!m.method_allowed) {
+        http_reply_json_error(res, 405, "method_not_allowed", "method not allowed here");
+        return;
+    }
+    switch (m.id) {
+    case R_HEALTHZ: handle_healthz(app, res); break;
+    case R_CHECKOUT: handle_checkout(app, a, req, res); break;
+    case R_NOTIFY_ALIPAY: handle_notify_alipay(app, a, req, res); break;
+    case R_RETURN_ALIPAY: handle_return_alipay(app, a, req, res); break;
+    case R_ORDER: handle_order(app, a, req, m.param, m.param_len, res); break;
+    case R_SHOP: handle_shop(app, a, req, res); break;
+    default: http_reply_json_error(res, 404, "not_found", "no such endpoint"); break;
+    }
+}

@@ -1,0 +1,31 @@
+/* app: what a paygate process holds for its whole life — the config, the
+ * database connection and the configured channels. Both programs (the
+ * FastCGI executable and paygatectl) open one. */
+#ifndef APP_H
+#define APP_H
+#include <stdbool.h>
+#include "alipay.h"
+#include "buf.h"
+#include "config.h"
+#include "db.h"
+#include "pg_err.h"
+
+typedef struct pg_app {
+    pg_config_t *cfg;
+    db_t *db;
+    alipay_client_t alipay;     /* valid when cfg->alipay.enabled */
+    char *alipay_notify_url;
+    char *alipay_return_url;
+} pg_app_t;
+
+/* Loads and validates the config, opens the log and connects to the
+ * database. A database that is down is not fatal (db_ping reconnects);
+ * config problems are (PG_ERR_CONFIG, each problem a line in err). */
+pg_err app_open(const char *config_path, pg_app_t **out, buf_t *err);
+void   app_close(pg_app_t *app);
+
+/* The client-facing error of a pg_err: HTTP status and stable code. */
+int         app_http_status(pg_err e);
+const char *app_error_code(pg_err e);
+
+#endif

@@ -1,0 +1,42 @@
+/* notify: provider notifications. A channel adapter verifies the message
+ * and reduces it to a payment_event_t; notify_apply records it exactly once:
+ * one transaction locks the payment, checks the amount, moves the state
+ * (only from the expected state), stores the raw body with its outcome and
+ * commits. Only then may the caller acknowledge. */
+#ifndef NOTIFY_H
+#define NOTIFY_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "app.h"
+
+typedef enum { PAY_EVENT_WAITING, PAY_EVENT_PAID, PAY_EVENT_CLOSED, PAY_EVENT_REFUND } pay_event_kind_t;
+
+typedef struct payment_event {
+    const char *channel;
+    pay_event_kind_t kind;
+    const char *payment_no;
+    const char *notify_id;
+    const char *provider_trade_no;
+    const char *buyer_ref;
+    int64_t amount_fen;          /* what the provider says was paid */
+    const char *raw_body;
+    size_t raw_len;
+} payment_event_t;
+
+typedef struct notify_result {
+    bool ack;                    /* reply success to the provider */
+    const char *outcome;         /* notifications.outcome */
+    const char *detail;
+    const char *payment_no;
+    const char *order_no;
+} notify_result_t;
+
+/* PG_OK when recorded (res->ack tells what to answer); PG_ERR_DB when the
+ * database failed (answer failure: the provider retries). */
+pg_err notify_apply(pg_app_t *app, arena_t *a, const payment_event_t *ev, notify_result_t *res);
+
+/* POST /notify/alipay: body is the raw form. Always fills res. */
+void notify_alipay(pg_app_t *app, arena_t *a, const char *body, size_t len, notify_result_t *res);
+
+#endif

@@ -1,0 +1,113 @@
+/* store: the paygate tables (sql/) as functions. Every statement is a
+ * prepared statement through db.h; times are UTC; amounts int64 fen.
+ * Strings returned live in the caller's arena. */
+#ifndef STORE_H
+#define STORE_H
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+#include "arena.h"
+#include "db.h"
+#include "pg_err.h"
+
+typedef struct product {
+    int64_t id;
+    const char *sku;
+    const char *title;
+    int64_t price_fen;
+    const char *creator_id;     /* NULL when none */
+    bool active;
+} product_t;
+
+/* An order with its most recent payment (the one the buyer sees). */
+typedef struct order_view {
+    int64_t id;
+    const char *order_no;
+    const char *status;
+    const char *user_ref;
+    const char *request_hash;
+    int64_t product_id;
+    const char *product_sku;
+    const char *product_title;
+    int64_t amount_fen;
+    int64_t refunded_fen;
+    const char *created_at;     /* ISO 8601 UTC "2026-11-24T12:00:00Z" */
+    const char *paid_at;        /* NULL when unpaid */
+    const char *payment_no;     /* latest payment */
+    const char *channel;
+    const char *method;
+    const char *payment_status;
+    const char *pay_data;       /* what the checkout reply carried (JSON object text) */
+    const char *expires_at;     /* ISO 8601 */
+    const char *provider_trade_no;
+} order_view_t;
+
+typedef struct payment {
+    int64_t id;
+    int64_t order_id;
+    const char *payment_no;
+    const char *channel;
+    const char *method;
+    int64_t amount_fen;
+    const char *status;         /* CREATED | PAID | CLOSED */
+    const char *order_status;
+    const char *order_no;
+} payment_t;
+
+pg_err store_creator_add(db_t *db, const char *id, const char *name);
+pg_err store_creator_list(db_t *db, arena_t *a, db_result_t *out);
+pg_err store_product_add(db_t *db, const char *sku, const char *title, int64_t price_fen,
+                         const char *creator_id);
+pg_err store_product_list(db_t *db, arena_t *a, bool active_only, db_result_t *out);
+pg_err store_product_by_sku(db_t *db, arena_t *a, const char *sku, product_t *out);
+
+/* A new order with its first payment, in one transaction. PG_ERR_CONFLICT
+ * when request_id is already taken (the caller looks the order up). */
+typedef struct new_checkout {
+    const char *order_no;
+    const char *payment_no;
+    int64_t product_id;
+    const char *user_ref;
+    int64_t amount_fen;
+    const char *request_id;     /* may be NULL */
+    const char *request_hash;   /* may be NULL */
+    const char *channel;
+    const char *method;
+    const char *pay_data;       /* JSON object text */
+    time_t expires_at;
+} new_checkout_t;
+pg_err store_checkout_insert(db_t *db, const new_checkout_t *c);
+
+pg_err store_order_by_no(db_t *db, arena_t *a, const char *order_no, order_view_t *out);
+pg_err store_order_by_request_id(db_t *db, arena_t *a, const char *request_id, order_view_t *out);
+pg_err store_order_by_payment_no(db_t *db, arena_t *a, const char *payment_no, order_view_t *out);
+pg_err store_order_list(db_t *db, arena_t *a, const char *status, db_result_t *out);
+pg_err store_order_payments(db_t *db, arena_t *a, int64_t order_id, db_result_t *out);
+
+/* Inside a transaction: the payment row locked FOR UPDATE, with its order's
+ * status. PG_ERR_NOT_FOUND when there is none for that channel. */
+pg_err store_payment_lock(db_t *db, arena_t *a, const char *channel, const char *payment_no,
+                          payment_t *out);
+/* Conditional moves (they change nothing unless the row is in the expected
+ * state); *changed tells whether they did. */
+pg_err store_payment_mark_paid(db_t *db, int64_t payment_id, const char *provider_trade_no,
+                               const char *buyer_ref, bool *changed);
+pg_err store_payment_mark_closed(db_t *db, int64_t payment_id, bool *changed);
+pg_err store_order_mark_paid(db_t *db, int64_t order_id, bool *changed);
+
+typedef struct notification_rec {
+    const char *channel;
+    const char *kind;           /* "payment", "refund" */
+    const char *payment_no;
+    const char *notify_id;
+    const char *outcome;
+    const char *detail;
+    const char *raw_body;
+    size_t raw_len;
+} notification_rec_t;
+pg_err store_notification_add(db_t *db, const notification_rec_t *n);
+
+/* "2026-11-24 12:00:00" (UTC) for DATETIME parameters. */
+void store_format_datetime(time_t t, char out[20]);
+
+#endif

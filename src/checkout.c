@@ -1,0 +1,366 @@
+/* checkout: see include/checkout.h. */
+#include "checkout.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "crypto.h"
+#include "log.h"
+#include "money.h"
+
+#define ORDER_NO_LEN 24
+
+static bool chars_ok(const char *s, size_t max, const char *extra)
+{
+    size_t n = 0;
+    for (; s[n]; n++) {
+        char c = s[n];
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if (!alnum && !strchr(extra, c))
+            return false;
+    }
+    return n >= 1 && n <= max;
+}
+
+static const char *const CHECKOUT_FIELDS[] = { "product", "user", "channel", "method", "openid",
+                                              "request_id", "expires", "sig" };
+
+pg_err checkout_request_from_fields(const kv_list_t *fields, checkout_request_t *req,
+                                    const char **error_code, buf_t *msg)
+{
+    for (size_t i = 0; i < sizeof CHECKOUT_FIELDS / sizeof CHECKOUT_FIELDS[0]; i++) {
+        if (kv_count_key(fields, CHECKOUT_FIELDS[i]) > 1) {
+            *error_code = "invalid_field";
+            buf_printf(msg, "field '%s' given more than once", CHECKOUT_FIELDS[i]);
+            return PG_ERR_BAD_INPUT;
+        }
+    }
+    req->product = kv_get(fields, "product");
+    req->user = kv_get(fields, "user");
+    req->channel = kv_get(fields, "channel");
+    req->method = kv_get(fields, "method");
+    req->openid = kv_get(fields, "openid");
+    req->request_id = kv_get(fields, "request_id");
+    if (req->channel && !*req->channel)
+        req->channel = NULL;
+    if (req->method && !*req->method)
+        req->method = NULL;
+    if (req->openid && !*req->openid)
+        req->openid = NULL;
+    if (req->request_id && !*req->request_id)
+        req->request_id = NULL;
+    return PG_OK;
+}
+
+static pg_err fail(checkout_result_t *res, buf_t *msg, pg_err rc, const char *code, const char *text)
+{
+    res->error_code = code;
+    buf_puts(msg, text);
+    return rc;
+}
+
+static pg_err validate(const checkout_request_t *req, checkout_result_t *res, buf_t *msg)
+{
+    if (!req->product || !*req->product)
+        return fail(res, msg, PG_ERR_BAD_INPUT, "missing_field", "'product' is required");
+    if (!req->user || !*req->user)
+        return fail(res, msg, PG_ERR_BAD_INPUT, "missing_field", "'user' is required");
+    if (!chars_ok(req->product, 64, "_.-"))
+        return fail(res, msg, PG_ERR_BAD_INPUT, "invalid_field", "'product' must be a SKU of 1-64 of [A-Za-z0-9_.-]");
+    if (!chars_ok(req->user, 64, "_.@-"))
+        return fail(res, msg, PG_ERR_BAD_INPUT, "invalid_field", "'user' must be 1-64 of [A-Za-z0-9_.@-]");
+    if (req->request_id && !chars_ok(req->request_id, 64, "_.:-"))
+        return fail(res, msg, PG_ERR_BAD_INPUT, "invalid_field", "'request_id' must be 1-64 of [A-Za-z0-9_.:-]");
+    if (req->openid && !chars_ok(req->openid, 128, "_-"))
+        return fail(res, msg, PG_ERR_BAD_INPUT, "invalid_field", "'openid' must be 1-128 of [A-Za-z0-9_-]");
+    if (req->channel && strcmp(req->channel, "alipay") && strcmp(req->channel, "wechat") &&
+        strcmp(req->channel, "auto"))
+        return fail(res, msg, PG_ERR_BAD_INPUT, "invalid_field", "'channel' must be alipay, wechat or auto");
+    return PG_OK;
+}
+
+static bool ua_has(const char *ua, const char *needle)
+{
+    return ua && strstr(ua, needle) != NULL;
+}
+
+static bool ua_is_mobile(const char *ua)
+{
+    return ua_has(ua, "Mobile") || ua_has(ua, "Android") || ua_has(ua, "iPhone") || ua_has(ua, "iPad");
+}
+
+static bool method_of(const char *channel, const char *method)
+{
+    static const char *const alipay[] = { "page", "wap", "qr" };
+    static const char *const wechat[] = { "native", "jsapi", "mweb" };
+    const char *const *list = !strcmp(channel, "alipay") ? alipay : wechat;
+    for (int i = 0; i < 3; i++) {
+        if (!strcmp(list[i], method))
+            return true;
+    }
+    return false;
+}
+
+/* SPEC §4: channel auto and an absent method follow the User-Agent. */
+static pg_err choose_channel(pg_app_t *app, const checkout_request_t *req, const char **channel,
+                             const char **method, checkout_result_t *res, buf_t *msg)
+{
+    const char *ch = req->channel && strcmp(req->channel, "auto") ? req->channel : NULL;
+    const char *ua = req->user_agent;
+    bool in_wechat = ua_has(ua, "MicroMessenger");
+    if (!ch && req->method)
+        ch = method_of("alipay", req->method) ? "alipay" : method_of("wechat", req->method) ? "wechat" : NULL;
+    if (!ch && req->method)
+        return fail(res, msg, PG_ERR_UNSUPPORTED, "unsupported_method",
+                    "'method' must be page, wap or qr (alipay) or native, jsapi or mweb (wechat)");
+    if (!ch) {
+        bool wechat_first = in_wechat || !app->cfg->alipay.enabled;
+        ch = wechat_first && app->cfg->wechat.enabled ? "wechat" : "alipay";
+    }
+    if (!req->method) {
+        if (!strcmp(ch, "alipay"))
+            *method = ua_is_mobile(ua) ? "wap" : "page";
+        else
+            *method = in_wechat ? (req->openid ? "jsapi" : "native") : ua_is_mobile(ua) ? "mweb" : "native";
+    } else if (!method_of(ch, req->method)) {
+        buf_printf(msg, "method '%s' is not offered by channel %s", req->method, ch);
+        res->error_code = "unsupported_method";
+        return PG_ERR_UNSUPPORTED;
+    } else {
+        *method = req->method;
+    }
+    *channel = ch;
+    if (!strcmp(ch, "alipay") && !app->cfg->alipay.enabled)
+        return fail(res, msg, PG_ERR_UNSUPPORTED, "channel_disabled", "the alipay channel is not enabled");
+    if (!strcmp(ch, "wechat") && !app->cfg->wechat.enabled)
+        return fail(res, msg, PG_ERR_UNSUPPORTED, "channel_disabled", "the wechat channel is not enabled");
+    if (!strcmp(ch, "wechat"))
+        return fail(res, msg, PG_ERR_UNSUPPORTED, "channel_disabled",
+                    "WeChat Pay is not available in this build yet");
+    return PG_OK;
+}
+
+/* Identifies the request's meaning for idempotency: same key, same fields. */
+static void request_hash(const checkout_request_t *req, const char *channel, const char *method,
+                         char out[65])
+{
+    buf_t b;
+    buf_init(&b, NULL);
+    buf_printf(&b, "product=%s\nuser=%s\nchannel=%s\nmethod=%s\nopenid=%s", req->product, req->user,
+               channel, method, req->openid ? req->openid : "");
+    crypto_sha256_hex(b.data, b.len, out);
+    buf_free(&b);
+}
+
+static pg_err pay_data_read(arena_t *a, const char *pay_data, checkout_result_t *res)
+{
+    json_error_t jerr;
+    json_t *root = pay_data ? json_loads(pay_data, 0, &jerr) : NULL;
+    const char *key;
+    json_t *val;
+    if (!root)
+        return PG_ERR_INTERNAL;
+    json_object_foreach(root, key, val) {
+        if (json_is_string(val)) {
+            res->pay_field = arena_strdup(a, key);
+            res->pay_value = arena_strdup(a, json_string_value(val));
+            break;
+        }
+    }
+    json_decref(root);
+    return res->pay_value ? PG_OK : PG_ERR_INTERNAL;
+}
+
+static pg_err repeat_from_request_id(pg_app_t *app, arena_t *a, const char *request_id,
+                                     const char *hash, checkout_result_t *res, buf_t *msg)
+{
+    pg_err rc = store_order_by_request_id(app->db, a, request_id, &res->order);
+    if (rc != PG_OK)
+        return rc;
+    if (!res->order.request_hash || !crypto_ct_streq(res->order.request_hash, hash))
+        return fail(res, msg, PG_ERR_CONFLICT, "idempotency_conflict",
+                    "request_id was already used for a checkout with other fields");
+    res->repeated = true;
+    return pay_data_read(a, res->order.pay_data, res);
+}
+
+static pg_err alipay_start(pg_app_t *app, arena_t *a, const char *method, const alipay_trade_t *t,
+                           checkout_result_t *res, buf_t *msg)
+{
+    buf_t out;
+    pg_err rc;
+    buf_init(&out, a);
+    if (!strcmp(method, "qr")) {
+        char *qr = NULL;
+        rc = alipay_precreate(a, &app->alipay, t, &qr, msg);
+        res->pay_field = "qr_code";
+        res->pay_value = qr;
+    } else {
+        rc = alipay_build_pay_url(a, &app->alipay, !strcmp(method, "wap") ? ALIPAY_WAP : ALIPAY_PAGE, t, 0, &out);
+        res->pay_field = "pay_url";
+        res->pay_value = out.data;
+    }
+    if (rc != PG_OK && !res->error_code)
+        res->error_code = rc == PG_ERR_TIMEOUT ? "upstream_timeout" : "upstream_error";
+    return rc;
+}
+
+static char *pay_data_json(arena_t *a, const char *field, const char *value)
+{
+    buf_t b;
+    buf_init(&b, a);
+    buf_putc(&b, '{');
+    buf_append_json_string(&b, field);
+    buf_putc(&b, ':');
+    buf_append_json_string(&b, value);
+    buf_putc(&b, '}');
+    return b.failed ? NULL : b.data;
+}
+
+static pg_err new_numbers(char order_no[ORDER_NO_LEN + 1], char payment_no[ORDER_NO_LEN + 1])
+{
+    pg_err rc = crypto_random_alnum(order_no, ORDER_NO_LEN);
+    if (rc == PG_OK)
+        rc = crypto_random_alnum(payment_no, ORDER_NO_LEN);
+    return rc;
+}
+
+pg_err checkout_create(pg_app_t *app, arena_t *a, const checkout_request_t *req,
+                       checkout_result_t *res, buf_t *msg)
+{
+    const char *channel = NULL, *method = NULL;
+    char hash[65], order_no[ORDER_NO_LEN + 1], payment_no[ORDER_NO_LEN + 1];
+    product_t product;
+    new_checkout_t nc;
+    alipay_trade_t trade;
+    pg_err rc;
+    memset(res, 0, sizeof *res);
+    rc = validate(req, res, msg);
+    if (rc == PG_OK)
+        rc = choose_channel(app, req, &channel, &method, res, msg);
+    if (rc != PG_OK)
+        return rc;
+    request_hash(req, channel, method, hash);
+    if (req->request_id) {
+        rc = repeat_from_request_id(app, a, req->request_id, hash, res, msg);
+        if (rc != PG_ERR_NOT_FOUND)
+            return rc;
+    }
+    rc = store_product_by_sku(app->db, a, req->product, &product);
+    if (rc == PG_ERR_NOT_FOUND || (rc == PG_OK && !product.active))
+        return fail(res, msg, PG_ERR_BAD_INPUT, "unknown_product", "no such product");
+    if (rc != PG_OK)
+        return rc;
+    rc = new_numbers(order_no, payment_no);
+    if (rc != PG_OK)
+        return rc;
+    memset(&nc, 0, sizeof nc);
+    nc.amount_fen = product.price_fen;
+    if (app->cfg->fees.surcharge)
+        nc.amount_fen += money_fee_fen(product.price_fen, !strcmp(channel, "alipay")
+                                                              ? app->cfg->fees.alipay_rate_bp
+                                                              : app->cfg->fees.wechat_rate_bp);
+    nc.expires_at = time(NULL) + (time_t)app->cfg->server.order_ttl;
+    trade.out_trade_no = payment_no;
+    trade.amount_fen = nc.amount_fen;
+    trade.subject = product.title;
+    trade.expires_at = nc.expires_at;
+    trade.quit_url = app->cfg->merchant.return_url;
+    /* Ask the provider first: a failure there leaves nothing behind here. */
+    rc = alipay_start(app, a, method, &trade, res, msg);
+    if (rc != PG_OK)
+        return rc;
+    nc.order_no = order_no;
+    nc.payment_no = payment_no;
+    nc.product_id = product.id;
+    nc.user_ref = req->user;
+    nc.request_id = req->request_id;
+    nc.request_hash = hash;
+    nc.channel = channel;
+    nc.method = method;
+    nc.pay_data = pay_data_json(a, res->pay_field, res->pay_value);
+    if (!nc.pay_data)
+        return PG_ERR_NOMEM;
+    rc = store_checkout_insert(app->db, &nc);
+    if (rc == PG_ERR_CONFLICT && req->request_id) {   /* a concurrent twin won the race */
+        res->pay_field = res->pay_value = NULL;
+        return repeat_from_request_id(app, a, req->request_id, hash, res, msg);
+    }
+    if (rc != PG_OK)
+        return rc;
+    return store_order_by_no(app->db, a, order_no, &res->order);
+}
+
+void checkout_reply_json(const checkout_result_t *res, buf_t *out)
+{
+    char yuan[MONEY_YUAN_BUFSZ];
+    const order_view_t *o = &res->order;
+    money_format_yuan(o->amount_fen, yuan);
+    buf_puts(out, "{\"order_no\":");
+    buf_append_json_string(out, o->order_no);
+    buf_puts(out, ",\"payment_no\":");
+    buf_append_json_string(out, o->payment_no);
+    buf_puts(out, ",\"status\":");
+    buf_append_json_string(out, o->status);
+    buf_printf(out, ",\"amount_fen\":%lld,\"amount\":\"%s\",\"channel\":", (long long)o->amount_fen, yuan);
+    buf_append_json_string(out, o->channel);
+    buf_puts(out, ",\"method\":");
+    buf_append_json_string(out, o->method);
+    buf_puts(out, ",\"expires_at\":");
+    buf_append_json_string(out, o->expires_at);
+    buf_putc(out, ',');
+    buf_append_json_string(out, res->pay_field);
+    buf_putc(out, ':');
+    buf_append_json_string(out, res->pay_value);
+    buf_puts(out, "}\n");
+}
+
+void checkout_link_sig(const char *secret, const char *product, const char *user,
+                       const char *expires, char out[65])
+{
+    buf_t b;
+    buf_init(&b, NULL);
+    buf_printf(&b, "product=%s&user=%s&expires=%s", product, user, expires);
+    crypto_hmac_sha256_hex(secret, strlen(secret), b.data, b.len, false, out);
+    buf_free(&b);
+}
+
+static bool parse_unix_time(const char *s, time_t *out)
+{
+    long long v = 0;
+    if (!s || !*s || strlen(s) > 12)
+        return false;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        v = v * 10 + (*p - '0');
+    }
+    *out = (time_t)v;
+    return true;
+}
+
+pg_err checkout_verify_link(const char *secret, const kv_list_t *fields, time_t now,
+                            const char **error_code, buf_t *msg)
+{
+    const char *product = kv_get(fields, "product"), *user = kv_get(fields, "user");
+    const char *expires = kv_get(fields, "expires"), *sig = kv_get(fields, "sig");
+    char want[65];
+    time_t exp;
+    *error_code = "bad_signature";
+    if (!product || !user || !expires || !sig) {
+        buf_puts(msg, "a signed link needs product, user, expires and sig");
+        return PG_ERR_BAD_SIGNATURE;
+    }
+    checkout_link_sig(secret, product, user, expires, want);
+    if (!crypto_ct_streq(want, sig)) {
+        buf_puts(msg, "the link's signature does not match its fields");
+        return PG_ERR_BAD_SIGNATURE;
+    }
+    if (!parse_unix_time(expires, &exp) || exp < now) {
+        *error_code = "link_expired";
+        buf_puts(msg, "this payment link has expired; go back to the shop for a new one");
+        return PG_ERR_BAD_SIGNATURE;
+    }
+    return PG_OK;
+}

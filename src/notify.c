@@ -1,0 +1,205 @@
+/* notify: exactly-once recording of provider notifications. See include/notify.h. */
+#include "notify.h"
+
+#include <string.h>
+#include "alipay.h"
+#include "log.h"
+#include "store.h"
+
+typedef struct apply_ctx {
+    pg_app_t *app;
+    arena_t *a;
+    const payment_event_t *ev;
+    notify_result_t *res;
+} apply_ctx_t;
+
+static void set_outcome(notify_result_t *res, bool ack, const char *outcome, const char *detail)
+{
+    res->ack = ack;
+    res->outcome = outcome;
+    res->detail = detail;
+}
+
+static pg_err apply_paid(db_t *db, const payment_event_t *ev, const payment_t *p, notify_result_t *res)
+{
+    bool changed = false, order_changed = false;
+    pg_err rc;
+    if (!strcmp(p->status, "PAID")) {
+        set_outcome(res, true, "duplicate", "payment already recorded as paid");
+        return PG_OK;
+    }
+    rc = store_payment_mark_paid(db, p->id, ev->provider_trade_no, ev->buyer_ref, &changed);
+    if (rc == PG_OK && changed)
+        rc = store_order_mark_paid(db, p->order_id, &order_changed);
+    if (rc != PG_OK)
+        return rc;
+    if (!order_changed) {
+        /* The order was already paid by another payment, or closed: the money
+         * is recorded; refunding it automatically comes with refunds. */
+        log_msg(LOG_WARN, "payment %s paid while its order %s is %s: needs a refund",
+                p->payment_no, p->order_no, p->order_status);
+        set_outcome(res, true, "accepted", "paid, but the order was not open: refund needed");
+        return PG_OK;
+    }
+    set_outcome(res, true, "accepted", "paid");
+    return PG_OK;
+}
+
+static pg_err apply_in_tx(db_t *db, void *arg)
+{
+    apply_ctx_t *c = arg;
+    const payment_event_t *ev = c->ev;
+    notify_result_t *res = c->res;
+    payment_t p;
+    bool changed = false;
+    notification_rec_t rec;
+    pg_err rc = store_payment_lock(db, c->a, ev->channel, ev->payment_no, &p);
+    if (rc == PG_ERR_NOT_FOUND) {
+        set_outcome(res, false, "unknown_payment", "no such payment");
+        return PG_ERR_NOT_FOUND;
+    }
+    if (rc != PG_OK)
+        return rc;
+    res->order_no = p.order_no;
+    if (ev->kind != PAY_EVENT_WAITING && ev->amount_fen != p.amount_fen) {
+        set_outcome(res, false, "amount_mismatch", "amount differs from the payment's");
+        return PG_ERR_MISMATCH;
+    }
+    switch (ev->kind) {
+    case PAY_EVENT_WAITING:
+        set_outcome(res, true, "ignored", "buyer has not paid yet");
+        break;
+    case PAY_EVENT_PAID:
+        rc = apply_paid(db, ev, &p, res);
+        break;
+    case PAY_EVENT_CLOSED:
+        if (!strcmp(p.status, "PAID")) {
+            set_outcome(res, true, "ignored", "closed after payment (refund): handled with refunds");
+            break;
+        }
+        rc = store_payment_mark_closed(db, p.id, &changed);
+        set_outcome(res, true, changed ? "accepted" : "duplicate", "payment closed");
+        break;
+    case PAY_EVENT_REFUND:
+        set_outcome(res, true, "ignored", "refund notification: handled with refunds");
+        break;
+    }
+    if (rc != PG_OK)
+        return rc;
+    memset(&rec, 0, sizeof rec);
+    rec.channel = ev->channel;
+    rec.kind = ev->kind == PAY_EVENT_REFUND ? "refund" : "payment";
+    rec.payment_no = ev->payment_no;
+    rec.notify_id = ev->notify_id;
+    rec.outcome = res->outcome;
+    rec.detail = res->detail;
+    rec.raw_body = ev->raw_body;
+    rec.raw_len = ev->raw_len;
+    return store_notification_add(db, &rec);
+}
+
+/* Rejected notifications are logged outside the (rolled back) transaction. */
+static void record_rejection(pg_app_t *app, const payment_event_t *ev, const notify_result_t *res)
+{
+    notification_rec_t rec;
+    memset(&rec, 0, sizeof rec);
+    rec.channel = ev->channel;
+    rec.kind = "payment";
+    rec.payment_no = ev->payment_no;
+    rec.notify_id = ev->notify_id;
+    rec.outcome = res->outcome;
+    rec.detail = res->detail;
+    rec.raw_body = ev->raw_body;
+    rec.raw_len = ev->raw_len;
+    if (store_notification_add(app->db, &rec) != PG_OK)
+        log_msg(LOG_ERROR, "could not store a rejected %s notification: %s", ev->channel,
+                db_last_error(app->db));
+}
+
+pg_err notify_apply(pg_app_t *app, arena_t *a, const payment_event_t *ev, notify_result_t *res)
+{
+    apply_ctx_t ctx = { app, a, ev, res };
+    pg_err rc;
+    res->payment_no = ev->payment_no;
+    rc = db_tx(app->db, apply_in_tx, &ctx);
+    if (rc == PG_OK)
+        return PG_OK;
+    if (rc == PG_ERR_NOT_FOUND || rc == PG_ERR_MISMATCH) {
+        record_rejection(app, ev, res);
+        return PG_OK;
+    }
+    set_outcome(res, false, NULL, "database error");
+    log_msg(LOG_ERROR, "%s notification for %s not recorded: %s", ev->channel,
+            ev->payment_no ? ev->payment_no : "-", db_last_error(app->db));
+    return rc;
+}
+
+static void alipay_reject(pg_app_t *app, const char *body, size_t len, const char *payment_no,
+                          const char *outcome, const char *detail, notify_result_t *res)
+{
+    payment_event_t ev;
+    memset(&ev, 0, sizeof ev);
+    ev.channel = "alipay";
+    ev.payment_no = payment_no;
+    ev.raw_body = body;
+    ev.raw_len = len;
+    set_outcome(res, false, outcome, detail);
+    res->payment_no = payment_no;
+    log_msg(LOG_WARN, "alipay notification rejected (%s): %s", outcome, detail);
+    record_rejection(app, &ev, res);
+}
+
+static pay_event_kind_t alipay_event_kind(const alipay_notify_t *n)
+{
+    if (n->has_refund)
+        return PAY_EVENT_REFUND;
+    switch (n->status) {
+    case ALIPAY_TRADE_SUCCESS:
+    case ALIPAY_TRADE_FINISHED:
+        return PAY_EVENT_PAID;
+    case ALIPAY_TRADE_CLOSED:
+        return PAY_EVENT_CLOSED;
+    default:
+        return PAY_EVENT_WAITING;
+    }
+}
+
+void notify_alipay(pg_app_t *app, arena_t *a, const char *body, size_t len, notify_result_t *res)
+{
+    kv_list_t form;
+    alipay_notify_t n;
+    payment_event_t ev;
+    buf_t reason;
+    pg_err rc;
+    memset(res, 0, sizeof *res);
+    kv_init(&form, a);
+    buf_init(&reason, a);
+    if (!app->cfg->alipay.enabled) {
+        set_outcome(res, false, NULL, "alipay channel disabled");
+        return;
+    }
+    if (form_parse(body, len, &form) != PG_OK) {
+        alipay_reject(app, body, len, NULL, "bad_input", "body is not a valid form", res);
+        return;
+    }
+    rc = alipay_verify_notify(&app->alipay, &form, &n, &reason);
+    if (rc != PG_OK) {
+        const char *outcome = rc == PG_ERR_BAD_SIGNATURE ? "bad_signature"
+                              : rc == PG_ERR_MISMATCH    ? "mismatch"
+                                                         : "bad_input";
+        alipay_reject(app, body, len, kv_get(&form, "out_trade_no"), outcome,
+                      reason.len ? reason.data : pg_err_name(rc), res);
+        return;
+    }
+    memset(&ev, 0, sizeof ev);
+    ev.channel = "alipay";
+    ev.kind = alipay_event_kind(&n);
+    ev.payment_no = n.out_trade_no;
+    ev.notify_id = n.notify_id;
+    ev.provider_trade_no = n.trade_no;
+    ev.buyer_ref = n.buyer_id;
+    ev.amount_fen = n.total_fen;
+    ev.raw_body = body;
+    ev.raw_len = len;
+    (void)notify_apply(app, a, &ev, res);
+}

@@ -1,0 +1,262 @@
+/* store: paygate's tables through prepared statements. See include/store.h. */
+#include "store.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define ISO(col) "DATE_FORMAT(" col ", '%Y-%m-%dT%H:%i:%sZ')"
+
+void store_format_datetime(time_t t, char out[20])
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 20, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+pg_err store_creator_add(db_t *db, const char *id, const char *name)
+{
+    db_val_t p[] = { DB_S(id), DB_S(name) };
+    return db_exec(db, "INSERT INTO creators (id, name) VALUES (?, ?)", p, 2, NULL, NULL);
+}
+
+pg_err store_creator_list(db_t *db, arena_t *a, db_result_t *out)
+{
+    return db_query(db, a,
+                    "SELECT c.id, c.name, COUNT(p.id) AS products, " ISO("c.created_at") " AS created_at"
+                    " FROM creators c LEFT JOIN products p ON p.creator_id = c.id"
+                    " GROUP BY c.id, c.name, c.created_at ORDER BY c.id",
+                    NULL, 0, out);
+}
+
+pg_err store_product_add(db_t *db, const char *sku, const char *title, int64_t price_fen,
+                         const char *creator_id)
+{
+    db_val_t p[] = { DB_S(sku), DB_S(title), DB_I(price_fen), DB_S(creator_id) };
+    return db_exec(db, "INSERT INTO products (sku, title, price_fen, creator_id) VALUES (?, ?, ?, ?)",
+                   p, 4, NULL, NULL);
+}
+
+pg_err store_product_list(db_t *db, arena_t *a, bool active_only, db_result_t *out)
+{
+    db_val_t p[] = { DB_I(active_only ? 1 : 0) };
+    return db_query(db, a,
+                    "SELECT id, sku, title, price_fen, creator_id, active FROM products"
+                    " WHERE active = 1 OR ? = 0 ORDER BY id",
+                    p, 1, out);
+}
+
+pg_err store_product_by_sku(db_t *db, arena_t *a, const char *sku, product_t *out)
+{
+    db_val_t p[] = { DB_S(sku) };
+    db_result_t r;
+    pg_err rc = db_query(db, a,
+                         "SELECT id, sku, title, price_fen, creator_id, active FROM products WHERE sku = ?",
+                         p, 1, &r);
+    if (rc != PG_OK)
+        return rc;
+    if (r.rows == 0)
+        return PG_ERR_NOT_FOUND;
+    out->id = db_cell_i64(&r, 0, "id");
+    out->sku = db_cell(&r, 0, "sku");
+    out->title = db_cell(&r, 0, "title");
+    out->price_fen = db_cell_i64(&r, 0, "price_fen");
+    out->creator_id = db_cell(&r, 0, "creator_id");
+    out->active = db_cell_i64(&r, 0, "active") == 1;
+    return PG_OK;
+}
+
+static pg_err checkout_tx(db_t *db, void *ctx)
+{
+    const new_checkout_t *c = ctx;
+    char expires[20];
+    uint64_t order_id = 0;
+    pg_err rc;
+    db_val_t o[] = { DB_S(c->order_no), DB_I(c->product_id), DB_S(c->user_ref), DB_I(c->amount_fen),
+                     DB_S(c->request_id), DB_S(c->request_hash) };
+    store_format_datetime(c->expires_at, expires);
+    rc = db_exec(db,
+                 "INSERT INTO orders (order_no, product_id, user_ref, amount_fen, request_id, request_hash)"
+                 " VALUES (?, ?, ?, ?, ?, ?)",
+                 o, 6, NULL, &order_id);
+    if (rc != PG_OK)
+        return rc;
+    {
+        db_val_t p[] = { DB_S(c->payment_no), DB_I((int64_t)order_id), DB_S(c->channel), DB_S(c->method),
+                         DB_I(c->amount_fen), DB_S(c->pay_data), DB_S(expires) };
+        rc = db_exec(db,
+                     "INSERT INTO payments (payment_no, order_id, channel, method, amount_fen, pay_data, expires_at)"
+                     " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                     p, 7, NULL, NULL);
+    }
+    return rc;
+}
+
+pg_err store_checkout_insert(db_t *db, const new_checkout_t *c)
+{
+    return db_tx(db, checkout_tx, (void *)(uintptr_t)c);
+}
+
+#define ORDER_VIEW_SELECT                                                                        \
+    "SELECT o.id, o.order_no, o.status, o.user_ref, o.request_hash, o.product_id, o.amount_fen," \
+    " o.refunded_fen, " ISO("o.created_at") " AS created_at, " ISO("o.paid_at") " AS paid_at,"   \
+    " pr.sku, pr.title, p.payment_no, p.channel, p.method, p.status AS payment_status,"          \
+    " p.pay_data, " ISO("p.expires_at") " AS expires_at, p.provider_trade_no"                    \
+    " FROM orders o JOIN products pr ON pr.id = o.product_id"                                    \
+    " JOIN payments p ON p.id = (SELECT p2.id FROM payments p2 WHERE p2.order_id = o.id"        \
+    "   ORDER BY (p2.status = 'PAID') DESC, p2.id DESC LIMIT 1)"
+
+static pg_err order_view_fill(const db_result_t *r, order_view_t *out)
+{
+    if (r->rows == 0)
+        return PG_ERR_NOT_FOUND;
+    out->id = db_cell_i64(r, 0, "id");
+    out->order_no = db_cell(r, 0, "order_no");
+    out->status = db_cell(r, 0, "status");
+    out->user_ref = db_cell(r, 0, "user_ref");
+    out->request_hash = db_cell(r, 0, "request_hash");
+    out->product_id = db_cell_i64(r, 0, "product_id");
+    out->product_sku = db_cell(r, 0, "sku");
+    out->product_title = db_cell(r, 0, "title");
+    out->amount_fen = db_cell_i64(r, 0, "amount_fen");
+    out->refunded_fen = db_cell_i64(r, 0, "refunded_fen");
+    out->created_at = db_cell(r, 0, "created_at");
+    out->paid_at = db_cell(r, 0, "paid_at");
+    out->payment_no = db_cell(r, 0, "payment_no");
+    out->channel = db_cell(r, 0, "channel");
+    out->method = db_cell(r, 0, "method");
+    out->payment_status = db_cell(r, 0, "payment_status");
+    out->pay_data = db_cell(r, 0, "pay_data");
+    out->expires_at = db_cell(r, 0, "expires_at");
+    out->provider_trade_no = db_cell(r, 0, "provider_trade_no");
+    return PG_OK;
+}
+
+pg_err store_order_by_no(db_t *db, arena_t *a, const char *order_no, order_view_t *out)
+{
+    db_val_t p[] = { DB_S(order_no) };
+    db_result_t r;
+    pg_err rc = db_query(db, a, ORDER_VIEW_SELECT " WHERE o.order_no = ?", p, 1, &r);
+    return rc != PG_OK ? rc : order_view_fill(&r, out);
+}
+
+pg_err store_order_by_request_id(db_t *db, arena_t *a, const char *request_id, order_view_t *out)
+{
+    db_val_t p[] = { DB_S(request_id) };
+    db_result_t r;
+    pg_err rc = db_query(db, a, ORDER_VIEW_SELECT " WHERE o.request_id = ?", p, 1, &r);
+    return rc != PG_OK ? rc : order_view_fill(&r, out);
+}
+
+pg_err store_order_by_payment_no(db_t *db, arena_t *a, const char *payment_no, order_view_t *out)
+{
+    db_val_t p[] = { DB_S(payment_no) };
+    db_result_t r;
+    pg_err rc = db_query(db, a,
+                         ORDER_VIEW_SELECT " WHERE o.id = (SELECT order_id FROM payments WHERE payment_no = ?)",
+                         p, 1, &r);
+    return rc != PG_OK ? rc : order_view_fill(&r, out);
+}
+
+pg_err store_order_list(db_t *db, arena_t *a, const char *status, db_result_t *out)
+{
+    db_val_t p[] = { DB_S(status), DB_S(status) };
+    return db_query(db, a,
+                    "SELECT o.order_no, o.status, o.amount_fen, o.refunded_fen, pr.sku, o.user_ref,"
+                    " " ISO("o.created_at") " AS created_at, " ISO("o.paid_at") " AS paid_at"
+                    " FROM orders o JOIN products pr ON pr.id = o.product_id"
+                    " WHERE ? IS NULL OR o.status = ? ORDER BY o.id DESC LIMIT 1000",
+                    p, 2, out);
+}
+
+pg_err store_order_payments(db_t *db, arena_t *a, int64_t order_id, db_result_t *out)
+{
+    db_val_t p[] = { DB_I(order_id) };
+    return db_query(db, a,
+                    "SELECT payment_no, channel, method, amount_fen, status, provider_trade_no,"
+                    " " ISO("created_at") " AS created_at, " ISO("expires_at") " AS expires_at,"
+                    " " ISO("paid_at") " AS paid_at FROM payments WHERE order_id = ? ORDER BY id",
+                    p, 1, out);
+}
+
+pg_err store_payment_lock(db_t *db, arena_t *a, const char *channel, const char *payment_no,
+                          payment_t *out)
+{
+    db_val_t p[] = { DB_S(payment_no), DB_S(channel) };
+    db_result_t r;
+    pg_err rc = db_query(db, a,
+                         "SELECT p.id, p.order_id, p.payment_no, p.channel, p.method, p.amount_fen, p.status,"
+                         " o.status AS order_status, o.order_no"
+                         " FROM payments p JOIN orders o ON o.id = p.order_id"
+                         " WHERE p.payment_no = ? AND p.channel = ? FOR UPDATE",
+                         p, 2, &r);
+    if (rc != PG_OK)
+        return rc;
+    if (r.rows == 0)
+        return PG_ERR_NOT_FOUND;
+    out->id = db_cell_i64(&r, 0, "id");
+    out->order_id = db_cell_i64(&r, 0, "order_id");
+    out->payment_no = db_cell(&r, 0, "payment_no");
+    out->channel = db_cell(&r, 0, "channel");
+    out->method = db_cell(&r, 0, "method");
+    out->amount_fen = db_cell_i64(&r, 0, "amount_fen");
+    out->status = db_cell(&r, 0, "status");
+    out->order_status = db_cell(&r, 0, "order_status");
+    out->order_no = db_cell(&r, 0, "order_no");
+    return PG_OK;
+}
+
+pg_err store_payment_mark_paid(db_t *db, int64_t payment_id, const char *provider_trade_no,
+                               const char *buyer_ref, bool *changed)
+{
+    db_val_t p[] = { DB_S(provider_trade_no), DB_S(buyer_ref), DB_I(payment_id) };
+    uint64_t n = 0;
+    pg_err rc = db_exec(db,
+                        "UPDATE payments SET status = 'PAID', provider_trade_no = ?, buyer_ref = ?,"
+                        " paid_at = UTC_TIMESTAMP(), updated_at = UTC_TIMESTAMP()"
+                        " WHERE id = ? AND status IN ('CREATED', 'CLOSED')",
+                        p, 3, &n, NULL);
+    *changed = n == 1;
+    return rc;
+}
+
+pg_err store_payment_mark_closed(db_t *db, int64_t payment_id, bool *changed)
+{
+    db_val_t p[] = { DB_I(payment_id) };
+    uint64_t n = 0;
+    pg_err rc = db_exec(db,
+                        "UPDATE payments SET status = 'CLOSED', closed_at = UTC_TIMESTAMP(),"
+                        " updated_at = UTC_TIMESTAMP() WHERE id = ? AND status = 'CREATED'",
+                        p, 1, &n, NULL);
+    *changed = n == 1;
+    return rc;
+}
+
+pg_err store_order_mark_paid(db_t *db, int64_t order_id, bool *changed)
+{
+    db_val_t p[] = { DB_I(order_id) };
+    uint64_t n = 0;
+    pg_err rc = db_exec(db,
+                        "UPDATE orders SET status = 'PAID', paid_at = UTC_TIMESTAMP()"
+                        " WHERE id = ? AND status = 'CREATED'",
+                        p, 1, &n, NULL);
+    *changed = n == 1;
+    return rc;
+}
+
+pg_err store_notification_add(db_t *db, const notification_rec_t *n)
+{
+    char detail[256];
+    db_val_t p[7];
+    snprintf(detail, sizeof detail, "%s", n->detail ? n->detail : "");
+    p[0] = DB_S(n->channel);
+    p[1] = DB_S(n->kind);
+    p[2] = DB_S(n->payment_no);
+    p[3] = DB_S(n->notify_id);
+    p[4] = DB_S(n->outcome);
+    p[5] = DB_S(detail);
+    p[6] = DB_B(n->raw_body ? n->raw_body : "", n->raw_body ? n->raw_len : 0);
+    return db_exec(db,
+                   "INSERT INTO notifications (channel, kind, payment_no, notify_id, outcome, detail, raw_body)"
+                   " VALUES (?, ?, LEFT(?, 64), LEFT(?, 128), ?, ?, ?)",
+                   p, 7, NULL, NULL);
+}
