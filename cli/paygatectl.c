@@ -1,0 +1,397 @@
+/* paygatectl: the operator's CLI (SPEC §9). It calls the same library as
+ * the FastCGI routes. Exit codes: 0 ok, 1 failure or discrepancy, 2 usage. */
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "config.h"
+#include "log.h"
+#include "migrations.h"
+#include "money.h"
+#include "store.h"
+
+#define EXIT_USAGE 2
+
+typedef struct cli {
+    const char *config_path;
+    bool json;
+    pg_app_t *app;
+    arena_t arena;
+} cli_t;
+
+static int usage(void)
+{
+    fputs("usage: paygatectl [-c FILE] [--json] COMMAND\n"
+          "  migrate                      create or upgrade the schema\n"
+          "  check-config                 validate the config file and keys\n"
+          "  product add --sku SKU --title TITLE --price-fen N [--creator ID]\n"
+          "  product list\n"
+          "  creator add --id ID --name NAME\n"
+          "  creator list\n"
+          "  order list [--status S]\n"
+          "  order show ORDER_NO\n",
+          stderr);
+    return EXIT_USAGE;
+}
+
+static int open_app(cli_t *c)
+{
+    buf_t err;
+    buf_init(&err, NULL);
+    if (app_open(config_default_path(c->config_path), &c->app, &err) != PG_OK) {
+        fprintf(stderr, "paygatectl: configuration errors:\n%s", err.data);
+        buf_free(&err);
+        return 1;
+    }
+    buf_free(&err);
+    if (db_ping(c->app->db) != PG_OK) {
+        fprintf(stderr, "paygatectl: cannot reach the database: %s\n", db_last_error(c->app->db));
+        return 1;
+    }
+    return 0;
+}
+
+/* A result as an aligned table, or as a JSON array of objects. */
+static void print_result(const cli_t *c, const db_result_t *r)
+{
+    size_t width[32] = { 0 };
+    if (c->json) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < r->rows; i++) {
+            json_t *obj = json_object();
+            for (size_t k = 0; k < r->cols; k++) {
+                const char *v = r->cells[i * r->cols + k];
+                json_object_set_new(obj, r->names[k], v ? json_string(v) : json_null());
+            }
+            json_array_append_new(arr, obj);
+        }
+        json_dumpf(arr, stdout, JSON_INDENT(2));
+        fputc('\n', stdout);
+        json_decref(arr);
+        return;
+    }
+    for (size_t k = 0; k < r->cols && k < 32; k++) {
+        width[k] = strlen(r->names[k]);
+        for (size_t i = 0; i < r->rows; i++) {
+            const char *v = r->cells[i * r->cols + k];
+            size_t n = strlen(v ? v : "-");
+            if (n > width[k])
+                width[k] = n;
+        }
+    }
+    for (size_t k = 0; k < r->cols && k < 32; k++)
+        printf("%-*s%s", (int)width[k], r->names[k], k + 1 < r->cols ? "  " : "\n");
+    for (size_t i = 0; i < r->rows; i++) {
+        for (size_t k = 0; k < r->cols && k < 32; k++) {
+            const char *v = r->cells[i * r->cols + k];
+            printf("%-*s%s", (int)width[k], v ? v : "-", k + 1 < r->cols ? "  " : "\n");
+        }
+    }
+    if (!c->json)
+        printf("(%zu row%s)\n", r->rows, r->rows == 1 ? "" : "s");
+}
+
+static int cmd_migrate(cli_t *c)
+{
+    unsigned applied = 0;
+    buf_t log;
+    pg_err rc;
+    if (open_app(c))
+        return 1;
+    buf_init(&log, NULL);
+    rc = migrations_apply(c->app->db, &applied, &log);
+    fputs(log.data, stdout);
+    buf_free(&log);
+    if (rc != PG_OK) {
+        fprintf(stderr, "paygatectl: migrate failed: %s\n", db_last_error(c->app->db));
+        return 1;
+    }
+    printf("schema up to date (%u migration%s applied now, %u known)\n", applied,
+           applied == 1 ? "" : "s", MIGRATION_COUNT);
+    return 0;
+}
+
+static int cmd_check_config(cli_t *c)
+{
+    const char *path = config_default_path(c->config_path);
+    pg_config_t *cfg = NULL;
+    buf_t err;
+    if (!path) {
+        fprintf(stderr, "paygatectl: no config file: pass -c FILE or set PAYGATE_CONFIG\n");
+        return EXIT_USAGE;
+    }
+    buf_init(&err, NULL);
+    if (config_load(path, true, &cfg, &err) != PG_OK) {
+        fputs(err.data, stderr);
+        buf_free(&err);
+        return 1;
+    }
+    printf("%s: OK\n", path);
+    printf("  base_url  %s\n", cfg->server.base_url);
+    printf("  database  %s@%s:%d/%s\n", cfg->database.user,
+           cfg->database.socket && *cfg->database.socket ? cfg->database.socket : cfg->database.host,
+           cfg->database.port, cfg->database.name);
+    if (cfg->alipay.enabled)
+        printf("  alipay    app_id %s, app private key %s, Alipay public key %s (a different key pair: OK)\n",
+               cfg->alipay.app_id, cfg->alipay.app_private_key_file, cfg->alipay.alipay_public_key_file);
+    else
+        printf("  alipay    disabled\n");
+    printf("  wechat    %s\n", cfg->wechat.enabled ? "enabled (not available in this build yet)" : "disabled");
+    buf_free(&err);
+    config_free(cfg);
+    return 0;
+}
+
+typedef struct cli_opts {
+    const char *sku, *title, *price_fen, *creator, *id, *name, *status;
+} cli_opts_t;
+
+static int parse_opts(int argc, char **argv, cli_opts_t *o)
+{
+    static const struct option longopts[] = {
+        { "sku", required_argument, NULL, 's' },    { "title", required_argument, NULL, 't' },
+        { "price-fen", required_argument, NULL, 'p' }, { "creator", required_argument, NULL, 'c' },
+        { "id", required_argument, NULL, 'i' },     { "name", required_argument, NULL, 'n' },
+        { "status", required_argument, NULL, 'S' }, { NULL, 0, NULL, 0 },
+    };
+    int opt;
+    memset(o, 0, sizeof *o);
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 's': o->sku = optarg; break;
+        case 't': o->title = optarg; break;
+        case 'p': o->price_fen = optarg; break;
+        case 'c': o->creator = optarg; break;
+        case 'i': o->id = optarg; break;
+        case 'n': o->name = optarg; break;
+        case 'S': o->status = optarg; break;
+        default: return -1;
+        }
+    }
+    return optind;
+}
+
+static bool token_ok(const char *s, size_t max)
+{
+    size_t n = s ? strlen(s) : 0;
+    return n >= 1 && n <= max &&
+           strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
+}
+
+static int report_store_error(cli_t *c, pg_err rc, const char *what)
+{
+    if (rc == PG_ERR_CONFLICT)
+        fprintf(stderr, "paygatectl: %s already exists\n", what);
+    else
+        fprintf(stderr, "paygatectl: %s failed: %s\n", what, db_last_error(c->app->db));
+    return 1;
+}
+
+static int cmd_product(cli_t *c, int argc, char **argv)
+{
+    cli_opts_t o;
+    db_result_t r;
+    int64_t price = 0;
+    pg_err rc;
+    if (argc < 1)
+        return usage();
+    if (!strcmp(argv[0], "list")) {
+        if (open_app(c))
+            return 1;
+        rc = store_product_list(c->app->db, &c->arena, false, &r);
+        if (rc != PG_OK)
+            return report_store_error(c, rc, "product list");
+        print_result(c, &r);
+        return 0;
+    }
+    if (strcmp(argv[0], "add") || parse_opts(argc, argv, &o) < 0)
+        return usage();
+    if (!token_ok(o.sku, 64) || !o.title || !*o.title || strlen(o.title) > 200 || !o.price_fen) {
+        fprintf(stderr, "paygatectl: product add needs --sku (1-64 of [A-Za-z0-9_.-]), --title (1-200 chars) and --price-fen\n");
+        return EXIT_USAGE;
+    }
+    if (money_parse_fen(o.price_fen, MONEY_MAX_FEN, &price) != PG_OK || price <= 0) {
+        fprintf(stderr, "paygatectl: --price-fen must be a whole number of fen, 1..%lld\n", (long long)MONEY_MAX_FEN);
+        return EXIT_USAGE;
+    }
+    if (open_app(c))
+        return 1;
+    rc = store_product_add(c->app->db, o.sku, o.title, price, o.creator);
+    if (rc != PG_OK) {
+        if (rc == PG_ERR_DB && o.creator && db_last_errno(c->app->db) == 1452) {
+            fprintf(stderr, "paygatectl: no creator with id '%s' (add it with: creator add)\n", o.creator);
+            return 1;
+        }
+        return report_store_error(c, rc, "product");
+    }
+    printf("product %s added (%lld fen)\n", o.sku, (long long)price);
+    return 0;
+}
+
+static int cmd_creator(cli_t *c, int argc, char **argv)
+{
+    cli_opts_t o;
+    db_result_t r;
+    pg_err rc;
+    if (argc < 1)
+        return usage();
+    if (!strcmp(argv[0], "list")) {
+        if (open_app(c))
+            return 1;
+        rc = store_creator_list(c->app->db, &c->arena, &r);
+        if (rc != PG_OK)
+            return report_store_error(c, rc, "creator list");
+        print_result(c, &r);
+        return 0;
+    }
+    if (strcmp(argv[0], "add") || parse_opts(argc, argv, &o) < 0)
+        return usage();
+    if (!token_ok(o.id, 64) || !o.name || !*o.name || strlen(o.name) > 200) {
+        fprintf(stderr, "paygatectl: creator add needs --id (1-64 of [A-Za-z0-9_.-]) and --name (1-200 chars)\n");
+        return EXIT_USAGE;
+    }
+    if (open_app(c))
+        return 1;
+    rc = store_creator_add(c->app->db, o.id, o.name);
+    if (rc != PG_OK)
+        return report_store_error(c, rc, "creator");
+    printf("creator %s added\n", o.id);
+    return 0;
+}
+
+static int order_show(cli_t *c, const char *order_no)
+{
+    order_view_t o;
+    db_result_t payments;
+    pg_err rc = store_order_by_no(c->app->db, &c->arena, order_no, &o);
+    if (rc == PG_ERR_NOT_FOUND) {
+        fprintf(stderr, "paygatectl: no order %s\n", order_no);
+        return 1;
+    }
+    if (rc == PG_OK)
+        rc = store_order_payments(c->app->db, &c->arena, o.id, &payments);
+    if (rc != PG_OK)
+        return report_store_error(c, rc, "order show");
+    if (c->json) {
+        json_t *obj = json_pack("{s:s,s:s,s:I,s:I,s:s,s:s,s:s,s:s?}", "order_no", o.order_no, "status", o.status,
+                                "amount_fen", (json_int_t)o.amount_fen, "refunded_fen", (json_int_t)o.refunded_fen,
+                                "product", o.product_sku, "user", o.user_ref, "created_at", o.created_at,
+                                "paid_at", o.paid_at);
+        json_dumpf(obj, stdout, JSON_INDENT(2));
+        fputc('\n', stdout);
+        json_decref(obj);
+        print_result(c, &payments);
+        return 0;
+    }
+    {
+        char yuan[MONEY_YUAN_BUFSZ];
+        money_format_yuan(o.amount_fen, yuan);
+        printf("order       %s\nstatus      %s\namount      %s (%lld fen)\nrefunded    %lld fen\n"
+               "product     %s (%s)\nuser        %s\ncreated_at  %s\npaid_at     %s\n\npayments:\n",
+               o.order_no, o.status, yuan, (long long)o.amount_fen, (long long)o.refunded_fen, o.product_sku,
+               o.product_title, o.user_ref, o.created_at, o.paid_at ? o.paid_at : "-");
+    }
+    print_result(c, &payments);
+    return 0;
+}
+
+static int cmd_order(cli_t *c, int argc, char **argv)
+{
+    cli_opts_t o;
+    db_result_t r;
+    int next;
+    pg_err rc;
+    if (argc < 1)
+        return usage();
+    next = parse_opts(argc, argv, &o);
+    if (next < 0)
+        return usage();
+    if (!strcmp(argv[0], "show")) {
+        if (next >= argc)
+            return usage();
+        if (open_app(c))
+            return 1;
+        return order_show(c, argv[next]);
+    }
+    if (strcmp(argv[0], "list"))
+        return usage();
+    if (o.status && strcmp(o.status, "CREATED") && strcmp(o.status, "PAID") && strcmp(o.status, "CLOSED") &&
+        strcmp(o.status, "PARTIALLY_REFUNDED") && strcmp(o.status, "REFUNDED")) {
+        fprintf(stderr, "paygatectl: --status must be CREATED, PAID, PARTIALLY_REFUNDED, REFUNDED or CLOSED\n");
+        return EXIT_USAGE;
+    }
+    if (open_app(c))
+        return 1;
+    rc = store_order_list(c->app->db, &c->arena, o.status, &r);
+    if (rc != PG_OK)
+        return report_store_error(c, rc, "order list");
+    print_result(c, &r);
+    return 0;
+}
+
+static int dispatch(cli_t *c, int argc, char **argv)
+{
+    const char *cmd = argv[0];
+    static const char *const later[] = { "refund", "close", "sync", "cron", "webhooks", "settle", "reconcile", "report" };
+    if (!strcmp(cmd, "migrate"))
+        return cmd_migrate(c);
+    if (!strcmp(cmd, "check-config"))
+        return cmd_check_config(c);
+    if (!strcmp(cmd, "product"))
+        return cmd_product(c, argc - 1, argv + 1);
+    if (!strcmp(cmd, "creator"))
+        return cmd_creator(c, argc - 1, argv + 1);
+    if (!strcmp(cmd, "order"))
+        return cmd_order(c, argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof later / sizeof later[0]; i++) {
+        if (!strcmp(cmd, later[i])) {
+            fprintf(stderr, "paygatectl: '%s' is not available in this build yet\n", cmd);
+            return 1;
+        }
+    }
+    return usage();
+}
+
+int main(int argc, char **argv)
+{
+    cli_t c;
+    int i = 1, rc;
+    memset(&c, 0, sizeof c);
+    /* Global options come before the command. */
+    while (i < argc && argv[i][0] == '-') {
+        if (!strcmp(argv[i], "-c") && i + 1 < argc) {
+            c.config_path = argv[i + 1];
+            i += 2;
+        } else if (!strcmp(argv[i], "--json")) {
+            c.json = true;
+            i++;
+        } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            usage();
+            return 0;
+        } else {
+            return usage();
+        }
+    }
+    if (i >= argc)
+        return usage();
+    /* --json may also follow the command. */
+    for (int k = i; k < argc; k++) {
+        if (!strcmp(argv[k], "--json")) {
+            c.json = true;
+            for (int m = k; m + 1 < argc; m++)
+                argv[m] = argv[m + 1];
+            argc--;
+            k--;
+        }
+    }
+    arena_init(&c.arena, 0);
+    rc = dispatch(&c, argc - i, argv + i);
+    arena_free(&c.arena);
+    app_close(c.app);
+    log_close();
+    return rc;
+}
