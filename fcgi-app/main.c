@@ -74,14 +74,19 @@ static pg_err read_body(FCGX_Request *r, arena_t *a, http_request_t *req)
     return PG_OK;
 }
 
+/* The header block is formatted here (libfcgi's own printf lacks %zu). */
 static void write_response(FCGX_Request *r, const http_response_t *res)
 {
-    FCGX_FPrintF(r->out, "Status: %d\r\nContent-Type: %s\r\nCache-Control: no-store\r\n"
-                         "X-Content-Type-Options: nosniff\r\n",
-                 res->status, res->content_type);
+    char head[512];
+    int n = snprintf(head, sizeof head,
+                     "Status: %d\r\nContent-Type: %s\r\nCache-Control: no-store\r\n"
+                     "X-Content-Type-Options: nosniff\r\n",
+                     res->status, res->content_type);
+    FCGX_PutStr(head, n, r->out);
     if (res->headers.len)
         FCGX_PutStr(res->headers.data, (int)res->headers.len, r->out);
-    FCGX_FPrintF(r->out, "Content-Length: %zu\r\n\r\n", res->body.len);
+    n = snprintf(head, sizeof head, "Content-Length: %zu\r\n\r\n", res->body.len);
+    FCGX_PutStr(head, n, r->out);
     if (res->body.len)
         FCGX_PutStr(res->body.data, (int)res->body.len, r->out);
 }

@@ -77,7 +77,6 @@ static pg_err db_open(db_t *db)
 {
     unsigned int timeout = 3, rw_timeout = 30;
     my_bool off = 0;
-    const char *init = "SET time_zone = '+00:00', SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED";
     MYSQL *conn = mysql_init(NULL);
     if (!conn)
         return PG_ERR_NOMEM;
@@ -86,7 +85,9 @@ static pg_err db_open(db_t *db)
     mysql_options(conn, MYSQL_OPT_WRITE_TIMEOUT, &rw_timeout);
     mysql_options(conn, MYSQL_OPT_RECONNECT, &off);   /* we reconnect ourselves, statements included */
     mysql_options(conn, MYSQL_SET_CHARSET_NAME, "utf8mb4");
-    mysql_options(conn, MYSQL_INIT_COMMAND, init);
+    /* UTC for every DATETIME; READ COMMITTED: row locks without gap locks. */
+    mysql_options(conn, MYSQL_INIT_COMMAND, "SET time_zone = '+00:00'");
+    mysql_options(conn, MYSQL_INIT_COMMAND, "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED");
     if (!mysql_real_connect(conn, db->params.socket && *db->params.socket ? NULL : db->params.host,
                             db->params.user, db->params.password, db->params.name,
                             (unsigned)db->params.port,
