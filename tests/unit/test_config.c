@@ -1,0 +1,214 @@
+/* Config tests: valid files load; every problem names file, section and key. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "config.h"
+
+#define KEYS "../fixtures/keys/"
+#define ALIPAY "../fixtures/alipay/"
+
+static char dir[64];
+static char path[128];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/paygate-config-XXXXXX");
+    if (!mkdtemp(dir))
+        return -1;
+    snprintf(path, sizeof path, "%s/paygate.ini", dir);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    unlink(path);
+    rmdir(dir);
+    return 0;
+}
+
+static void write_ini(const char *alipay_private, const char *alipay_public, const char *extra)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "[server]\nbase_url = https://shop.example.com/pay/ ; trailing slash is dropped\n"
+            "api_key = 0123456789abcdef0123\ncheckout_secret = fedcba9876543210fedc\n"
+            "[database]\nuser = paygate\npassword = s3cret\n"
+            "[alipay]\nenabled = true\napp_id = 2021000000000001\n"
+            "app_private_key = %s\nalipay_public_key = %s\n%s",
+            alipay_private, alipay_public, extra);
+    fclose(f);
+}
+
+static pg_err load(buf_t *err, pg_config_t **cfg)
+{
+    buf_init(err, NULL);
+    return config_load(path, true, cfg, err);
+}
+
+static void assert_error_mentions(const char *extra, const char *needle)
+{
+    pg_config_t *cfg = NULL;
+    buf_t err;
+    write_ini(KEYS "app_private_pkcs1.pem", ALIPAY "alipay_public.pem", extra);
+    assert_int_equal(load(&err, &cfg), PG_ERR_CONFIG);
+    assert_null(cfg);
+    if (!strstr(err.data, needle))
+        fail_msg("expected '%s' in:\n%s", needle, err.data);
+    assert_non_null(strstr(err.data, path));
+    buf_free(&err);
+}
+
+static void test_config_valid_file_loads_with_defaults(void **state)
+{
+    pg_config_t *cfg = NULL;
+    buf_t err;
+    (void)state;
+    write_ini(KEYS "app_private_pkcs1.pem", ALIPAY "alipay_public.pem", "");
+    assert_int_equal(load(&err, &cfg), PG_OK);
+    assert_string_equal(cfg->server.base_url, "https://shop.example.com/pay");
+    assert_string_equal(cfg->server.base_path, "/pay");
+    assert_int_equal(cfg->server.order_ttl, 900);
+    assert_string_equal(cfg->database.host, "127.0.0.1");
+    assert_int_equal(cfg->database.port, 3306);
+    assert_int_equal(cfg->fees.alipay_rate_bp, 60);
+    assert_false(cfg->fees.surcharge);
+    assert_true(cfg->settlement.delayed);
+    assert_non_null(cfg->alipay.app_private_key);
+    assert_non_null(cfg->alipay.alipay_public_key);
+    config_free(cfg);
+    buf_free(&err);
+}
+
+static void test_config_accepts_pkcs8_and_bare_base64_keys(void **state)
+{
+    pg_config_t *cfg = NULL;
+    buf_t err;
+    (void)state;
+    write_ini(KEYS "app_private_pkcs8.pem", ALIPAY "alipay_public_bare.txt", "");
+    assert_int_equal(load(&err, &cfg), PG_OK);
+    config_free(cfg);
+    buf_free(&err);
+    write_ini(KEYS "app_private_bare.txt", ALIPAY "alipay_public.pem", "");
+    assert_int_equal(load(&err, &cfg), PG_OK);
+    config_free(cfg);
+    buf_free(&err);
+}
+
+static void test_config_unknown_key_is_named(void **state)
+{
+    (void)state;
+    assert_error_mentions("colour = blue\n", "[alipay] colour: unknown key");
+}
+
+static void test_config_bad_values_are_named(void **state)
+{
+    (void)state;
+    assert_error_mentions("[server]\norder_ttl = 15m\n", "[server] order_ttl");
+    assert_error_mentions("[wechat]\nsign_type = SHA1\n", "[wechat] sign_type: 'SHA1' is not one of MD5|HMAC-SHA256");
+    assert_error_mentions("[fees]\nmode = maybe\n", "[fees] mode");
+    assert_error_mentions("[database]\nport = 99999\n", "[database] port");
+    assert_error_mentions("[demo]\nstorefront = sure\n", "[demo] storefront");
+}
+
+static void test_config_missing_required_key_is_named(void **state)
+{
+    pg_config_t *cfg = NULL;
+    buf_t err;
+    FILE *f;
+    (void)state;
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("[server]\nbase_url = https://x.example/pay\n[database]\nuser = u\n[alipay]\nenabled = false\n", f);
+    fclose(f);
+    assert_int_equal(load(&err, &cfg), PG_ERR_CONFIG);
+    assert_non_null(strstr(err.data, "[server] api_key: missing"));
+    assert_non_null(strstr(err.data, "[server] checkout_secret: missing"));
+    buf_free(&err);
+}
+
+static void test_config_enabled_wechat_needs_32_char_key(void **state)
+{
+    (void)state;
+    assert_error_mentions("[wechat]\nenabled = true\nappid = wx1\nmch_id = 1900000000\napi_key = short\n",
+                          "[wechat] api_key: must be exactly 32 characters");
+}
+
+static void test_config_unreadable_key_file_is_named(void **state)
+{
+    pg_config_t *cfg = NULL;
+    buf_t err;
+    (void)state;
+    write_ini("/nonexistent/app.pem", ALIPAY "alipay_public.pem", "");
+    assert_int_equal(load(&err, &cfg), PG_ERR_CONFIG);
+    assert_non_null(strstr(err.data, "[alipay] app_private_key: cannot read '/nonexistent/app.pem'"));
+    buf_free(&err);
+}
+
+static void test_config_rejects_key_that_does_not_parse(void **state)
+{
+    pg_config_t *cfg = NULL;
+    buf_t err;
+    (void)state;
+    write_ini(KEYS "app_public.pem", ALIPAY "alipay_public.pem", "");
+    assert_int_equal(load(&err, &cfg), PG_ERR_CONFIG);
+    assert_non_null(strstr(err.data, "[alipay] app_private_key: '" KEYS "app_public.pem' holds no usable RSA private key"));
+    buf_free(&err);
+}
+
+/* The classic mistake: our own public key where Alipay's belongs. */
+static void test_config_refuses_app_public_key_as_alipay_key(void **state)
+{
+    pg_config_t *cfg = NULL;
+    buf_t err;
+    (void)state;
+    write_ini(KEYS "app_private_pkcs1.pem", KEYS "app_public.pem", "");
+    assert_int_equal(load(&err, &cfg), PG_ERR_CONFIG);
+    assert_non_null(strstr(err.data, "[alipay] alipay_public_key"));
+    assert_non_null(strstr(err.data, "public half of your app key"));
+    buf_free(&err);
+}
+
+static void test_config_refuses_private_key_as_alipay_public_key(void **state)
+{
+    pg_config_t *cfg = NULL;
+    buf_t err;
+    (void)state;
+    write_ini(KEYS "app_private_pkcs1.pem", ALIPAY "alipay_private.pem", "");
+    assert_int_equal(load(&err, &cfg), PG_ERR_CONFIG);
+    assert_non_null(strstr(err.data, "holds a private key"));
+    buf_free(&err);
+}
+
+static void test_config_key_given_twice_is_an_error(void **state)
+{
+    (void)state;
+    assert_error_mentions("app_id = 2021000000000002\n", "[alipay] app_id: given twice");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_config_valid_file_loads_with_defaults),
+        cmocka_unit_test(test_config_accepts_pkcs8_and_bare_base64_keys),
+        cmocka_unit_test(test_config_unknown_key_is_named),
+        cmocka_unit_test(test_config_bad_values_are_named),
+        cmocka_unit_test(test_config_missing_required_key_is_named),
+        cmocka_unit_test(test_config_enabled_wechat_needs_32_char_key),
+        cmocka_unit_test(test_config_unreadable_key_file_is_named),
+        cmocka_unit_test(test_config_rejects_key_that_does_not_parse),
+        cmocka_unit_test(test_config_refuses_app_public_key_as_alipay_key),
+        cmocka_unit_test(test_config_refuses_private_key_as_alipay_public_key),
+        cmocka_unit_test(test_config_key_given_twice_is_an_error),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
