@@ -1,0 +1,523 @@
+"""Integration-test harness for paygate.
+
+One session starts, under <repo>/run/test (wiped at the start):
+  - a private MariaDB (scripts/mariadb.sh) on a free port,
+  - the provider sandbox (sandbox/sandbox.py, --time-scale 0.2),
+  - an app key pair (openssl; PKCS#1 and PKCS#8 copies of the same key),
+  - `paygatectl migrate` and a seeded catalogue,
+and, lazily, the web stacks of scripts/stack.py:
+  "lighttpd" (spawn-fcgi TCP -F 2 + lighttpd), "lighttpd-unix" (spawn-fcgi on
+  a unix socket), "apache-proxy-fcgi" (spawn-fcgi + Apache mod_proxy_fcgi),
+  "apache-fcgid" (Apache mod_fcgid spawns paygate).
+Everything is stopped by PID at the end. The binaries come from
+$PAYGATE_BUILD (default <repo>/build); with the sanitizer build, any
+ASan/UBSan report file written during the session fails it.
+
+Environment knobs: PAYGATE_BUILD, PAYGATE_STACKS (comma-separated subset of
+the stack kinds), PAYGATE_KEEP_RUN=1 (leave logs; processes are still
+stopped).
+"""
+
+import base64
+import datetime
+import glob
+import hashlib
+import hmac
+import html.parser
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.parse
+import uuid
+from pathlib import Path
+
+import pymysql
+import pytest
+import requests
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "scripts"))
+import stack as S  # noqa: E402
+
+BUILD = Path(os.environ.get("PAYGATE_BUILD") or REPO / "build").resolve()
+RUN = REPO / "run" / "test"
+ASAN_DIR = RUN / "asan"
+
+API_KEY = "test-api-key-0123456789abcdef"
+CHECKOUT_SECRET = "test-checkout-secret-0123456789"
+APP_ID = "2021000000000001"
+SELLER_ID = "2088102177846880"
+MOUNT = "/pay"
+TIMEOUT = 30
+
+CREATORS = [("alice", "Alice Zhang")]
+PRODUCTS = [  # sku, title, price_fen, creator
+    ("course-c", "C for grown-ups", 9900, "alice"),
+    ("ebook-sql", "SQL, the hard parts", 1990, None),
+]
+PRICES = {sku: fen for sku, _t, fen, _c in PRODUCTS}
+TITLES = {sku: t for sku, t, _f, _c in PRODUCTS}
+
+ALL_STACKS = list(S.Stack.KINDS)
+if os.environ.get("PAYGATE_STACKS"):
+    ALL_STACKS = [k for k in os.environ["PAYGATE_STACKS"].split(",") if k in S.Stack.KINDS]
+# the key format each stack's config uses (both are the same key)
+KEY_FORMAT = {"lighttpd": "pkcs1", "lighttpd-unix": "pkcs8",
+              "apache-proxy-fcgi": "pkcs8", "apache-fcgid": "pkcs1"}
+
+
+def pick(*kinds):
+    """Stack kinds for a test that runs on a subset (honours PAYGATE_STACKS)."""
+    chosen = [k for k in kinds if k in ALL_STACKS]
+    return chosen or ALL_STACKS[:1]
+
+
+# ------------------------------------------------------------------ helpers
+
+def fen_to_amount(fen):
+    return "%d.%02d" % (fen // 100, fen % 100)
+
+
+def beijing_now_str(delta=0):
+    tz = datetime.timezone(datetime.timedelta(hours=8))
+    return (datetime.datetime.now(tz) + datetime.timedelta(seconds=delta)).strftime(
+        "%Y-%m-%d %H:%M:%S")
+
+
+def alipay_string_to_sign(params, drop_sign_type):
+    """Alipay's string to sign, written here independently of src/ and of the
+    sandbox: every non-empty parameter except sign (and sign_type for
+    notifications), keys sorted by byte order, key=value joined by '&',
+    values raw."""
+    items = []
+    for k, v in params.items():
+        if k == "sign" or (drop_sign_type and k == "sign_type"):
+            continue
+        if v is None or v == "":
+            continue
+        items.append((k.encode("utf-8"), k, v))
+    items.sort(key=lambda t: t[0])
+    return "&".join("%s=%s" % (k, v) for _b, k, v in items)
+
+
+def rsa2_sign(private_key, text):
+    sig = private_key.sign(text.encode("utf-8"), padding.PKCS1v15(), hashes.SHA256())
+    return base64.b64encode(sig).decode()
+
+
+def rsa2_verify(public_key, text, sign_b64):
+    public_key.verify(base64.b64decode(sign_b64), text.encode("utf-8"), padding.PKCS1v15(),
+                      hashes.SHA256())
+
+
+def load_private(path):
+    return serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+
+
+def load_public(path):
+    return serialization.load_pem_public_key(Path(path).read_bytes())
+
+
+def signed_link(base_url, product, user, expires=None, secret=CHECKOUT_SECRET, extra=""):
+    if expires is None:
+        expires = int(time.time()) + 600
+    msg = "product=%s&user=%s&expires=%d" % (product, user, expires)
+    sig = hmac.new(secret.encode(), msg.encode(), hashlib.sha256).hexdigest()
+    return "%s/checkout?%s&sig=%s%s" % (base_url, msg, sig, extra)
+
+
+def unique_user(prefix="buyer"):
+    return "%s-%s" % (prefix, uuid.uuid4().hex[:12])
+
+
+def error_code(resp):
+    try:
+        return resp.json()["error"]["code"]
+    except Exception:
+        return None
+
+
+class FormParser(html.parser.HTMLParser):
+    """Collects <form>s with their action, method and named inputs/buttons,
+    and every <a href>."""
+
+    def __init__(self):
+        super().__init__()
+        self.forms = []
+        self.links = []
+        self._cur = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "form":
+            self._cur = {"action": a.get("action") or "", "method": (a.get("method") or "get").lower(),
+                         "fields": {}, "ids": set()}
+            self.forms.append(self._cur)
+        elif tag in ("input", "button", "select", "textarea") and self._cur is not None:
+            if a.get("id"):
+                self._cur["ids"].add(a["id"])
+            if a.get("name") and (tag != "input" or a.get("type") not in ("submit", "button")
+                                  or a.get("value") is not None):
+                self._cur["fields"][a["name"]] = a.get("value") or ""
+        elif tag == "a" and a.get("href"):
+            self.links.append(a["href"])
+
+    def handle_endtag(self, tag):
+        if tag == "form":
+            self._cur = None
+
+
+def parse_html(text):
+    p = FormParser()
+    p.feed(text)
+    return p
+
+
+# ------------------------------------------------------------------ harness
+
+class Harness:
+    def __init__(self):
+        self.registry = None
+        self.stacks = {}
+        self.stack_errors = {}
+        self.sandbox_proc = None
+        self.db_port = None
+        self.db_dir = RUN / "db"
+        self.env = dict(os.environ)
+        self.env["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=0:log_path=%s/asan" % ASAN_DIR
+        self.env["UBSAN_OPTIONS"] = "print_stacktrace=1:log_path=%s/ubsan" % ASAN_DIR
+
+    # -- set-up / tear-down ------------------------------------------------
+    def start(self):
+        RUN.parent.mkdir(parents=True, exist_ok=True)
+        self.registry = S.PidRegistry(RUN.parent / "test-pids")
+        self.registry.stop_leftovers()
+        if (self.db_dir / "mysqld.pid").exists():
+            subprocess.run(["bash", str(REPO / "scripts/mariadb.sh"), "stop", str(self.db_dir)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        shutil.rmtree(RUN, ignore_errors=True)
+        RUN.mkdir(parents=True)
+        os.chmod(RUN, 0o755)
+        ASAN_DIR.mkdir()
+        os.chmod(ASAN_DIR, 0o1777)  # mod_fcgid's paygate runs as www-data
+
+        for exe in ("paygate.fcgi", "paygatectl"):
+            if not os.access(BUILD / exe, os.X_OK):
+                raise S.StackError("%s is missing: build it first (make, or make SAN=1 and "
+                                   "PAYGATE_BUILD=<repo>/build-asan)" % (BUILD / exe))
+
+        self.keys = S.gen_app_keys(RUN / "keys")
+        self.app_public = load_public(self.keys["public"])
+
+        self.db_port = S.free_port()
+        self.start_db()
+
+        self.sandbox_dir = RUN / "sandbox"
+        self.sandbox_http = S.free_port()
+        self.sandbox_https = S.free_port()
+        self.sandbox_proc = S.start_sandbox(
+            self.sandbox_dir, self.sandbox_http, self.sandbox_https, APP_ID,
+            self.keys["public"], time_scale=0.2, log=RUN / "sandbox.log",
+            registry=self.registry)
+        self.ca_file = self.sandbox_dir / "ca.pem"
+        self.alipay_public_key_file = self.sandbox_dir / "alipay_public_key.pem"
+        self.alipay_private = load_private(self.sandbox_dir / "alipay_private_key.pem")
+        self.gateway = "https://127.0.0.1:%d/gateway.do" % self.sandbox_https
+        self.sandbox_url = "http://127.0.0.1:%d" % self.sandbox_http
+
+        self.cli_config = RUN / "cli.ini"
+        self.write_config(self.cli_config, "http://127.0.0.1:%d%s" % (S.free_port(), MOUNT),
+                          RUN / "paygatectl.log", self.keys["pkcs8"])
+        self.ctl("migrate")
+        for cid, name in CREATORS:
+            self.ctl("creator", "add", "--id", cid, "--name", name)
+        for sku, title, fen, creator in PRODUCTS:
+            args = ["product", "add", "--sku", sku, "--title", title, "--price-fen", str(fen)]
+            if creator:
+                args += ["--creator", creator]
+            self.ctl(*args)
+
+    def stop(self):
+        errors = []
+        for st in list(self.stacks.values()):
+            try:
+                st.stop()
+            except Exception as e:  # keep stopping the rest
+                errors.append("%s: %s" % (st.kind, e))
+        self.stacks.clear()
+        if self.sandbox_proc is not None:
+            S.stop_pids([self.sandbox_proc.pid])
+            self.sandbox_proc = None
+        try:
+            self.stop_db()
+        except Exception as e:
+            errors.append("mariadb: %s" % e)
+        return errors
+
+    def sanitizer_reports(self):
+        out = []
+        for f in sorted(glob.glob(str(ASAN_DIR / "*"))):
+            out.append("==== %s\n%s" % (f, Path(f).read_text(errors="replace")))
+        return out
+
+    # -- database ----------------------------------------------------------
+    def start_db(self):
+        r = subprocess.run(["bash", str(REPO / "scripts/mariadb.sh"), "start", str(self.db_dir),
+                            str(self.db_port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True)
+        if r.returncode != 0:
+            raise S.StackError("mariadb.sh start failed:\n" + r.stdout)
+        pid = int((self.db_dir / "mysqld.pid").read_text().strip())
+        self.registry.add(pid)
+
+    def stop_db(self):
+        subprocess.run(["bash", str(REPO / "scripts/mariadb.sh"), "stop", str(self.db_dir)],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+
+    def db(self):
+        return pymysql.connect(host="127.0.0.1", port=self.db_port, user="paygate",
+                               password="paygate", database="paygate", autocommit=True,
+                               cursorclass=pymysql.cursors.DictCursor, connect_timeout=10)
+
+    def query(self, sql, *args):
+        conn = self.db()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql, args)
+                return list(cur.fetchall())
+        finally:
+            conn.close()
+
+    def payment(self, payment_no):
+        rows = self.query("SELECT * FROM payments WHERE payment_no=%s", payment_no)
+        return rows[0] if rows else None
+
+    def order(self, order_no):
+        rows = self.query("SELECT * FROM orders WHERE order_no=%s", order_no)
+        return rows[0] if rows else None
+
+    def notifications_for(self, payment_no):
+        return self.query("SELECT * FROM notifications WHERE payment_no=%s "
+                          "OR raw_body LIKE %s ORDER BY id",
+                          payment_no, "%%out_trade_no=%s%%" % payment_no)
+
+    def notification_by_notify_id(self, notify_id):
+        return self.query("SELECT * FROM notifications WHERE raw_body LIKE %s ORDER BY id",
+                          "%%notify_id=%s%%" % notify_id)
+
+    # -- CLI ---------------------------------------------------------------
+    def ctl(self, *args, config=None, check=True):
+        cmd = [str(BUILD / "paygatectl"), "-c", str(config or self.cli_config)] + list(args)
+        r = subprocess.run(cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, timeout=60)
+        if check and r.returncode != 0:
+            raise AssertionError("%s -> exit %d\nstdout:\n%s\nstderr:\n%s" % (
+                " ".join(cmd), r.returncode, r.stdout, r.stderr))
+        return r
+
+    # -- config and stacks -------------------------------------------------
+    def write_config(self, path, base_url, log_file, key_file):
+        return S.write_config(
+            path, base_url=base_url, db_port=self.db_port, log_file=log_file, app_id=APP_ID,
+            gateway=self.gateway, app_private_key=key_file,
+            alipay_public_key=self.alipay_public_key_file, seller_id=SELLER_ID,
+            ca_file=self.ca_file, return_url="%s/shop" % base_url, api_key=API_KEY,
+            checkout_secret=CHECKOUT_SECRET, storefront=True)
+
+    def _config_writer(self, key_format):
+        def write(st):
+            key = st.dir / "app_private_key.pem"
+            shutil.copyfile(self.keys[key_format], key)
+            os.chmod(key, 0o600)
+            self.write_config(st.config, st.base_url, st.paygate_log, key)
+        return write
+
+    def new_stack(self, kind, name=None, fcgi_children=2):
+        """A stack that the caller owns (and stops)."""
+        name = name or kind
+        return S.Stack(kind, RUN / "stacks" / name, build_dir=BUILD, port=S.free_port(),
+                       config_writer=self._config_writer(KEY_FORMAT.get(kind, "pkcs8")),
+                       env=self.env, mount=MOUNT, fcgi_children=fcgi_children,
+                       registry=self.registry, asan_options=self.env["ASAN_OPTIONS"])
+
+    def stack(self, kind):
+        """The session's shared stack of that kind, started on first use."""
+        if kind in self.stack_errors:
+            pytest.fail("stack %s failed to start earlier:\n%s" % (kind, self.stack_errors[kind]))
+        if kind not in self.stacks:
+            st = self.new_stack(kind)
+            try:
+                st.start()
+            except Exception as e:
+                self.stack_errors[kind] = str(e)
+                pytest.fail("stack %s failed to start:\n%s" % (kind, e))
+            self.stacks[kind] = st
+        return self.stacks[kind]
+
+    # -- sandbox -----------------------------------------------------------
+    def sandbox_get(self, path):
+        return requests.get(self.sandbox_url + path, timeout=TIMEOUT)
+
+    def sandbox_post(self, path, body):
+        return requests.post(self.sandbox_url + path, json=body, timeout=TIMEOUT)
+
+    def sandbox_trade(self, out_trade_no):
+        r = self.sandbox_get("/_sandbox/trades/" + out_trade_no)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    # -- Alipay notifications, built and signed by the test itself ---------
+    def notification(self, payment_no, amount_fen, trade_status="TRADE_SUCCESS", key=None,
+                     **overrides):
+        amount = fen_to_amount(amount_fen)
+        paid = trade_status in ("TRADE_SUCCESS", "TRADE_FINISHED")
+        f = {
+            "notify_time": beijing_now_str(),
+            "notify_type": "trade_status_sync",
+            "notify_id": "t" + uuid.uuid4().hex,
+            "app_id": APP_ID,
+            "auth_app_id": APP_ID,
+            "charset": "utf-8",
+            "version": "1.0",
+            "sign_type": "RSA2",
+            "trade_no": "2026" + str(uuid.uuid4().int)[:24],
+            "out_trade_no": payment_no,
+            "seller_id": SELLER_ID,
+            "seller_email": "sandbox_seller@example.com",
+            "trade_status": trade_status,
+            "total_amount": amount,
+            "subject": "test purchase",
+            "gmt_create": beijing_now_str(-60),
+        }
+        if paid:
+            f.update({
+                "buyer_id": "2088102177000001", "buyer_logon_id": "buy***@example.com",
+                "receipt_amount": amount, "invoice_amount": amount, "buyer_pay_amount": amount,
+                "point_amount": "0.00", "gmt_payment": beijing_now_str(-5),
+                "fund_bill_list": json.dumps([{"amount": amount, "fundChannel": "ALIPAYACCOUNT"}],
+                                             separators=(",", ":")),
+            })
+        if trade_status == "TRADE_CLOSED":
+            f["gmt_close"] = beijing_now_str(-1)
+        for k, v in overrides.items():
+            if v is None:
+                f.pop(k, None)
+            else:
+                f[k] = v
+        f["sign"] = rsa2_sign(key or self.alipay_private, alipay_string_to_sign(f, True))
+        return f
+
+    # -- HTTP API ------------------------------------------------------------
+    @staticmethod
+    def checkout(st, product="course-c", user=None, channel="alipay", method="page",
+                 request_id=None, as_json=False, auth=True, **extra):
+        fields = {"product": product, "user": user or unique_user(), "channel": channel,
+                  "method": method}
+        if request_id:
+            fields["request_id"] = request_id
+        fields.update(extra)
+        fields = {k: v for k, v in fields.items() if v is not None}
+        headers = {"Authorization": "Bearer " + API_KEY} if auth else {}
+        if as_json:
+            return requests.post(st.base_url + "/checkout", json=fields, headers=headers,
+                                 timeout=TIMEOUT)
+        return requests.post(st.base_url + "/checkout", data=fields, headers=headers,
+                             timeout=TIMEOUT)
+
+    def new_payment(self, st, product="course-c", **kw):
+        r = self.checkout(st, product=product, **kw)
+        assert r.status_code == 201, "checkout: %s %s" % (r.status_code, r.text)
+        return r.json()
+
+    @staticmethod
+    def notify(st, form):
+        r = requests.post(st.base_url + "/notify/alipay", data=form, timeout=TIMEOUT)
+        return r
+
+    @staticmethod
+    def order_status(st, order_no):
+        r = requests.get("%s/orders/%s" % (st.base_url, order_no), timeout=TIMEOUT)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def wait_order_status(self, st, order_no, status, timeout=20):
+        deadline = time.time() + timeout
+        last = None
+        while time.time() < deadline:
+            last = self.order_status(st, order_no)
+            if last["status"] == status:
+                return last
+            time.sleep(0.1)
+        raise AssertionError("order %s: status %s after %d s, wanted %s" % (
+            order_no, last and last.get("status"), timeout, status))
+
+
+@pytest.fixture(scope="session")
+def harness():
+    h = Harness()
+    try:
+        h.start()
+    except BaseException:
+        h.stop()
+        raise
+    yield h
+    errors = h.stop()
+    reports = h.sanitizer_reports()
+    if not os.environ.get("PAYGATE_KEEP_RUN") and not reports and not errors:
+        pass  # logs stay under run/test for inspection either way
+    if reports:
+        pytest.fail("sanitizer reports were written during the session:\n" + "\n".join(reports),
+                    pytrace=False)
+    if errors:
+        pytest.fail("tear-down: " + "; ".join(errors), pytrace=False)
+
+
+@pytest.fixture(params=ALL_STACKS)
+def stack(request, harness):
+    """Every stack kind."""
+    return harness.stack(request.param)
+
+
+@pytest.fixture(params=pick("lighttpd", "apache-fcgid"))
+def stack_pair(request, harness):
+    """Two stacks with different process models: spawn-fcgi -F 2 behind
+    lighttpd, and mod_fcgid's processes behind Apache."""
+    return harness.stack(request.param)
+
+
+@pytest.fixture(params=pick("lighttpd", "apache-proxy-fcgi"))
+def stack_lp(request, harness):
+    """lighttpd and Apache mod_proxy_fcgi (both with spawn-fcgi)."""
+    return harness.stack(request.param)
+
+
+@pytest.fixture
+def lighttpd_stack(harness):
+    return harness.stack(pick("lighttpd")[0])
+
+
+@pytest.fixture(scope="session")
+def foreign_key():
+    """An RSA key that is not the sandbox's: signatures made with it are forged."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.when != "call" or not rep.failed:
+        return
+    funcargs = getattr(item, "funcargs", {})
+    for name, val in funcargs.items():
+        if isinstance(val, S.Stack):
+            for log_name, path in val.logs().items():
+                rep.sections.append(("%s %s (tail)" % (val.kind, log_name), S.tail(path, 30)))
+    if "harness" in funcargs:
+        rep.sections.append(("sandbox.log (tail)", S.tail(RUN / "sandbox.log", 30)))

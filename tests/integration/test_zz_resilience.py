@@ -1,0 +1,128 @@
+"""Disruptive tests, run last (file name): the database goes away and comes
+back; a paygate process gets SIGTERM in the middle of a request."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.parse
+
+import requests
+
+import stack as S
+from conftest import API_KEY, MOUNT, TIMEOUT, unique_user
+
+
+def wait_for(pred, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.1)
+    raise AssertionError("timed out after %d s: %s" % (timeout, what))
+
+
+def test_database_down_notify_fails_then_sandbox_retry_records_it(harness, lighttpd_stack):
+    st = lighttpd_stack
+    c = harness.new_payment(st)
+    harness.stop_db()
+    try:
+        h = requests.get(st.base_url + "/healthz", timeout=TIMEOUT)
+        assert h.status_code == 503, h.text
+
+        own = harness.notification(c["payment_no"], c["amount_fen"])
+        r = harness.notify(st, own)
+        assert r.content == b"failure", (r.status_code, r.text)
+
+        r = harness.sandbox_post("/_sandbox/pay", {"out_trade_no": c["payment_no"]})
+        assert r.status_code == 200, r.text
+        note = r.json()["notifications"][0]
+        assert not note["acked"]
+        assert note["attempts"] and note["attempts"][0]["body"] != "success"
+    finally:
+        harness.start_db()
+
+    # the sandbox retries (1, 2, 2, 4, 8, 15, 30 s x 0.2) until `success`
+    def acked():
+        return harness.sandbox_trade(c["payment_no"])["notifications"][0]["acked"]
+    wait_for(acked, 30, "the sandbox's retry to be acknowledged")
+    assert harness.payment(c["payment_no"])["status"] == "PAID"
+    assert harness.order(c["order_no"])["status"] == "PAID"
+    outcomes = [n["outcome"] for n in harness.notifications_for(c["payment_no"])]
+    assert outcomes.count("accepted") == 1, outcomes
+    assert requests.get(st.base_url + "/healthz", timeout=TIMEOUT).status_code == 200
+
+
+def test_every_stack_reconnects_after_the_database_restart(harness):
+    # runs after the restart above; stacks started earlier hold dead connections
+    for kind, st in list(harness.stacks.items()):
+        r = requests.get(st.base_url + "/healthz", timeout=TIMEOUT)
+        assert r.status_code == 200, (kind, r.status_code, r.text)
+        c = harness.checkout(st)
+        assert c.status_code == 201, (kind, c.status_code, c.text)
+
+
+def _paygate_holds_connection(pid, port):
+    out = subprocess.run(["ss", "-Htnp", "state", "established", "( sport = :%d )" % port],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True).stdout
+    return ("pid=%d," % pid) in out
+
+
+def test_sigterm_lets_the_request_in_flight_finish(harness):
+    st = harness.new_stack("lighttpd", name="sigterm", fcgi_children=1)
+    st.start()
+    sock = None
+    try:
+        (pid,) = st.paygate_pids()
+        body = urllib.parse.urlencode({"product": "course-c", "user": unique_user("term"),
+                                       "channel": "alipay", "method": "page"}).encode()
+        head = ("POST %s/checkout HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                "Authorization: Bearer %s\r\n"
+                "Content-Type: application/x-www-form-urlencoded\r\n"
+                "Content-Length: %d\r\nConnection: close\r\n\r\n"
+                % (MOUNT, st.port, API_KEY, len(body))).encode()
+        sock = socket.create_connection(("127.0.0.1", st.port), timeout=TIMEOUT)
+        sock.sendall(head + body[:8])
+        # lighttpd streams the body (server.stream-request-body = 2): paygate
+        # has accepted the request and waits for the rest of the body
+        wait_for(lambda: _paygate_holds_connection(pid, st.fcgi_port), 10,
+                 "paygate (pid %d) to accept the FastCGI connection" % pid)
+        os.kill(pid, signal.SIGTERM)
+        time.sleep(1.0)
+        assert S.alive(pid), "paygate died on SIGTERM with a request in flight"
+        sock.sendall(body[8:])
+        data = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        head_b, _, resp_body = data.partition(b"\r\n\r\n")
+        status_line = head_b.split(b"\r\n", 1)[0]
+        assert b" 201 " in status_line, data[:500]
+        reply = json.loads(resp_body)
+        assert reply["status"] == "CREATED" and reply["order_no"]
+        assert harness.order(reply["order_no"]) is not None
+        # and then it exits
+        wait_for(lambda: not S.alive(pid), 10, "paygate to exit after the request")
+    finally:
+        if sock is not None:
+            sock.close()
+        st.stop()
+
+
+def test_sigterm_stops_an_idle_process_promptly(harness):
+    st = harness.new_stack("lighttpd-unix", name="sigterm-idle", fcgi_children=2)
+    st.start()
+    try:
+        pids = st.paygate_pids()
+        assert len(pids) == 2
+        for p in pids:
+            os.kill(p, signal.SIGTERM)
+        wait_for(lambda: not any(S.alive(p) for p in pids), 10,
+                 "idle paygate processes to exit on SIGTERM")
+    finally:
+        st.stop()
