@@ -91,11 +91,12 @@ static void write_response(FCGX_Request *r, const http_response_t *res)
         FCGX_PutStr(res->body.data, (int)res->body.len, r->out);
 }
 
-static double elapsed_ms(const struct timespec *t0)
+/* Microseconds since t0 (integers only: no floating point in this program). */
+static long long elapsed_us(const struct timespec *t0)
 {
     struct timespec t1;
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    return (double)(t1.tv_sec - t0->tv_sec) * 1000.0 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
+    return (long long)(t1.tv_sec - t0->tv_sec) * 1000000LL + (t1.tv_nsec - t0->tv_nsec) / 1000;
 }
 
 static void serve_one(pg_app_t *app, arena_t *a, FCGX_Request *r)
@@ -103,6 +104,7 @@ static void serve_one(pg_app_t *app, arena_t *a, FCGX_Request *r)
     http_request_t req;
     http_response_t res;
     struct timespec t0;
+    long long us;
     pg_err rc;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     memset(&req, 0, sizeof req);
@@ -125,8 +127,9 @@ static void serve_one(pg_app_t *app, arena_t *a, FCGX_Request *r)
         routes_handle(app, a, &req, &res);
     write_response(r, &res);
     /* The access log: one line per request; never the query (it may carry signatures). */
-    log_msg(LOG_INFO, "%s %s %d %.1fms order=%s payment=%s", req.method,
-            req.path ? req.path : "-", res.status, elapsed_ms(&t0),
+    us = elapsed_us(&t0);
+    log_msg(LOG_INFO, "%s %s %d %lld.%03lldms order=%s payment=%s", req.method,
+            req.path ? req.path : "-", res.status, us / 1000, us % 1000,
             res.log_order_no ? res.log_order_no : "-", res.log_payment_no ? res.log_payment_no : "-");
 }
 
