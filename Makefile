@@ -33,7 +33,7 @@ APP_OBJ  := $(APP_SRC:%.c=$(B)/obj/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(B)/obj/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
-.PHONY: all deps check unit unit-asan integration demo demo-stop install clean bench fuzz lint
+.PHONY: all deps check unit unit-asan integration demo demo-stop install clean lint
 
 all: $(B)/paygate.fcgi $(B)/paygatectl
 
@@ -78,7 +78,17 @@ integration: all
 	$(MAKE) SAN=1 all
 	PAYGATE_BUILD=$(CURDIR)/build-asan $(PYTHON) -m pytest -p no:cacheprovider -q tests/integration
 
+# Bans risky calls and floating point, and checks that every header compiles
+# on its own.
+lint:
+	@! grep -nE '\b(sprintf|vsprintf|strcpy|strcat|atoi|atol|gets)\(' src/*.c fcgi-app/*.c cli/*.c include/*.h || { echo "lint: risky call above"; exit 1; }
+	@! grep -nwE 'double|float' src/*.c fcgi-app/*.c cli/*.c include/*.h || { echo "lint: floating point above"; exit 1; }
+	@! grep -nE 'mysql_query|mysql_real_query|XML_PARSE_NOENT|XML_PARSE_DTDLOAD' src/*.c fcgi-app/*.c cli/*.c || { echo "lint: forbidden API above"; exit 1; }
+	@for h in include/*.h; do echo "#include \"$$(basename $$h)\"" | $(CC) $(ALL_CFLAGS) -x c -fsyntax-only - || exit 1; done
+	@echo "lint: ok"
+
 check: deps
+	$(MAKE) lint
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) unit-asan
