@@ -172,12 +172,19 @@ def test_shop_lists_products_with_working_buy_links(harness, stack_pair):
     links = [urllib.parse.urljoin(r.url, h) for h in parse_html(r.text).links]
     buy = [u for u in links if urllib.parse.urlsplit(u).path == "/pay/checkout"]
     assert len(buy) >= 2, links
-    skus = set()
+    skus, methods = set(), set()
     for u in buy:
         q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(u).query))
         assert {"product", "user", "expires", "sig"} <= set(q), u
         skus.add(q["product"])
+        methods.add(q.get("method", "page"))
         g = requests.get(u, allow_redirects=False, timeout=TIMEOUT)
-        assert g.status_code == 302, (u, g.text[:300])
-        assert g.headers["Location"].startswith(harness.gateway + "?")
+        if q.get("method") == "qr":
+            # the QR page (precreate at the sandbox), not a redirect
+            assert g.status_code == 200, (u, g.text[:300])
+            assert "text/html" in g.headers.get("Content-Type", "")
+        else:
+            assert g.status_code == 302, (u, g.text[:300])
+            assert g.headers["Location"].startswith(harness.gateway + "?")
     assert {"course-c", "ebook-sql"} <= skus
+    assert "page" in methods

@@ -28,6 +28,7 @@ def wait_for(pred, timeout, what):
 def test_database_down_notify_fails_then_sandbox_retry_records_it(harness, lighttpd_stack):
     st = lighttpd_stack
     c = harness.new_payment(st)
+    harness.open_cashier(c["pay_url"])
     harness.stop_db()
     try:
         h = requests.get(st.base_url + "/healthz", timeout=TIMEOUT)
