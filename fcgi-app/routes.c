@@ -11,10 +11,11 @@
 #include "log.h"
 #include "money.h"
 #include "notify.h"
+#include "qr.h"
 #include "router.h"
 #include "store.h"
 
-enum { R_HEALTHZ, R_CHECKOUT, R_NOTIFY_ALIPAY, R_RETURN_ALIPAY, R_ORDER, R_SHOP };
+enum { R_HEALTHZ, R_CHECKOUT, R_NOTIFY_ALIPAY, R_RETURN_ALIPAY, R_ORDER, R_SHOP, R_PAY_PAGE };
 
 static const route_t ROUTES[] = {
     { "GET", "/healthz", R_HEALTHZ },
@@ -23,6 +24,7 @@ static const route_t ROUTES[] = {
     { "GET", "/return/alipay", R_RETURN_ALIPAY },
     { "GET", "/orders/*", R_ORDER },
     { "GET", "/shop", R_SHOP },
+    { "GET", "/pay/*", R_PAY_PAGE },
 };
 
 static bool bearer_ok(const pg_app_t *app, const http_request_t *req)
@@ -56,27 +58,6 @@ static void checkout_error_page(http_response_t *res, int status, const char *me
     buf_puts(&res->body, "<p>");
     buf_append_html(&res->body, message);
     buf_puts(&res->body, "</p>\n");
-    http_html_end(res);
-}
-
-static void checkout_qr_page(pg_app_t *app, const checkout_result_t *r, http_response_t *res)
-{
-    char yuan[MONEY_YUAN_BUFSZ];
-    money_format_yuan(r->order.amount_fen, yuan);
-    http_html_begin(res, 200, "Scan to pay");
-    buf_puts(&res->body, "<p>");
-    buf_append_html(&res->body, r->order.product_title);
-    buf_printf(&res->body, " &mdash; &yen;%s</p>\n<p>Scan this code with the Alipay app: <a id=\"qr-code\" href=\"", yuan);
-    buf_append_html(&res->body, r->pay_value);
-    buf_puts(&res->body, "\">");
-    buf_append_html(&res->body, r->pay_value);
-    buf_puts(&res->body, "</a></p>\n<p>Order <code>");
-    buf_append_html(&res->body, r->order.order_no);
-    buf_puts(&res->body, "</code>. <a href=\"");
-    buf_append_html(&res->body, app->cfg->server.base_url);
-    buf_puts(&res->body, "/orders/");
-    buf_append_html(&res->body, r->order.order_no);
-    buf_puts(&res->body, "\">Status</a></p>\n");
     http_html_end(res);
 }
 
@@ -142,8 +123,8 @@ static void handle_checkout(pg_app_t *app, arena_t *a, http_request_t *req, http
     if (browser) {
         if (!strcmp(cres.pay_field, "pay_url"))
             http_reply_redirect(res, cres.pay_value);
-        else
-            checkout_qr_page(app, &cres, res);
+        else   /* a code to scan: our QR page */
+            http_reply_redirect(res, arena_printf(a, "%s/pay/%s", app->cfg->server.base_url, cres.order.payment_no));
         return;
     }
     res->status = checkout_status(&cres, PG_OK);
@@ -329,6 +310,96 @@ static void handle_shop(pg_app_t *app, arena_t *a, http_request_t *req, http_res
     http_html_end(res);
 }
 
+static const char PAY_PAGE_SCRIPT[] =
+    "<script>\n"
+    "(function(){var el=document.getElementById('pay');if(!el)return;\n"
+    "var statusUrl=el.dataset.statusUrl,next=el.dataset.returnUrl,expires=Date.parse(el.dataset.expiresAt);\n"
+    "function show(id){document.getElementById(id).hidden=false;}\n"
+    "function done(){show('paid');document.getElementById('qr').hidden=true;if(next)location.href=next;}\n"
+    "function expired(){document.getElementById('qr').hidden=true;show('expired');}\n"
+    "function poll(){if(Date.now()>expires){expired();return;}\n"
+    "fetch(statusUrl,{cache:'no-store'}).then(function(r){return r.json();}).then(function(o){\n"
+    "document.getElementById('order-status').textContent=o.status;\n"
+    "if(o.status==='PAID'){done();return;}if(o.status==='CLOSED'){expired();return;}\n"
+    "setTimeout(poll,2000);}).catch(function(){setTimeout(poll,4000);});}\n"
+    "setTimeout(poll,1500);})();\n"
+    "</script>\n";
+
+static void pay_page_qr(pg_app_t *app, arena_t *a, const order_view_t *o, http_response_t *res)
+{
+    const char *field = NULL, *code = NULL;
+    const char *ret = app->cfg->merchant.return_url ? app->cfg->merchant.return_url : "";
+    char yuan[MONEY_YUAN_BUFSZ];
+    bool wechat = !strcmp(o->channel, "wechat");
+    money_format_yuan(o->amount_fen, yuan);
+    if (checkout_pay_data_read(a, o->pay_data, &field, &code) != PG_OK) {
+        checkout_error_page(res, 404, "This payment has no code to scan.");
+        return;
+    }
+    http_html_begin(res, 200, wechat ? "Pay with WeChat" : "Pay with Alipay");
+    buf_puts(&res->body, "<div id=\"pay\" data-status-url=\"");
+    buf_append_html(&res->body, app->cfg->server.base_url);
+    buf_puts(&res->body, "/orders/");
+    buf_append_html(&res->body, o->order_no);
+    buf_puts(&res->body, "\" data-return-url=\"");
+    buf_append_html(&res->body, ret);
+    buf_puts(&res->body, "\" data-expires-at=\"");
+    buf_append_html(&res->body, o->expires_at);
+    buf_puts(&res->body, "\">\n<p>");
+    buf_append_html(&res->body, o->product_title);
+    buf_printf(&res->body, " &mdash; <strong id=\"amount\">&yen;%s</strong></p>\n<div id=\"qr\" data-code=\"", yuan);
+    buf_append_html(&res->body, code);
+    buf_puts(&res->body, "\">");
+    if (qr_svg(code, 240, &res->body) != PG_OK)
+        buf_puts(&res->body, "<p>The code could not be drawn.</p>");
+    buf_printf(&res->body, "<p>Scan with the %s app to pay. Payable until %s UTC.</p></div>\n",
+               wechat ? "WeChat" : "Alipay", o->expires_at);
+    buf_puts(&res->body, "<p>Order <code id=\"order-no\">");
+    buf_append_html(&res->body, o->order_no);
+    buf_puts(&res->body, "</code>: <span class=\"status\" id=\"order-status\">");
+    buf_append_html(&res->body, o->status);
+    buf_puts(&res->body, "</span></p>\n<p id=\"paid\" hidden>Paid. Thank you!");
+    if (*ret) {
+        buf_puts(&res->body, " <a class=\"button\" href=\"");
+        buf_append_html(&res->body, ret);
+        buf_puts(&res->body, "\">Continue</a>");
+    }
+    buf_puts(&res->body, "</p>\n<p id=\"expired\" hidden>This payment has expired. Go back to the shop to start again.</p>\n"
+                         "<noscript><p>After paying, <a href=\"\">reload this page</a>.</p></noscript>\n</div>\n");
+    buf_puts(&res->body, PAY_PAGE_SCRIPT);
+    http_html_end(res);
+}
+
+/* GET /pay/{payment_no}: the page a buyer scans from (Alipay qr, WeChat
+ * native). It polls the order and moves on to the shop once paid. */
+static void handle_pay_page(pg_app_t *app, arena_t *a, const char *param, size_t param_len,
+                            http_response_t *res)
+{
+    order_view_t o;
+    bool expired = false;
+    pg_err rc = PG_ERR_NOT_FOUND;
+    if (order_no_ok(param, param_len))
+        rc = store_payment_view(app->db, a, arena_strndup(a, param, param_len), &o, &expired);
+    if (rc != PG_OK) {
+        checkout_error_page(res, rc == PG_ERR_NOT_FOUND ? 404 : 503,
+                            rc == PG_ERR_NOT_FOUND ? "No such payment." : "Please try again in a moment.");
+        return;
+    }
+    res->log_order_no = o.order_no;
+    res->log_payment_no = o.payment_no;
+    if (strcmp(o.status, "CREATED")) {
+        status_page(app, &o, res);
+        return;
+    }
+    if (expired || strcmp(o.payment_status, "CREATED")) {
+        http_html_begin(res, 200, "Payment expired");
+        buf_puts(&res->body, "<p id=\"expired\">This payment has expired. Go back to the shop to start again.</p>\n");
+        http_html_end(res);
+        return;
+    }
+    pay_page_qr(app, a, &o, res);
+}
+
 void routes_handle(pg_app_t *app, arena_t *a, http_request_t *req, http_response_t *res)
 {
     route_match_t m;
@@ -357,6 +428,7 @@ void routes_handle(pg_app_t *app, arena_t *a, http_request_t *req, http_response
     case R_RETURN_ALIPAY: handle_return_alipay(app, a, req, res); break;
     case R_ORDER: handle_order(app, a, req, m.param, m.param_len, res); break;
     case R_SHOP: handle_shop(app, a, req, res); break;
+    case R_PAY_PAGE: handle_pay_page(app, a, m.param, m.param_len, res); break;
     default: http_reply_json_error(res, 404, "not_found", "no such endpoint"); break;
     }
 }

@@ -40,6 +40,9 @@ pg_err checkout_request_from_fields(const kv_list_t *fields, checkout_request_t 
 pg_err checkout_create(pg_app_t *app, arena_t *a, const checkout_request_t *req,
                        checkout_result_t *res, buf_t *msg);
 
+/* The pay instruction stored with a payment ({"pay_url":"..."} etc.). */
+pg_err checkout_pay_data_read(arena_t *a, const char *pay_data, const char **field, const char **value);
+
 /* The JSON reply of SPEC §4. */
 void checkout_reply_json(const checkout_result_t *res, buf_t *out);
 

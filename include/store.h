@@ -81,6 +81,9 @@ pg_err store_checkout_insert(db_t *db, const new_checkout_t *c);
 pg_err store_order_by_no(db_t *db, arena_t *a, const char *order_no, order_view_t *out);
 pg_err store_order_by_request_id(db_t *db, arena_t *a, const char *request_id, order_view_t *out);
 pg_err store_order_by_payment_no(db_t *db, arena_t *a, const char *payment_no, order_view_t *out);
+/* The order seen through one given payment (the QR page): payment fields are
+ * that payment's; *expired tells whether its expires_at has passed. */
+pg_err store_payment_view(db_t *db, arena_t *a, const char *payment_no, order_view_t *out, bool *expired);
 pg_err store_order_list(db_t *db, arena_t *a, const char *status, db_result_t *out);
 pg_err store_order_payments(db_t *db, arena_t *a, int64_t order_id, db_result_t *out);
 

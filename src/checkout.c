@@ -153,23 +153,29 @@ static void request_hash(const checkout_request_t *req, const char *channel, con
     buf_free(&b);
 }
 
-static pg_err pay_data_read(arena_t *a, const char *pay_data, checkout_result_t *res)
+pg_err checkout_pay_data_read(arena_t *a, const char *pay_data, const char **field, const char **value)
 {
     json_error_t jerr;
     json_t *root = pay_data ? json_loads(pay_data, 0, &jerr) : NULL;
     const char *key;
     json_t *val;
+    *field = *value = NULL;
     if (!root)
         return PG_ERR_INTERNAL;
     json_object_foreach(root, key, val) {
         if (json_is_string(val)) {
-            res->pay_field = arena_strdup(a, key);
-            res->pay_value = arena_strdup(a, json_string_value(val));
+            *field = arena_strdup(a, key);
+            *value = arena_strdup(a, json_string_value(val));
             break;
         }
     }
     json_decref(root);
-    return res->pay_value ? PG_OK : PG_ERR_INTERNAL;
+    return *value ? PG_OK : PG_ERR_INTERNAL;
+}
+
+static pg_err pay_data_read(arena_t *a, const char *pay_data, checkout_result_t *res)
+{
+    return checkout_pay_data_read(a, pay_data, &res->pay_field, &res->pay_value);
 }
 
 static pg_err repeat_from_request_id(pg_app_t *app, arena_t *a, const char *request_id,

@@ -157,6 +157,25 @@ pg_err store_order_by_payment_no(db_t *db, arena_t *a, const char *payment_no, o
     return rc != PG_OK ? rc : order_view_fill(&r, out);
 }
 
+pg_err store_payment_view(db_t *db, arena_t *a, const char *payment_no, order_view_t *out, bool *expired)
+{
+    db_val_t p[] = { DB_S(payment_no) };
+    db_result_t r;
+    pg_err rc = db_query(db, a,
+                         "SELECT o.id, o.order_no, o.status, o.user_ref, o.request_hash, o.product_id, o.amount_fen,"
+                         " o.refunded_fen, " ISO("o.created_at") " AS created_at, " ISO("o.paid_at") " AS paid_at,"
+                         " pr.sku, pr.title, p.payment_no, p.channel, p.method, p.status AS payment_status,"
+                         " p.pay_data, " ISO("p.expires_at") " AS expires_at, p.provider_trade_no,"
+                         " (p.expires_at < UTC_TIMESTAMP()) AS expired"
+                         " FROM payments p JOIN orders o ON o.id = p.order_id JOIN products pr ON pr.id = o.product_id"
+                         " WHERE p.payment_no = ?",
+                         p, 1, &r);
+    if (rc != PG_OK)
+        return rc;
+    *expired = db_cell_i64(&r, 0, "expired") == 1;
+    return order_view_fill(&r, out);
+}
+
 pg_err store_order_list(db_t *db, arena_t *a, const char *status, db_result_t *out)
 {
     db_val_t p[] = { DB_S(status), DB_S(status) };
