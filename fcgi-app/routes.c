@@ -61,6 +61,29 @@ static void checkout_error_page(http_response_t *res, int status, const char *me
     http_html_end(res);
 }
 
+/* A pay object for a client-side API (WeChat JSAPI): the page hands it to
+ * the provider's in-app bridge, then follows the order like the QR page. */
+static void browser_pay_object_page(pg_app_t *app, const checkout_result_t *r, http_response_t *res)
+{
+    http_html_begin(res, 200, "Confirm the payment");
+    buf_puts(&res->body, "<div id=\"pay\" data-order-url=\"");
+    buf_append_html(&res->body, app->cfg->server.base_url);
+    buf_puts(&res->body, "/orders/");
+    buf_append_html(&res->body, r->order.order_no);
+    buf_puts(&res->body, "\" data-return-url=\"");
+    buf_append_html(&res->body, app->cfg->merchant.return_url ? app->cfg->merchant.return_url : "");
+    buf_puts(&res->body, "\" data-pay-object=\"");
+    buf_append_html(&res->body, r->pay_value);
+    buf_puts(&res->body, "\"><p>Confirm the payment in WeChat.</p></div>\n"
+                         "<script>(function(){var el=document.getElementById('pay');"
+                         "var obj=JSON.parse(el.dataset.payObject);function go(){if(el.dataset.returnUrl)location.href=el.dataset.returnUrl;}"
+                         "function pay(){WeixinJSBridge.invoke('getBrandWCPayRequest',obj,function(r){"
+                         "if(r.err_msg==='get_brand_wcpay_request:ok')go();});}"
+                         "if(typeof WeixinJSBridge==='undefined'){document.addEventListener('WeixinJSBridgeReady',pay,false);}"
+                         "else{pay();}})();</script>\n");
+    http_html_end(res);
+}
+
 static void handle_checkout(pg_app_t *app, arena_t *a, http_request_t *req, http_response_t *res)
 {
     kv_list_t fields;
@@ -121,10 +144,12 @@ static void handle_checkout(pg_app_t *app, arena_t *a, http_request_t *req, http
     res->log_order_no = cres.order.order_no;
     res->log_payment_no = cres.order.payment_no;
     if (browser) {
-        if (!strcmp(cres.pay_field, "pay_url"))
-            http_reply_redirect(res, cres.pay_value);
-        else   /* a code to scan: our QR page */
+        if (cres.pay_scan)   /* a code to scan: our QR page */
             http_reply_redirect(res, arena_printf(a, "%s/pay/%s", app->cfg->server.base_url, cres.order.payment_no));
+        else if (cres.pay_is_json)
+            browser_pay_object_page(app, &cres, res);
+        else
+            http_reply_redirect(res, cres.pay_value);
         return;
     }
     res->status = checkout_status(&cres, PG_OK);
@@ -327,15 +352,17 @@ static const char PAY_PAGE_SCRIPT[] =
 
 static void pay_page_qr(pg_app_t *app, arena_t *a, const order_view_t *o, http_response_t *res)
 {
-    const char *field = NULL, *code = NULL;
+    checkout_result_t pd;
+    const char *code;
     const char *ret = app->cfg->merchant.return_url ? app->cfg->merchant.return_url : "";
     char yuan[MONEY_YUAN_BUFSZ];
     bool wechat = !strcmp(o->channel, "wechat");
     money_format_yuan(o->amount_fen, yuan);
-    if (checkout_pay_data_read(a, o->pay_data, &field, &code) != PG_OK) {
+    if (checkout_pay_data_read(a, o->pay_data, &pd) != PG_OK || !pd.pay_scan) {
         checkout_error_page(res, 404, "This payment has no code to scan.");
         return;
     }
+    code = pd.pay_value;
     http_html_begin(res, 200, wechat ? "Pay with WeChat" : "Pay with Alipay");
     buf_puts(&res->body, "<div id=\"pay\" data-status-url=\"");
     buf_append_html(&res->body, app->cfg->server.base_url);

@@ -25,8 +25,10 @@ typedef struct checkout_request {
 typedef struct checkout_result {
     bool repeated;              /* idempotent repeat: 200 instead of 201 */
     order_view_t order;
-    const char *pay_field;      /* "pay_url" | "qr_code" */
-    const char *pay_value;
+    const char *pay_field;      /* "pay_url" | "qr_code" | "code_url" | "mweb_url" | "jsapi" */
+    const char *pay_value;      /* string, or JSON object text when pay_is_json */
+    bool pay_is_json;
+    bool pay_scan;              /* a code to scan: browsers get the QR page */
     const char *error_code;     /* stable code on failure */
 } checkout_result_t;
 
@@ -41,7 +43,7 @@ pg_err checkout_create(pg_app_t *app, arena_t *a, const checkout_request_t *req,
                        checkout_result_t *res, buf_t *msg);
 
 /* The pay instruction stored with a payment ({"pay_url":"..."} etc.). */
-pg_err checkout_pay_data_read(arena_t *a, const char *pay_data, const char **field, const char **value);
+pg_err checkout_pay_data_read(arena_t *a, const char *pay_data, checkout_result_t *res);
 
 /* The JSON reply of SPEC §4. */
 void checkout_reply_json(const checkout_result_t *res, buf_t *out);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "channel.h"
 #include "crypto.h"
 #include "log.h"
 #include "money.h"
@@ -80,64 +81,54 @@ static pg_err validate(const checkout_request_t *req, checkout_result_t *res, bu
     return PG_OK;
 }
 
-static bool ua_has(const char *ua, const char *needle)
+/* The channel named by the request, or for channel=auto: the one offering
+ * the requested method, else WeChat inside WeChat, else the first enabled. */
+static const pay_channel_t *pick_channel(const pg_app_t *app, const checkout_request_t *req)
 {
-    return ua && strstr(ua, needle) != NULL;
-}
-
-static bool ua_is_mobile(const char *ua)
-{
-    return ua_has(ua, "Mobile") || ua_has(ua, "Android") || ua_has(ua, "iPhone") || ua_has(ua, "iPad");
-}
-
-static bool method_of(const char *channel, const char *method)
-{
-    static const char *const alipay[] = { "page", "wap", "qr" };
-    static const char *const wechat[] = { "native", "jsapi", "mweb" };
-    const char *const *list = !strcmp(channel, "alipay") ? alipay : wechat;
-    for (int i = 0; i < 3; i++) {
-        if (!strcmp(list[i], method))
-            return true;
+    const pay_channel_t *ch;
+    if (req->channel && strcmp(req->channel, "auto"))
+        return channel_find(req->channel);
+    if (req->method) {
+        for (size_t i = 0; (ch = channel_at(i)) != NULL; i++) {
+            if (channel_offers(ch, req->method))
+                return ch;
+        }
+        return NULL;
     }
-    return false;
+    ch = channel_find("wechat");
+    if (ch && ch->enabled(app) && channel_ua_is_wechat(req->user_agent))
+        return ch;
+    for (size_t i = 0; (ch = channel_at(i)) != NULL; i++) {
+        if (ch->enabled(app))
+            return ch;
+    }
+    return channel_at(0);
 }
 
-/* SPEC §4: channel auto and an absent method follow the User-Agent. */
-static pg_err choose_channel(pg_app_t *app, const checkout_request_t *req, const char **channel,
+static pg_err choose_channel(pg_app_t *app, const checkout_request_t *req, const pay_channel_t **out,
                              const char **method, checkout_result_t *res, buf_t *msg)
 {
-    const char *ch = req->channel && strcmp(req->channel, "auto") ? req->channel : NULL;
-    const char *ua = req->user_agent;
-    bool in_wechat = ua_has(ua, "MicroMessenger");
-    if (!ch && req->method)
-        ch = method_of("alipay", req->method) ? "alipay" : method_of("wechat", req->method) ? "wechat" : NULL;
-    if (!ch && req->method)
+    const pay_channel_t *ch = pick_channel(app, req);
+    if (!ch && req->channel && strcmp(req->channel, "auto")) {
+        buf_printf(msg, "the %s channel is not available in this build", req->channel);
+        res->error_code = "channel_disabled";
+        return PG_ERR_UNSUPPORTED;
+    }
+    if (!ch)
         return fail(res, msg, PG_ERR_UNSUPPORTED, "unsupported_method",
                     "'method' must be page, wap or qr (alipay) or native, jsapi or mweb (wechat)");
-    if (!ch) {
-        bool wechat_first = in_wechat || !app->cfg->alipay.enabled;
-        ch = wechat_first && app->cfg->wechat.enabled ? "wechat" : "alipay";
+    if (!ch->enabled(app)) {
+        buf_printf(msg, "the %s channel is not enabled", ch->name);
+        res->error_code = "channel_disabled";
+        return PG_ERR_UNSUPPORTED;
     }
-    if (!req->method) {
-        if (!strcmp(ch, "alipay"))
-            *method = ua_is_mobile(ua) ? "wap" : "page";
-        else
-            *method = in_wechat ? (req->openid ? "jsapi" : "native") : ua_is_mobile(ua) ? "mweb" : "native";
-    } else if (!method_of(ch, req->method)) {
-        buf_printf(msg, "method '%s' is not offered by channel %s", req->method, ch);
+    *method = req->method ? req->method : ch->default_method(req->user_agent, req->openid != NULL);
+    if (!channel_offers(ch, *method)) {
+        buf_printf(msg, "method '%s' is not offered by channel %s", *method, ch->name);
         res->error_code = "unsupported_method";
         return PG_ERR_UNSUPPORTED;
-    } else {
-        *method = req->method;
     }
-    *channel = ch;
-    if (!strcmp(ch, "alipay") && !app->cfg->alipay.enabled)
-        return fail(res, msg, PG_ERR_UNSUPPORTED, "channel_disabled", "the alipay channel is not enabled");
-    if (!strcmp(ch, "wechat") && !app->cfg->wechat.enabled)
-        return fail(res, msg, PG_ERR_UNSUPPORTED, "channel_disabled", "the wechat channel is not enabled");
-    if (!strcmp(ch, "wechat"))
-        return fail(res, msg, PG_ERR_UNSUPPORTED, "channel_disabled",
-                    "WeChat Pay is not available in this build yet");
+    *out = ch;
     return PG_OK;
 }
 
@@ -153,29 +144,37 @@ static void request_hash(const checkout_request_t *req, const char *channel, con
     buf_free(&b);
 }
 
-pg_err checkout_pay_data_read(arena_t *a, const char *pay_data, const char **field, const char **value)
+pg_err checkout_pay_data_read(arena_t *a, const char *pay_data, checkout_result_t *res)
 {
     json_error_t jerr;
     json_t *root = pay_data ? json_loads(pay_data, 0, &jerr) : NULL;
     const char *key;
     json_t *val;
-    *field = *value = NULL;
+    res->pay_field = res->pay_value = NULL;
+    res->pay_is_json = res->pay_scan = false;
     if (!root)
         return PG_ERR_INTERNAL;
     json_object_foreach(root, key, val) {
-        if (json_is_string(val)) {
-            *field = arena_strdup(a, key);
-            *value = arena_strdup(a, json_string_value(val));
-            break;
+        if (!strcmp(key, "scan")) {
+            res->pay_scan = json_is_true(val);
+        } else if (json_is_string(val)) {
+            res->pay_field = arena_strdup(a, key);
+            res->pay_value = arena_strdup(a, json_string_value(val));
+        } else if (json_is_object(val)) {
+            char *text = json_dumps(val, JSON_COMPACT | JSON_SORT_KEYS);
+            res->pay_field = arena_strdup(a, key);
+            res->pay_value = text ? arena_strdup(a, text) : NULL;
+            res->pay_is_json = true;
+            free(text);
         }
     }
     json_decref(root);
-    return *value ? PG_OK : PG_ERR_INTERNAL;
+    return res->pay_value ? PG_OK : PG_ERR_INTERNAL;
 }
 
 static pg_err pay_data_read(arena_t *a, const char *pay_data, checkout_result_t *res)
 {
-    return checkout_pay_data_read(a, pay_data, &res->pay_field, &res->pay_value);
+    return checkout_pay_data_read(a, pay_data, res);
 }
 
 static pg_err repeat_from_request_id(pg_app_t *app, arena_t *a, const char *request_id,
@@ -191,35 +190,45 @@ static pg_err repeat_from_request_id(pg_app_t *app, arena_t *a, const char *requ
     return pay_data_read(a, res->order.pay_data, res);
 }
 
-static pg_err alipay_start(pg_app_t *app, arena_t *a, const char *method, const alipay_trade_t *t,
-                           checkout_result_t *res, buf_t *msg)
+static pg_err start_at_provider(pg_app_t *app, arena_t *a, const pay_channel_t *ch, const char *method,
+                                const channel_payment_t *p, checkout_result_t *res, buf_t *msg)
 {
-    buf_t out;
+    channel_instruction_t ins;
     pg_err rc;
-    buf_init(&out, a);
-    if (!strcmp(method, "qr")) {
-        char *qr = NULL;
-        rc = alipay_precreate(a, &app->alipay, t, &qr, msg);
-        res->pay_field = "qr_code";
-        res->pay_value = qr;
-    } else {
-        rc = alipay_build_pay_url(a, &app->alipay, !strcmp(method, "wap") ? ALIPAY_WAP : ALIPAY_PAGE, t, 0, &out);
-        res->pay_field = "pay_url";
-        res->pay_value = out.data;
-    }
+    memset(&ins, 0, sizeof ins);
+    rc = ch->start(app, a, method, p, &ins, msg);
+    res->pay_field = ins.field;
+    res->pay_value = ins.value;
+    res->pay_is_json = ins.is_json;
+    res->pay_scan = ins.scan;
+    if (rc == PG_OK && !ins.value)
+        rc = PG_ERR_INTERNAL;
     if (rc != PG_OK && !res->error_code)
-        res->error_code = rc == PG_ERR_TIMEOUT ? "upstream_timeout" : "upstream_error";
+        res->error_code = rc == PG_ERR_TIMEOUT       ? "upstream_timeout"
+                          : rc == PG_ERR_UNSUPPORTED ? "unsupported_method"
+                                                     : "upstream_error";
     return rc;
 }
 
-static char *pay_data_json(arena_t *a, const char *field, const char *value)
+static void pay_field_json(buf_t *b, const char *field, const char *value, bool is_json)
+{
+    buf_append_json_string(b, field);
+    buf_putc(b, ':');
+    if (is_json)
+        buf_puts(b, value);
+    else
+        buf_append_json_string(b, value);
+}
+
+/* Stored with the payment: {"pay_url":"..."}, plus "scan":true for codes. */
+static char *pay_data_json(arena_t *a, const checkout_result_t *res)
 {
     buf_t b;
     buf_init(&b, a);
     buf_putc(&b, '{');
-    buf_append_json_string(&b, field);
-    buf_putc(&b, ':');
-    buf_append_json_string(&b, value);
+    pay_field_json(&b, res->pay_field, res->pay_value, res->pay_is_json);
+    if (res->pay_scan)
+        buf_puts(&b, ",\"scan\":true");
     buf_putc(&b, '}');
     return b.failed ? NULL : b.data;
 }
@@ -235,11 +244,12 @@ static pg_err new_numbers(char order_no[ORDER_NO_LEN + 1], char payment_no[ORDER
 pg_err checkout_create(pg_app_t *app, arena_t *a, const checkout_request_t *req,
                        checkout_result_t *res, buf_t *msg)
 {
-    const char *channel = NULL, *method = NULL;
+    const pay_channel_t *channel = NULL;
+    const char *method = NULL;
     char hash[65], order_no[ORDER_NO_LEN + 1], payment_no[ORDER_NO_LEN + 1];
     product_t product;
     new_checkout_t nc;
-    alipay_trade_t trade;
+    channel_payment_t pay;
     pg_err rc;
     memset(res, 0, sizeof *res);
     rc = validate(req, res, msg);
@@ -247,7 +257,7 @@ pg_err checkout_create(pg_app_t *app, arena_t *a, const checkout_request_t *req,
         rc = choose_channel(app, req, &channel, &method, res, msg);
     if (rc != PG_OK)
         return rc;
-    request_hash(req, channel, method, hash);
+    request_hash(req, channel->name, method, hash);
     if (req->request_id) {
         rc = repeat_from_request_id(app, a, req->request_id, hash, res, msg);
         if (rc != PG_ERR_NOT_FOUND)
@@ -264,17 +274,19 @@ pg_err checkout_create(pg_app_t *app, arena_t *a, const checkout_request_t *req,
     memset(&nc, 0, sizeof nc);
     nc.amount_fen = product.price_fen;
     if (app->cfg->fees.surcharge)
-        nc.amount_fen += money_fee_fen(product.price_fen, !strcmp(channel, "alipay")
-                                                              ? app->cfg->fees.alipay_rate_bp
-                                                              : app->cfg->fees.wechat_rate_bp);
+        nc.amount_fen += money_fee_fen(product.price_fen, channel->fee_rate_bp(app));
     nc.expires_at = time(NULL) + (time_t)app->cfg->server.order_ttl;
-    trade.out_trade_no = payment_no;
-    trade.amount_fen = nc.amount_fen;
-    trade.subject = product.title;
-    trade.expires_at = nc.expires_at;
-    trade.quit_url = app->cfg->merchant.return_url;
+    memset(&pay, 0, sizeof pay);
+    pay.payment_no = payment_no;
+    pay.amount_fen = nc.amount_fen;
+    pay.subject = product.title;
+    pay.product_sku = product.sku;
+    pay.expires_at = nc.expires_at;
+    pay.quit_url = app->cfg->merchant.return_url;
+    pay.openid = req->openid;
+    pay.client_ip = req->client_ip;
     /* Ask the provider first: a failure there leaves nothing behind here. */
-    rc = alipay_start(app, a, method, &trade, res, msg);
+    rc = start_at_provider(app, a, channel, method, &pay, res, msg);
     if (rc != PG_OK)
         return rc;
     nc.order_no = order_no;
@@ -283,9 +295,9 @@ pg_err checkout_create(pg_app_t *app, arena_t *a, const checkout_request_t *req,
     nc.user_ref = req->user;
     nc.request_id = req->request_id;
     nc.request_hash = hash;
-    nc.channel = channel;
+    nc.channel = channel->name;
     nc.method = method;
-    nc.pay_data = pay_data_json(a, res->pay_field, res->pay_value);
+    nc.pay_data = pay_data_json(a, res);
     if (!nc.pay_data)
         return PG_ERR_NOMEM;
     rc = store_checkout_insert(app->db, &nc);
@@ -316,9 +328,7 @@ void checkout_reply_json(const checkout_result_t *res, buf_t *out)
     buf_puts(out, ",\"expires_at\":");
     buf_append_json_string(out, o->expires_at);
     buf_putc(out, ',');
-    buf_append_json_string(out, res->pay_field);
-    buf_putc(out, ':');
-    buf_append_json_string(out, res->pay_value);
+    pay_field_json(out, res->pay_field, res->pay_value, res->pay_is_json);
     buf_puts(out, "}\n");
 }
 

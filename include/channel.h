@@ -1,0 +1,53 @@
+/* channel: what checkout needs from a payment provider, as an interface.
+ * A provider is one file (channel_alipay.c, channel_wechat.c) filling a
+ * pay_channel_t; checkout and the routes never test a channel's name. */
+#ifndef CHANNEL_H
+#define CHANNEL_H
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+#include "app.h"
+
+typedef struct channel_payment {
+    const char *payment_no;     /* out_trade_no */
+    int64_t amount_fen;
+    const char *subject;        /* the product's title */
+    const char *product_sku;
+    time_t expires_at;
+    const char *quit_url;       /* where a mobile buyer goes on "cancel" */
+    const char *openid;         /* WeChat JSAPI */
+    const char *client_ip;      /* the buyer's address (WeChat spbill_create_ip) */
+} channel_payment_t;
+
+/* What the buyer needs to pay: one field of the checkout reply. */
+typedef struct channel_instruction {
+    const char *field;          /* "pay_url" | "qr_code" | "code_url" | "mweb_url" | "jsapi" */
+    const char *value;          /* a string, or JSON object text when is_json */
+    bool is_json;
+    bool scan;                  /* a code to scan: browsers get the QR page */
+} channel_instruction_t;
+
+typedef struct pay_channel {
+    const char *name;
+    const char *const *methods;                 /* NULL-terminated */
+    bool (*enabled)(const pg_app_t *app);
+    /* Asks the provider for the instruction. On failure err says why;
+     * PG_ERR_UPSTREAM / PG_ERR_TIMEOUT for provider faults, PG_ERR_UNSUPPORTED
+     * for a combination the channel cannot do (e.g. jsapi without openid). */
+    pg_err (*start)(pg_app_t *app, arena_t *a, const char *method, const channel_payment_t *p,
+                    channel_instruction_t *out, buf_t *err);
+    /* The method for a buyer who did not name one (SPEC §4, User-Agent rules). */
+    const char *(*default_method)(const char *user_agent, bool has_openid);
+    int64_t (*fee_rate_bp)(const pg_app_t *app);
+} pay_channel_t;
+
+extern const pay_channel_t CHANNEL_ALIPAY;
+
+const pay_channel_t *channel_find(const char *name);
+/* The i-th known channel, NULL past the end (preference order). */
+const pay_channel_t *channel_at(size_t i);
+bool channel_ua_is_mobile(const char *user_agent);
+bool channel_ua_is_wechat(const char *user_agent);
+bool channel_offers(const pay_channel_t *ch, const char *method);
+
+#endif
