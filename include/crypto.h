@@ -42,4 +42,10 @@ bool   crypto_ct_streq(const char *a, const char *b);
 pg_err crypto_random_alnum(char *out, size_t n);
 void   crypto_wipe(void *p, size_t n);
 
+/* AES-256-ECB decryption with PKCS#7 padding checked (WeChat refund
+ * notifications' req_info). key32 is 32 bytes; len must be a non-zero
+ * multiple of 16. Plaintext is appended to out. PG_ERR_BAD_INPUT for a bad
+ * length or bad padding (which is also what a wrong key usually gives). */
+pg_err crypto_aes256_ecb_decrypt(const void *key32, const void *in, size_t len, buf_t *out);
+
 #endif
