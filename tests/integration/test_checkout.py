@@ -180,7 +180,11 @@ def test_shop_lists_products_with_working_buy_links(harness, stack_pair):
         methods.add(q.get("method", "page"))
         g = requests.get(u, allow_redirects=False, timeout=TIMEOUT)
         if q.get("method") == "qr":
-            # the QR page (precreate at the sandbox), not a redirect
+            # the QR page (precreate at the sandbox), directly or by redirect
+            if g.status_code in (302, 303):
+                assert g.headers["Location"].startswith(stack_pair.base_url + "/pay/"), \
+                    g.headers["Location"]
+                g = requests.get(urllib.parse.urljoin(u, g.headers["Location"]), timeout=TIMEOUT)
             assert g.status_code == 200, (u, g.text[:300])
             assert "text/html" in g.headers.get("Content-Type", "")
         else:

@@ -166,3 +166,15 @@ def test_sandbox_pay_is_recorded_once_and_the_seller_matches(harness, stack_pair
     assert [n["outcome"] for n in rows] == ["accepted"], rows
     form = dict(urllib.parse.parse_qsl(bytes(rows[0]["raw_body"]).decode()))
     assert form["seller_id"] == SELLER_ID
+
+
+def test_qr_payment_page_then_paid(harness, stack_pair):
+    c = harness.new_payment(stack_pair, product="ebook-sql", method="qr")
+    page = requests.get("%s/pay/%s" % (stack_pair.base_url, c["payment_no"]), timeout=TIMEOUT)
+    assert page.status_code == 200, page.text[:300]
+    assert "text/html" in page.headers.get("Content-Type", "")
+    assert "<svg" in page.text
+    r = harness.sandbox_post("/_sandbox/pay", {"out_trade_no": c["payment_no"]})
+    assert r.status_code == 200, r.text
+    harness.wait_order_status(stack_pair, c["order_no"], "PAID")
+    assert harness.payment(c["payment_no"])["status"] == "PAID"
