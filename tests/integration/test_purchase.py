@@ -84,6 +84,11 @@ def test_whole_purchase_checkout_cashier_notify_return_page(harness, stack):
     assert form["trade_status"] == "TRADE_SUCCESS"
     assert "sign" in form
 
+    # one access-log line per request, with the order and payment numbers
+    log = stack.paygate_log.read_text(errors="replace")
+    assert re.search(r"POST /checkout 201 .*%s" % c["order_no"], log), log[-2000:]
+    assert re.search(r"POST /notify/alipay 200 .*%s" % c["payment_no"], log), log[-2000:]
+
     st = harness.order_status(stack, c["order_no"])
     assert st["status"] == "PAID"
     assert st["order_no"] == c["order_no"]
