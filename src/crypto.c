@@ -639,3 +639,38 @@ void crypto_wipe(void *p, size_t n)
     if (p && n)
         OPENSSL_cleanse(p, n);
 }
+
+/* ---- symmetric -------------------------------------------------------- */
+
+pg_err crypto_aes256_ecb_decrypt(const void *key32, const void *in, size_t len, buf_t *out)
+{
+    enum { AES_BLOCK = 16 };
+    if (!key32 || !in || len == 0 || len % AES_BLOCK != 0 || len > (size_t)INT32_MAX)
+        return PG_ERR_BAD_INPUT;
+    unsigned char *plain = OPENSSL_malloc(len + AES_BLOCK);
+    if (!plain)
+        return PG_ERR_NOMEM;
+    pg_err rc = PG_ERR_BAD_INPUT;
+    int n1 = 0, n2 = 0;
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    if (!ctx) {
+        rc = PG_ERR_NOMEM;
+        goto done;
+    }
+    /* EVP keeps PKCS#7 padding on by default: DecryptFinal checks that the
+     * last n bytes all equal n (1..16) and strips them. */
+    if (EVP_DecryptInit_ex(ctx, EVP_aes_256_ecb(), NULL, key32, NULL) != 1 ||
+        EVP_CIPHER_CTX_set_padding(ctx, 1) != 1) {
+        rc = PG_ERR_INTERNAL;
+        goto done;
+    }
+    if (EVP_DecryptUpdate(ctx, plain, &n1, in, (int)len) != 1 ||
+        EVP_DecryptFinal_ex(ctx, plain + n1, &n2) != 1)
+        goto done;   /* bad padding */
+    rc = buf_append(out, plain, (size_t)n1 + (size_t)n2) == PG_OK ? PG_OK : PG_ERR_NOMEM;
+done:
+    EVP_CIPHER_CTX_free(ctx);
+    OPENSSL_clear_free(plain, len + AES_BLOCK);
+    ERR_clear_error();
+    return rc;
+}

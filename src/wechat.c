@@ -1,0 +1,728 @@
+/* wechat: the WeChat Pay API v2 protocol adapter (see include/wechat.h).
+ *
+ * Owns the wire rules: the v2 sign (MD5 / HMAC-SHA256 over sorted k=v plus
+ * &key=), the XML envelope of calls and replies (through xml.h, the only
+ * libxml2 user), the order of reply checks (communication, signature,
+ * identity, business result), the JSAPI client object, notification
+ * verification and the refund notification's AES-encrypted req_info. Bytes
+ * in, facts out: no database, no FastCGI, no policy about orders. */
+#include "wechat.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crypto.h"
+#include "money.h"
+#include "xml.h"
+
+#define WECHAT_NONCE_LEN 32
+#define WECHAT_BODY_MAX 128
+#define WECHAT_OUT_TRADE_NO_MAX 32
+#define WECHAT_XML_CT "text/xml"
+#define WECHAT_SUCCESS "SUCCESS"
+#define WECHAT_FAIL "FAIL"
+#define WECHAT_ERR_CODE_LEN 64
+
+static void set_err(buf_t *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_err(buf_t *err, const char *fmt, ...)
+{
+    va_list ap;
+    if (err == NULL)
+        return;
+    buf_clear(err);
+    va_start(ap, fmt);
+    (void)buf_vprintf(err, fmt, ap);
+    va_end(ap);
+}
+
+static int is_empty(const char *s)
+{
+    return s == NULL || s[0] == '\0';
+}
+
+static int str_is(const char *s, const char *want)
+{
+    return s != NULL && strcmp(s, want) == 0;
+}
+
+static const char *opt_field(const kv_list_t *l, const char *key)
+{
+    const char *v = kv_get(l, key);
+    return is_empty(v) ? NULL : v;
+}
+
+static void copy_err_code(char err_code[WECHAT_ERR_CODE_LEN], const char *s)
+{
+    if (err_code != NULL)
+        snprintf(err_code, WECHAT_ERR_CODE_LEN, "%s", s != NULL ? s : "");
+}
+
+static const char *sign_type_name(wechat_sign_type_t t)
+{
+    return t == WECHAT_SIGN_HMAC_SHA256 ? "HMAC-SHA256" : "MD5";
+}
+
+/* ------------------------------------------------------------------ */
+/* Time                                                                */
+
+void wechat_format_time(time_t t, char out[15])
+{
+    /* Beijing is UTC+8 all year: shift and use gmtime_r, TZ never matters. */
+    struct tm tm;
+    time_t shifted = t + 8 * 3600;
+
+    out[0] = '\0';
+    if (gmtime_r(&shifted, &tm) == NULL)
+        return;
+    if (strftime(out, 15, "%Y%m%d%H%M%S", &tm) == 0)
+        out[0] = '\0';
+}
+
+/* ------------------------------------------------------------------ */
+/* Signing                                                             */
+
+static int cmp_pair_key(const void *a, const void *b)
+{
+    const kv_pair_t *const *pa = a;
+    const kv_pair_t *const *pb = b;
+    return strcmp((*pa)->key, (*pb)->key);   /* unsigned bytes: byte order */
+}
+
+/* "k=v&...&key=API_KEY" into s (malloc-backed; the caller wipes it). */
+static pg_err sign_string(const kv_list_t *params, const char *api_key, buf_t *s)
+{
+    const kv_pair_t **sorted = NULL;
+    size_t i, n = params->count;
+    int first = 1;
+    pg_err rc = PG_OK;
+
+    if (n > 0) {
+        sorted = malloc(n * sizeof *sorted);
+        if (sorted == NULL)
+            return PG_ERR_NOMEM;
+    }
+    for (i = 0; i < n; i++) {
+        if (is_empty(params->items[i].key)) {
+            rc = PG_ERR_BAD_INPUT;
+            goto done;
+        }
+        sorted[i] = &params->items[i];
+    }
+    if (n > 1)
+        qsort(sorted, n, sizeof *sorted, cmp_pair_key);
+    for (i = 0; i < n; i++) {
+        const kv_pair_t *p = sorted[i];
+        /* A repeated key (even "sign") makes the signed meaning ambiguous. */
+        if (i + 1 < n && strcmp(p->key, sorted[i + 1]->key) == 0) {
+            rc = PG_ERR_BAD_INPUT;
+            goto done;
+        }
+        if (strcmp(p->key, "sign") == 0 || is_empty(p->value))
+            continue;
+        if (!first)
+            buf_putc(s, '&');
+        first = 0;
+        buf_puts(s, p->key);
+        buf_putc(s, '=');
+        buf_puts(s, p->value);
+    }
+    if (!first)
+        buf_putc(s, '&');
+    buf_puts(s, "key=");
+    buf_puts(s, api_key);
+    if (s->failed)
+        rc = PG_ERR_NOMEM;
+done:
+    free(sorted);
+    return rc;
+}
+
+pg_err wechat_sign(const kv_list_t *params, const char *api_key, wechat_sign_type_t t, char out[65])
+{
+    buf_t s;
+    pg_err rc;
+
+    out[0] = '\0';
+    if (is_empty(api_key))
+        return PG_ERR_CONFIG;
+    buf_init(&s, NULL);
+    rc = sign_string(params, api_key, &s);
+    if (rc == PG_OK) {
+        if (t == WECHAT_SIGN_HMAC_SHA256)
+            crypto_hmac_sha256_hex(api_key, strlen(api_key), s.data, s.len, true, out);
+        else
+            crypto_md5_hex(s.data, s.len, true, out);
+        if (out[0] == '\0')
+            rc = PG_ERR_INTERNAL;
+    }
+    buf_wipe(&s);   /* holds the API key */
+    return rc;
+}
+
+pg_err wechat_verify_sign(const kv_list_t *params, const char *api_key, wechat_sign_type_t configured)
+{
+    const char *given = kv_get(params, "sign");
+    const char *named = kv_get(params, "sign_type");
+    wechat_sign_type_t t = configured;
+    char want[65];
+    pg_err rc;
+
+    if (is_empty(api_key))
+        return PG_ERR_CONFIG;
+    if (kv_count_key(params, "sign") > 1 || kv_count_key(params, "sign_type") > 1)
+        return PG_ERR_BAD_INPUT;
+    if (is_empty(given))
+        return PG_ERR_BAD_SIGNATURE;
+    /* The message's own sign_type wins: a merchant configured for one
+     * algorithm still receives messages that name the other. */
+    if (!is_empty(named)) {
+        if (strcmp(named, "MD5") == 0)
+            t = WECHAT_SIGN_MD5;
+        else if (strcmp(named, "HMAC-SHA256") == 0)
+            t = WECHAT_SIGN_HMAC_SHA256;
+        else
+            return PG_ERR_BAD_SIGNATURE;
+    }
+    rc = wechat_sign(params, api_key, t, want);
+    if (rc != PG_OK)
+        return rc;
+    return crypto_ct_streq(want, given) ? PG_OK : PG_ERR_BAD_SIGNATURE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Calls                                                               */
+
+pg_err wechat_check_reply(arena_t *a, const wechat_client_t *c, const char *body, size_t len,
+                          kv_list_t *reply, char err_code[64], buf_t *err)
+{
+    const char *return_code, *result_code, *v;
+    pg_err rc;
+
+    copy_err_code(err_code, "");
+    kv_init(reply, a);
+    if (c == NULL || is_empty(c->api_key) || is_empty(c->appid) || is_empty(c->mch_id)) {
+        set_err(err, "wechat: appid, mch_id and api_key must be configured");
+        return PG_ERR_CONFIG;
+    }
+    rc = xml_parse_flat(a, body, len, reply, err);
+    if (rc == PG_ERR_NOMEM)
+        return rc;
+    if (rc != PG_OK) {
+        /* keep xml's reason, prefixed */
+        char reason[160];
+        snprintf(reason, sizeof reason, "%s", err != NULL ? err->data : "");
+        set_err(err, "wechat: malformed reply (%zu bytes): %s", len, reason);
+        return PG_ERR_UPSTREAM;
+    }
+    return_code = kv_get(reply, "return_code");
+    if (!str_is(return_code, WECHAT_SUCCESS)) {
+        v = kv_get(reply, "return_msg");
+        set_err(err, "wechat: return_code=%.16s return_msg=%.200s",
+                return_code != NULL ? return_code : "(none)", v != NULL ? v : "");
+        return PG_ERR_UPSTREAM;
+    }
+    rc = wechat_verify_sign(reply, c->api_key, c->sign_type);
+    if (rc != PG_OK) {
+        set_err(err, "wechat: reply sign %s", kv_get(reply, "sign") == NULL ? "missing" : "does not verify");
+        return rc == PG_ERR_CONFIG ? rc : PG_ERR_BAD_SIGNATURE;
+    }
+    v = kv_get(reply, "appid");
+    if (v != NULL && strcmp(v, c->appid) != 0) {
+        set_err(err, "wechat: reply appid %.40s is not ours", v);
+        return PG_ERR_MISMATCH;
+    }
+    v = kv_get(reply, "mch_id");
+    if (v != NULL && strcmp(v, c->mch_id) != 0) {
+        set_err(err, "wechat: reply mch_id %.40s is not ours", v);
+        return PG_ERR_MISMATCH;
+    }
+    result_code = kv_get(reply, "result_code");
+    if (!str_is(result_code, WECHAT_SUCCESS)) {
+        const char *code = kv_get(reply, "err_code");
+        const char *des = kv_get(reply, "err_code_des");
+        copy_err_code(err_code, code);
+        set_err(err, "wechat: result_code=%.16s err_code=%.64s err_code_des=%.200s",
+                result_code != NULL ? result_code : "(none)", code != NULL ? code : "",
+                des != NULL ? des : "");
+        return PG_ERR_UPSTREAM;
+    }
+    return PG_OK;
+}
+
+static char *join_url(arena_t *a, const char *gateway, const char *path)
+{
+    size_t glen = strlen(gateway);
+    if (glen > 0 && gateway[glen - 1] == '/' && path[0] == '/')
+        glen--;
+    return arena_printf(a, "%.*s%s", (int)glen, gateway, path);
+}
+
+pg_err wechat_call(arena_t *a, const wechat_client_t *c, const char *path, kv_list_t *params,
+                   bool with_client_cert, kv_list_t *reply, char err_code[64], buf_t *err)
+{
+    char nonce[WECHAT_NONCE_LEN + 1], sign[65];
+    httpc_opts_t opts;
+    httpc_response_t resp;
+    buf_t xml;
+    char *url;
+    pg_err rc;
+
+    copy_err_code(err_code, "");
+    kv_init(reply, a);
+    if (c == NULL || is_empty(c->gateway) || is_empty(c->appid) || is_empty(c->mch_id) ||
+        is_empty(c->api_key)) {
+        set_err(err, "wechat: gateway, appid, mch_id and api_key must be configured");
+        return PG_ERR_CONFIG;
+    }
+    if (is_empty(path) || path[0] != '/') {
+        set_err(err, "wechat: bad call path");
+        return PG_ERR_BAD_INPUT;
+    }
+    opts = c->http;
+    opts.client_cert = NULL;
+    opts.client_key = NULL;
+    if (with_client_cert) {
+        if (is_empty(c->client_cert) || is_empty(c->client_key)) {
+            set_err(err, "wechat: %s needs the merchant client certificate and key", path);
+            return PG_ERR_CONFIG;
+        }
+        opts.client_cert = c->client_cert;
+        opts.client_key = c->client_key;
+    }
+
+    if ((rc = crypto_random_alnum(nonce, WECHAT_NONCE_LEN)) != PG_OK)
+        return rc;
+    if ((rc = kv_add(params, "appid", c->appid)) != PG_OK ||
+        (rc = kv_add(params, "mch_id", c->mch_id)) != PG_OK ||
+        (rc = kv_add(params, "nonce_str", nonce)) != PG_OK)
+        return rc;
+    if (c->sign_type == WECHAT_SIGN_HMAC_SHA256 &&
+        (rc = kv_add(params, "sign_type", "HMAC-SHA256")) != PG_OK)
+        return rc;
+    if ((rc = wechat_sign(params, c->api_key, c->sign_type, sign)) != PG_OK) {
+        set_err(err, "wechat: cannot sign %s request: %s", path, pg_err_name(rc));
+        return rc;
+    }
+    if ((rc = kv_add(params, "sign", sign)) != PG_OK)
+        return rc;
+    buf_init(&xml, a);
+    if ((rc = xml_build_flat(params, &xml)) != PG_OK) {
+        set_err(err, "wechat: request for %s cannot be written as XML (bad field)", path);
+        return rc;
+    }
+    if ((url = join_url(a, c->gateway, path)) == NULL)
+        return PG_ERR_NOMEM;
+
+    rc = httpc_post(a, url, WECHAT_XML_CT, xml.data, xml.len, &opts, &resp, err);
+    if (rc != PG_OK)
+        return rc;
+    if (resp.status != 200) {
+        set_err(err, "wechat: HTTP %ld from gateway for %s", resp.status, path);
+        return PG_ERR_UPSTREAM;
+    }
+    return wechat_check_reply(a, c, resp.body.data, resp.body.len, reply, err_code, err);
+}
+
+/* ------------------------------------------------------------------ */
+/* unifiedorder                                                        */
+
+static int valid_out_trade_no(const char *s)
+{
+    size_t n = 0;
+    if (s == NULL)
+        return 0;
+    for (; s[n] != '\0'; n++) {
+        char ch = s[n];
+        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+              ch == '_' || ch == '-' || ch == '|' || ch == '*' || ch == '@'))
+            return 0;
+    }
+    return n >= 1 && n <= WECHAT_OUT_TRADE_NO_MAX;
+}
+
+/* At most WECHAT_BODY_MAX bytes, cut before a character that would not fit
+ * whole (never inside a UTF-8 sequence). */
+static char *cut_body(arena_t *a, const char *body)
+{
+    size_t len = strlen(body), cut;
+    if (len <= WECHAT_BODY_MAX)
+        return arena_strdup(a, body);
+    cut = WECHAT_BODY_MAX;
+    while (cut > 0 && ((unsigned char)body[cut] & 0xC0) == 0x80)
+        cut--;
+    return arena_strndup(a, body, cut);
+}
+
+static pg_err order_params(arena_t *a, const wechat_client_t *c, const wechat_order_t *o,
+                           kv_list_t *p, buf_t *err)
+{
+    const char *tt = o->trade_type, *ip = o->spbill_create_ip;
+    char fee[24], expire[15];
+    char *body;
+    pg_err rc;
+
+    if (is_empty(c->notify_url)) {
+        set_err(err, "wechat: notify_url must be configured");
+        return PG_ERR_CONFIG;
+    }
+    if (!str_is(tt, "NATIVE") && !str_is(tt, "JSAPI") && !str_is(tt, "MWEB")) {
+        set_err(err, "wechat: trade_type %.16s not supported", tt != NULL ? tt : "(none)");
+        return PG_ERR_UNSUPPORTED;
+    }
+    if (!valid_out_trade_no(o->out_trade_no) || is_empty(o->body) || o->total_fee <= 0 ||
+        o->total_fee > MONEY_MAX_FEN) {
+        set_err(err, "wechat: bad order (out_trade_no, body or total_fee)");
+        return PG_ERR_BAD_INPUT;
+    }
+    if (str_is(tt, "JSAPI") && is_empty(o->openid)) {
+        set_err(err, "wechat: JSAPI needs the buyer's openid");
+        return PG_ERR_BAD_INPUT;
+    }
+    if (is_empty(ip)) {
+        if (!str_is(tt, "NATIVE")) {
+            set_err(err, "wechat: %s needs the buyer's IP (spbill_create_ip)", tt);
+            return PG_ERR_BAD_INPUT;
+        }
+        ip = "127.0.0.1";
+    }
+    if ((body = cut_body(a, o->body)) == NULL)
+        return PG_ERR_NOMEM;
+    snprintf(fee, sizeof fee, "%lld", (long long)o->total_fee);
+
+    kv_init(p, a);
+    if ((rc = kv_add(p, "body", body)) != PG_OK ||
+        (rc = kv_add(p, "out_trade_no", o->out_trade_no)) != PG_OK ||
+        (rc = kv_add(p, "total_fee", fee)) != PG_OK ||
+        (rc = kv_add(p, "spbill_create_ip", ip)) != PG_OK ||
+        (rc = kv_add(p, "notify_url", c->notify_url)) != PG_OK ||
+        (rc = kv_add(p, "trade_type", tt)) != PG_OK)
+        return rc;
+    if (o->expires_at != 0) {
+        wechat_format_time(o->expires_at, expire);
+        if (expire[0] == '\0')
+            return PG_ERR_BAD_INPUT;
+        if ((rc = kv_add(p, "time_expire", expire)) != PG_OK)
+            return rc;
+    }
+    if (str_is(tt, "NATIVE") &&
+        (rc = kv_add(p, "product_id", is_empty(o->product_id) ? o->out_trade_no : o->product_id)) != PG_OK)
+        return rc;
+    if (str_is(tt, "JSAPI") && (rc = kv_add(p, "openid", o->openid)) != PG_OK)
+        return rc;
+    if (str_is(tt, "MWEB") && !is_empty(o->scene_info) &&
+        (rc = kv_add(p, "scene_info", o->scene_info)) != PG_OK)
+        return rc;
+    return PG_OK;
+}
+
+pg_err wechat_unifiedorder(arena_t *a, const wechat_client_t *c, const wechat_order_t *o,
+                           wechat_prepay_t *out, char err_code[64], buf_t *err)
+{
+    kv_list_t params, reply;
+    pg_err rc;
+
+    memset(out, 0, sizeof *out);
+    copy_err_code(err_code, "");
+    if (c == NULL || o == NULL) {
+        set_err(err, "wechat: no client or order");
+        return PG_ERR_CONFIG;
+    }
+    if ((rc = order_params(a, c, o, &params, err)) != PG_OK)
+        return rc;
+    rc = wechat_call(a, c, "/pay/unifiedorder", &params, false, &reply, err_code, err);
+    if (rc != PG_OK)
+        return rc;
+
+    out->prepay_id = opt_field(&reply, "prepay_id");
+    out->code_url = opt_field(&reply, "code_url");
+    out->mweb_url = opt_field(&reply, "mweb_url");
+    if (out->prepay_id == NULL || (str_is(o->trade_type, "NATIVE") && out->code_url == NULL) ||
+        (str_is(o->trade_type, "MWEB") && out->mweb_url == NULL)) {
+        set_err(err, "wechat: unifiedorder reply lacks %s",
+                out->prepay_id == NULL ? "prepay_id" : str_is(o->trade_type, "NATIVE") ? "code_url" : "mweb_url");
+        memset(out, 0, sizeof *out);
+        return PG_ERR_UPSTREAM;
+    }
+    return PG_OK;
+}
+
+pg_err wechat_jsapi_params(arena_t *a, const wechat_client_t *c, const char *prepay_id, time_t now,
+                           const char *nonce, kv_list_t *out)
+{
+    char nonce_buf[WECHAT_NONCE_LEN + 1], ts[24], sign[65];
+    char *package;
+    pg_err rc;
+
+    kv_init(out, a);
+    if (c == NULL || is_empty(c->appid) || is_empty(c->api_key))
+        return PG_ERR_CONFIG;
+    if (is_empty(prepay_id) || now < 0)
+        return PG_ERR_BAD_INPUT;
+    if (nonce == NULL) {
+        if ((rc = crypto_random_alnum(nonce_buf, WECHAT_NONCE_LEN)) != PG_OK)
+            return rc;
+        nonce = nonce_buf;
+    } else if (nonce[0] == '\0' || strlen(nonce) > WECHAT_NONCE_LEN) {
+        return PG_ERR_BAD_INPUT;
+    }
+    snprintf(ts, sizeof ts, "%lld", (long long)now);
+    if ((package = arena_printf(a, "prepay_id=%s", prepay_id)) == NULL)
+        return PG_ERR_NOMEM;
+    if ((rc = kv_add(out, "appId", c->appid)) != PG_OK ||
+        (rc = kv_add(out, "timeStamp", ts)) != PG_OK ||
+        (rc = kv_add(out, "nonceStr", nonce)) != PG_OK ||
+        (rc = kv_add(out, "package", package)) != PG_OK ||
+        (rc = kv_add(out, "signType", sign_type_name(c->sign_type))) != PG_OK)
+        goto fail;
+    if ((rc = wechat_sign(out, c->api_key, c->sign_type, sign)) != PG_OK ||
+        (rc = kv_add(out, "paySign", sign)) != PG_OK)
+        goto fail;
+    return PG_OK;
+fail:
+    kv_init(out, a);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* orderquery, closeorder                                              */
+
+static pg_err out_trade_no_params(arena_t *a, const char *out_trade_no, kv_list_t *p, buf_t *err)
+{
+    kv_init(p, a);
+    if (!valid_out_trade_no(out_trade_no)) {
+        set_err(err, "wechat: bad out_trade_no");
+        return PG_ERR_BAD_INPUT;
+    }
+    return kv_add(p, "out_trade_no", out_trade_no);
+}
+
+pg_err wechat_orderquery(arena_t *a, const wechat_client_t *c, const char *out_trade_no,
+                         wechat_trade_state_t *out, char err_code[64], buf_t *err)
+{
+    kv_list_t params, reply;
+    const char *v;
+    pg_err rc;
+
+    memset(out, 0, sizeof *out);
+    copy_err_code(err_code, "");
+    if ((rc = out_trade_no_params(a, out_trade_no, &params, err)) != PG_OK)
+        return rc;
+    rc = wechat_call(a, c, "/pay/orderquery", &params, false, &reply, err_code, err);
+    if (rc != PG_OK)
+        return rc;
+
+    v = kv_get(&reply, "out_trade_no");
+    if (v != NULL && strcmp(v, out_trade_no) != 0) {
+        set_err(err, "wechat: orderquery reply is for %.40s, not %s", v, out_trade_no);
+        return PG_ERR_MISMATCH;
+    }
+    out->trade_state = opt_field(&reply, "trade_state");
+    if (out->trade_state == NULL) {
+        set_err(err, "wechat: orderquery reply lacks trade_state");
+        return PG_ERR_UPSTREAM;
+    }
+    v = opt_field(&reply, "total_fee");
+    if (v != NULL && money_parse_fen(v, MONEY_MAX_FEN, &out->total_fee) != PG_OK) {
+        set_err(err, "wechat: orderquery reply has a bad total_fee %.40s", v);
+        memset(out, 0, sizeof *out);
+        return PG_ERR_UPSTREAM;
+    }
+    out->transaction_id = opt_field(&reply, "transaction_id");
+    out->time_end = opt_field(&reply, "time_end");
+    return PG_OK;
+}
+
+pg_err wechat_closeorder(arena_t *a, const wechat_client_t *c, const char *out_trade_no,
+                         char err_code[64], buf_t *err)
+{
+    char code[WECHAT_ERR_CODE_LEN];
+    kv_list_t params, reply;
+    pg_err rc;
+
+    copy_err_code(err_code, "");
+    if ((rc = out_trade_no_params(a, out_trade_no, &params, err)) != PG_OK)
+        return rc;
+    rc = wechat_call(a, c, "/pay/closeorder", &params, false, &reply, code, err);
+    copy_err_code(err_code, code);
+    if (rc == PG_ERR_UPSTREAM && strcmp(code, "ORDERPAID") == 0)
+        return PG_ERR_CONFLICT;
+    if (rc == PG_ERR_UPSTREAM && strcmp(code, "ORDERCLOSED") == 0)
+        return PG_OK;   /* closed already: the goal is reached */
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Notifications                                                       */
+
+pg_err wechat_verify_notify(arena_t *a, const wechat_client_t *c, const char *body, size_t len,
+                            wechat_notify_t *out, buf_t *reason)
+{
+    kv_list_t f;
+    const char *v, *result_code, *total;
+    pg_err rc;
+
+    memset(out, 0, sizeof *out);
+    if (c == NULL || is_empty(c->api_key) || is_empty(c->appid) || is_empty(c->mch_id)) {
+        set_err(reason, "appid, mch_id and api_key must be configured");
+        return PG_ERR_CONFIG;
+    }
+    rc = xml_parse_flat(a, body, len, &f, reason);
+    if (rc != PG_OK)
+        return rc;
+    v = kv_get(&f, "return_code");
+    if (!str_is(v, WECHAT_SUCCESS)) {
+        set_err(reason, "return_code %.16s", v != NULL ? v : "(none)");
+        return PG_ERR_BAD_INPUT;
+    }
+    rc = wechat_verify_sign(&f, c->api_key, c->sign_type);
+    if (rc != PG_OK) {
+        set_err(reason, "%s", kv_get(&f, "sign") == NULL ? "sign missing" : "bad signature");
+        return rc == PG_ERR_CONFIG ? rc : PG_ERR_BAD_SIGNATURE;
+    }
+    v = kv_get(&f, "appid");
+    if (v == NULL || strcmp(v, c->appid) != 0) {
+        set_err(reason, "appid mismatch: %.40s", v != NULL ? v : "(none)");
+        return PG_ERR_MISMATCH;
+    }
+    v = kv_get(&f, "mch_id");
+    if (v == NULL || strcmp(v, c->mch_id) != 0) {
+        set_err(reason, "mch_id mismatch: %.40s", v != NULL ? v : "(none)");
+        return PG_ERR_MISMATCH;
+    }
+
+    out->out_trade_no = opt_field(&f, "out_trade_no");
+    total = opt_field(&f, "total_fee");
+    result_code = kv_get(&f, "result_code");
+    if (out->out_trade_no == NULL || total == NULL) {
+        set_err(reason, "missing %s", out->out_trade_no == NULL ? "out_trade_no" : "total_fee");
+        goto bad;
+    }
+    if (money_parse_fen(total, MONEY_MAX_FEN, &out->total_fee) != PG_OK) {
+        set_err(reason, "bad total_fee %.40s", total);
+        goto bad;
+    }
+    out->transaction_id = opt_field(&f, "transaction_id");
+    out->openid = opt_field(&f, "openid");
+    out->time_end = opt_field(&f, "time_end");
+    out->trade_type = opt_field(&f, "trade_type");
+    if (str_is(result_code, WECHAT_SUCCESS)) {
+        if (out->transaction_id == NULL) {
+            set_err(reason, "paid without transaction_id");
+            goto bad;
+        }
+        out->paid = true;
+        set_err(reason, "ok");
+    } else if (str_is(result_code, WECHAT_FAIL)) {
+        out->paid = false;
+        v = kv_get(&f, "err_code");
+        set_err(reason, "result_code FAIL err_code=%.64s", v != NULL ? v : "");
+    } else {
+        set_err(reason, "result_code %.16s", result_code != NULL ? result_code : "(none)");
+        goto bad;
+    }
+    return PG_OK;
+bad:
+    memset(out, 0, sizeof *out);
+    return PG_ERR_BAD_INPUT;
+}
+
+void wechat_reply(bool ok, const char *msg, buf_t *out)
+{
+    kv_pair_t items[2];
+    kv_list_t l;
+    size_t mark = out->len;
+
+    items[0].key = "return_code";
+    items[0].value = ok ? WECHAT_SUCCESS : WECHAT_FAIL;
+    items[1].key = "return_msg";
+    items[1].value = ok ? "OK" : (is_empty(msg) ? WECHAT_FAIL : msg);
+    l.items = items;
+    l.count = 2;
+    l.cap = 2;
+    l.arena = NULL;
+    if (xml_build_flat(&l, out) == PG_OK)
+        return;
+    /* msg was not XML-safe: fall back to a fixed message. */
+    out->len = mark;
+    if (out->cap > 0)
+        out->data[mark] = '\0';
+    items[1].value = WECHAT_FAIL;
+    (void)xml_build_flat(&l, out);
+}
+
+/* ------------------------------------------------------------------ */
+/* Refund notification                                                 */
+
+static const char *const req_info_roots[] = { "root", "xml", NULL };
+
+pg_err wechat_decrypt_req_info(arena_t *a, const char *api_key, const char *req_info_b64,
+                               kv_list_t *out, buf_t *err)
+{
+    char key_hex[33];
+    buf_t compact, cipher, plain;
+    size_t i;
+    pg_err rc;
+
+    kv_init(out, a);
+    if (is_empty(api_key)) {
+        set_err(err, "wechat: api_key must be configured");
+        return PG_ERR_CONFIG;
+    }
+    if (is_empty(req_info_b64)) {
+        set_err(err, "wechat: req_info missing");
+        return PG_ERR_BAD_INPUT;
+    }
+    buf_init(&compact, NULL);
+    buf_init(&cipher, NULL);
+    buf_init(&plain, NULL);
+    /* Tolerate line-wrapped base64; the decoder itself is strict. */
+    for (i = 0; req_info_b64[i] != '\0'; i++) {
+        char ch = req_info_b64[i];
+        if (ch != ' ' && ch != '\t' && ch != '\r' && ch != '\n')
+            buf_putc(&compact, ch);
+    }
+    if (compact.failed) {
+        rc = PG_ERR_NOMEM;
+        goto done;
+    }
+    if (compact.len > 2 * XML_MAX_BYTES) {
+        set_err(err, "wechat: req_info too large");
+        rc = PG_ERR_TOO_LARGE;
+        goto done;
+    }
+    rc = crypto_base64_decode(compact.data, compact.len, &cipher);
+    if (rc != PG_OK) {
+        set_err(err, "wechat: req_info is not base64");
+        goto done;
+    }
+    /* The key is the lowercase hex MD5 of the API key, used as 32 ASCII
+     * bytes (not the 16 raw digest bytes). */
+    crypto_md5_hex(api_key, strlen(api_key), false, key_hex);
+    if (strlen(key_hex) != 32) {
+        rc = PG_ERR_INTERNAL;
+        goto done;
+    }
+    rc = crypto_aes256_ecb_decrypt(key_hex, cipher.data, cipher.len, &plain);
+    if (rc == PG_ERR_NOMEM || rc == PG_ERR_INTERNAL)
+        goto done;
+    if (rc != PG_OK) {
+        set_err(err, "wechat: req_info does not decrypt with our key");
+        rc = PG_ERR_BAD_SIGNATURE;
+        goto done;
+    }
+    rc = xml_parse_flat_root(a, plain.data, plain.len, req_info_roots, out, err);
+    if (rc != PG_OK && rc != PG_ERR_NOMEM) {
+        char reason[160];
+        snprintf(reason, sizeof reason, "%s", err != NULL ? err->data : "");
+        set_err(err, "wechat: decrypted req_info is not our XML: %s", reason);
+        rc = PG_ERR_BAD_SIGNATURE;
+    }
+done:
+    crypto_wipe(key_hex, sizeof key_hex);
+    buf_wipe(&compact);
+    buf_wipe(&cipher);
+    buf_wipe(&plain);
+    return rc;
+}
