@@ -1,7 +1,7 @@
 """Provider-independent parts of the sandbox: HTTP(S) serving, routing,
 fault switches, outbound notification delivery, key and certificate set-up.
 
-A provider module (alipay_gw.py; WeChat later) is an object with
+A provider module (alipay_gw.py, wechat_gw.py) is an object with
 ``routes()`` -> list of (methods, regex, handler) and ``reset()``.
 Handlers take a Request and return a Response.
 """
@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 BEIJING = datetime.timezone(datetime.timedelta(hours=8))
@@ -57,7 +57,7 @@ class BadRequest(Exception):
 
 
 class Request:
-    def __init__(self, method, target, headers, body, scheme, client):
+    def __init__(self, method, target, headers, body, scheme, client, peer_cert=None):
         self.method = method
         self.target = target
         parts = urllib.parse.urlsplit(target)
@@ -67,6 +67,9 @@ class Request:
         self.body = body
         self.scheme = scheme
         self.client = client
+        # HTTPS only: the client certificate (ssl getpeercert() dict) when the
+        # client presented one that chains to the sandbox CA, else None.
+        self.peer_cert = peer_cert
         self.match = None
 
     def query_pairs(self):
@@ -348,8 +351,14 @@ def make_handler(app, scheme):
                     if size < 0 or size > MAX_BODY:
                         raise BadRequest("body too large")
                     body = self.rfile.read(size)
+                peer = None
+                if scheme == "https":
+                    try:
+                        peer = self.connection.getpeercert() or None
+                    except (AttributeError, ValueError, OSError):
+                        peer = None
                 req = Request(self.command, self.path, self.headers, body, scheme,
-                              self.client_address[0])
+                              self.client_address[0], peer)
                 resp = app.handle(req)
             except BadRequest as exc:
                 resp = json_response({"error": str(exc)}, 400)
@@ -401,11 +410,16 @@ class Server(ThreadingHTTPServer):
     request_queue_size = 64
 
 
-def start_servers(app, host, http_port, https_port, cert_file, key_file):
+def start_servers(app, host, http_port, https_port, cert_file, key_file, client_ca_file=None):
+    """client_ca_file: request (not require) a client certificate chaining to
+    it; handlers see it as Request.peer_cert (WeChat /secapi mutual TLS)."""
     http_srv = Server((host, http_port), make_handler(app, "http"))
     https_srv = Server((host, https_port), make_handler(app, "https"))
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert_file, key_file)
+    if client_ca_file:
+        ctx.load_verify_locations(cafile=client_ca_file)
+        ctx.verify_mode = ssl.CERT_OPTIONAL
     # Handshakes happen lazily, in each connection's own thread.
     https_srv.socket = ctx.wrap_socket(https_srv.socket, server_side=True,
                                        do_handshake_on_connect=False)
@@ -522,3 +536,60 @@ def ensure_tls(state_dir):
             .sign(ca_key, hashes.SHA256()))
     _write_private(srv_key_path, private_pem(key))
     _write_public(srv_pem, cert.public_bytes(serialization.Encoding.PEM))
+
+
+def _signed_by(cert, ca_cert):
+    try:
+        ca_cert.public_key().verify(cert.signature, cert.tbs_certificate_bytes,
+                                    padding.PKCS1v15(), cert.signature_hash_algorithm)
+    except Exception:  # noqa: BLE001 - any failure means "not this CA's"
+        return False
+    return True
+
+
+def ensure_client_cert(state_dir, cert_name, key_name, common_name):
+    """A client certificate (EKU clientAuth, CN=common_name) signed by the
+    sandbox CA; kept when present, issued by the current CA and for the same
+    CN, else (re)made. Call after ensure_tls()."""
+    cert_path = os.path.join(state_dir, cert_name)
+    key_path = os.path.join(state_dir, key_name)
+    with open(os.path.join(state_dir, "ca.key"), "rb") as handle:
+        ca_key = serialization.load_pem_private_key(handle.read(), password=None)
+    with open(os.path.join(state_dir, "ca.pem"), "rb") as handle:
+        ca_cert = x509.load_pem_x509_certificate(handle.read())
+    if os.path.exists(cert_path) and os.path.exists(key_path):
+        try:
+            with open(cert_path, "rb") as handle:
+                old = x509.load_pem_x509_certificate(handle.read())
+            cns = old.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+            if (cns and cns[0].value == common_name and old.issuer == ca_cert.subject
+                    and _signed_by(old, ca_cert)):
+                return
+        except ValueError:
+            pass
+    now = datetime.datetime.now(datetime.timezone.utc)
+    key = new_rsa_key()
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([
+                x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "paygate sandbox merchant"),
+                x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "WeChat Pay sandbox"),
+                x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+            .issuer_name(ca_cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=825))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(
+                digital_signature=True, content_commitment=False,
+                key_encipherment=True, data_encipherment=False, key_agreement=False,
+                key_cert_sign=False, crl_sign=False, encipher_only=False,
+                decipher_only=False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]),
+                           critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                ca_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    _write_private(key_path, private_pem(key))
+    _write_public(cert_path, cert.public_bytes(serialization.Encoding.PEM))

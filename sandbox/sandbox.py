@@ -1,9 +1,11 @@
 #!/usr/bin/python3
-"""paygate provider sandbox: simulates the Alipay gateway on loopback.
+"""paygate provider sandbox: simulates the Alipay gateway and WeChat Pay
+API v2 on loopback.
 
 Usage:
   /usr/bin/python3 sandbox/sandbox.py --state-dir DIR --http-port P --https-port Q \
-      --app-id APPID --app-public-key FILE [--time-scale S] [--host 127.0.0.1]
+      --app-id APPID --app-public-key FILE [--time-scale S] [--host 127.0.0.1] \
+      [--wechat-appid ID] [--wechat-mch-id N] [--wechat-api-key KEY]
 
 See sandbox/README.md for the routes and the control API.
 """
@@ -19,6 +21,10 @@ if HERE not in sys.path:
 
 import core  # noqa: E402
 from alipay_gw import AlipayProvider  # noqa: E402
+from wechat_gw import WechatProvider  # noqa: E402
+
+WECHAT_CERT = "wechat_apiclient_cert.pem"
+WECHAT_KEY = "wechat_apiclient_key.pem"
 
 
 def parse_args(argv):
@@ -32,9 +38,21 @@ def parse_args(argv):
     parser.add_argument("--time-scale", type=float, default=1.0,
                         help="multiplies notification retry delays (default 1.0)")
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--wechat-appid", default="wx2421b1c4370ec43b",
+                        help="the merchant's WeChat appid (default wx2421b1c4370ec43b)")
+    parser.add_argument("--wechat-mch-id", default="1900000109",
+                        help="the merchant's WeChat Pay mch_id (default 1900000109)")
+    parser.add_argument("--wechat-api-key", default="sandboxsandboxsandboxsandbox1234",
+                        help="the merchant's 32-character API key (shared secret; paygate "
+                             "must be configured with the same one)")
     args = parser.parse_args(argv)
     if args.time_scale < 0:
         parser.error("--time-scale must be >= 0")
+    key = args.wechat_api_key
+    if len(key) != 32 or not all("!" <= ch <= "~" for ch in key):
+        parser.error("--wechat-api-key must be 32 printable ASCII characters without spaces")
+    if not args.wechat_mch_id.isdigit() or not args.wechat_appid:
+        parser.error("--wechat-mch-id must be digits and --wechat-appid non-empty")
     return args
 
 
@@ -50,6 +68,7 @@ def main(argv=None):
     alipay_public = os.path.join(state, "alipay_public_key.pem")
     core.ensure_key_pair(alipay_private, alipay_public)
     core.ensure_tls(state)
+    core.ensure_client_cert(state, WECHAT_CERT, WECHAT_KEY, args.wechat_mch_id)
     with open(args.app_public_key, "rb") as handle:
         app_public = handle.read()
     with open(alipay_private, "rb") as handle:
@@ -62,6 +81,12 @@ def main(argv=None):
     app.add_provider(AlipayProvider(
         app, args.app_id, app_public, alipay_private_pem, alipay_public_pem,
         args.time_scale, "http://%s:%d" % (public_host, args.http_port)))
+    app.add_provider(WechatProvider(
+        app, args.wechat_appid, args.wechat_mch_id, args.wechat_api_key, args.time_scale,
+        "http://%s:%d" % (public_host, args.http_port),
+        {"client_cert": os.path.join(state, WECHAT_CERT),
+         "client_key": os.path.join(state, WECHAT_KEY),
+         "ca": os.path.join(state, "ca.pem")}))
 
     def stop(signum, _frame):
         core.log("signal %d: shutting down" % signum)
@@ -72,7 +97,8 @@ def main(argv=None):
 
     servers, _threads = core.start_servers(
         app, args.host, args.http_port, args.https_port,
-        os.path.join(state, "server.pem"), os.path.join(state, "server.key"))
+        os.path.join(state, "server.pem"), os.path.join(state, "server.key"),
+        client_ca_file=os.path.join(state, "ca.pem"))
     tmp = ready + ".tmp"
     with open(tmp, "w") as handle:
         handle.write("%d\n" % os.getpid())
