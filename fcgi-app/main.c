@@ -18,6 +18,7 @@
 #include "httpc.h"
 #include "log.h"
 #include "routes.h"
+#include "xml.h"
 
 static volatile sig_atomic_t stop_requested;
 
@@ -165,6 +166,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s", err.data);
     buf_free(&err);
     httpc_global_init();
+    xml_global_init();
     if (FCGX_Init() != 0) {
         fprintf(stderr, "paygate.fcgi: FCGX_Init failed\n");
         return 1;
@@ -192,6 +194,7 @@ int main(int argc, char **argv)
     arena_free(&arena);
     app_close(app);
     httpc_global_cleanup();
+    xml_global_cleanup();
     log_close();
     return 0;
 }

@@ -15,12 +15,13 @@
 #include "router.h"
 #include "store.h"
 
-enum { R_HEALTHZ, R_CHECKOUT, R_NOTIFY_ALIPAY, R_RETURN_ALIPAY, R_ORDER, R_SHOP, R_PAY_PAGE };
+enum { R_HEALTHZ, R_CHECKOUT, R_NOTIFY_ALIPAY, R_NOTIFY_WECHAT, R_RETURN_ALIPAY, R_ORDER, R_SHOP, R_PAY_PAGE };
 
 static const route_t ROUTES[] = {
     { "GET", "/healthz", R_HEALTHZ },
     { "GET|POST", "/checkout", R_CHECKOUT },
     { "POST", "/notify/alipay", R_NOTIFY_ALIPAY },
+    { "POST", "/notify/wechat", R_NOTIFY_WECHAT },
     { "GET", "/return/alipay", R_RETURN_ALIPAY },
     { "GET", "/orders/*", R_ORDER },
     { "GET", "/shop", R_SHOP },
@@ -59,6 +60,18 @@ static void checkout_error_page(http_response_t *res, int status, const char *me
     buf_append_html(&res->body, message);
     buf_puts(&res->body, "</p>\n");
     http_html_end(res);
+}
+
+static const char *mweb_with_redirect(pg_app_t *app, arena_t *a, const checkout_result_t *r)
+{
+    buf_t url, back;
+    buf_init(&url, a);
+    buf_init(&back, a);
+    buf_printf(&back, "%s/pay/%s", app->cfg->server.base_url, r->order.payment_no);
+    buf_puts(&url, r->pay_value);
+    buf_puts(&url, strchr(r->pay_value, '?') ? "&redirect_url=" : "?redirect_url=");
+    buf_append_urlencoded(&url, back.data);
+    return url.data;
 }
 
 /* A pay object for a client-side API (WeChat JSAPI): the page hands it to
@@ -148,6 +161,8 @@ static void handle_checkout(pg_app_t *app, arena_t *a, http_request_t *req, http
             http_reply_redirect(res, arena_printf(a, "%s/pay/%s", app->cfg->server.base_url, cres.order.payment_no));
         else if (cres.pay_is_json)
             browser_pay_object_page(app, &cres, res);
+        else if (!strcmp(cres.pay_field, "mweb_url"))   /* WeChat H5 comes back to our status page */
+            http_reply_redirect(res, mweb_with_redirect(app, a, &cres));
         else
             http_reply_redirect(res, cres.pay_value);
         return;
@@ -165,6 +180,17 @@ static void handle_notify_alipay(pg_app_t *app, arena_t *a, http_request_t *req,
     res->log_payment_no = nr.payment_no;
     /* Exactly "success" once committed; anything else makes Alipay retry. */
     http_reply_text(res, 200, nr.ack ? "success" : "failure");
+}
+
+static void handle_notify_wechat(pg_app_t *app, arena_t *a, http_request_t *req, http_response_t *res)
+{
+    notify_result_t nr;
+    notify_wechat(app, a, req->body, req->body_len, &nr);
+    res->log_order_no = nr.order_no;
+    res->log_payment_no = nr.payment_no;
+    res->content_type = "text/xml; charset=utf-8";
+    /* SUCCESS only once committed; FAIL with a reason makes WeChat retry. */
+    wechat_reply(nr.ack, nr.ack ? "OK" : (nr.outcome ? nr.outcome : "not recorded"), &res->body);
 }
 
 static void status_page(pg_app_t *app, const order_view_t *o, http_response_t *res)
@@ -281,7 +307,7 @@ static void handle_order(pg_app_t *app, arena_t *a, http_request_t *req, const c
 }
 
 static void shop_link(pg_app_t *app, buf_t *b, const char *sku, const char *user, const char *expires,
-                      const char *method, const char *label)
+                      const char *channel, const char *method, const char *label)
 {
     char sig[65];
     checkout_link_sig(app->cfg->server.checkout_secret, sku, user, expires, sig);
@@ -291,8 +317,8 @@ static void shop_link(pg_app_t *app, buf_t *b, const char *sku, const char *user
     buf_append_urlencoded(b, sku);
     buf_puts(b, "&amp;user=");
     buf_append_urlencoded(b, user);
-    buf_printf(b, "&amp;expires=%s&amp;sig=%s&amp;channel=alipay&amp;method=%s\">%s</a>", expires, sig,
-               method, label);
+    buf_printf(b, "&amp;expires=%s&amp;sig=%s&amp;channel=%s&amp;method=%s\">%s</a>", expires, sig,
+               channel, method, label);
 }
 
 /* The demo storefront: what a shop's own page would render. */
@@ -318,7 +344,7 @@ static void handle_shop(pg_app_t *app, arena_t *a, http_request_t *req, http_res
     buf_puts(&res->body, "<p>Buying as <code>");
     buf_append_html(&res->body, user);
     buf_puts(&res->body, "</code>. Payments go to the provider sandbox: no real money moves.</p>\n<table>\n"
-                         "<tr><th>Course</th><th>Price</th><th>Pay with Alipay</th></tr>\n");
+                         "<tr><th>Course</th><th>Price</th><th>Pay with Alipay</th><th>Pay with WeChat</th></tr>\n");
     for (size_t i = 0; i < products.rows; i++) {
         char yuan[MONEY_YUAN_BUFSZ];
         const char *sku = db_cell(&products, i, "sku");
@@ -326,9 +352,16 @@ static void handle_shop(pg_app_t *app, arena_t *a, http_request_t *req, http_res
         buf_puts(&res->body, "<tr><td>");
         buf_append_html(&res->body, db_cell(&products, i, "title"));
         buf_printf(&res->body, "</td><td>&yen;%s</td><td>", yuan);
-        shop_link(app, &res->body, sku, user, expires, "page", "PC");
-        shop_link(app, &res->body, sku, user, expires, "wap", "Mobile");
-        shop_link(app, &res->body, sku, user, expires, "qr", "QR code");
+        if (app->cfg->alipay.enabled) {
+            shop_link(app, &res->body, sku, user, expires, "alipay", "page", "PC");
+            shop_link(app, &res->body, sku, user, expires, "alipay", "wap", "Mobile");
+            shop_link(app, &res->body, sku, user, expires, "alipay", "qr", "QR code");
+        }
+        buf_puts(&res->body, "</td><td>");
+        if (app->cfg->wechat.enabled) {
+            shop_link(app, &res->body, sku, user, expires, "wechat", "native", "QR code");
+            shop_link(app, &res->body, sku, user, expires, "wechat", "mweb", "Mobile");
+        }
         buf_puts(&res->body, "</td></tr>\n");
     }
     buf_puts(&res->body, "</table>\n");
@@ -358,11 +391,9 @@ static void pay_page_qr(pg_app_t *app, arena_t *a, const order_view_t *o, http_r
     char yuan[MONEY_YUAN_BUFSZ];
     bool wechat = !strcmp(o->channel, "wechat");
     money_format_yuan(o->amount_fen, yuan);
-    if (checkout_pay_data_read(a, o->pay_data, &pd) != PG_OK || !pd.pay_scan) {
-        checkout_error_page(res, 404, "This payment has no code to scan.");
-        return;
-    }
-    code = pd.pay_value;
+    if (checkout_pay_data_read(a, o->pay_data, &pd) != PG_OK)
+        pd.pay_scan = false;
+    code = pd.pay_scan ? pd.pay_value : NULL;
     http_html_begin(res, 200, wechat ? "Pay with WeChat" : "Pay with Alipay");
     buf_puts(&res->body, "<div id=\"pay\" data-status-url=\"");
     buf_append_html(&res->body, app->cfg->server.base_url);
@@ -374,13 +405,18 @@ static void pay_page_qr(pg_app_t *app, arena_t *a, const order_view_t *o, http_r
     buf_append_html(&res->body, o->expires_at);
     buf_puts(&res->body, "\">\n<p>");
     buf_append_html(&res->body, o->product_title);
-    buf_printf(&res->body, " &mdash; <strong id=\"amount\">&yen;%s</strong></p>\n<div id=\"qr\" data-code=\"", yuan);
-    buf_append_html(&res->body, code);
-    buf_puts(&res->body, "\">");
-    if (qr_svg(code, 240, &res->body) != PG_OK)
-        buf_puts(&res->body, "<p>The code could not be drawn.</p>");
-    buf_printf(&res->body, "<p>Scan with the %s app to pay. Payable until %s UTC.</p></div>\n",
-               wechat ? "WeChat" : "Alipay", o->expires_at);
+    buf_printf(&res->body, " &mdash; <strong id=\"amount\">&yen;%s</strong></p>\n", yuan);
+    if (code) {
+        buf_puts(&res->body, "<div id=\"qr\" data-code=\"");
+        buf_append_html(&res->body, code);
+        buf_puts(&res->body, "\">");
+        if (qr_svg(code, 240, &res->body) != PG_OK)
+            buf_puts(&res->body, "<p>The code could not be drawn.</p>");
+        buf_printf(&res->body, "<p>Scan with the %s app to pay. Payable until %s UTC.</p></div>\n",
+                   wechat ? "WeChat" : "Alipay", o->expires_at);
+    } else {
+        buf_puts(&res->body, "<div id=\"qr\"><p>Waiting for the payment to be confirmed&hellip;</p></div>\n");
+    }
     buf_puts(&res->body, "<p>Order <code id=\"order-no\">");
     buf_append_html(&res->body, o->order_no);
     buf_puts(&res->body, "</code>: <span class=\"status\" id=\"order-status\">");
@@ -452,6 +488,7 @@ void routes_handle(pg_app_t *app, arena_t *a, http_request_t *req, http_response
     case R_HEALTHZ: handle_healthz(app, res); break;
     case R_CHECKOUT: handle_checkout(app, a, req, res); break;
     case R_NOTIFY_ALIPAY: handle_notify_alipay(app, a, req, res); break;
+    case R_NOTIFY_WECHAT: handle_notify_wechat(app, a, req, res); break;
     case R_RETURN_ALIPAY: handle_return_alipay(app, a, req, res); break;
     case R_ORDER: handle_order(app, a, req, m.param, m.param_len, res); break;
     case R_SHOP: handle_shop(app, a, req, res); break;

@@ -5,6 +5,7 @@
 #define APP_H
 #include <stdbool.h>
 #include "alipay.h"
+#include "wechat.h"
 #include "buf.h"
 #include "config.h"
 #include "db.h"
@@ -16,6 +17,8 @@ typedef struct pg_app {
     alipay_client_t alipay;     /* valid when cfg->alipay.enabled */
     char *alipay_notify_url;
     char *alipay_return_url;
+    wechat_client_t wechat;     /* valid when cfg->wechat.enabled */
+    char *wechat_notify_url;
 } pg_app_t;
 
 /* Loads and validates the config, opens the log and connects to the

@@ -42,6 +42,7 @@ typedef struct pay_channel {
 } pay_channel_t;
 
 extern const pay_channel_t CHANNEL_ALIPAY;
+extern const pay_channel_t CHANNEL_WECHAT;
 
 const pay_channel_t *channel_find(const char *name);
 /* The i-th known channel, NULL past the end (preference order). */

@@ -38,5 +38,7 @@ pg_err notify_apply(pg_app_t *app, arena_t *a, const payment_event_t *ev, notify
 
 /* POST /notify/alipay: body is the raw form. Always fills res. */
 void notify_alipay(pg_app_t *app, arena_t *a, const char *body, size_t len, notify_result_t *res);
+/* POST /notify/wechat: body is the raw XML. Always fills res. */
+void notify_wechat(pg_app_t *app, arena_t *a, const char *body, size_t len, notify_result_t *res);
 
 #endif

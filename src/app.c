@@ -34,6 +34,25 @@ static void alipay_setup(pg_app_t *app)
     a->http.total_timeout_ms = 10000;
 }
 
+static void wechat_setup(pg_app_t *app)
+{
+    pg_config_t *c = app->cfg;
+    wechat_client_t *w = &app->wechat;
+    memset(w, 0, sizeof *w);
+    app->wechat_notify_url = join_url(c->server.base_url, "/notify/wechat");
+    w->appid = c->wechat.appid;
+    w->mch_id = c->wechat.mch_id;
+    w->api_key = c->wechat.api_key;
+    w->gateway = c->wechat.gateway;
+    w->notify_url = app->wechat_notify_url;
+    w->sign_type = !strcmp(c->wechat.sign_type, "MD5") ? WECHAT_SIGN_MD5 : WECHAT_SIGN_HMAC_SHA256;
+    w->http.ca_file = c->wechat.ca_file;
+    w->http.connect_timeout_ms = 3000;
+    w->http.total_timeout_ms = 10000;
+    w->client_cert = c->wechat.client_cert;
+    w->client_key = c->wechat.client_key;
+}
+
 pg_err app_open(const char *config_path, pg_app_t **out, buf_t *err)
 {
     pg_app_t *app;
@@ -57,6 +76,8 @@ pg_err app_open(const char *config_path, pg_app_t **out, buf_t *err)
                    config_path, app->cfg->server.log_file);
     if (app->cfg->alipay.enabled)
         alipay_setup(app);
+    if (app->cfg->wechat.enabled)
+        wechat_setup(app);
     dbp.host = app->cfg->database.host;
     dbp.port = app->cfg->database.port;
     dbp.socket = app->cfg->database.socket;
@@ -80,6 +101,7 @@ void app_close(pg_app_t *app)
     db_close(app->db);
     free(app->alipay_notify_url);
     free(app->alipay_return_url);
+    free(app->wechat_notify_url);
     config_free(app->cfg);
     free(app);
 }

@@ -2,7 +2,9 @@
 #include "notify.h"
 
 #include <string.h>
+#include <time.h>
 #include "alipay.h"
+#include "wechat.h"
 #include "log.h"
 #include "store.h"
 
@@ -134,19 +136,41 @@ pg_err notify_apply(pg_app_t *app, arena_t *a, const payment_event_t *ev, notify
     return rc;
 }
 
-static void alipay_reject(pg_app_t *app, const char *body, size_t len, const char *payment_no,
-                          const char *outcome, const char *detail, notify_result_t *res)
+/* Probes and forgeries can come in floods: one log line per 10 s per
+ * process is enough (every one is still stored with its reason). */
+static void log_rejection(const char *channel, const char *outcome, const char *detail)
+{
+    static time_t last;
+    static unsigned suppressed;
+    time_t now = time(NULL);
+    if (now - last < 10) {
+        suppressed++;
+        return;
+    }
+    log_msg(LOG_WARN, "%s notification rejected (%s): %s%s", channel, outcome, detail,
+            suppressed ? " (and earlier rejections not logged)" : "");
+    last = now;
+    suppressed = 0;
+}
+
+static void reject(pg_app_t *app, const char *channel, const char *body, size_t len, const char *payment_no,
+                   const char *outcome, const char *detail, notify_result_t *res)
 {
     payment_event_t ev;
     memset(&ev, 0, sizeof ev);
-    ev.channel = "alipay";
+    ev.channel = channel;
     ev.payment_no = payment_no;
     ev.raw_body = body;
     ev.raw_len = len;
     set_outcome(res, false, outcome, detail);
     res->payment_no = payment_no;
-    log_msg(LOG_WARN, "alipay notification rejected (%s): %s", outcome, detail);
+    log_rejection(channel, outcome, detail);
     record_rejection(app, &ev, res);
+}
+
+static const char *outcome_of(pg_err rc)
+{
+    return rc == PG_ERR_BAD_SIGNATURE ? "bad_signature" : rc == PG_ERR_MISMATCH ? "mismatch" : "bad_input";
 }
 
 static pay_event_kind_t alipay_event_kind(const alipay_notify_t *n)
@@ -179,16 +203,13 @@ void notify_alipay(pg_app_t *app, arena_t *a, const char *body, size_t len, noti
         return;
     }
     if (form_parse(body, len, &form) != PG_OK) {
-        alipay_reject(app, body, len, NULL, "bad_input", "body is not a valid form", res);
+        reject(app, "alipay", body, len, NULL, "bad_input", "body is not a valid form", res);
         return;
     }
     rc = alipay_verify_notify(&app->alipay, &form, &n, &reason);
     if (rc != PG_OK) {
-        const char *outcome = rc == PG_ERR_BAD_SIGNATURE ? "bad_signature"
-                              : rc == PG_ERR_MISMATCH    ? "mismatch"
-                                                         : "bad_input";
-        alipay_reject(app, body, len, kv_get(&form, "out_trade_no"), outcome,
-                      reason.len ? reason.data : pg_err_name(rc), res);
+        reject(app, "alipay", body, len, kv_get(&form, "out_trade_no"), outcome_of(rc),
+               reason.len ? reason.data : pg_err_name(rc), res);
         return;
     }
     memset(&ev, 0, sizeof ev);
@@ -199,6 +220,36 @@ void notify_alipay(pg_app_t *app, arena_t *a, const char *body, size_t len, noti
     ev.provider_trade_no = n.trade_no;
     ev.buyer_ref = n.buyer_id;
     ev.amount_fen = n.total_fen;
+    ev.raw_body = body;
+    ev.raw_len = len;
+    (void)notify_apply(app, a, &ev, res);
+}
+
+void notify_wechat(pg_app_t *app, arena_t *a, const char *body, size_t len, notify_result_t *res)
+{
+    wechat_notify_t n;
+    payment_event_t ev;
+    buf_t reason;
+    pg_err rc;
+    memset(res, 0, sizeof *res);
+    buf_init(&reason, a);
+    if (!app->cfg->wechat.enabled) {
+        set_outcome(res, false, NULL, "wechat channel disabled");
+        return;
+    }
+    rc = wechat_verify_notify(a, &app->wechat, body, len, &n, &reason);
+    if (rc != PG_OK) {
+        /* The payment number of an unverified message is only a hint for the log. */
+        reject(app, "wechat", body, len, NULL, outcome_of(rc), reason.len ? reason.data : pg_err_name(rc), res);
+        return;
+    }
+    memset(&ev, 0, sizeof ev);
+    ev.channel = "wechat";
+    ev.kind = n.paid ? PAY_EVENT_PAID : PAY_EVENT_WAITING;
+    ev.payment_no = n.out_trade_no;
+    ev.provider_trade_no = n.transaction_id;
+    ev.buyer_ref = n.openid;
+    ev.amount_fen = n.total_fee;
     ev.raw_body = body;
     ev.raw_len = len;
     (void)notify_apply(app, a, &ev, res);

@@ -1,0 +1,106 @@
+/* channel_wechat: WeChat Pay v2 as a checkout channel. native gives a
+ * code_url to scan, mweb an H5 URL, jsapi the signed object the WeChat
+ * in-app browser's getBrandWCPayRequest takes. Amounts go out as fen. */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "channel.h"
+#include "wechat.h"
+
+static const char *const WECHAT_METHODS[] = { "native", "jsapi", "mweb", NULL };
+
+static bool wechat_enabled(const pg_app_t *app)
+{
+    return app->cfg->wechat.enabled;
+}
+
+static const char *trade_type_of(const char *method)
+{
+    if (!strcmp(method, "jsapi"))
+        return "JSAPI";
+    if (!strcmp(method, "mweb"))
+        return "MWEB";
+    return "NATIVE";
+}
+
+static char *jsapi_object(arena_t *a, const kv_list_t *params)
+{
+    json_t *obj = json_object();
+    char *text, *copy;
+    for (size_t i = 0; i < params->count; i++)
+        json_object_set_new(obj, params->items[i].key, json_string(params->items[i].value));
+    text = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(obj);
+    copy = text ? arena_strdup(a, text) : NULL;
+    free(text);
+    return copy;
+}
+
+static pg_err wechat_start(pg_app_t *app, arena_t *a, const char *method, const channel_payment_t *p,
+                           channel_instruction_t *out, buf_t *err)
+{
+    wechat_order_t o;
+    wechat_prepay_t prepay;
+    char err_code[64] = "";
+    pg_err rc;
+    if (!strcmp(method, "jsapi") && !p->openid) {
+        buf_puts(err, "wechat jsapi needs the buyer's openid");
+        return PG_ERR_UNSUPPORTED;
+    }
+    memset(&o, 0, sizeof o);
+    o.out_trade_no = p->payment_no;
+    o.body = p->subject;
+    o.total_fee = p->amount_fen;
+    o.trade_type = trade_type_of(method);
+    o.openid = p->openid;
+    o.spbill_create_ip = p->client_ip;
+    o.product_id = p->product_sku;
+    o.expires_at = p->expires_at;
+    if (!strcmp(method, "mweb"))
+        o.scene_info = "{\"h5_info\":{\"type\":\"Wap\",\"wap_url\":\"\",\"wap_name\":\"shop\"}}";
+    rc = wechat_unifiedorder(a, &app->wechat, &o, &prepay, err_code, err);
+    if (rc != PG_OK)
+        return rc;
+    if (!strcmp(method, "jsapi")) {
+        kv_list_t params;
+        kv_init(&params, a);
+        rc = wechat_jsapi_params(a, &app->wechat, prepay.prepay_id, time(NULL), NULL, &params);
+        out->field = "jsapi";
+        out->value = rc == PG_OK ? jsapi_object(a, &params) : NULL;
+        out->is_json = true;
+        return rc;
+    }
+    if (!strcmp(method, "mweb")) {
+        out->field = "mweb_url";
+        out->value = prepay.mweb_url;
+        return PG_OK;
+    }
+    out->field = "code_url";
+    out->value = prepay.code_url;
+    out->scan = true;
+    return PG_OK;
+}
+
+/* Inside WeChat: jsapi when the shop knows the openid, else a code to scan;
+ * other mobile browsers: H5 (mweb); desktop: a code to scan (native). */
+static const char *wechat_default_method(const char *ua, bool has_openid)
+{
+    if (channel_ua_is_wechat(ua))
+        return has_openid ? "jsapi" : "native";
+    return channel_ua_is_mobile(ua) ? "mweb" : "native";
+}
+
+static int64_t wechat_fee_rate_bp(const pg_app_t *app)
+{
+    return app->cfg->fees.wechat_rate_bp;
+}
+
+const pay_channel_t CHANNEL_WECHAT = {
+    .name = "wechat",
+    .methods = WECHAT_METHODS,
+    .enabled = wechat_enabled,
+    .start = wechat_start,
+    .default_method = wechat_default_method,
+    .fee_rate_bp = wechat_fee_rate_bp,
+};
