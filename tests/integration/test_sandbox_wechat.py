@@ -844,3 +844,74 @@ def test_reset_forgets_wechat_trades(tmp_path, app_public):
         box.ctl("/_sandbox/wechat/trades/wx_reset", expect=404)
     finally:
         assert box.stop() == 0
+
+
+# ---------------------------------------------------------------------------
+# interop with an independent npm SDK (wechatpay-axios-plugin, pinned 0.9.6)
+
+INTEROP_DIR = os.path.join(SANDBOX_DIR, "interop")
+
+
+@pytest.fixture(scope="module")
+def wx_sdk():
+    import shutil
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("node/npm are not installed: the wechatpay-axios-plugin checks cannot run")
+    if not os.path.isdir(os.path.join(INTEROP_DIR, "node_modules", "wechatpay-axios-plugin")):
+        done = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=INTEROP_DIR,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stdout + done.stderr
+    return os.path.join(INTEROP_DIR, "wechat_interop.js")
+
+
+@pytest.fixture(scope="module")
+def sdk_run(wx_sdk, sandbox):
+    cmd = ["node", wx_sdk, "run", "--base", sandbox.base, "--tls-base", sandbox.tls_base,
+           "--appid", APPID, "--mchid", MCH_ID, "--secret", API_KEY,
+           "--cert", sandbox.path("wechat_apiclient_cert.pem"),
+           "--key", sandbox.path("wechat_apiclient_key.pem"), "--ca", sandbox.path("ca.pem"),
+           "--out-trade-no", "wx_sdk_1"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr + "\n--- sandbox log\n" + sandbox.log_text()
+    return json.loads(done.stdout)
+
+
+def test_sdk_signed_requests_accepted_and_sdk_verifies_reply_signs(sdk_run):
+    # the SDK's v2 client rejects a reply whose sign does not verify, so ok=True
+    # means it verified the sandbox's MD5 and HMAC-SHA256 reply signs itself
+    for key in ("unifiedorder_md5", "unifiedorder_hmac", "query_before", "query_after",
+                "refund", "refundquery"):
+        assert sdk_run[key]["ok"] is True, (key, sdk_run[key])
+    assert len(sdk_run["unifiedorder_hmac"]["data"]["sign"]) == 64
+    assert sdk_run["unifiedorder_md5"]["data"]["code_url"].startswith("weixin://wxpay/bizpayurl?pr=")
+    assert sdk_run["query_before"]["data"]["trade_state"] == "NOTPAY"
+    assert sdk_run["query_after"]["data"]["trade_state"] == "SUCCESS"
+    assert sdk_run["query_missing"]["data"]["err_code"] == "ORDERNOTEXIST"
+    assert sdk_run["query_signed_with_other_key"]["data"] == {
+        "return_code": "FAIL", "return_msg": "签名错误"}
+
+
+def test_sdk_verifies_notifications_and_decrypts_refund_notification(sdk_run):
+    assert sdk_run["notify_md5"]["valid"] is True and sdk_run["notify_md5"]["sign_type"] == "MD5"
+    assert sdk_run["notify_hmac"]["valid"] is True
+    assert sdk_run["notify_hmac"]["fields"]["sign_type"] == "HMAC-SHA256"
+    assert sdk_run["tampered_changed"] is True and sdk_run["notify_tampered"] is False
+    assert sdk_run["notify_content_type"].startswith("text/xml")
+    inner = sdk_run["refund_notify_inner"]
+    assert inner["out_refund_no"] == "wx_sdk_1_r1" and inner["refund_fee"] == "100"
+    assert inner["refund_status"] == "SUCCESS"
+    assert inner["refund_id"] == sdk_run["refund"]["data"]["refund_id"]
+    assert "sign" not in sdk_run["refund_notify_outer"]
+    assert sdk_run["refundquery"]["data"]["refund_status_0"] == "SUCCESS"
+
+
+def test_sdk_check_notify_rejects_bad_sign(wx_sdk, sandbox, receiver):
+    sandbox.order("wx_sdk_2", notify_url=receiver.url)
+    bad = sandbox.ctl("/_sandbox/wechat/notify", {"out_trade_no": "wx_sdk_2", "sign": "bad"})
+    good = sandbox.ctl("/_sandbox/wechat/notify", {"out_trade_no": "wx_sdk_2",
+                                                   "sign_type": "HMAC-SHA256"})
+    for out, expected in ((bad, False), (good, True)):
+        done = subprocess.run(["node", wx_sdk, "check-notify", "--secret", API_KEY],
+                              input=out["xml"], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["valid"] is expected
