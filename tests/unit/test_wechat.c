@@ -447,8 +447,8 @@ static void test_notify_ok_with_coupons(void **state)
     assert_string_equal(n.time_end, "20261124201733");
     assert_string_equal(n.trade_type, "NATIVE");
     assert_int_equal(n.total_fee, 9900);
-    /* a merchant configured for HMAC still verifies an MD5 message? No:
-     * without sign_type in the message, the configured algorithm is used. */
+    /* without sign_type in the message the configured algorithm is used,
+     * so a merchant configured for HMAC-SHA256 refuses this MD5 message */
     c.sign_type = WECHAT_SIGN_HMAC_SHA256;
     assert_int_equal(verify_notify_text(&a, &c, fixture(&a, "notify_ok.xml"), &n), PG_ERR_BAD_SIGNATURE);
     assert_false(n.paid);
