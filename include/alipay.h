@@ -86,6 +86,69 @@ pg_err alipay_check_response(arena_t *a, const alipay_client_t *c, const char *m
 pg_err alipay_precreate(arena_t *a, const alipay_client_t *c, const alipay_trade_t *t,
                         char **qr_code, buf_t *err);
 
+/* alipay.trade.query by out_trade_no. */
+typedef struct alipay_query_result {
+    bool exists;                   /* false: 40004 ACQ.TRADE_NOT_EXIST (never scanned) */
+    const char *trade_status;      /* WAIT_BUYER_PAY|TRADE_SUCCESS|TRADE_FINISHED|TRADE_CLOSED */
+    const char *trade_no;          /* arena strings; NULL when not sent */
+    const char *buyer_id;
+    const char *send_pay_date;
+    int64_t total_fen;             /* total_amount, strict (money_parse_yuan) */
+} alipay_query_result_t;
+
+/* PG_OK with exists=false for ACQ.TRADE_NOT_EXIST; PG_OK with exists=true and
+ * trade_status one of the four above (else PG_ERR_UPSTREAM); a reply whose
+ * out_trade_no differs -> PG_ERR_MISMATCH; a malformed total_amount ->
+ * PG_ERR_UPSTREAM. Other failures as alipay_call (20000 / ACQ.SYSTEM_ERROR
+ * -> PG_ERR_TIMEOUT: ask again later). */
+pg_err alipay_trade_query(arena_t *a, const alipay_client_t *c, const char *out_trade_no,
+                          alipay_query_result_t *out, buf_t *err);
+
+/* alipay.trade.close. 10000 -> PG_OK; ACQ.TRADE_NOT_EXIST -> PG_OK (never
+ * scanned: nothing to close at Alipay); ACQ.TRADE_STATUS_ERROR (paid,
+ * finished or closed) -> PG_ERR_CONFLICT; timeouts, HTTP 5xx, 20000,
+ * ACQ.SYSTEM_ERROR -> PG_ERR_TIMEOUT; anything else -> PG_ERR_UPSTREAM. */
+pg_err alipay_trade_close(arena_t *a, const alipay_client_t *c, const char *out_trade_no,
+                          buf_t *err);
+
+typedef struct alipay_refund_result {
+    bool fund_change;              /* "Y" */
+    int64_t refund_total_fen;      /* refund_fee: cumulative over the trade */
+    const char *trade_no;          /* NULL when not sent */
+} alipay_refund_result_t;
+
+/* alipay.trade.refund with biz_content {out_trade_no, refund_amount (yuan,
+ * two decimals), out_request_no, refund_reason (when set)}. Outcome:
+ *   PG_OK            refunded (10000)
+ *   PG_ERR_CONFLICT  definitively refused, nothing happened: 40004 business
+ *                    errors other than ACQ.SYSTEM_ERROR (sub_code in err),
+ *                    and 40001/40002/40003/40006 (the gateway did not take
+ *                    the request: missing/invalid parameter, bad signature,
+ *                    no permission)
+ *   PG_ERR_TIMEOUT   outcome unknown: network timeout or transport error,
+ *                    HTTP status other than 200, 20000, ACQ.SYSTEM_ERROR,
+ *                    any other code, reply signature invalid, malformed
+ *                    reply: query with alipay_refund_query, never refund twice
+ *   PG_ERR_BAD_INPUT / PG_ERR_CONFIG  nothing was sent (bad arguments, no
+ *                    gateway or keys) */
+pg_err alipay_trade_refund(arena_t *a, const alipay_client_t *c, const char *out_trade_no,
+                           const char *out_request_no, int64_t refund_fen, const char *reason,
+                           alipay_refund_result_t *out, buf_t *err);
+
+typedef struct alipay_refund_query_result {
+    bool found;                    /* refund_amount present in a 10000 reply */
+    const char *refund_status;     /* "REFUND_SUCCESS" or NULL */
+    int64_t refund_fen;            /* refund_amount of this request */
+} alipay_refund_query_result_t;
+
+/* alipay.trade.fastpay.refund.query with biz_content {out_trade_no,
+ * out_request_no, query_options ["gmt_refund_pay"]}. A refund that does not
+ * exist comes back 10000 without refund_amount -> PG_OK, found=false.
+ * Failures as alipay_trade_query. */
+pg_err alipay_refund_query(arena_t *a, const alipay_client_t *c, const char *out_trade_no,
+                           const char *out_request_no, alipay_refund_query_result_t *out,
+                           buf_t *err);
+
 typedef enum {
     ALIPAY_WAIT_BUYER_PAY, ALIPAY_TRADE_SUCCESS, ALIPAY_TRADE_FINISHED, ALIPAY_TRADE_CLOSED
 } alipay_trade_status_t;

@@ -133,6 +133,66 @@ pg_err wechat_verify_notify(arena_t *a, const wechat_client_t *c, const char *bo
  * else the same with FAIL and msg (NULL or unusable -> "FAIL"). Appends. */
 void wechat_reply(bool ok, const char *msg, buf_t *out);
 
+typedef struct wechat_refund_req {
+    const char *out_trade_no, *out_refund_no;
+    int64_t total_fee, refund_fee;     /* fen; 1 <= refund_fee <= total_fee */
+    const char *refund_desc;           /* NULL/"" = not sent */
+    const char *notify_url;            /* NULL/"" = not sent (the merchant-platform default applies) */
+} wechat_refund_req_t;
+
+typedef struct wechat_refund_result {
+    const char *refund_id;             /* arena string */
+    int64_t refund_fee;
+} wechat_refund_result_t;
+
+/* /secapi/pay/refund over mutual TLS (client certificate). Outcome:
+ *   PG_OK            accepted (the refund then completes asynchronously)
+ *   PG_ERR_CONFLICT  refused, nothing happened: result_code FAIL with an
+ *                    err_code other than SYSTEMERROR / BIZERR_NEED_RETRY /
+ *                    FREQUENCY_LIMITED, or return_code FAIL (the request was
+ *                    not processed, e.g. a bad parameter or sign)
+ *   PG_ERR_TIMEOUT   outcome unknown: timeouts, transport errors, HTTP
+ *                    statuses other than 200, SYSTEMERROR,
+ *                    BIZERR_NEED_RETRY, FREQUENCY_LIMITED, a reply whose
+ *                    sign fails or that cannot be parsed, a success reply
+ *                    without refund_id: query, never refund twice
+ *   PG_ERR_CONFIG    no client certificate/key or API key configured
+ *   PG_ERR_BAD_INPUT nothing was sent (bad request fields)
+ * err_code gets WeChat's err_code when there was one. */
+pg_err wechat_refund(arena_t *a, const wechat_client_t *c, const wechat_refund_req_t *r,
+                     wechat_refund_result_t *out, char err_code[64], buf_t *err);
+
+typedef struct wechat_refund_state {
+    bool found;                        /* false: REFUNDNOTEXIST */
+    const char *refund_status;         /* SUCCESS|PROCESSING|REFUNDCLOSE|CHANGE */
+    const char *refund_id;             /* NULL when not sent */
+    int64_t refund_fee;
+} wechat_refund_state_t;
+
+/* /pay/refundquery by out_refund_no: picks the entry N whose out_refund_no_N
+ * equals ours (none -> PG_ERR_MISMATCH). err_code REFUNDNOTEXIST -> PG_OK,
+ * found=false. Missing refund_status_N or a malformed refund_fee_N ->
+ * PG_ERR_UPSTREAM; timeouts, SYSTEMERROR -> PG_ERR_TIMEOUT; other failures
+ * as wechat_call. */
+pg_err wechat_refundquery(arena_t *a, const wechat_client_t *c, const char *out_refund_no,
+                          wechat_refund_state_t *out, char err_code[64], buf_t *err);
+
+typedef struct wechat_refund_notify {
+    const char *out_trade_no, *transaction_id, *refund_id, *out_refund_no, *refund_status,
+        *success_time;                 /* arena strings; NULL when absent */
+    int64_t total_fee, refund_fee;
+} wechat_refund_notify_t;
+
+/* Verifies a refund notification body: outer XML (PG_ERR_BAD_INPUT /
+ * PG_ERR_TOO_LARGE), return_code SUCCESS (else PG_ERR_BAD_INPUT), appid and
+ * mch_id ours (PG_ERR_MISMATCH), req_info present (PG_ERR_BAD_INPUT), then
+ * req_info decrypted with wechat_decrypt_req_info (any failure ->
+ * PG_ERR_BAD_SIGNATURE: decrypting is the authentication), then required
+ * out_trade_no, out_refund_no, refund_status, refund_fee and total_fee
+ * (strict fen) (PG_ERR_BAD_INPUT). reason gets a short log text. */
+pg_err wechat_verify_refund_notify(arena_t *a, const wechat_client_t *c, const char *body,
+                                   size_t len, wechat_refund_notify_t *out, buf_t *reason);
+
 /* Refund notification: base64 req_info -> AES-256-ECB (key: the lowercase
  * hex MD5 of api_key as 32 ASCII bytes, PKCS#7) -> flat XML with root <root>
  * or <xml>. Bad base64 -> PG_ERR_BAD_INPUT; a decryption or XML failure
