@@ -7,6 +7,13 @@
 #include <string.h>
 
 #include "app.h"
+#include "cron.h"
+#include "httpc.h"
+#include "lifecycle.h"
+#include "refund.h"
+#include "store_lifecycle.h"
+#include "webhooks.h"
+#include "xml.h"
 #include "config.h"
 #include "log.h"
 #include "migrations.h"
@@ -32,7 +39,12 @@ static int usage(void)
           "  creator add --id ID --name NAME\n"
           "  creator list\n"
           "  order list [--status S]\n"
-          "  order show ORDER_NO\n",
+          "  order show ORDER_NO\n"
+          "  refund ORDER_NO [--amount-fen N] [--reason R] [--request-id ID]\n"
+          "  close ORDER_NO\n"
+          "  sync                         ask providers about payments and refunds waiting too long\n"
+          "  cron                         one pass of every periodic duty (safe to overlap)\n"
+          "  webhooks deliver|list [--status S]|retry ID|retry --dead\n",
           stderr);
     return EXIT_USAGE;
 }
@@ -146,7 +158,8 @@ static int cmd_check_config(cli_t *c)
 }
 
 typedef struct cli_opts {
-    const char *sku, *title, *price_fen, *creator, *id, *name, *status;
+    const char *sku, *title, *price_fen, *creator, *id, *name, *status, *amount_fen, *reason, *request_id;
+    bool dead;
 } cli_opts_t;
 
 static int parse_opts(int argc, char **argv, cli_opts_t *o)
@@ -155,7 +168,9 @@ static int parse_opts(int argc, char **argv, cli_opts_t *o)
         { "sku", required_argument, NULL, 's' },    { "title", required_argument, NULL, 't' },
         { "price-fen", required_argument, NULL, 'p' }, { "creator", required_argument, NULL, 'c' },
         { "id", required_argument, NULL, 'i' },     { "name", required_argument, NULL, 'n' },
-        { "status", required_argument, NULL, 'S' }, { NULL, 0, NULL, 0 },
+        { "status", required_argument, NULL, 'S' }, { "amount-fen", required_argument, NULL, 'a' },
+        { "reason", required_argument, NULL, 'r' }, { "request-id", required_argument, NULL, 'q' },
+        { "dead", no_argument, NULL, 'd' },         { NULL, 0, NULL, 0 },
     };
     int opt;
     memset(o, 0, sizeof *o);
@@ -169,6 +184,10 @@ static int parse_opts(int argc, char **argv, cli_opts_t *o)
         case 'i': o->id = optarg; break;
         case 'n': o->name = optarg; break;
         case 'S': o->status = optarg; break;
+        case 'a': o->amount_fen = optarg; break;
+        case 'r': o->reason = optarg; break;
+        case 'q': o->request_id = optarg; break;
+        case 'd': o->dead = true; break;
         default: return -1;
         }
     }
@@ -272,8 +291,11 @@ static int order_show(cli_t *c, const char *order_no)
         fprintf(stderr, "paygatectl: no order %s\n", order_no);
         return 1;
     }
+    db_result_t refunds;
     if (rc == PG_OK)
         rc = store_order_payments(c->app->db, &c->arena, o.id, &payments);
+    if (rc == PG_OK)
+        rc = store_order_refunds(c->app->db, &c->arena, o.id, &refunds);
     if (rc != PG_OK)
         return report_store_error(c, rc, "order show");
     if (c->json) {
@@ -285,6 +307,7 @@ static int order_show(cli_t *c, const char *order_no)
         fputc('\n', stdout);
         json_decref(obj);
         print_result(c, &payments);
+        print_result(c, &refunds);
         return 0;
     }
     {
@@ -296,6 +319,8 @@ static int order_show(cli_t *c, const char *order_no)
                o.product_title, o.user_ref, o.created_at, o.paid_at ? o.paid_at : "-");
     }
     print_result(c, &payments);
+    printf("\nrefunds:\n");
+    print_result(c, &refunds);
     return 0;
 }
 
@@ -333,10 +358,153 @@ static int cmd_order(cli_t *c, int argc, char **argv)
     return 0;
 }
 
+static int cmd_refund(cli_t *c, int argc, char **argv)
+{
+    cli_opts_t o;
+    refund_request_t rq;
+    refund_result_t rr;
+    buf_t msg;
+    int next = parse_opts(argc, argv, &o);
+    pg_err rc;
+    if (next < 0 || next >= argc)
+        return usage();
+    if (open_app(c))
+        return 1;
+    memset(&rq, 0, sizeof rq);
+    rq.order_no = argv[next];
+    rq.amount_fen = o.amount_fen;
+    rq.reason = o.reason;
+    rq.request_id = o.request_id;
+    buf_init(&msg, &c->arena);
+    rc = refund_create(c->app, &c->arena, &rq, &rr, &msg);
+    if (rc != PG_OK) {
+        fprintf(stderr, "paygatectl: refund refused (%s): %s\n", rr.error_code ? rr.error_code : pg_err_name(rc),
+                msg.len ? msg.data : pg_err_name(rc));
+        return rc == PG_ERR_BAD_INPUT ? EXIT_USAGE : 1;
+    }
+    if (c->json)
+        printf("{\"refund_no\":\"%s\",\"status\":\"%s\",\"amount_fen\":%lld}\n", rr.refund_no, rr.status,
+               (long long)rr.amount_fen);
+    else
+        printf("refund %s: %s, %lld fen\n", rr.refund_no, rr.status, (long long)rr.amount_fen);
+    return strcmp(rr.status, "FAILED") ? 0 : 1;
+}
+
+static int cmd_close(cli_t *c, int argc, char **argv)
+{
+    const char *code = NULL;
+    buf_t msg;
+    pg_err rc;
+    if (argc != 1)
+        return usage();
+    if (open_app(c))
+        return 1;
+    buf_init(&msg, &c->arena);
+    rc = lifecycle_close_order(c->app, &c->arena, argv[0], &code, &msg);
+    if (rc != PG_OK) {
+        fprintf(stderr, "paygatectl: close failed (%s): %s\n", code ? code : pg_err_name(rc), msg.data);
+        return 1;
+    }
+    printf("order %s closed\n", argv[0]);
+    return 0;
+}
+
+static void print_cron_report(const cli_t *c, const cron_report_t *r, bool with_expiry)
+{
+    if (c->json) {
+        printf("{\"skipped\":%s,\"expired_closed\":%u,\"orders_closed\":%u,\"synced_paid\":%u,"
+               "\"synced_closed\":%u,\"queries_failed\":%u,\"refunds_examined\":%u,\"refunds_open\":%u,"
+               "\"webhooks_delivered\":%u,\"webhooks_failed\":%u,\"webhooks_dead\":%u}\n",
+               r->skipped ? "true" : "false", r->expired.closed, r->expired.orders_closed, r->synced.paid,
+               r->synced.closed, r->synced.failed + r->expired.failed, r->refunds_examined, r->refunds_open,
+               r->webhooks.delivered, r->webhooks.failed, r->webhooks.dead);
+        return;
+    }
+    if (r->skipped) {
+        printf("another cron pass is running: nothing done\n");
+        return;
+    }
+    if (with_expiry)
+        printf("expiry    %u payment(s) closed, %u order(s) closed, %u failed\n", r->expired.closed,
+               r->expired.orders_closed, r->expired.failed);
+    printf("sync      %u asked, %u found paid, %u found closed, %u failed\n", r->synced.examined, r->synced.paid,
+           r->synced.closed, r->synced.failed);
+    printf("refunds   %u examined, %u still pending\n", r->refunds_examined, r->refunds_open);
+    if (with_expiry)
+        printf("webhooks  %u delivered, %u to retry, %u dead\n", r->webhooks.delivered, r->webhooks.failed,
+               r->webhooks.dead);
+}
+
+static int cmd_sync(cli_t *c)
+{
+    cron_report_t r;
+    pg_err rc;
+    if (open_app(c))
+        return 1;
+    memset(&r, 0, sizeof r);
+    rc = cron_sync(c->app, &c->arena, CRON_SYNC_AFTER_S, &r);
+    print_cron_report(c, &r, false);
+    return rc == PG_OK && r.synced.failed == 0 ? 0 : 1;
+}
+
+static int cmd_cron(cli_t *c)
+{
+    cron_report_t r;
+    pg_err rc;
+    if (open_app(c))
+        return 1;
+    rc = cron_run(c->app, &c->arena, &r);
+    print_cron_report(c, &r, true);
+    if (rc != PG_OK)
+        fprintf(stderr, "paygatectl: cron failed: %s\n", db_last_error(c->app->db));
+    return rc == PG_OK ? 0 : 1;
+}
+
+static int cmd_webhooks(cli_t *c, int argc, char **argv)
+{
+    cli_opts_t o;
+    db_result_t r;
+    int next;
+    pg_err rc;
+    if (argc < 1)
+        return usage();
+    next = parse_opts(argc, argv, &o);
+    if (next < 0)
+        return usage();
+    if (open_app(c))
+        return 1;
+    if (!strcmp(argv[0], "deliver")) {
+        webhook_stats_t st;
+        memset(&st, 0, sizeof st);
+        rc = webhooks_deliver(c->app, &c->arena, &st);
+        printf("webhooks: %u delivered, %u to retry, %u dead\n", st.delivered, st.failed, st.dead);
+        return rc == PG_OK ? 0 : 1;
+    }
+    if (!strcmp(argv[0], "list")) {
+        rc = store_webhooks_list(c->app->db, &c->arena, o.status, &r);
+        if (rc != PG_OK)
+            return report_store_error(c, rc, "webhooks list");
+        print_result(c, &r);
+        return 0;
+    }
+    if (!strcmp(argv[0], "retry")) {
+        uint64_t changed = 0;
+        int64_t id = 0;
+        if (!o.dead && (next >= argc || money_parse_fen(argv[next], INT64_MAX, &id) != PG_OK || id <= 0))
+            return usage();
+        rc = store_webhook_retry(c->app->db, o.dead ? 0 : id, &changed);
+        if (rc != PG_OK)
+            return report_store_error(c, rc, "webhooks retry");
+        printf("%llu event(s) queued again\n", (unsigned long long)changed);
+        return changed > 0 ? 0 : 1;
+    }
+    return usage();
+}
+
 static int dispatch(cli_t *c, int argc, char **argv)
 {
     const char *cmd = argv[0];
-    static const char *const later[] = { "refund", "close", "sync", "cron", "webhooks", "settle", "reconcile", "report" };
+    static const char *const later[] = { "settle", "reconcile", "report" };
     if (!strcmp(cmd, "migrate"))
         return cmd_migrate(c);
     if (!strcmp(cmd, "check-config"))
@@ -347,6 +515,16 @@ static int dispatch(cli_t *c, int argc, char **argv)
         return cmd_creator(c, argc - 1, argv + 1);
     if (!strcmp(cmd, "order"))
         return cmd_order(c, argc - 1, argv + 1);
+    if (!strcmp(cmd, "refund"))
+        return cmd_refund(c, argc - 1, argv + 1);
+    if (!strcmp(cmd, "close"))
+        return cmd_close(c, argc - 1, argv + 1);
+    if (!strcmp(cmd, "sync"))
+        return cmd_sync(c);
+    if (!strcmp(cmd, "cron"))
+        return cmd_cron(c);
+    if (!strcmp(cmd, "webhooks"))
+        return cmd_webhooks(c, argc - 1, argv + 1);
     for (size_t i = 0; i < sizeof later / sizeof later[0]; i++) {
         if (!strcmp(cmd, later[i])) {
             fprintf(stderr, "paygatectl: '%s' is not available in this build yet\n", cmd);
@@ -389,9 +567,13 @@ int main(int argc, char **argv)
         }
     }
     arena_init(&c.arena, 0);
+    httpc_global_init();
+    xml_global_init();
     rc = dispatch(&c, argc - i, argv + i);
     arena_free(&c.arena);
     app_close(c.app);
+    xml_global_cleanup();
+    httpc_global_cleanup();
     log_close();
     return rc;
 }

@@ -7,6 +7,9 @@
 #include <time.h>
 
 #include "checkout.h"
+#include "lifecycle.h"
+#include "refund.h"
+#include "store_lifecycle.h"
 #include "crypto.h"
 #include "log.h"
 #include "money.h"
@@ -15,15 +18,22 @@
 #include "router.h"
 #include "store.h"
 
-enum { R_HEALTHZ, R_CHECKOUT, R_NOTIFY_ALIPAY, R_NOTIFY_WECHAT, R_RETURN_ALIPAY, R_ORDER, R_SHOP, R_PAY_PAGE };
+enum {
+    R_HEALTHZ, R_CHECKOUT, R_NOTIFY_ALIPAY, R_NOTIFY_WECHAT, R_NOTIFY_WECHAT_REFUND, R_RETURN_ALIPAY, R_ORDER,
+    R_ORDER_REFUND, R_ORDER_CLOSE, R_ENTITLEMENTS, R_SHOP, R_PAY_PAGE
+};
 
 static const route_t ROUTES[] = {
     { "GET", "/healthz", R_HEALTHZ },
     { "GET|POST", "/checkout", R_CHECKOUT },
     { "POST", "/notify/alipay", R_NOTIFY_ALIPAY },
     { "POST", "/notify/wechat", R_NOTIFY_WECHAT },
+    { "POST", "/notify/wechat/refund", R_NOTIFY_WECHAT_REFUND },
     { "GET", "/return/alipay", R_RETURN_ALIPAY },
     { "GET", "/orders/*", R_ORDER },
+    { "POST", "/orders/*/refund", R_ORDER_REFUND },
+    { "POST", "/orders/*/close", R_ORDER_CLOSE },
+    { "GET", "/entitlements", R_ENTITLEMENTS },
     { "GET", "/shop", R_SHOP },
     { "GET", "/pay/*", R_PAY_PAGE },
 };
@@ -193,6 +203,16 @@ static void handle_notify_wechat(pg_app_t *app, arena_t *a, http_request_t *req,
     wechat_reply(nr.ack, nr.ack ? "OK" : (nr.outcome ? nr.outcome : "not recorded"), &res->body);
 }
 
+static void handle_notify_wechat_refund(pg_app_t *app, arena_t *a, http_request_t *req, http_response_t *res)
+{
+    notify_result_t nr;
+    notify_wechat_refund(app, a, req->body, req->body_len, &nr);
+    res->log_order_no = nr.order_no;
+    res->log_payment_no = nr.payment_no;
+    res->content_type = "text/xml; charset=utf-8";
+    wechat_reply(nr.ack, nr.ack ? "OK" : (nr.outcome ? nr.outcome : "not recorded"), &res->body);
+}
+
 static void status_page(pg_app_t *app, const order_view_t *o, http_response_t *res)
 {
     char yuan[MONEY_YUAN_BUFSZ];
@@ -268,6 +288,23 @@ static void json_field_str(buf_t *b, const char *name, const char *value)
         buf_puts(b, "null");
 }
 
+/* A buyer's page polls while the provider's notification is late: after
+ * ORDER_POLL_QUERY_AFTER_S, ask the provider, at most once per interval
+ * per payment across all processes. */
+#define ORDER_POLL_QUERY_AFTER_S 30
+#define ORDER_POLL_QUERY_EVERY_S 15
+
+static bool maybe_ask_provider(pg_app_t *app, arena_t *a, const order_view_t *o)
+{
+    lifecycle_stats_t st;
+    if (strcmp(o->status, "CREATED") || strcmp(o->payment_status, "CREATED") ||
+        o->payment_age_s < ORDER_POLL_QUERY_AFTER_S)
+        return false;
+    memset(&st, 0, sizeof st);
+    (void)lifecycle_sync_payment(app, a, o->payment_id, o->payment_no, o->channel, ORDER_POLL_QUERY_EVERY_S, &st);
+    return st.paid > 0 || st.closed > 0;
+}
+
 static void handle_order(pg_app_t *app, arena_t *a, http_request_t *req, const char *param,
                          size_t param_len, http_response_t *res)
 {
@@ -280,6 +317,8 @@ static void handle_order(pg_app_t *app, arena_t *a, http_request_t *req, const c
     }
     order_no = arena_strndup(a, param, param_len);
     rc = store_order_by_no(app->db, a, order_no, &o);
+    if (rc == PG_OK && maybe_ask_provider(app, a, &o))
+        rc = store_order_by_no(app->db, a, order_no, &o);
     if (rc != PG_OK) {
         http_reply_json_error(res, app_http_status(rc), rc == PG_ERR_NOT_FOUND ? "not_found" : app_error_code(rc),
                               rc == PG_ERR_NOT_FOUND ? "no such order" : "try again later");
@@ -463,6 +502,128 @@ static void handle_pay_page(pg_app_t *app, arena_t *a, const char *param, size_t
     pay_page_qr(app, a, &o, res);
 }
 
+static void reply_refund(http_response_t *res, int status, const refund_result_t *r)
+{
+    res->status = status;
+    res->content_type = "application/json";
+    buf_puts(&res->body, "{\"refund_no\":");
+    buf_append_json_string(&res->body, r->refund_no);
+    buf_puts(&res->body, ",\"status\":");
+    buf_append_json_string(&res->body, r->status);
+    buf_printf(&res->body, ",\"amount_fen\":%lld}\n", (long long)r->amount_fen);
+}
+
+static void handle_order_refund(pg_app_t *app, arena_t *a, http_request_t *req, const char *param, size_t param_len,
+                                http_response_t *res)
+{
+    kv_list_t fields;
+    refund_request_t rq;
+    refund_result_t rr;
+    buf_t msg;
+    pg_err rc;
+    if (!bearer_ok(app, req)) {
+        http_reply_json_error(res, 401, "unauthorized", "send Authorization: Bearer <api_key>");
+        return;
+    }
+    if (http_request_fields(req, a, &fields) != PG_OK || kv_count_key(&fields, "amount_fen") > 1 ||
+        kv_count_key(&fields, "request_id") > 1 || kv_count_key(&fields, "reason") > 1) {
+        http_reply_json_error(res, 400, "invalid_request", "the request body is malformed");
+        return;
+    }
+    buf_init(&msg, a);
+    memset(&rq, 0, sizeof rq);
+    rq.order_no = arena_strndup(a, param, param_len);
+    rq.amount_fen = kv_get(&fields, "amount_fen");
+    rq.reason = kv_get(&fields, "reason");
+    rq.request_id = kv_get(&fields, "request_id");
+    if (rq.amount_fen && !*rq.amount_fen)
+        rq.amount_fen = NULL;
+    if (rq.request_id && !*rq.request_id)
+        rq.request_id = NULL;
+    res->log_order_no = rq.order_no;
+    rc = refund_create(app, a, &rq, &rr, &msg);
+    if (rc != PG_OK) {
+        const char *code = rr.error_code ? rr.error_code : app_error_code(rc);
+        int status = rc == PG_ERR_CONFLICT ? 409 : app_http_status(rc);
+        http_reply_json_error(res, status, code, msg.len ? msg.data : code);
+        return;
+    }
+    reply_refund(res, rr.repeated ? 200 : 201, &rr);
+}
+
+static void handle_order_close(pg_app_t *app, arena_t *a, http_request_t *req, const char *param, size_t param_len,
+                               http_response_t *res)
+{
+    const char *code = NULL;
+    char *order_no;
+    buf_t msg;
+    order_view_t o;
+    pg_err rc;
+    if (!bearer_ok(app, req)) {
+        http_reply_json_error(res, 401, "unauthorized", "send Authorization: Bearer <api_key>");
+        return;
+    }
+    if (!order_no_ok(param, param_len)) {
+        http_reply_json_error(res, 404, "not_found", "no such order");
+        return;
+    }
+    buf_init(&msg, a);
+    order_no = arena_strndup(a, param, param_len);
+    res->log_order_no = order_no;
+    rc = lifecycle_close_order(app, a, order_no, &code, &msg);
+    if (rc != PG_OK) {
+        const char *ecode = code ? code : app_error_code(rc);
+        http_reply_json_error(res, app_http_status(rc), ecode, msg.len ? msg.data : ecode);
+        return;
+    }
+    if (store_order_by_no(app->db, a, order_no, &o) != PG_OK) {
+        http_reply_json_error(res, 503, "database_unavailable", "try again later");
+        return;
+    }
+    res->content_type = "application/json";
+    buf_puts(&res->body, "{\"order_no\":");
+    buf_append_json_string(&res->body, o.order_no);
+    buf_puts(&res->body, ",\"status\":");
+    buf_append_json_string(&res->body, o.status);
+    buf_puts(&res->body, "}\n");
+}
+
+static void handle_entitlements(pg_app_t *app, arena_t *a, http_request_t *req, http_response_t *res)
+{
+    const char *user = kv_get(&req->query, "user");
+    db_result_t r;
+    pg_err rc;
+    if (!bearer_ok(app, req)) {
+        http_reply_json_error(res, 401, "unauthorized", "send Authorization: Bearer <api_key>");
+        return;
+    }
+    if (!user || !*user || strlen(user) > 64) {
+        http_reply_json_error(res, 400, "missing_field", "'user' is required");
+        return;
+    }
+    rc = store_entitlements_of(app->db, a, user, &r);
+    if (rc != PG_OK) {
+        http_reply_json_error(res, 503, "database_unavailable", "try again later");
+        return;
+    }
+    res->content_type = "application/json";
+    buf_puts(&res->body, "{\"user\":");
+    buf_append_json_string(&res->body, user);
+    buf_puts(&res->body, ",\"entitlements\":[");
+    for (size_t i = 0; i < r.rows; i++) {
+        buf_puts(&res->body, i ? ",{\"product\":" : "{\"product\":");
+        buf_append_json_string(&res->body, db_cell(&r, i, "product"));
+        buf_puts(&res->body, ",\"title\":");
+        buf_append_json_string(&res->body, db_cell(&r, i, "title"));
+        buf_puts(&res->body, ",\"order_no\":");
+        buf_append_json_string(&res->body, db_cell(&r, i, "order_no"));
+        buf_puts(&res->body, ",\"granted_at\":");
+        buf_append_json_string(&res->body, db_cell(&r, i, "granted_at"));
+        buf_putc(&res->body, '}');
+    }
+    buf_puts(&res->body, "]}\n");
+}
+
 void routes_handle(pg_app_t *app, arena_t *a, http_request_t *req, http_response_t *res)
 {
     route_match_t m;
@@ -489,6 +650,10 @@ void routes_handle(pg_app_t *app, arena_t *a, http_request_t *req, http_response
     case R_CHECKOUT: handle_checkout(app, a, req, res); break;
     case R_NOTIFY_ALIPAY: handle_notify_alipay(app, a, req, res); break;
     case R_NOTIFY_WECHAT: handle_notify_wechat(app, a, req, res); break;
+    case R_NOTIFY_WECHAT_REFUND: handle_notify_wechat_refund(app, a, req, res); break;
+    case R_ORDER_REFUND: handle_order_refund(app, a, req, m.param, m.param_len, res); break;
+    case R_ORDER_CLOSE: handle_order_close(app, a, req, m.param, m.param_len, res); break;
+    case R_ENTITLEMENTS: handle_entitlements(app, a, req, res); break;
     case R_RETURN_ALIPAY: handle_return_alipay(app, a, req, res); break;
     case R_ORDER: handle_order(app, a, req, m.param, m.param_len, res); break;
     case R_SHOP: handle_shop(app, a, req, res); break;

@@ -19,6 +19,7 @@ typedef struct pg_app {
     char *alipay_return_url;
     wechat_client_t wechat;     /* valid when cfg->wechat.enabled */
     char *wechat_notify_url;
+    char *wechat_refund_notify_url;
 } pg_app_t;
 
 /* Loads and validates the config, opens the log and connects to the

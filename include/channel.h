@@ -27,6 +27,30 @@ typedef struct channel_instruction {
     bool scan;                  /* a code to scan: browsers get the QR page */
 } channel_instruction_t;
 
+/* What the provider says about a payment (active query). */
+typedef enum { TRADE_UNKNOWN, TRADE_WAITING, TRADE_PAID, TRADE_CLOSED } channel_trade_state_t;
+typedef struct channel_trade {
+    channel_trade_state_t state;    /* TRADE_UNKNOWN: the provider has never seen it */
+    const char *provider_trade_no;
+    const char *buyer_ref;
+    int64_t amount_fen;
+} channel_trade_t;
+
+typedef struct channel_refund {
+    const char *payment_no;
+    const char *refund_no;          /* out_request_no / out_refund_no: the provider's idempotency key */
+    int64_t payment_amount_fen;
+    int64_t amount_fen;
+    const char *reason;
+} channel_refund_t;
+
+/* REFUND_UNKNOWN: the provider has no such refund (safe to send it again). */
+typedef enum { REFUND_UNKNOWN, REFUND_PROCESSING, REFUND_DONE, REFUND_REFUSED } channel_refund_state_t;
+typedef struct channel_refund_outcome {
+    channel_refund_state_t state;
+    const char *provider_refund_no;
+} channel_refund_outcome_t;
+
 typedef struct pay_channel {
     const char *name;
     const char *const *methods;                 /* NULL-terminated */
@@ -39,6 +63,16 @@ typedef struct pay_channel {
     /* The method for a buyer who did not name one (SPEC §4, User-Agent rules). */
     const char *(*default_method)(const char *user_agent, bool has_openid);
     int64_t (*fee_rate_bp)(const pg_app_t *app);
+    /* PG_OK with the state; PG_ERR_TIMEOUT/UPSTREAM when the provider did not say. */
+    pg_err (*query)(pg_app_t *app, arena_t *a, const char *payment_no, channel_trade_t *out, buf_t *err);
+    /* PG_OK closed (or never seen); PG_ERR_CONFLICT when it was paid meanwhile. */
+    pg_err (*close)(pg_app_t *app, arena_t *a, const char *payment_no, buf_t *err);
+    /* PG_OK (out says DONE or PROCESSING); PG_ERR_CONFLICT refused, nothing
+     * happened; PG_ERR_TIMEOUT outcome unknown: ask refund_query, never guess. */
+    pg_err (*refund)(pg_app_t *app, arena_t *a, const channel_refund_t *r, channel_refund_outcome_t *out,
+                     buf_t *err);
+    pg_err (*refund_query)(pg_app_t *app, arena_t *a, const channel_refund_t *r, channel_refund_outcome_t *out,
+                           buf_t *err);
 } pay_channel_t;
 
 extern const pay_channel_t CHANNEL_ALIPAY;

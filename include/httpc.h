@@ -25,6 +25,10 @@ typedef struct httpc_response {
 pg_err httpc_post(arena_t *arena, const char *url, const char *content_type,
                   const char *body, size_t body_len, const httpc_opts_t *opts,
                   httpc_response_t *resp, buf_t *err);
+/* The same with extra request headers ("Name: value", NULL-terminated). */
+pg_err httpc_post_headers(arena_t *arena, const char *url, const char *content_type,
+                          const char *const *headers, const char *body, size_t body_len,
+                          const httpc_opts_t *opts, httpc_response_t *resp, buf_t *err);
 pg_err httpc_get(arena_t *arena, const char *url, const httpc_opts_t *opts,
                  httpc_response_t *resp, buf_t *err);
 

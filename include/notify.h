@@ -19,7 +19,12 @@ typedef struct payment_event {
     const char *notify_id;
     const char *provider_trade_no;
     const char *buyer_ref;
-    int64_t amount_fen;          /* what the provider says was paid */
+    int64_t amount_fen;          /* what the provider says was paid (the trade's total) */
+    const char *refund_no;       /* PAY_EVENT_REFUND: our refund number, NULL if not ours */
+    bool refund_succeeded;
+    int64_t refund_fen;          /* PAY_EVENT_REFUND: this refund's amount, 0 = not given */
+    const char *provider_refund_no;
+    const char *kind_name;       /* notifications.kind: NULL = "payment"/"refund" */
     const char *raw_body;
     size_t raw_len;
 } payment_event_t;
@@ -40,5 +45,7 @@ pg_err notify_apply(pg_app_t *app, arena_t *a, const payment_event_t *ev, notify
 void notify_alipay(pg_app_t *app, arena_t *a, const char *body, size_t len, notify_result_t *res);
 /* POST /notify/wechat: body is the raw XML. Always fills res. */
 void notify_wechat(pg_app_t *app, arena_t *a, const char *body, size_t len, notify_result_t *res);
+/* POST /notify/wechat/refund: encrypted req_info. Always fills res. */
+void notify_wechat_refund(pg_app_t *app, arena_t *a, const char *body, size_t len, notify_result_t *res);
 
 #endif

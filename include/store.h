@@ -40,6 +40,8 @@ typedef struct order_view {
     const char *pay_data;       /* what the checkout reply carried (JSON object text) */
     const char *expires_at;     /* ISO 8601 */
     const char *provider_trade_no;
+    int64_t payment_id;
+    int64_t payment_age_s;      /* seconds since the latest payment was created */
 } order_view_t;
 
 typedef struct payment {

@@ -40,6 +40,7 @@ static void wechat_setup(pg_app_t *app)
     wechat_client_t *w = &app->wechat;
     memset(w, 0, sizeof *w);
     app->wechat_notify_url = join_url(c->server.base_url, "/notify/wechat");
+    app->wechat_refund_notify_url = join_url(c->server.base_url, "/notify/wechat/refund");
     w->appid = c->wechat.appid;
     w->mch_id = c->wechat.mch_id;
     w->api_key = c->wechat.api_key;
@@ -102,6 +103,7 @@ void app_close(pg_app_t *app)
     free(app->alipay_notify_url);
     free(app->alipay_return_url);
     free(app->wechat_notify_url);
+    free(app->wechat_refund_notify_url);
     config_free(app->cfg);
     free(app);
 }

@@ -50,6 +50,65 @@ static int64_t alipay_fee_rate_bp(const pg_app_t *app)
     return app->cfg->fees.alipay_rate_bp;
 }
 
+static pg_err alipay_query(pg_app_t *app, arena_t *a, const char *payment_no, channel_trade_t *out, buf_t *err)
+{
+    alipay_query_result_t q;
+    pg_err rc = alipay_trade_query(a, &app->alipay, payment_no, &q, err);
+    memset(out, 0, sizeof *out);
+    if (rc != PG_OK)
+        return rc;
+    if (!q.exists) {
+        out->state = TRADE_UNKNOWN;
+        return PG_OK;
+    }
+    out->provider_trade_no = q.trade_no;
+    out->buyer_ref = q.buyer_id;
+    out->amount_fen = q.total_fen;
+    if (!strcmp(q.trade_status, "TRADE_SUCCESS") || !strcmp(q.trade_status, "TRADE_FINISHED"))
+        out->state = TRADE_PAID;
+    else if (!strcmp(q.trade_status, "TRADE_CLOSED"))
+        out->state = TRADE_CLOSED;
+    else
+        out->state = TRADE_WAITING;
+    return PG_OK;
+}
+
+static pg_err alipay_close(pg_app_t *app, arena_t *a, const char *payment_no, buf_t *err)
+{
+    return alipay_trade_close(a, &app->alipay, payment_no, err);
+}
+
+/* Alipay refunds are synchronous: 10000 means the money went back. */
+static pg_err alipay_refund(pg_app_t *app, arena_t *a, const channel_refund_t *r, channel_refund_outcome_t *out,
+                            buf_t *err)
+{
+    alipay_refund_result_t res;
+    pg_err rc = alipay_trade_refund(a, &app->alipay, r->payment_no, r->refund_no, r->amount_fen, r->reason, &res, err);
+    memset(out, 0, sizeof *out);
+    if (rc == PG_OK)
+        out->state = REFUND_DONE;
+    else if (rc == PG_ERR_CONFLICT)
+        out->state = REFUND_REFUSED;
+    return rc;
+}
+
+static pg_err alipay_refund_state(pg_app_t *app, arena_t *a, const channel_refund_t *r,
+                                  channel_refund_outcome_t *out, buf_t *err)
+{
+    alipay_refund_query_result_t q;
+    pg_err rc = alipay_refund_query(a, &app->alipay, r->payment_no, r->refund_no, &q, err);
+    memset(out, 0, sizeof *out);
+    if (rc != PG_OK)
+        return rc;
+    if (!q.found)
+        out->state = REFUND_UNKNOWN;
+    else if (q.refund_fen != r->amount_fen)
+        return PG_ERR_MISMATCH;
+    else
+        out->state = REFUND_DONE;
+    return PG_OK;
+}
+
 const pay_channel_t CHANNEL_ALIPAY = {
     .name = "alipay",
     .methods = ALIPAY_METHODS,
@@ -57,4 +116,8 @@ const pay_channel_t CHANNEL_ALIPAY = {
     .start = alipay_start,
     .default_method = alipay_default_method,
     .fee_rate_bp = alipay_fee_rate_bp,
+    .query = alipay_query,
+    .close = alipay_close,
+    .refund = alipay_refund,
+    .refund_query = alipay_refund_state,
 };

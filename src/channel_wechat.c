@@ -96,6 +96,88 @@ static int64_t wechat_fee_rate_bp(const pg_app_t *app)
     return app->cfg->fees.wechat_rate_bp;
 }
 
+static pg_err wechat_query(pg_app_t *app, arena_t *a, const char *payment_no, channel_trade_t *out, buf_t *err)
+{
+    wechat_trade_state_t q;
+    char err_code[64] = "";
+    pg_err rc = wechat_orderquery(a, &app->wechat, payment_no, &q, err_code, err);
+    memset(out, 0, sizeof *out);
+    if (rc != PG_OK && !strcmp(err_code, "ORDERNOTEXIST")) {
+        out->state = TRADE_UNKNOWN;
+        return PG_OK;
+    }
+    if (rc != PG_OK)
+        return rc;
+    out->provider_trade_no = q.transaction_id;
+    out->amount_fen = q.total_fee;
+    if (!strcmp(q.trade_state, "SUCCESS") || !strcmp(q.trade_state, "REFUND"))
+        out->state = TRADE_PAID;
+    else if (!strcmp(q.trade_state, "CLOSED") || !strcmp(q.trade_state, "REVOKED") ||
+             !strcmp(q.trade_state, "PAYERROR"))
+        out->state = TRADE_CLOSED;
+    else
+        out->state = TRADE_WAITING;
+    return PG_OK;
+}
+
+static pg_err wechat_close(pg_app_t *app, arena_t *a, const char *payment_no, buf_t *err)
+{
+    char err_code[64] = "";
+    pg_err rc = wechat_closeorder(a, &app->wechat, payment_no, err_code, err);
+    if (rc != PG_OK && !strcmp(err_code, "ORDERNOTEXIST"))
+        return PG_OK;   /* never ordered there: nothing to close */
+    return rc;
+}
+
+/* WeChat accepts a refund and completes it later (notification or query). */
+static pg_err wechat_refund_start(pg_app_t *app, arena_t *a, const channel_refund_t *r,
+                                  channel_refund_outcome_t *out, buf_t *err)
+{
+    wechat_refund_req_t req;
+    wechat_refund_result_t res;
+    char err_code[64] = "";
+    pg_err rc;
+    memset(&req, 0, sizeof req);
+    memset(out, 0, sizeof *out);
+    req.out_trade_no = r->payment_no;
+    req.out_refund_no = r->refund_no;
+    req.total_fee = r->payment_amount_fen;
+    req.refund_fee = r->amount_fen;
+    req.refund_desc = r->reason;
+    req.notify_url = app->wechat_refund_notify_url;
+    rc = wechat_refund(a, &app->wechat, &req, &res, err_code, err);
+    if (rc == PG_OK) {
+        out->state = REFUND_PROCESSING;
+        out->provider_refund_no = res.refund_id;
+    } else if (rc == PG_ERR_CONFLICT) {
+        out->state = REFUND_REFUSED;
+    }
+    return rc;
+}
+
+static pg_err wechat_refund_state(pg_app_t *app, arena_t *a, const channel_refund_t *r,
+                                  channel_refund_outcome_t *out, buf_t *err)
+{
+    wechat_refund_state_t q;
+    char err_code[64] = "";
+    pg_err rc = wechat_refundquery(a, &app->wechat, r->refund_no, &q, err_code, err);
+    memset(out, 0, sizeof *out);
+    if (rc != PG_OK)
+        return rc;
+    out->provider_refund_no = q.refund_id;
+    if (!q.found)
+        out->state = REFUND_UNKNOWN;
+    else if (!strcmp(q.refund_status, "SUCCESS"))
+        out->state = q.refund_fee == r->amount_fen ? REFUND_DONE : REFUND_PROCESSING;
+    else if (!strcmp(q.refund_status, "PROCESSING"))
+        out->state = REFUND_PROCESSING;
+    else
+        out->state = REFUND_REFUSED;   /* REFUNDCLOSE, CHANGE: the money did not go back */
+    if (out->state == REFUND_PROCESSING && !strcmp(q.refund_status, "SUCCESS"))
+        return PG_ERR_MISMATCH;
+    return PG_OK;
+}
+
 const pay_channel_t CHANNEL_WECHAT = {
     .name = "wechat",
     .methods = WECHAT_METHODS,
@@ -103,4 +185,8 @@ const pay_channel_t CHANNEL_WECHAT = {
     .start = wechat_start,
     .default_method = wechat_default_method,
     .fee_rate_bp = wechat_fee_rate_bp,
+    .query = wechat_query,
+    .close = wechat_close,
+    .refund = wechat_refund_start,
+    .refund_query = wechat_refund_state,
 };

@@ -76,6 +76,7 @@ static int host_is_name(const char *url)
 }
 
 static pg_err httpc_perform(arena_t *arena, const char *url, const char *content_type,
+                            const char *const *extra_headers,
                             const char *body, size_t body_len, int is_post,
                             const httpc_opts_t *opts, httpc_response_t *resp, buf_t *err)
 {
@@ -165,6 +166,14 @@ static pg_err httpc_perform(arena_t *arena, const char *url, const char *content
             }
             headers = tmp_list;
         }
+        for (const char *const *x = extra_headers; x && *x; x++) {
+            tmp_list = curl_slist_append(headers, *x);
+            if (tmp_list == NULL) {
+                rc = PG_ERR_NOMEM;
+                goto done;
+            }
+            headers = tmp_list;
+        }
         /* No "Expect: 100-continue" round trip for small bodies. */
         tmp_list = curl_slist_append(headers, "Expect:");
         if (tmp_list == NULL) {
@@ -222,13 +231,20 @@ pg_err httpc_post(arena_t *arena, const char *url, const char *content_type,
                   const char *body, size_t body_len, const httpc_opts_t *opts,
                   httpc_response_t *resp, buf_t *err)
 {
-    return httpc_perform(arena, url, content_type, body, body_len, 1, opts, resp, err);
+    return httpc_perform(arena, url, content_type, NULL, body, body_len, 1, opts, resp, err);
+}
+
+pg_err httpc_post_headers(arena_t *arena, const char *url, const char *content_type,
+                          const char *const *headers, const char *body, size_t body_len,
+                          const httpc_opts_t *opts, httpc_response_t *resp, buf_t *err)
+{
+    return httpc_perform(arena, url, content_type, headers, body, body_len, 1, opts, resp, err);
 }
 
 pg_err httpc_get(arena_t *arena, const char *url, const httpc_opts_t *opts,
                  httpc_response_t *resp, buf_t *err)
 {
-    return httpc_perform(arena, url, NULL, NULL, 0, 0, opts, resp, err);
+    return httpc_perform(arena, url, NULL, NULL, NULL, 0, 0, opts, resp, err);
 }
 
 void httpc_global_init(void)

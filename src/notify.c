@@ -3,10 +3,14 @@
 
 #include <string.h>
 #include <time.h>
+#include <stdio.h>
 #include "alipay.h"
-#include "wechat.h"
+#include "events.h"
 #include "log.h"
+#include "refund.h"
 #include "store.h"
+#include "store_lifecycle.h"
+#include "wechat.h"
 
 typedef struct apply_ctx {
     pg_app_t *app;
@@ -22,8 +26,31 @@ static void set_outcome(notify_result_t *res, bool ack, const char *outcome, con
     res->detail = detail;
 }
 
-static pg_err apply_paid(db_t *db, const payment_event_t *ev, const payment_t *p, notify_result_t *res)
+/* The money arrived for an order that was no longer open: keep it on record,
+ * give it back automatically, and tell the shop. */
+static pg_err apply_anomaly(pg_app_t *app, arena_t *a, const payment_t *p, notify_result_t *res)
 {
+    const char *anomaly = !strcmp(p->order_status, "CLOSED") ? "late_payment" : "double_payment";
+    char refund_no[25], extra[200];
+    pg_err rc = store_payment_set_anomaly(app->db, p->id, anomaly);
+    if (rc == PG_OK)
+        rc = refund_queue_auto_in_tx(app, p->order_id, p->id, p->amount_fen, anomaly, refund_no);
+    snprintf(extra, sizeof extra, "\"anomaly\":\"%s\",\"anomaly_payment_no\":\"%s\",\"refund_no\":\"%s\"",
+             anomaly, p->payment_no, refund_no);
+    if (rc == PG_OK)
+        rc = events_queue(app, a, "payment.anomaly", p->order_no, extra);
+    if (rc != PG_OK)
+        return rc;
+    log_msg(LOG_WARN, "%s: payment %s of order %s (%s); automatic refund %s queued", anomaly, p->payment_no,
+            p->order_no, p->order_status, refund_no);
+    set_outcome(res, true, "accepted", anomaly);
+    return PG_OK;
+}
+
+static pg_err apply_paid(pg_app_t *app, arena_t *a, const payment_event_t *ev, const payment_t *p,
+                         notify_result_t *res)
+{
+    db_t *db = app->db;
     bool changed = false, order_changed = false;
     pg_err rc;
     if (!strcmp(p->status, "PAID")) {
@@ -35,16 +62,39 @@ static pg_err apply_paid(db_t *db, const payment_event_t *ev, const payment_t *p
         rc = store_order_mark_paid(db, p->order_id, &order_changed);
     if (rc != PG_OK)
         return rc;
-    if (!order_changed) {
-        /* The order was already paid by another payment, or closed: the money
-         * is recorded; refunding it automatically comes with refunds. */
-        log_msg(LOG_WARN, "payment %s paid while its order %s is %s: needs a refund",
-                p->payment_no, p->order_no, p->order_status);
-        set_outcome(res, true, "accepted", "paid, but the order was not open: refund needed");
+    if (!order_changed)
+        return apply_anomaly(app, a, p, res);
+    rc = store_entitlement_grant(db, p->order_id);
+    if (rc == PG_OK)
+        rc = events_queue(app, a, "order.paid", p->order_no, NULL);
+    if (rc == PG_OK)
+        set_outcome(res, true, "accepted", "paid");
+    return rc;
+}
+
+static pg_err apply_refund(pg_app_t *app, arena_t *a, const payment_event_t *ev, notify_result_t *res)
+{
+    bool changed = false;
+    pg_err rc;
+    refund_row_t r;
+    if (!ev->refund_no) {
+        set_outcome(res, true, "ignored", "refund not made through paygate");
         return PG_OK;
     }
-    set_outcome(res, true, "accepted", "paid");
-    return PG_OK;
+    rc = store_refund_get(app->db, a, ev->refund_no, false, &r);
+    if (rc == PG_OK && (strcmp(r.payment_no, ev->payment_no) || (ev->refund_fen && ev->refund_fen != r.amount_fen))) {
+        set_outcome(res, false, "amount_mismatch", "refund does not match ours (payment or amount)");
+        return PG_ERR_MISMATCH;
+    }
+    rc = refund_apply_in_tx(app, a, ev->refund_no, ev->refund_succeeded, ev->provider_refund_no,
+                            ev->refund_succeeded ? NULL : "refund failed at the provider", &changed);
+    if (rc == PG_ERR_NOT_FOUND) {
+        set_outcome(res, true, "ignored", "refund not made through paygate");
+        return PG_OK;
+    }
+    if (rc == PG_OK)
+        set_outcome(res, true, changed ? "accepted" : "duplicate", ev->refund_succeeded ? "refunded" : "refund failed");
+    return rc;
 }
 
 static pg_err apply_in_tx(db_t *db, void *arg)
@@ -63,7 +113,7 @@ static pg_err apply_in_tx(db_t *db, void *arg)
     if (rc != PG_OK)
         return rc;
     res->order_no = p.order_no;
-    if (ev->kind != PAY_EVENT_WAITING && ev->amount_fen != p.amount_fen) {
+    if ((ev->kind == PAY_EVENT_PAID || ev->kind == PAY_EVENT_REFUND) && ev->amount_fen != p.amount_fen) {
         set_outcome(res, false, "amount_mismatch", "amount differs from the payment's");
         return PG_ERR_MISMATCH;
     }
@@ -72,7 +122,7 @@ static pg_err apply_in_tx(db_t *db, void *arg)
         set_outcome(res, true, "ignored", "buyer has not paid yet");
         break;
     case PAY_EVENT_PAID:
-        rc = apply_paid(db, ev, &p, res);
+        rc = apply_paid(c->app, c->a, ev, &p, res);
         break;
     case PAY_EVENT_CLOSED:
         if (!strcmp(p.status, "PAID")) {
@@ -83,14 +133,14 @@ static pg_err apply_in_tx(db_t *db, void *arg)
         set_outcome(res, true, changed ? "accepted" : "duplicate", "payment closed");
         break;
     case PAY_EVENT_REFUND:
-        set_outcome(res, true, "ignored", "refund notification: handled with refunds");
+        rc = apply_refund(c->app, c->a, ev, res);
         break;
     }
     if (rc != PG_OK)
         return rc;
     memset(&rec, 0, sizeof rec);
     rec.channel = ev->channel;
-    rec.kind = ev->kind == PAY_EVENT_REFUND ? "refund" : "payment";
+    rec.kind = ev->kind_name ? ev->kind_name : ev->kind == PAY_EVENT_REFUND ? "refund" : "payment";
     rec.payment_no = ev->payment_no;
     rec.notify_id = ev->notify_id;
     rec.outcome = res->outcome;
@@ -106,7 +156,7 @@ static void record_rejection(pg_app_t *app, const payment_event_t *ev, const not
     notification_rec_t rec;
     memset(&rec, 0, sizeof rec);
     rec.channel = ev->channel;
-    rec.kind = "payment";
+    rec.kind = ev->kind_name ? ev->kind_name : ev->kind == PAY_EVENT_REFUND ? "refund" : "payment";
     rec.payment_no = ev->payment_no;
     rec.notify_id = ev->notify_id;
     rec.outcome = res->outcome;
@@ -220,6 +270,8 @@ void notify_alipay(pg_app_t *app, arena_t *a, const char *body, size_t len, noti
     ev.provider_trade_no = n.trade_no;
     ev.buyer_ref = n.buyer_id;
     ev.amount_fen = n.total_fen;
+    ev.refund_no = n.out_biz_no;
+    ev.refund_succeeded = true;   /* Alipay notifies refunds that happened */
     ev.raw_body = body;
     ev.raw_len = len;
     (void)notify_apply(app, a, &ev, res);
@@ -252,5 +304,40 @@ void notify_wechat(pg_app_t *app, arena_t *a, const char *body, size_t len, noti
     ev.amount_fen = n.total_fee;
     ev.raw_body = body;
     ev.raw_len = len;
+    (void)notify_apply(app, a, &ev, res);
+}
+
+void notify_wechat_refund(pg_app_t *app, arena_t *a, const char *body, size_t len, notify_result_t *res)
+{
+    wechat_refund_notify_t n;
+    payment_event_t ev;
+    buf_t reason;
+    pg_err rc;
+    memset(res, 0, sizeof *res);
+    buf_init(&reason, a);
+    memset(&ev, 0, sizeof ev);
+    ev.channel = "wechat";
+    ev.kind = PAY_EVENT_REFUND;
+    ev.raw_body = body;
+    ev.raw_len = len;
+    if (!app->cfg->wechat.enabled) {
+        set_outcome(res, false, NULL, "wechat channel disabled");
+        return;
+    }
+    rc = wechat_verify_refund_notify(a, &app->wechat, body, len, &n, &reason);
+    if (rc != PG_OK) {
+        reject(app, "wechat", body, len, NULL, outcome_of(rc), reason.len ? reason.data : pg_err_name(rc), res);
+        return;
+    }
+    if (!strcmp(n.refund_status, "PROCESSING")) {
+        set_outcome(res, true, "ignored", "refund still processing");
+        return;
+    }
+    ev.payment_no = n.out_trade_no;
+    ev.amount_fen = n.total_fee;
+    ev.refund_no = n.out_refund_no;
+    ev.refund_succeeded = !strcmp(n.refund_status, "SUCCESS");
+    ev.refund_fen = n.refund_fee;
+    ev.provider_refund_no = n.refund_id;
     (void)notify_apply(app, a, &ev, res);
 }

@@ -100,7 +100,8 @@ pg_err store_checkout_insert(db_t *db, const new_checkout_t *c)
     "SELECT o.id, o.order_no, o.status, o.user_ref, o.request_hash, o.product_id, o.amount_fen," \
     " o.refunded_fen, " ISO("o.created_at") " AS created_at, " ISO("o.paid_at") " AS paid_at,"   \
     " pr.sku, pr.title, p.payment_no, p.channel, p.method, p.status AS payment_status,"          \
-    " p.pay_data, " ISO("p.expires_at") " AS expires_at, p.provider_trade_no"                    \
+    " p.pay_data, " ISO("p.expires_at") " AS expires_at, p.provider_trade_no, p.id AS payment_id," \
+    " TIMESTAMPDIFF(SECOND, p.created_at, UTC_TIMESTAMP()) AS payment_age_s"                     \
     " FROM orders o JOIN products pr ON pr.id = o.product_id"                                    \
     " JOIN payments p ON p.id = (SELECT p2.id FROM payments p2 WHERE p2.order_id = o.id"        \
     "   ORDER BY (p2.status = 'PAID') DESC, p2.id DESC LIMIT 1)"
@@ -128,6 +129,8 @@ static pg_err order_view_fill(const db_result_t *r, order_view_t *out)
     out->pay_data = db_cell(r, 0, "pay_data");
     out->expires_at = db_cell(r, 0, "expires_at");
     out->provider_trade_no = db_cell(r, 0, "provider_trade_no");
+    out->payment_id = db_cell_i64(r, 0, "payment_id");
+    out->payment_age_s = db_cell_i64(r, 0, "payment_age_s");
     return PG_OK;
 }
 
@@ -166,6 +169,7 @@ pg_err store_payment_view(db_t *db, arena_t *a, const char *payment_no, order_vi
                          " o.refunded_fen, " ISO("o.created_at") " AS created_at, " ISO("o.paid_at") " AS paid_at,"
                          " pr.sku, pr.title, p.payment_no, p.channel, p.method, p.status AS payment_status,"
                          " p.pay_data, " ISO("p.expires_at") " AS expires_at, p.provider_trade_no,"
+                         " p.id AS payment_id, TIMESTAMPDIFF(SECOND, p.created_at, UTC_TIMESTAMP()) AS payment_age_s,"
                          " (p.expires_at < UTC_TIMESTAMP()) AS expired"
                          " FROM payments p JOIN orders o ON o.id = p.order_id JOIN products pr ON pr.id = o.product_id"
                          " WHERE p.payment_no = ?",

@@ -1,0 +1,27 @@
+/* cron: one safe pass of every periodic duty (paygatectl cron): close
+ * expired payments, sync payments and refunds waiting for the provider,
+ * deliver webhooks. A database lock keeps two passes from overlapping. */
+#ifndef CRON_H
+#define CRON_H
+#include <stdbool.h>
+#include "app.h"
+#include "lifecycle.h"
+#include "webhooks.h"
+
+typedef struct cron_report {
+    bool skipped;                 /* another pass held the lock */
+    lifecycle_stats_t expired;
+    lifecycle_stats_t synced;
+    unsigned refunds_examined;
+    unsigned refunds_open;        /* still PENDING afterwards */
+    webhook_stats_t webhooks;
+} cron_report_t;
+
+/* Payments and refunds waiting longer than this are asked about. */
+#define CRON_SYNC_AFTER_S 60
+#define CRON_EXPIRY_GRACE_S 60
+
+pg_err cron_sync(pg_app_t *app, arena_t *a, int older_than_s, cron_report_t *r);
+pg_err cron_run(pg_app_t *app, arena_t *a, cron_report_t *r);
+
+#endif

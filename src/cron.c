@@ -1,0 +1,66 @@
+/* cron: see include/cron.h. */
+#include "cron.h"
+
+#include <string.h>
+
+#include "log.h"
+#include "refund.h"
+#include "store_lifecycle.h"
+
+static pg_err drive_refunds(pg_app_t *app, arena_t *a, int min_age_s, cron_report_t *r)
+{
+    db_result_t pending;
+    pg_err rc = store_refunds_pending(app->db, a, min_age_s, &pending);
+    if (rc != PG_OK)
+        return rc;
+    for (size_t i = 0; i < pending.rows; i++) {
+        refund_row_t row;
+        buf_t msg;
+        buf_init(&msg, a);
+        r->refunds_examined++;
+        (void)refund_drive(app, a, db_cell(&pending, i, "refund_no"), &msg);
+        if (store_refund_get(app->db, a, db_cell(&pending, i, "refund_no"), false, &row) == PG_OK &&
+            !strcmp(row.status, "PENDING"))
+            r->refunds_open++;
+    }
+    return PG_OK;
+}
+
+pg_err cron_sync(pg_app_t *app, arena_t *a, int older_than_s, cron_report_t *r)
+{
+    pg_err rc = lifecycle_sync(app, a, older_than_s, &r->synced);
+    if (rc == PG_OK)
+        rc = drive_refunds(app, a, older_than_s / 2, r);
+    return rc;
+}
+
+static pg_err take_lock(pg_app_t *app, arena_t *a, bool *got)
+{
+    db_result_t res;
+    pg_err rc = db_query(app->db, a, "SELECT GET_LOCK('paygate_cron', 0) AS got", NULL, 0, &res);
+    *got = rc == PG_OK && db_cell_i64(&res, 0, "got") == 1;
+    return rc;
+}
+
+pg_err cron_run(pg_app_t *app, arena_t *a, cron_report_t *r)
+{
+    db_result_t res;
+    bool got = false;
+    pg_err rc;
+    memset(r, 0, sizeof *r);
+    rc = take_lock(app, a, &got);
+    if (rc != PG_OK)
+        return rc;
+    if (!got) {
+        r->skipped = true;
+        log_msg(LOG_INFO, "cron: another pass is running; nothing done");
+        return PG_OK;
+    }
+    rc = lifecycle_expire(app, a, CRON_EXPIRY_GRACE_S, &r->expired);
+    if (rc == PG_OK)
+        rc = cron_sync(app, a, CRON_SYNC_AFTER_S, r);
+    if (rc == PG_OK)
+        rc = webhooks_deliver(app, a, &r->webhooks);
+    (void)db_query(app->db, a, "SELECT RELEASE_LOCK('paygate_cron')", NULL, 0, &res);
+    return rc;
+}

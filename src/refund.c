@@ -1,0 +1,290 @@
+/* refund: see include/refund.h. */
+#include "refund.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "channel.h"
+#include "crypto.h"
+#include "events.h"
+#include "log.h"
+#include "money.h"
+#include "store_lifecycle.h"
+
+#define REFUND_NO_LEN 24
+
+static bool token_ok(const char *s, size_t max, const char *extra)
+{
+    size_t n = 0;
+    for (; s[n]; n++) {
+        char c = s[n];
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if (!alnum && !strchr(extra, c))
+            return false;
+    }
+    return n >= 1 && n <= max;
+}
+
+static pg_err fail(refund_result_t *res, buf_t *msg, pg_err rc, const char *code, const char *text)
+{
+    res->error_code = code;
+    buf_puts(msg, text);
+    return rc;
+}
+
+static void request_hash(const refund_request_t *req, char out[65])
+{
+    buf_t b;
+    buf_init(&b, NULL);
+    buf_printf(&b, "order=%s\namount=%s\nreason=%s", req->order_no, req->amount_fen ? req->amount_fen : "*",
+               req->reason ? req->reason : "");
+    crypto_sha256_hex(b.data, b.len, out);
+    buf_free(&b);
+}
+
+typedef struct reserve_ctx {
+    pg_app_t *app;
+    arena_t *a;
+    const refund_request_t *req;
+    const char *hash;
+    int64_t amount_fen;
+    bool amount_given;
+    char refund_no[REFUND_NO_LEN + 1];
+    refund_result_t *res;
+    buf_t *msg;
+} reserve_ctx_t;
+
+static pg_err reserve_in_tx(db_t *db, void *arg)
+{
+    reserve_ctx_t *c = arg;
+    order_lock_t o;
+    int64_t left;
+    pg_err rc = store_order_lock(db, c->a, c->req->order_no, &o);
+    if (rc == PG_ERR_NOT_FOUND)
+        return fail(c->res, c->msg, PG_ERR_NOT_FOUND, "not_found", "no such order");
+    if (rc != PG_OK)
+        return rc;
+    if (strcmp(o.status, "PAID") && strcmp(o.status, "PARTIALLY_REFUNDED")) {
+        buf_printf(c->msg, "order is %s: only paid orders can be refunded", o.status);
+        c->res->error_code = "order_not_refundable";
+        return PG_ERR_CONFLICT;
+    }
+    if (o.paid_payment_id == 0)
+        return fail(c->res, c->msg, PG_ERR_CONFLICT, "order_not_refundable", "order has no paid payment");
+    left = o.amount_fen - o.reserved_fen;
+    if (!c->amount_given)
+        c->amount_fen = left;
+    if (left <= 0 || c->amount_fen > left) {
+        buf_printf(c->msg, "refund of %lld fen exceeds the %lld fen left to refund", (long long)c->amount_fen,
+                   (long long)(left > 0 ? left : 0));
+        c->res->error_code = "refund_exceeds_paid";
+        return PG_ERR_CONFLICT;
+    }
+    rc = crypto_random_alnum(c->refund_no, REFUND_NO_LEN);
+    if (rc == PG_OK)
+        rc = store_refund_insert(db, c->refund_no, o.id, o.paid_payment_id, c->amount_fen, c->req->reason,
+                                 "merchant", c->req->request_id, c->hash);
+    return rc;
+}
+
+static pg_err result_from_row(pg_app_t *app, arena_t *a, const char *refund_no, refund_result_t *res)
+{
+    refund_row_t r;
+    pg_err rc = store_refund_get(app->db, a, refund_no, false, &r);
+    if (rc != PG_OK)
+        return rc;
+    res->refund_no = r.refund_no;
+    res->status = r.status;
+    res->amount_fen = r.amount_fen;
+    return PG_OK;
+}
+
+static pg_err validate(const refund_request_t *req, int64_t *amount, refund_result_t *res, buf_t *msg)
+{
+    if (!req->order_no || !token_ok(req->order_no, 32, ""))
+        return fail(res, msg, PG_ERR_NOT_FOUND, "not_found", "no such order");
+    if (req->amount_fen && (money_parse_fen(req->amount_fen, MONEY_MAX_FEN, amount) != PG_OK || *amount <= 0))
+        return fail(res, msg, PG_ERR_BAD_INPUT, "invalid_field", "'amount_fen' must be a positive whole number of fen");
+    if (req->reason && strlen(req->reason) > 200)
+        return fail(res, msg, PG_ERR_BAD_INPUT, "invalid_field", "'reason' is limited to 200 bytes");
+    if (req->request_id && !token_ok(req->request_id, 64, "_.:-"))
+        return fail(res, msg, PG_ERR_BAD_INPUT, "invalid_field", "'request_id' must be 1-64 of [A-Za-z0-9_.:-]");
+    return PG_OK;
+}
+
+static pg_err repeat_of(pg_app_t *app, arena_t *a, const refund_request_t *req, const char *hash,
+                        refund_result_t *res, buf_t *msg)
+{
+    refund_row_t r;
+    pg_err rc = store_refund_by_request_id(app->db, a, req->request_id, &r);
+    if (rc != PG_OK)
+        return rc;
+    if (!r.request_hash || !crypto_ct_streq(r.request_hash, hash))
+        return fail(res, msg, PG_ERR_CONFLICT, "idempotency_conflict",
+                    "request_id was already used for a refund with other fields");
+    res->repeated = true;
+    if (!strcmp(r.status, "PENDING"))
+        (void)refund_drive(app, a, r.refund_no, msg);
+    buf_clear(msg);
+    return result_from_row(app, a, r.refund_no, res);
+}
+
+pg_err refund_create(pg_app_t *app, arena_t *a, const refund_request_t *req, refund_result_t *res, buf_t *msg)
+{
+    reserve_ctx_t ctx;
+    char hash[65];
+    pg_err rc;
+    memset(res, 0, sizeof *res);
+    memset(&ctx, 0, sizeof ctx);
+    rc = validate(req, &ctx.amount_fen, res, msg);
+    if (rc != PG_OK)
+        return rc;
+    request_hash(req, hash);
+    if (req->request_id) {
+        rc = repeat_of(app, a, req, hash, res, msg);
+        if (rc != PG_ERR_NOT_FOUND)
+            return rc;
+    }
+    ctx.app = app;
+    ctx.a = a;
+    ctx.req = req;
+    ctx.hash = hash;
+    ctx.amount_given = req->amount_fen != NULL;
+    ctx.res = res;
+    ctx.msg = msg;
+    rc = db_tx(app->db, reserve_in_tx, &ctx);
+    if (rc == PG_ERR_CONFLICT && !res->error_code && req->request_id)   /* a concurrent twin */
+        return repeat_of(app, a, req, hash, res, msg);
+    if (rc != PG_OK)
+        return rc;
+    log_msg(LOG_INFO, "refund %s of order %s: %lld fen reserved", ctx.refund_no, req->order_no,
+            (long long)ctx.amount_fen);
+    (void)refund_drive(app, a, ctx.refund_no, msg);
+    buf_clear(msg);
+    return result_from_row(app, a, ctx.refund_no, res);
+}
+
+typedef struct apply_ctx {
+    pg_app_t *app;
+    arena_t *a;
+    const char *refund_no;
+    bool succeeded;
+    const char *provider_refund_no;
+    const char *failure;
+    bool changed;
+} apply_ctx_t;
+
+pg_err refund_apply_in_tx(pg_app_t *app, arena_t *a, const char *refund_no, bool succeeded,
+                          const char *provider_refund_no, const char *failure, bool *changed)
+{
+    refund_row_t r;
+    order_lock_t o;
+    const char *status = NULL;
+    char extra[160];
+    pg_err rc = store_refund_get(app->db, a, refund_no, false, &r);
+    *changed = false;
+    if (rc != PG_OK)
+        return rc;
+    rc = store_order_lock_by_id(app->db, a, r.order_id, &o);   /* order first, then refund: one lock order */
+    if (rc == PG_OK)
+        rc = store_refund_finish(app->db, r.id, succeeded, provider_refund_no, failure, changed);
+    if (rc != PG_OK || !*changed)
+        return rc;
+    if (!succeeded) {
+        log_msg(LOG_WARN, "refund %s of order %s failed: %s", refund_no, r.order_no, failure ? failure : "-");
+        return PG_OK;
+    }
+    if (strcmp(r.kind, "merchant")) {
+        log_msg(LOG_INFO, "automatic refund %s of payment %s done", refund_no, r.payment_no);
+        return PG_OK;
+    }
+    rc = store_order_add_refunded(app->db, r.order_id, r.amount_fen, &status, a);
+    if (rc == PG_OK && status && !strcmp(status, "REFUNDED"))
+        rc = store_entitlement_revoke(app->db, r.order_id);
+    snprintf(extra, sizeof extra, "\"refund_no\":\"%s\",\"refund_amount_fen\":%lld", refund_no,
+             (long long)r.amount_fen);
+    if (rc == PG_OK)
+        rc = events_queue(app, a, "order.refunded", r.order_no, extra);
+    return rc;
+}
+
+static pg_err apply_tx(db_t *db, void *arg)
+{
+    apply_ctx_t *c = arg;
+    (void)db;
+    return refund_apply_in_tx(c->app, c->a, c->refund_no, c->succeeded, c->provider_refund_no, c->failure,
+                              &c->changed);
+}
+
+static pg_err apply(pg_app_t *app, arena_t *a, const char *refund_no, bool succeeded, const char *provider_no,
+                    const char *failure)
+{
+    apply_ctx_t c = { app, a, refund_no, succeeded, provider_no, failure, false };
+    return db_tx(app->db, apply_tx, &c);
+}
+
+static pg_err handle_outcome(pg_app_t *app, arena_t *a, const refund_row_t *r, pg_err rc,
+                             const channel_refund_outcome_t *out, buf_t *msg)
+{
+    if (rc == PG_ERR_CONFLICT || (rc == PG_OK && out->state == REFUND_REFUSED))
+        return apply(app, a, r->refund_no, false, out->provider_refund_no, msg->len ? msg->data : "refused");
+    if (rc != PG_OK) {
+        log_msg(LOG_WARN, "refund %s: outcome unknown (%s): will ask again", r->refund_no, pg_err_name(rc));
+        return rc;
+    }
+    if (out->state == REFUND_DONE)
+        return apply(app, a, r->refund_no, true, out->provider_refund_no, NULL);
+    if (out->provider_refund_no)
+        return store_refund_note_attempt(app->db, r->id, out->provider_refund_no);
+    return PG_OK;
+}
+
+static pg_err send_refund(pg_app_t *app, arena_t *a, const pay_channel_t *ch, const refund_row_t *r,
+                          const channel_refund_t *cr, buf_t *msg)
+{
+    channel_refund_outcome_t out;
+    pg_err rc;
+    memset(&out, 0, sizeof out);
+    /* Counted before sending: after a crash the next pass asks before resending. */
+    rc = store_refund_note_attempt(app->db, r->id, NULL);
+    if (rc != PG_OK)
+        return rc;
+    rc = ch->refund(app, a, cr, &out, msg);
+    return handle_outcome(app, a, r, rc, &out, msg);
+}
+
+pg_err refund_drive(pg_app_t *app, arena_t *a, const char *refund_no, buf_t *msg)
+{
+    refund_row_t r;
+    channel_refund_t cr;
+    channel_refund_outcome_t out;
+    const pay_channel_t *ch;
+    pg_err rc = store_refund_get(app->db, a, refund_no, false, &r);
+    if (rc != PG_OK || strcmp(r.status, "PENDING"))
+        return rc;
+    ch = channel_find(r.channel);
+    if (!ch || !ch->enabled(app))
+        return PG_ERR_UNSUPPORTED;
+    memset(&cr, 0, sizeof cr);
+    cr.payment_no = r.payment_no;
+    cr.refund_no = r.refund_no;
+    cr.payment_amount_fen = r.payment_amount_fen;
+    cr.amount_fen = r.amount_fen;
+    cr.reason = r.reason;
+    if (r.attempts == 0)
+        return send_refund(app, a, ch, &r, &cr, msg);
+    memset(&out, 0, sizeof out);
+    rc = ch->refund_query(app, a, &cr, &out, msg);
+    if (rc == PG_OK && out.state == REFUND_UNKNOWN)   /* never arrived: the same refund_no is safe to send */
+        return send_refund(app, a, ch, &r, &cr, msg);
+    return handle_outcome(app, a, &r, rc, &out, msg);
+}
+
+pg_err refund_queue_auto_in_tx(pg_app_t *app, int64_t order_id, int64_t payment_id, int64_t amount_fen,
+                               const char *reason, char out[25])
+{
+    pg_err rc = crypto_random_alnum(out, REFUND_NO_LEN);
+    if (rc == PG_OK)
+        rc = store_refund_insert(app->db, out, order_id, payment_id, amount_fen, reason, "auto", NULL, NULL);
+    return rc;
+}
