@@ -91,23 +91,28 @@ typedef struct alipay_query_result {
     bool exists;                   /* false: 40004 ACQ.TRADE_NOT_EXIST (never scanned) */
     const char *trade_status;      /* WAIT_BUYER_PAY|TRADE_SUCCESS|TRADE_FINISHED|TRADE_CLOSED */
     const char *trade_no;          /* arena strings; NULL when not sent */
-    const char *buyer_id;
+    const char *buyer_id;          /* buyer_user_id (buyer_id in older replies) */
     const char *send_pay_date;
     int64_t total_fen;             /* total_amount, strict (money_parse_yuan) */
 } alipay_query_result_t;
 
-/* PG_OK with exists=false for ACQ.TRADE_NOT_EXIST; PG_OK with exists=true and
- * trade_status one of the four above (else PG_ERR_UPSTREAM); a reply whose
- * out_trade_no differs -> PG_ERR_MISMATCH; a malformed total_amount ->
- * PG_ERR_UPSTREAM. Other failures as alipay_call (20000 / ACQ.SYSTEM_ERROR
- * -> PG_ERR_TIMEOUT: ask again later). */
+/* PG_OK with exists=false for a signed 40004 ACQ.TRADE_NOT_EXIST; PG_OK with
+ * exists=true and trade_status one of the four above (else PG_ERR_UPSTREAM);
+ * a reply whose out_trade_no differs -> PG_ERR_MISMATCH; a malformed or
+ * missing total_amount -> PG_ERR_UPSTREAM. Timeouts, HTTP 5xx, 20000 and
+ * ACQ.SYSTEM_ERROR -> PG_ERR_TIMEOUT (ask again later); other failures as
+ * alipay_call (PG_ERR_BAD_SIGNATURE, PG_ERR_UPSTREAM, PG_ERR_CONFIG). A
+ * business answer (not-exist, status-error) is believed only when signed. */
 pg_err alipay_trade_query(arena_t *a, const alipay_client_t *c, const char *out_trade_no,
                           alipay_query_result_t *out, buf_t *err);
 
 /* alipay.trade.close. 10000 -> PG_OK; ACQ.TRADE_NOT_EXIST -> PG_OK (never
  * scanned: nothing to close at Alipay); ACQ.TRADE_STATUS_ERROR (paid,
  * finished or closed) -> PG_ERR_CONFLICT; timeouts, HTTP 5xx, 20000,
- * ACQ.SYSTEM_ERROR -> PG_ERR_TIMEOUT; anything else -> PG_ERR_UPSTREAM. */
+ * ACQ.SYSTEM_ERROR -> PG_ERR_TIMEOUT; a reply whose signature fails ->
+ * PG_ERR_BAD_SIGNATURE; anything else -> PG_ERR_UPSTREAM (connection
+ * refused, other HTTP statuses, other codes). Business answers count only
+ * when signed. */
 pg_err alipay_trade_close(arena_t *a, const alipay_client_t *c, const char *out_trade_no,
                           buf_t *err);
 
@@ -130,21 +135,33 @@ typedef struct alipay_refund_result {
  *                    any other code, reply signature invalid, malformed
  *                    reply: query with alipay_refund_query, never refund twice
  *   PG_ERR_BAD_INPUT / PG_ERR_CONFIG  nothing was sent (bad arguments, no
- *                    gateway or keys) */
+ *                    gateway or keys)
+ * A 40004 is believed only when signed (unsigned -> PG_ERR_TIMEOUT). A
+ * signed 10000 whose refund_fee is missing or malformed is PG_ERR_TIMEOUT
+ * too (it happened, but the reply cannot be read: query). fund_change "N"
+ * with 10000 is a repeat of an out_request_no that was already refunded:
+ * still PG_OK. Transport failures (connection refused included: httpc
+ * cannot say whether bytes left) are unknown. */
 pg_err alipay_trade_refund(arena_t *a, const alipay_client_t *c, const char *out_trade_no,
                            const char *out_request_no, int64_t refund_fen, const char *reason,
                            alipay_refund_result_t *out, buf_t *err);
 
 typedef struct alipay_refund_query_result {
     bool found;                    /* refund_amount present in a 10000 reply */
-    const char *refund_status;     /* "REFUND_SUCCESS" or NULL */
+    const char *refund_status;     /* "REFUND_SUCCESS", or NULL when not sent:
+                                      not (yet) successful */
     int64_t refund_fen;            /* refund_amount of this request */
 } alipay_refund_query_result_t;
 
 /* alipay.trade.fastpay.refund.query with biz_content {out_trade_no,
- * out_request_no, query_options ["gmt_refund_pay"]}. A refund that does not
- * exist comes back 10000 without refund_amount -> PG_OK, found=false.
- * Failures as alipay_trade_query. */
+ * out_request_no, query_options ["gmt_refund_pay"]}. 10000 only says the
+ * query worked: a refund that does not exist (or is not processed yet; Alipay
+ * advises querying 10 s or more after the refund call) comes back without
+ * refund_amount -> PG_OK, found=false. The refund succeeded iff found and
+ * refund_status is "REFUND_SUCCESS"; any other refund_status value, or a
+ * malformed refund_amount -> PG_ERR_UPSTREAM; a reply for another
+ * out_trade_no/out_request_no -> PG_ERR_MISMATCH. Other failures as
+ * alipay_trade_query. */
 pg_err alipay_refund_query(arena_t *a, const alipay_client_t *c, const char *out_trade_no,
                            const char *out_request_no, alipay_refund_query_result_t *out,
                            buf_t *err);

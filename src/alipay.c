@@ -35,6 +35,8 @@ static int is_empty(const char *s)
     return s == NULL || s[0] == '\0';
 }
 
+static int map_trade_status(const char *s, alipay_trade_status_t *out);
+
 /* ------------------------------------------------------------------ */
 /* Time                                                                */
 
@@ -591,8 +593,18 @@ pg_err alipay_check_response(arena_t *a, const alipay_client_t *c, const char *m
     return PG_OK;
 }
 
-pg_err alipay_call(arena_t *a, const alipay_client_t *c, const char *method,
-                   const char *biz_content, alipay_reply_t *reply, buf_t *err)
+/* How far a call got: the server-call wrappers map failures by stage, since
+ * "nothing was sent" and "sent, answer unknown" differ for refunds. */
+typedef enum {
+    CALL_NOT_SENT,      /* configuration or signing failed */
+    CALL_TRANSPORT,     /* httpc failed: timeout, connection, TLS */
+    CALL_HTTP_STATUS,   /* an HTTP status other than 200 (in *http_status) */
+    CALL_REPLY          /* alipay_check_response ran */
+} call_stage_t;
+
+static pg_err call_staged(arena_t *a, const alipay_client_t *c, const char *method,
+                          const char *biz_content, alipay_reply_t *reply, call_stage_t *stage,
+                          long *http_status, buf_t *err)
 {
     kv_list_t params;
     buf_t form;
@@ -600,6 +612,8 @@ pg_err alipay_call(arena_t *a, const alipay_client_t *c, const char *method,
     pg_err rc;
 
     memset(reply, 0, sizeof *reply);
+    *stage = CALL_NOT_SENT;
+    *http_status = 0;
     if (c == NULL || is_empty(c->gateway)) {
         set_err(err, "alipay: no gateway configured");
         return PG_ERR_CONFIG;
@@ -615,14 +629,30 @@ pg_err alipay_call(arena_t *a, const alipay_client_t *c, const char *method,
     if ((rc = append_form(&form, &params)) != PG_OK)
         return rc;
 
+    *stage = CALL_TRANSPORT;
     rc = httpc_post(a, c->gateway, ALIPAY_FORM_CT, form.data, form.len, &c->http, &resp, err);
+    if (rc == PG_ERR_UPSTREAM && resp.status >= 500) {
+        *stage = CALL_HTTP_STATUS;   /* httpc refuses 5xx itself */
+        *http_status = resp.status;
+    }
     if (rc != PG_OK)
         return rc;
     if (resp.status != 200) {
+        *stage = CALL_HTTP_STATUS;
+        *http_status = resp.status;
         set_err(err, "alipay: HTTP %ld from gateway for %s", resp.status, method);
         return PG_ERR_UPSTREAM;
     }
+    *stage = CALL_REPLY;
     return alipay_check_response(a, c, method, resp.body.data, resp.body.len, reply, err);
+}
+
+pg_err alipay_call(arena_t *a, const alipay_client_t *c, const char *method,
+                   const char *biz_content, alipay_reply_t *reply, buf_t *err)
+{
+    call_stage_t stage;
+    long status;
+    return call_staged(a, c, method, biz_content, reply, &stage, &status, err);
 }
 
 pg_err alipay_precreate(arena_t *a, const alipay_client_t *c, const alipay_trade_t *t,
@@ -654,6 +684,371 @@ pg_err alipay_precreate(arena_t *a, const alipay_client_t *c, const alipay_trade
         rc = *qr_code != NULL ? PG_OK : PG_ERR_NOMEM;
     }
     json_decref(obj);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Trade query, close, refund, refund query                            */
+
+#define ALIPAY_CODE_UNAVAILABLE "20000"
+#define ALIPAY_CODE_BUSINESS "40004"
+#define ALIPAY_SUB_SYSTEM_ERROR "ACQ.SYSTEM_ERROR"
+#define ALIPAY_SUB_NOT_EXIST "ACQ.TRADE_NOT_EXIST"
+#define ALIPAY_SUB_STATUS_ERROR "ACQ.TRADE_STATUS_ERROR"
+#define ALIPAY_OUT_NO_MAX 64
+
+/* A reply counts as the gateway's word only when its signature verified:
+ * alipay_check_response sets reply->json only then. */
+static int reply_signed(const alipay_reply_t *r)
+{
+    return r->json != NULL;
+}
+
+/* "Ask again later": 20000 (service unavailable) or ACQ.SYSTEM_ERROR. */
+static int reply_says_retry(const alipay_reply_t *r)
+{
+    return strcmp(r->code, ALIPAY_CODE_UNAVAILABLE) == 0 ||
+           strcmp(r->sub_code, ALIPAY_SUB_SYSTEM_ERROR) == 0;
+}
+
+static int reply_sub_is(const alipay_reply_t *r, const char *sub_code)
+{
+    return reply_signed(r) && strcmp(r->code, ALIPAY_CODE_BUSINESS) == 0 &&
+           strcmp(r->sub_code, sub_code) == 0;
+}
+
+/* The usual mapping for calls that change nothing by themselves (query,
+ * close, refund query): timeouts, HTTP 5xx, 20000 and ACQ.SYSTEM_ERROR are
+ * PG_ERR_TIMEOUT (ask again later); the rest is left as alipay_call said. */
+static pg_err map_common(pg_err rc, call_stage_t stage, long http_status,
+                         const alipay_reply_t *reply)
+{
+    if (rc == PG_OK)
+        return rc;
+    if (stage == CALL_HTTP_STATUS && http_status >= 500)
+        return PG_ERR_TIMEOUT;
+    if (stage == CALL_REPLY && rc == PG_ERR_UPSTREAM && reply_says_retry(reply))
+        return PG_ERR_TIMEOUT;
+    return rc;
+}
+
+static int valid_out_no(const char *s)
+{
+    size_t n;
+    if (is_empty(s))
+        return 0;
+    n = strlen(s);
+    return n <= ALIPAY_OUT_NO_MAX && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                              "0123456789_-") == n;
+}
+
+/* biz_content from string pairs (NULL values skipped), in order. */
+static pg_err biz_from_pairs(arena_t *a, const char *const *pairs, size_t npairs, json_t *extra_key_array,
+                             const char *extra_key, char **out)
+{
+    json_t *obj = json_object();
+    char *text = NULL;
+    size_t i;
+    pg_err rc = PG_OK;
+
+    *out = NULL;
+    if (obj == NULL) {
+        json_decref(extra_key_array);
+        return PG_ERR_NOMEM;
+    }
+    for (i = 0; i + 1 < npairs; i += 2) {
+        if (pairs[i + 1] == NULL)
+            continue;
+        if ((rc = json_set_str(obj, pairs[i], pairs[i + 1])) != PG_OK)
+            goto done;
+    }
+    if (extra_key != NULL) {
+        if (extra_key_array == NULL || json_object_set_new(obj, extra_key, extra_key_array) != 0) {
+            extra_key_array = NULL;
+            rc = PG_ERR_NOMEM;
+            goto done;
+        }
+        extra_key_array = NULL;
+    }
+    text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (text == NULL) {
+        rc = PG_ERR_NOMEM;
+        goto done;
+    }
+    *out = arena_strdup(a, text);
+    rc = *out != NULL ? PG_OK : PG_ERR_NOMEM;
+done:
+    free(text);
+    json_decref(extra_key_array);
+    json_decref(obj);
+    return rc;
+}
+
+static pg_err out_trade_no_biz(arena_t *a, const char *out_trade_no, char **biz, buf_t *err)
+{
+    const char *pairs[] = { "out_trade_no", out_trade_no };
+    if (!valid_out_no(out_trade_no)) {
+        set_err(err, "alipay: bad out_trade_no");
+        return PG_ERR_BAD_INPUT;
+    }
+    return biz_from_pairs(a, pairs, 2, NULL, NULL, biz);
+}
+
+/* Arena copy of a string member, NULL when absent, empty or not a string. */
+static const char *obj_dup(arena_t *a, json_t *obj, const char *key)
+{
+    const char *v = obj_str(obj, key);
+    return is_empty(v) ? NULL : arena_strdup(a, v);
+}
+
+/* A reply naming another out_trade_no / out_request_no than ours. */
+static int echo_differs(json_t *obj, const char *key, const char *ours)
+{
+    const char *v = obj_str(obj, key);
+    return v != NULL && strcmp(v, ours) != 0;
+}
+
+static int known_trade_status(const char *s)
+{
+    alipay_trade_status_t st;
+    return s != NULL && map_trade_status(s, &st);
+}
+
+pg_err alipay_trade_query(arena_t *a, const alipay_client_t *c, const char *out_trade_no,
+                          alipay_query_result_t *out, buf_t *err)
+{
+    alipay_reply_t reply;
+    call_stage_t stage;
+    long status;
+    char *biz;
+    json_t *obj = NULL;
+    const char *total;
+    pg_err rc;
+
+    memset(out, 0, sizeof *out);
+    if ((rc = out_trade_no_biz(a, out_trade_no, &biz, err)) != PG_OK)
+        return rc;
+    rc = call_staged(a, c, "alipay.trade.query", biz, &reply, &stage, &status, err);
+    if (rc == PG_ERR_UPSTREAM && reply_sub_is(&reply, ALIPAY_SUB_NOT_EXIST))
+        return PG_OK;   /* never scanned: Alipay has no such trade */
+    if (rc != PG_OK)
+        return map_common(rc, stage, status, &reply);
+
+    obj = json_loadb(reply.json, reply.json_len, 0, NULL);
+    if (obj == NULL)
+        return PG_ERR_NOMEM;   /* parsed once already in check_response */
+    if (echo_differs(obj, "out_trade_no", out_trade_no)) {
+        set_err(err, "alipay: trade.query reply is for another out_trade_no");
+        rc = PG_ERR_MISMATCH;
+        goto done;
+    }
+    out->trade_status = obj_dup(a, obj, "trade_status");
+    if (!known_trade_status(out->trade_status)) {
+        set_err(err, "alipay: trade.query reply has trade_status %.40s",
+                out->trade_status != NULL ? out->trade_status : "(none)");
+        rc = PG_ERR_UPSTREAM;
+        goto done;
+    }
+    total = obj_str(obj, "total_amount");
+    if (total == NULL || money_parse_yuan(total, MONEY_MAX_FEN, &out->total_fen) != PG_OK) {
+        set_err(err, "alipay: trade.query reply has a bad total_amount %.40s",
+                total != NULL ? total : "(none)");
+        rc = PG_ERR_UPSTREAM;
+        goto done;
+    }
+    out->trade_no = obj_dup(a, obj, "trade_no");
+    out->buyer_id = obj_dup(a, obj, "buyer_user_id");
+    if (out->buyer_id == NULL)
+        out->buyer_id = obj_dup(a, obj, "buyer_id");
+    out->send_pay_date = obj_dup(a, obj, "send_pay_date");
+    out->exists = true;
+done:
+    json_decref(obj);
+    if (rc != PG_OK)
+        memset(out, 0, sizeof *out);
+    return rc;
+}
+
+pg_err alipay_trade_close(arena_t *a, const alipay_client_t *c, const char *out_trade_no,
+                          buf_t *err)
+{
+    alipay_reply_t reply;
+    call_stage_t stage;
+    long status;
+    char *biz;
+    pg_err rc;
+
+    if ((rc = out_trade_no_biz(a, out_trade_no, &biz, err)) != PG_OK)
+        return rc;
+    rc = call_staged(a, c, "alipay.trade.close", biz, &reply, &stage, &status, err);
+    if (rc == PG_ERR_UPSTREAM && reply_sub_is(&reply, ALIPAY_SUB_NOT_EXIST))
+        return PG_OK;   /* never scanned: there is nothing to close at Alipay */
+    if (rc == PG_ERR_UPSTREAM && reply_sub_is(&reply, ALIPAY_SUB_STATUS_ERROR))
+        return PG_ERR_CONFLICT;   /* paid, finished or closed meanwhile */
+    return map_common(rc, stage, status, &reply);
+}
+
+/* Gateway-level refusals: the request never reached the business layer. */
+static int gateway_refused(const alipay_reply_t *r)
+{
+    return strcmp(r->code, "40001") == 0 || strcmp(r->code, "40002") == 0 ||
+           strcmp(r->code, "40003") == 0 || strcmp(r->code, "40006") == 0;
+}
+
+/* Refund outcome classes (see alipay.h): anything that is not a clear yes or
+ * a clear no is "unknown", so that the caller queries instead of refunding
+ * twice. */
+static pg_err map_refund(pg_err rc, call_stage_t stage, const alipay_reply_t *reply, buf_t *err)
+{
+    if (rc == PG_OK || stage == CALL_NOT_SENT)
+        return rc;
+    if (stage != CALL_REPLY)
+        return PG_ERR_TIMEOUT;   /* transport, timeout, HTTP status: unknown */
+    if (rc != PG_ERR_UPSTREAM)
+        return PG_ERR_TIMEOUT;   /* bad or missing signature, malformed reply */
+    if (gateway_refused(reply))
+        return PG_ERR_CONFLICT;
+    if (reply_says_retry(reply))
+        return PG_ERR_TIMEOUT;
+    if (strcmp(reply->code, ALIPAY_CODE_BUSINESS) == 0) {
+        if (reply_signed(reply))
+            return PG_ERR_CONFLICT;
+        /* A business refusal is believed only when signed. */
+        set_err(err, "alipay: unsigned 40004 %s to a refund: outcome unknown", reply->sub_code);
+        return PG_ERR_TIMEOUT;
+    }
+    return PG_ERR_TIMEOUT;
+}
+
+pg_err alipay_trade_refund(arena_t *a, const alipay_client_t *c, const char *out_trade_no,
+                           const char *out_request_no, int64_t refund_fen, const char *reason,
+                           alipay_refund_result_t *out, buf_t *err)
+{
+    char yuan[MONEY_YUAN_BUFSZ];
+    alipay_reply_t reply;
+    call_stage_t stage;
+    long status;
+    char *biz;
+    json_t *obj = NULL;
+    const char *fee, *fund_change;
+    pg_err rc;
+
+    memset(out, 0, sizeof *out);
+    if (!valid_out_no(out_trade_no) || !valid_out_no(out_request_no) || refund_fen <= 0 ||
+        refund_fen > MONEY_MAX_FEN) {
+        set_err(err, "alipay: bad refund request (out_trade_no, out_request_no or amount)");
+        return PG_ERR_BAD_INPUT;
+    }
+    money_format_yuan(refund_fen, yuan);
+    {
+        const char *pairs[] = { "out_trade_no", out_trade_no, "refund_amount", yuan,
+                                "out_request_no", out_request_no,
+                                "refund_reason", is_empty(reason) ? NULL : reason };
+        rc = biz_from_pairs(a, pairs, sizeof pairs / sizeof pairs[0], NULL, NULL, &biz);
+    }
+    if (rc != PG_OK) {
+        set_err(err, "alipay: refund request cannot be written (bad reason text?)");
+        return rc;
+    }
+    rc = call_staged(a, c, "alipay.trade.refund", biz, &reply, &stage, &status, err);
+    rc = map_refund(rc, stage, &reply, err);
+    if (rc != PG_OK)
+        return rc;
+
+    /* Signed 10000: the refund happened. What follows only describes it;
+     * a reply we cannot read is "unknown", settled by the refund query. */
+    obj = json_loadb(reply.json, reply.json_len, 0, NULL);
+    if (obj == NULL)
+        return PG_ERR_NOMEM;
+    if (echo_differs(obj, "out_trade_no", out_trade_no)) {
+        set_err(err, "alipay: refund reply is for another out_trade_no");
+        rc = PG_ERR_TIMEOUT;
+        goto done;
+    }
+    fee = obj_str(obj, "refund_fee");
+    if (fee == NULL || money_parse_yuan(fee, MONEY_MAX_FEN, &out->refund_total_fen) != PG_OK) {
+        set_err(err, "alipay: refund reply has a bad refund_fee %.40s", fee != NULL ? fee : "(none)");
+        rc = PG_ERR_TIMEOUT;
+        goto done;
+    }
+    fund_change = obj_str(obj, "fund_change");
+    out->fund_change = fund_change != NULL && strcmp(fund_change, "Y") == 0;
+    out->trade_no = obj_dup(a, obj, "trade_no");
+done:
+    json_decref(obj);
+    if (rc != PG_OK)
+        memset(out, 0, sizeof *out);
+    return rc;
+}
+
+pg_err alipay_refund_query(arena_t *a, const alipay_client_t *c, const char *out_trade_no,
+                           const char *out_request_no, alipay_refund_query_result_t *out,
+                           buf_t *err)
+{
+    alipay_reply_t reply;
+    call_stage_t stage;
+    long status;
+    char *biz;
+    json_t *obj = NULL, *options;
+    const char *amount, *refund_status;
+    pg_err rc;
+
+    memset(out, 0, sizeof *out);
+    if (!valid_out_no(out_trade_no) || !valid_out_no(out_request_no)) {
+        set_err(err, "alipay: bad out_trade_no or out_request_no");
+        return PG_ERR_BAD_INPUT;
+    }
+    options = json_array();
+    if (options == NULL || json_array_append_new(options, json_string("gmt_refund_pay")) != 0) {
+        json_decref(options);
+        return PG_ERR_NOMEM;
+    }
+    {
+        const char *pairs[] = { "out_trade_no", out_trade_no, "out_request_no", out_request_no };
+        rc = biz_from_pairs(a, pairs, 4, options, "query_options", &biz);
+    }
+    if (rc != PG_OK)
+        return rc;
+    rc = call_staged(a, c, "alipay.trade.fastpay.refund.query", biz, &reply, &stage, &status, err);
+    if (rc != PG_OK)
+        return map_common(rc, stage, status, &reply);
+
+    obj = json_loadb(reply.json, reply.json_len, 0, NULL);
+    if (obj == NULL)
+        return PG_ERR_NOMEM;
+    if (echo_differs(obj, "out_trade_no", out_trade_no) ||
+        echo_differs(obj, "out_request_no", out_request_no)) {
+        set_err(err, "alipay: refund query reply is for another refund");
+        rc = PG_ERR_MISMATCH;
+        goto done;
+    }
+    /* 10000 only says the query worked; a refund Alipay does not know (or
+     * has not processed yet) comes back without refund_amount. */
+    amount = obj_str(obj, "refund_amount");
+    refund_status = obj_str(obj, "refund_status");
+    if (is_empty(amount)) {
+        if (refund_status != NULL && strcmp(refund_status, "REFUND_SUCCESS") == 0) {
+            set_err(err, "alipay: refund query reply says REFUND_SUCCESS without refund_amount");
+            rc = PG_ERR_UPSTREAM;
+        }
+        goto done;
+    }
+    if (money_parse_yuan(amount, MONEY_MAX_FEN, &out->refund_fen) != PG_OK) {
+        set_err(err, "alipay: refund query reply has a bad refund_amount %.40s", amount);
+        rc = PG_ERR_UPSTREAM;
+        goto done;
+    }
+    if (refund_status != NULL && strcmp(refund_status, "REFUND_SUCCESS") != 0) {
+        set_err(err, "alipay: refund query reply has refund_status %.40s", refund_status);
+        rc = PG_ERR_UPSTREAM;
+        goto done;
+    }
+    out->refund_status = refund_status != NULL ? "REFUND_SUCCESS" : NULL;
+    out->found = true;
+done:
+    json_decref(obj);
+    if (rc != PG_OK)
+        memset(out, 0, sizeof *out);
     return rc;
 }
 

@@ -1,15 +1,26 @@
 /* Alipay adapter tests. Expected signatures and signed bodies come from
  * tests/fixtures/alipay/make_fixtures.sh (openssl CLI), never from our own
- * signing code. Run with cwd tests/unit. */
+ * signing code. Server calls (query, close, refund, refund query) run
+ * against a one-shot fake gateway on loopback (forked child) that serves
+ * those fixtures, so the whole call path is exercised without a network.
+ * Run with cwd tests/unit. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <jansson.h>
 
 #include "alipay.h"
@@ -1001,6 +1012,645 @@ static void test_call_to_closed_port_is_upstream(void **state)
     arena_free(&a);
 }
 
+/* ------------------------------------------------------------------ */
+/* one-shot fake gateway on loopback                                   */
+
+typedef struct fake_gw {
+    pid_t pid;
+    int port;
+    int pipe_rd;            /* the request the child received */
+} fake_gw_t;
+
+/* Child: accepts one connection, answers 100-continue if asked, reads the
+ * request (headers + Content-Length body), sends it up the pipe, replies
+ * with `status`/`body` (or, with delay_s, says nothing for that long). */
+static void fake_gw_child(int lfd, int wfd, int status, const char *body, unsigned delay_s)
+{
+    char req[65536], hdr[256];
+    size_t have = 0, need = 0;
+    const char *eoh = NULL;
+    int cfd;
+
+    alarm(10);
+    cfd = accept(lfd, NULL, NULL);
+    if (cfd < 0)
+        _exit(2);
+    while (have < sizeof req - 1) {
+        ssize_t n = read(cfd, req + have, sizeof req - 1 - have);
+        if (n <= 0)
+            break;
+        have += (size_t)n;
+        req[have] = '\0';
+        if (eoh == NULL && (eoh = strstr(req, "\r\n\r\n")) != NULL) {
+            const char *cl = strcasestr(req, "\r\ncontent-length:");
+            need = (size_t)(eoh - req) + 4 + (cl != NULL ? strtoul(cl + 17, NULL, 10) : 0);
+            if (strcasestr(req, "\r\nexpect: 100-continue") != NULL &&
+                write(cfd, "HTTP/1.1 100 Continue\r\n\r\n", 25) != 25)
+                _exit(3);
+        }
+        if (eoh != NULL && have >= need)
+            break;
+    }
+    if (write(wfd, req, have) != (ssize_t)have)
+        _exit(4);
+    close(wfd);
+    if (delay_s > 0) {
+        sleep(delay_s);
+        _exit(0);
+    }
+    snprintf(hdr, sizeof hdr,
+             "HTTP/1.1 %d X\r\nContent-Type: text/html;charset=utf-8\r\nContent-Length: %zu\r\n"
+             "Connection: close\r\n\r\n",
+             status, strlen(body));
+    if (write(cfd, hdr, strlen(hdr)) < 0 || write(cfd, body, strlen(body)) < 0)
+        _exit(5);
+    shutdown(cfd, SHUT_WR);
+    close(cfd);
+    _exit(0);
+}
+
+static void fake_gw_start(fake_gw_t *g, int status, const char *body, unsigned delay_s)
+{
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof sa;
+    int lfd, p[2];
+
+    lfd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(lfd >= 0);
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(lfd, 1), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+    assert_int_equal(pipe(p), 0);
+    g->port = ntohs(sa.sin_port);
+    g->pid = fork();
+    assert_true(g->pid >= 0);
+    if (g->pid == 0) {
+        close(p[0]);
+        fake_gw_child(lfd, p[1], status, body, delay_s);
+    }
+    close(lfd);
+    close(p[1]);
+    g->pipe_rd = p[0];
+}
+
+/* Waits for the child; returns the raw request it saw (arena string). */
+static char *fake_gw_finish(fake_gw_t *g, arena_t *a, int kill_child)
+{
+    buf_t req;
+    char chunk[4096];
+    ssize_t n;
+    int st = 0;
+
+    if (kill_child)
+        kill(g->pid, SIGKILL);
+    buf_init(&req, a);
+    while ((n = read(g->pipe_rd, chunk, sizeof chunk)) > 0)
+        buf_append(&req, chunk, (size_t)n);
+    close(g->pipe_rd);
+    assert_int_equal(waitpid(g->pid, &st, 0), g->pid);
+    if (!kill_child)
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    return req.data;
+}
+
+/* One exchange: what the fake gateway serves, what it saw. status 0 means
+ * "never answer" (the client's total timeout is cut to 300 ms); a NULL
+ * fixture name with status != 0 serves `text` instead. */
+typedef struct exchange {
+    int status;
+    const char *fixture;
+    const char *text;
+    fake_gw_t g;
+    char *request;          /* filled by exchange_end */
+} exchange_t;
+
+static void exchange_begin(arena_t *a, exchange_t *x, alipay_client_t *c)
+{
+    const char *body = "";
+    if (x->fixture != NULL) {
+        char path[256];
+        snprintf(path, sizeof path, FIX "%s", x->fixture);
+        body = read_file(a, path, NULL);
+    } else if (x->text != NULL) {
+        body = x->text;
+    }
+    fake_gw_start(&x->g, x->status != 0 ? x->status : 200, body, x->status == 0 ? 5 : 0);
+    c->gateway = arena_printf(a, "http://127.0.0.1:%d/gateway.do", x->g.port);
+    if (x->status == 0)
+        c->http.total_timeout_ms = 300;
+}
+
+static void exchange_end(arena_t *a, exchange_t *x)
+{
+    x->request = fake_gw_finish(&x->g, a, x->status == 0);
+}
+
+/* The captured request's form fields; checks the line, content type and
+ * that the request signature verifies with our app public key. */
+static void request_form(arena_t *a, const char *raw, kv_list_t *out)
+{
+    const char *body = strstr(raw, "\r\n\r\n");
+    buf_t content;
+
+    assert_true(strncmp(raw, "POST /gateway.do HTTP/1.1\r\n", 27) == 0);
+    assert_non_null(strcasestr(raw, "\r\nContent-Type: application/x-www-form-urlencoded;charset=utf-8\r\n"));
+    assert_non_null(body);
+    parse_form(a, body + 4, out);
+    assert_string_equal(kv_get(out, "app_id"), "2021004100000001");
+    assert_string_equal(kv_get(out, "format"), "JSON");
+    assert_string_equal(kv_get(out, "charset"), "utf-8");
+    assert_string_equal(kv_get(out, "sign_type"), "RSA2");
+    assert_string_equal(kv_get(out, "version"), "1.0");
+    assert_null(kv_get(out, "return_url"));
+    buf_init(&content, a);
+    assert_int_equal(alipay_sign_content(out, false, &content), PG_OK);
+    assert_int_equal(crypto_rsa_sha256_verify_b64(g_app_pub, content.data, content.len,
+                                                  kv_get(out, "sign")), PG_OK);
+}
+
+#define OUT_TRADE_NO "PG20261124201500A1B2"
+#define OUT_REQUEST_NO "RF20261125100000R1"
+#define CLOSED_GATEWAY "http://127.0.0.1:1/gateway.do"
+
+/* ------------------------------------------------------------------ */
+/* alipay.trade.query                                                  */
+
+static pg_err run_query(arena_t *a, exchange_t *x, const char *out_trade_no,
+                        alipay_query_result_t *q, buf_t *err)
+{
+    alipay_client_t c = client();
+    pg_err rc;
+    exchange_begin(a, x, &c);
+    rc = alipay_trade_query(a, &c, out_trade_no, q, err);
+    exchange_end(a, x);
+    return rc;
+}
+
+static void test_trade_query_success(void **state)
+{
+    exchange_t x = { .status = 200, .fixture = "query_ok.json" };
+    alipay_query_result_t q;
+    kv_list_t req;
+    arena_t a;
+    buf_t err;
+    (void)state;
+
+    arena_init(&a, 0);
+    buf_init(&err, &a);
+    if (run_query(&a, &x, OUT_TRADE_NO, &q, &err) != PG_OK)
+        fail_msg("query: %s", err.data);
+    assert_true(q.exists);
+    assert_string_equal(q.trade_status, "TRADE_SUCCESS");
+    assert_string_equal(q.trade_no, "2026112422001400000000001234");
+    assert_string_equal(q.buyer_id, "2088002000000002");
+    assert_string_equal(q.send_pay_date, "2026-11-24 20:16:02");
+    assert_int_equal(q.total_fen, 9900);
+
+    request_form(&a, x.request, &req);
+    assert_string_equal(kv_get(&req, "method"), "alipay.trade.query");
+    assert_string_equal(kv_get(&req, "biz_content"), "{\"out_trade_no\":\"PG20261124201500A1B2\"}");
+    arena_free(&a);
+}
+
+static void test_trade_query_wait_buyer_pay(void **state)
+{
+    exchange_t x = { .status = 200, .fixture = "query_wait.json" };
+    alipay_query_result_t q;
+    arena_t a;
+    buf_t err;
+    (void)state;
+
+    arena_init(&a, 0);
+    buf_init(&err, &a);
+    assert_int_equal(run_query(&a, &x, OUT_TRADE_NO, &q, &err), PG_OK);
+    assert_true(q.exists);
+    assert_string_equal(q.trade_status, "WAIT_BUYER_PAY");
+    assert_int_equal(q.total_fen, 1);
+    assert_null(q.buyer_id);
+    assert_null(q.send_pay_date);
+    arena_free(&a);
+}
+
+static void test_trade_query_not_exist_is_ok_without_trade(void **state)
+{
+    exchange_t x = { .status = 200, .fixture = "query_not_exist.json" };
+    exchange_t unsigned_x = {
+        .status = 200,
+        .text = "{\"alipay_trade_query_response\":{\"code\":\"40004\",\"msg\":\"Business Failed\","
+                "\"sub_code\":\"ACQ.TRADE_NOT_EXIST\",\"sub_msg\":\"x\"}}",
+    };
+    alipay_query_result_t q;
+    arena_t a;
+    buf_t err;
+    (void)state;
+
+    arena_init(&a, 0);
+    buf_init(&err, &a);
+    assert_int_equal(run_query(&a, &x, OUT_TRADE_NO, &q, &err), PG_OK);
+    assert_false(q.exists);
+    assert_null(q.trade_status);
+    assert_int_equal(q.total_fen, 0);
+    /* "no such trade" is believed only when signed */
+    assert_int_equal(run_query(&a, &unsigned_x, OUT_TRADE_NO, &q, &err), PG_ERR_UPSTREAM);
+    assert_false(q.exists);
+    arena_free(&a);
+}
+
+static void test_trade_query_refuses_bad_replies(void **state)
+{
+    exchange_t bad_amount = { .status = 200, .fixture = "query_bad_amount.json" };
+    exchange_t bad_status = { .status = 200, .fixture = "query_bad_status.json" };
+    exchange_t other = { .status = 200, .fixture = "query_other_trade.json" };
+    exchange_t tampered = { .status = 200 };
+    alipay_query_result_t q;
+    arena_t a;
+    buf_t err;
+    (void)state;
+
+    arena_init(&a, 0);
+    buf_init(&err, &a);
+    assert_int_equal(run_query(&a, &bad_amount, OUT_TRADE_NO, &q, &err), PG_ERR_UPSTREAM);
+    assert_non_null(strstr(err.data, "total_amount"));
+    assert_false(q.exists);
+    assert_null(q.trade_status);
+    assert_int_equal(run_query(&a, &bad_status, OUT_TRADE_NO, &q, &err), PG_ERR_UPSTREAM);
+    assert_non_null(strstr(err.data, "TRADE_PENDING"));
+    assert_int_equal(run_query(&a, &other, OUT_TRADE_NO, &q, &err), PG_ERR_MISMATCH);
+    assert_false(q.exists);
+    tampered.text = replace_once(&a, read_file(&a, FIX "query_ok.json", NULL),
+                                 "\"total_amount\":\"99.00\"", "\"total_amount\":\"0.01\"");
+    assert_int_equal(run_query(&a, &tampered, OUT_TRADE_NO, &q, &err), PG_ERR_BAD_SIGNATURE);
+    assert_false(q.exists);
+    arena_free(&a);
+}
+
+static void test_trade_query_retry_later_and_errors(void **state)
+{
+    exchange_t sys = { .status = 200, .fixture = "query_system_error.json" };
+    exchange_t http502 = { .status = 502, .text = "<html>bad gateway</html>" };
+    exchange_t http404 = { .status = 404, .text = "not found" };
+    exchange_t silent = { .status = 0 };
+    alipay_query_result_t q;
+    alipay_client_t c = client();
+    arena_t a;
+    buf_t err;
+    (void)state;
+
+    arena_init(&a, 0);
+    buf_init(&err, &a);
+    assert_int_equal(run_query(&a, &sys, OUT_TRADE_NO, &q, &err), PG_ERR_TIMEOUT);
+    assert_int_equal(run_query(&a, &http502, OUT_TRADE_NO, &q, &err), PG_ERR_TIMEOUT);
+    assert_int_equal(run_query(&a, &http404, OUT_TRADE_NO, &q, &err), PG_ERR_UPSTREAM);
+    assert_int_equal(run_query(&a, &silent, OUT_TRADE_NO, &q, &err), PG_ERR_TIMEOUT);
+    /* refused before anything is sent */
+    c.gateway = CLOSED_GATEWAY;
+    assert_int_equal(alipay_trade_query(&a, &c, "", &q, &err), PG_ERR_BAD_INPUT);
+    assert_int_equal(alipay_trade_query(&a, &c, "PG 1", &q, &err), PG_ERR_BAD_INPUT);
+    assert_int_equal(alipay_trade_query(&a, &c, NULL, &q, &err), PG_ERR_BAD_INPUT);
+    c.gateway = "";
+    assert_int_equal(alipay_trade_query(&a, &c, OUT_TRADE_NO, &q, &err), PG_ERR_CONFIG);
+    arena_free(&a);
+}
+
+/* ------------------------------------------------------------------ */
+/* alipay.trade.close                                                  */
+
+static pg_err run_close(arena_t *a, exchange_t *x, buf_t *err)
+{
+    alipay_client_t c = client();
+    pg_err rc;
+    exchange_begin(a, x, &c);
+    rc = alipay_trade_close(a, &c, OUT_TRADE_NO, err);
+    exchange_end(a, x);
+    return rc;
+}
+
+static void test_trade_close_success_request(void **state)
+{
+    exchange_t x = { .status = 200, .fixture = "close_ok.json" };
+    kv_list_t req;
+    arena_t a;
+    buf_t err;
+    (void)state;
+
+    arena_init(&a, 0);
+    buf_init(&err, &a);
+    if (run_close(&a, &x, &err) != PG_OK)
+        fail_msg("close: %s", err.data);
+    request_form(&a, x.request, &req);
+    assert_string_equal(kv_get(&req, "method"), "alipay.trade.close");
+    assert_string_equal(kv_get(&req, "biz_content"), "{\"out_trade_no\":\"PG20261124201500A1B2\"}");
+    arena_free(&a);
+}
+
+static void test_trade_close_outcome_classes(void **state)
+{
+    static const struct {
+        int status;
+        const char *fixture;
+        pg_err want;
+    } cases[] = {
+        { 200, "close_not_exist.json", PG_OK },              /* never scanned */
+        { 200, "close_status_error.json", PG_ERR_CONFLICT }, /* paid meanwhile */
+        { 200, "close_system_error.json", PG_ERR_TIMEOUT },
+        { 200, "close_unavailable.json", PG_ERR_TIMEOUT },
+        { 200, "close_other.json", PG_ERR_UPSTREAM },
+        { 200, "error_response.json", PG_ERR_UPSTREAM },     /* unsigned 40002 */
+        { 503, "close_ok.json", PG_ERR_TIMEOUT },
+        { 403, "close_ok.json", PG_ERR_UPSTREAM },
+        { 0, NULL, PG_ERR_TIMEOUT },
+    };
+    arena_t a;
+    buf_t err;
+    size_t i;
+    (void)state;
+
+    arena_init(&a, 0);
+    buf_init(&err, &a);
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        exchange_t x = { .status = cases[i].status, .fixture = cases[i].fixture };
+        pg_err rc = run_close(&a, &x, &err);
+        if (rc != cases[i].want)
+            fail_msg("case %zu (%s): %s, want %s (%s)", i, cases[i].fixture ? cases[i].fixture : "silent",
+                     pg_err_name(rc), pg_err_name(cases[i].want), err.data);
+    }
+    {
+        /* a tampered "not exist" must not close anything */
+        exchange_t x = { .status = 200 };
+        x.text = replace_once(&a, read_file(&a, FIX "close_status_error.json", NULL),
+                              "ACQ.TRADE_STATUS_ERROR", "ACQ.TRADE_NOT_EXIST");
+        assert_int_equal(run_close(&a, &x, &err), PG_ERR_BAD_SIGNATURE);
+    }
+    arena_free(&a);
+}
+
+/* ------------------------------------------------------------------ */
+/* alipay.trade.refund                                                 */
+
+static pg_err run_refund(arena_t *a, exchange_t *x, const char *reason, alipay_refund_result_t *r,
+                         buf_t *err)
+{
+    alipay_client_t c = client();
+    pg_err rc;
+    exchange_begin(a, x, &c);
+    rc = alipay_trade_refund(a, &c, OUT_TRADE_NO, OUT_REQUEST_NO, 1234, reason, r, err);
+    exchange_end(a, x);
+    return rc;
+}
+
+static void test_trade_refund_success_request_fields(void **state)
+{
+    /* reason: 课程重复购买 */
+    static const char reason[] = "\xe8\xaf\xbe\xe7\xa8\x8b\xe9\x87\x8d\xe5\xa4\x8d\xe8\xb4\xad\xe4\xb9\xb0";
+    exchange_t x = { .status = 200, .fixture = "refund_ok.json" };
+    alipay_refund_result_t r;
+    kv_list_t req;
+    arena_t a;
+    buf_t err;
+    (void)state;
+
+    arena_init(&a, 0);
+    buf_init(&err, &a);
+    if (run_refund(&a, &x, reason, &r, &err) != PG_OK)
+        fail_msg("refund: %s", err.data);
+    assert_true(r.fund_change);
+    assert_int_equal(r.refund_total_fen, 4567);   /* cumulative, not this refund */
+    assert_string_equal(r.trade_no, "2026112422001400000000001234");
+
+    request_form(&a, x.request, &req);
+    assert_string_equal(kv_get(&req, "method"), "alipay.trade.refund");
+    assert_string_equal(kv_get(&req, "biz_content"),
+                        "{\"out_trade_no\":\"PG20261124201500A1B2\",\"refund_amount\":\"12.34\","
+                        "\"out_request_no\":\"RF20261125100000R1\",\"refund_reason\":"
+                        "\"\xe8\xaf\xbe\xe7\xa8\x8b\xe9\x87\x8d\xe5\xa4\x8d\xe8\xb4\xad\xe4\xb9\xb0\"}");
+    arena_free(&a);
+}
+
+static void test_trade_refund_repeat_without_fund_change(void **state)
+{
+    exchange_t x = { .status = 200, .fixture = "refund_repeat.json" };
+    alipay_refund_result_t r;
+    alipay_client_t c = client();
+    kv_list_t req;
+    arena_t a;
+    buf_t err;
+    (void)state;
+
+    arena_init(&a, 0);
+    buf_init(&err, &a);
+    /* amounts keep two decimals: 5 fen -> "0.05"; no reason -> no field */
+    exchange_begin(&a, &x, &c);
+    assert_int_equal(alipay_trade_refund(&a, &c, OUT_TRADE_NO, "RF2", 5, NULL, &r, &err), PG_OK);
+    exchange_end(&a, &x);
+    assert_false(r.fund_change);
+    assert_int_equal(r.refund_total_fen, 4567);
+    request_form(&a, x.request, &req);
+    assert_string_equal(kv_get(&req, "biz_content"),
+                        "{\"out_trade_no\":\"PG20261124201500A1B2\",\"refund_amount\":\"0.05\","
+                        "\"out_request_no\":\"RF2\"}");
+    arena_free(&a);
+}
+
+static void test_trade_refund_refusals_are_conflict(void **state)
+{
+    static const struct {
+        const char *fixture, *sub_code;
+    } cases[] = {
+        { "refund_status_error.json", "ACQ.TRADE_STATUS_ERROR" },
+        { "refund_amt_not_equal.json", "ACQ.REFUND_AMT_NOT_EQUAL_TOTAL" },
+        { "refund_not_exist.json", "ACQ.TRADE_NOT_EXIST" },
+        { "error_response.json", "isv.invalid-app-id" },   /* gateway-level 40002, unsigned */
+    };
+    alipay_refund_result_t r;
+    arena_t a;
+    buf_t err;
+    size_t i;
+    (void)state;
+
+    arena_init(&a, 0);
+    buf_init(&err, &a);
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        exchange_t x = { .status = 200, .fixture = cases[i].fixture };
+        pg_err rc = run_refund(&a, &x, NULL, &r, &err);
+        if (rc != PG_ERR_CONFLICT)
+            fail_msg("%s: %s (%s)", cases[i].fixture, pg_err_name(rc), err.data);
+        assert_non_null(strstr(err.data, cases[i].sub_code));
+        assert_false(r.fund_change);
+        assert_int_equal(r.refund_total_fen, 0);
+    }
+    arena_free(&a);
+}
+
+static void test_trade_refund_unknown_outcomes_are_timeout(void **state)
+{
+    exchange_t cases[] = {
+        { .status = 200, .fixture = "refund_system_error.json" },
+        { .status = 200, .fixture = "refund_unavailable.json" },
+        { .status = 200, .fixture = "refund_bad_fee.json" },     /* signed, unreadable */
+        { .status = 500, .text = "oops" },
+        { .status = 502, .fixture = "refund_ok.json" },
+        { .status = 404, .text = "not here" },
+        { .status = 200, .text = "<html>maintenance</html>" },
+        { .status = 200, .text = "" },
+        /* a business refusal that is not signed is not believed */
+        { .status = 200, .text = "{\"alipay_trade_refund_response\":{\"code\":\"40004\",\"msg\":\"Business Failed\","
+                                  "\"sub_code\":\"ACQ.TRADE_STATUS_ERROR\",\"sub_msg\":\"x\"}}" },
+        /* nor an unsigned success */
+        { .status = 200, .text = "{\"alipay_trade_refund_response\":{\"code\":\"10000\",\"msg\":\"Success\","
+                                  "\"fund_change\":\"Y\",\"refund_fee\":\"12.34\"}}" },
+        { .status = 200, .text = NULL },   /* tampered, below */
+        { .status = 0 },                   /* no answer */
+    };
+    alipay_refund_result_t r;
+    alipay_client_t c = client();
+    arena_t a;
+    buf_t err;
+    size_t i;
+    (void)state;
+
+    arena_init(&a, 0);
+    buf_init(&err, &a);
+    cases[10].text = replace_once(&a, read_file(&a, FIX "refund_ok.json", NULL), "\"45.67\"", "\"12.34\"");
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        pg_err rc = run_refund(&a, &cases[i], NULL, &r, &err);
+        if (rc != PG_ERR_TIMEOUT)
+            fail_msg("case %zu (%s): %s (%s)", i, cases[i].fixture ? cases[i].fixture : "text",
+                     pg_err_name(rc), err.data);
+        assert_false(r.fund_change);
+        assert_int_equal(r.refund_total_fen, 0);
+        assert_null(r.trade_no);
+        /* the request went out each time */
+        assert_non_null(strstr(cases[i].request, "method=alipay.trade.refund"));
+    }
+    /* nobody listening: sent or not, we cannot tell from httpc's answer */
+    c.gateway = CLOSED_GATEWAY;
+    assert_int_equal(alipay_trade_refund(&a, &c, OUT_TRADE_NO, OUT_REQUEST_NO, 1234, NULL, &r, &err),
+                     PG_ERR_TIMEOUT);
+    arena_free(&a);
+}
+
+static void test_trade_refund_bad_arguments_send_nothing(void **state)
+{
+    alipay_refund_result_t r;
+    alipay_client_t c = client();
+    arena_t a;
+    buf_t err;
+    (void)state;
+
+    arena_init(&a, 0);
+    buf_init(&err, &a);
+    c.gateway = CLOSED_GATEWAY;
+    assert_int_equal(alipay_trade_refund(&a, &c, OUT_TRADE_NO, OUT_REQUEST_NO, 0, NULL, &r, &err),
+                     PG_ERR_BAD_INPUT);
+    assert_int_equal(alipay_trade_refund(&a, &c, OUT_TRADE_NO, OUT_REQUEST_NO, -100, NULL, &r, &err),
+                     PG_ERR_BAD_INPUT);
+    assert_int_equal(alipay_trade_refund(&a, &c, OUT_TRADE_NO, OUT_REQUEST_NO, MONEY_MAX_FEN + 1, NULL,
+                                         &r, &err),
+                     PG_ERR_BAD_INPUT);
+    assert_int_equal(alipay_trade_refund(&a, &c, OUT_TRADE_NO, "", 100, NULL, &r, &err), PG_ERR_BAD_INPUT);
+    assert_int_equal(alipay_trade_refund(&a, &c, OUT_TRADE_NO, NULL, 100, NULL, &r, &err), PG_ERR_BAD_INPUT);
+    assert_int_equal(alipay_trade_refund(&a, &c, "", OUT_REQUEST_NO, 100, NULL, &r, &err), PG_ERR_BAD_INPUT);
+    assert_int_equal(alipay_trade_refund(&a, &c, OUT_TRADE_NO, "RF&1", 100, NULL, &r, &err), PG_ERR_BAD_INPUT);
+    /* reason that is not UTF-8 cannot be put in JSON */
+    assert_int_equal(alipay_trade_refund(&a, &c, OUT_TRADE_NO, OUT_REQUEST_NO, 100, "\xff\xfe", &r, &err),
+                     PG_ERR_BAD_INPUT);
+    c.gateway = "";
+    assert_int_equal(alipay_trade_refund(&a, &c, OUT_TRADE_NO, OUT_REQUEST_NO, 100, NULL, &r, &err),
+                     PG_ERR_CONFIG);
+    c = client();
+    c.app_private_key = NULL;
+    assert_int_equal(alipay_trade_refund(&a, &c, OUT_TRADE_NO, OUT_REQUEST_NO, 100, NULL, &r, &err),
+                     PG_ERR_CONFIG);
+    arena_free(&a);
+}
+
+/* ------------------------------------------------------------------ */
+/* alipay.trade.fastpay.refund.query                                   */
+
+static pg_err run_refund_query(arena_t *a, exchange_t *x, alipay_refund_query_result_t *q, buf_t *err)
+{
+    alipay_client_t c = client();
+    pg_err rc;
+    exchange_begin(a, x, &c);
+    rc = alipay_refund_query(a, &c, OUT_TRADE_NO, OUT_REQUEST_NO, q, err);
+    exchange_end(a, x);
+    return rc;
+}
+
+static void test_refund_query_found(void **state)
+{
+    exchange_t x = { .status = 200, .fixture = "refund_query_ok.json" };
+    alipay_refund_query_result_t q;
+    kv_list_t req;
+    arena_t a;
+    buf_t err;
+    (void)state;
+
+    arena_init(&a, 0);
+    buf_init(&err, &a);
+    if (run_refund_query(&a, &x, &q, &err) != PG_OK)
+        fail_msg("refund query: %s", err.data);
+    assert_true(q.found);
+    assert_string_equal(q.refund_status, "REFUND_SUCCESS");
+    assert_int_equal(q.refund_fen, 1234);
+    request_form(&a, x.request, &req);
+    assert_string_equal(kv_get(&req, "method"), "alipay.trade.fastpay.refund.query");
+    assert_string_equal(kv_get(&req, "biz_content"),
+                        "{\"out_trade_no\":\"PG20261124201500A1B2\",\"out_request_no\":\"RF20261125100000R1\","
+                        "\"query_options\":[\"gmt_refund_pay\"]}");
+    arena_free(&a);
+}
+
+static void test_refund_query_absent_refund_is_not_found(void **state)
+{
+    exchange_t x = { .status = 200, .fixture = "refund_query_none.json" };
+    alipay_refund_query_result_t q;
+    arena_t a;
+    buf_t err;
+    (void)state;
+
+    arena_init(&a, 0);
+    buf_init(&err, &a);
+    assert_int_equal(run_refund_query(&a, &x, &q, &err), PG_OK);
+    assert_false(q.found);
+    assert_null(q.refund_status);
+    assert_int_equal(q.refund_fen, 0);
+    arena_free(&a);
+}
+
+static void test_refund_query_other_refund_and_retry(void **state)
+{
+    exchange_t other = { .status = 200, .fixture = "refund_query_other.json" };
+    exchange_t unavailable = { .status = 200, .fixture = "refund_query_unavailable.json" };
+    exchange_t http500 = { .status = 500, .text = "x" };
+    exchange_t silent = { .status = 0 };
+    exchange_t tampered = { .status = 200 };
+    alipay_refund_query_result_t q;
+    alipay_client_t c = client();
+    arena_t a;
+    buf_t err;
+    (void)state;
+
+    arena_init(&a, 0);
+    buf_init(&err, &a);
+    assert_int_equal(run_refund_query(&a, &other, &q, &err), PG_ERR_MISMATCH);
+    assert_false(q.found);
+    assert_int_equal(run_refund_query(&a, &unavailable, &q, &err), PG_ERR_TIMEOUT);
+    assert_int_equal(run_refund_query(&a, &http500, &q, &err), PG_ERR_TIMEOUT);
+    assert_int_equal(run_refund_query(&a, &silent, &q, &err), PG_ERR_TIMEOUT);
+    /* a tampered "not found" (amount removed) fails the signature */
+    tampered.text = replace_once(&a, read_file(&a, FIX "refund_query_ok.json", NULL),
+                                 "\"refund_amount\":\"12.34\",", "");
+    assert_int_equal(run_refund_query(&a, &tampered, &q, &err), PG_ERR_BAD_SIGNATURE);
+    assert_false(q.found);
+    c.gateway = CLOSED_GATEWAY;
+    assert_int_equal(alipay_refund_query(&a, &c, OUT_TRADE_NO, "", &q, &err), PG_ERR_BAD_INPUT);
+    arena_free(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1038,6 +1688,21 @@ int main(void)
         cmocka_unit_test(test_httpc_connection_refused_is_upstream),
         cmocka_unit_test(test_call_without_gateway_is_config_error),
         cmocka_unit_test(test_call_to_closed_port_is_upstream),
+        cmocka_unit_test(test_trade_query_success),
+        cmocka_unit_test(test_trade_query_wait_buyer_pay),
+        cmocka_unit_test(test_trade_query_not_exist_is_ok_without_trade),
+        cmocka_unit_test(test_trade_query_refuses_bad_replies),
+        cmocka_unit_test(test_trade_query_retry_later_and_errors),
+        cmocka_unit_test(test_trade_close_success_request),
+        cmocka_unit_test(test_trade_close_outcome_classes),
+        cmocka_unit_test(test_trade_refund_success_request_fields),
+        cmocka_unit_test(test_trade_refund_repeat_without_fund_change),
+        cmocka_unit_test(test_trade_refund_refusals_are_conflict),
+        cmocka_unit_test(test_trade_refund_unknown_outcomes_are_timeout),
+        cmocka_unit_test(test_trade_refund_bad_arguments_send_nothing),
+        cmocka_unit_test(test_refund_query_found),
+        cmocka_unit_test(test_refund_query_absent_refund_is_not_found),
+        cmocka_unit_test(test_refund_query_other_refund_and_retry),
     };
     return cmocka_run_group_tests_name("alipay", tests, group_setup, group_teardown);
 }
