@@ -143,6 +143,8 @@ FAULT_DEFAULTS = {
     "delay_ms": 0,            # wait before each notification attempt
     "http_5xx": False,        # server calls answer 502
     "timeout": False,         # server calls hang 30 s before being served
+    "no_notify": False,       # paying sends no payment notification at all
+    "refund_timeout": False,  # refund calls are executed, then hang 30 s before replying
 }
 
 
@@ -269,6 +271,7 @@ class App:
         self.stop_event = threading.Event()
         self.scheduler = Scheduler(self.stop_event)
         self.providers = []
+        self.bill_faults = None   # bills.BillFaults, set by sandbox.py
         self._routes = []
         self._add_routes(self, self.routes())
 
@@ -287,6 +290,8 @@ class App:
             ("GET", r"/_sandbox/health", self.health),
             ("GET|POST", r"/_sandbox/faults", self.faults_route),
             ("POST", r"/_sandbox/reset", self.reset_route),
+            ("POST", r"/_sandbox/pay_closed", self.pay_closed_route),
+            ("GET|POST", r"/_sandbox/bill_faults", self.bill_faults_route),
         ]
 
     def handle(self, req):
@@ -323,9 +328,45 @@ class App:
     def reset_route(self, _req):
         self.scheduler.reset()
         self.faults.reset()
+        if self.bill_faults is not None:
+            self.bill_faults.reset()
         for provider in self.providers:
             provider.reset()
         return json_response({"ok": True})
+
+    def provider(self, channel):
+        for provider in self.providers:
+            if getattr(provider, "channel", None) == channel:
+                return provider
+        return None
+
+    def pay_closed_route(self, req):
+        """A late payment: pays a trade although it was closed (either channel)."""
+        body = req.json()
+        out_trade_no = body.get("out_trade_no")
+        if not isinstance(out_trade_no, str) or not out_trade_no:
+            raise BadRequest("out_trade_no is required")
+        channel = body.get("channel")
+        if channel is None:
+            knowing = [p for p in self.providers if p.knows(out_trade_no)]
+            if not knowing:
+                return json_response({"error": "unknown out_trade_no",
+                                      "out_trade_no": out_trade_no}, 404)
+            if len(knowing) > 1:
+                raise BadRequest("both providers know %s: give channel" % out_trade_no)
+            provider = knowing[0]
+        else:
+            provider = self.provider(channel)
+            if provider is None:
+                raise BadRequest('channel must be "alipay" or "wechat"')
+        return provider.pay_closed(body)
+
+    def bill_faults_route(self, req):
+        if self.bill_faults is None:
+            raise BadRequest("bills are not configured")
+        if req.method == "POST":
+            return json_response(self.bill_faults.update(req.json()))
+        return json_response(self.bill_faults.list())
 
 
 # --------------------------------------------------------------------------

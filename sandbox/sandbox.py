@@ -5,7 +5,7 @@ API v2 on loopback.
 Usage:
   /usr/bin/python3 sandbox/sandbox.py --state-dir DIR --http-port P --https-port Q \
       --app-id APPID --app-public-key FILE [--time-scale S] [--host 127.0.0.1] \
-      [--wechat-appid ID] [--wechat-mch-id N] [--wechat-api-key KEY]
+      [--wechat-appid ID] [--wechat-mch-id N] [--wechat-api-key KEY] [--fee-rate-bp 60]
 
 See sandbox/README.md for the routes and the control API.
 """
@@ -19,6 +19,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
+import bills  # noqa: E402
 import core  # noqa: E402
 from alipay_gw import AlipayProvider  # noqa: E402
 from wechat_gw import WechatProvider  # noqa: E402
@@ -45,7 +46,12 @@ def parse_args(argv):
     parser.add_argument("--wechat-api-key", default="sandboxsandboxsandboxsandbox1234",
                         help="the merchant's 32-character API key (shared secret; paygate "
                              "must be configured with the same one)")
+    parser.add_argument("--fee-rate-bp", type=int, default=60,
+                        help="provider service fee in basis points, used in bills "
+                             "(default 60 = 0.60%%)")
     args = parser.parse_args(argv)
+    if args.fee_rate_bp < 0 or args.fee_rate_bp > 10000:
+        parser.error("--fee-rate-bp must be 0..10000")
     if args.time_scale < 0:
         parser.error("--time-scale must be >= 0")
     key = args.wechat_api_key
@@ -78,6 +84,7 @@ def main(argv=None):
 
     public_host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
     app = core.App(vars(args))
+    app.bill_faults = bills.BillFaults()
     app.add_provider(AlipayProvider(
         app, args.app_id, app_public, alipay_private_pem, alipay_public_pem,
         args.time_scale, "http://%s:%d" % (public_host, args.http_port)))

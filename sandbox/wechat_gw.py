@@ -19,6 +19,7 @@ import threading
 import time
 import urllib.parse
 
+import bills
 import wechat_sign
 from core import (BEIJING, BadRequest, Response, beijing_now, beijing_str,
                   html_response, json_response, log, page, post, redirect)
@@ -27,6 +28,7 @@ from wechat_sign import MD5, SIGN_TYPES, XmlError
 RETRY_DELAYS = [1, 1, 2, 3, 5, 8, 15, 30]
 REFUND_DELAY = 1.0           # seconds (x time-scale) from PROCESSING to SUCCESS
 ATTEMPT_TIMEOUT = 10.0
+HANG_SECONDS = 30.0          # the timeout / refund_timeout faults
 DEFAULT_OPENID = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"
 CODE_URL_PREFIX = "weixin://wxpay/bizpayurl?pr="
 TRADE_TYPES = ("NATIVE", "JSAPI", "MWEB")
@@ -85,6 +87,8 @@ class BizFail(Exception):
 
 
 class WechatProvider:
+    channel = "wechat"
+
     def __init__(self, app, appid, mch_id, api_key, time_scale, public_http_base,
                  client_cert_files=None):
         self.app = app
@@ -111,6 +115,7 @@ class WechatProvider:
             ("POST", r"/pay/closeorder", self.closeorder),
             ("POST", r"/pay/refundquery", self.refundquery),
             ("POST", r"/secapi/pay/refund", self.refund),
+            ("POST", r"/pay/downloadbill", self.downloadbill),
             ("GET", r"/wechat/scan", self.scan_page),
             ("GET", r"/wechat/mweb", self.mweb_page),
             ("GET", r"/wechat/jsapi", self.jsapi_page),
@@ -121,6 +126,7 @@ class WechatProvider:
             ("GET", base + r"/trades/([^/]+)", self.ctl_trade),
             ("GET", base + r"/refunds/([^/]+)", self.ctl_refund),
             ("POST", base + r"/pay", self.ctl_pay),
+            ("POST", base + r"/pay_closed", self.ctl_pay_closed),
             ("POST", base + r"/notify", self.ctl_notify),
             ("POST", base + r"/refund_notify", self.ctl_refund_notify),
             ("POST", base + r"/sign", self.ctl_sign),
@@ -130,6 +136,14 @@ class WechatProvider:
         with self.lock:
             self.trades.clear()
             self.refunds.clear()
+
+    def knows(self, out_trade_no):
+        with self.lock:
+            return out_trade_no in self.trades
+
+    @property
+    def fee_rate_bp(self):
+        return int(self.app.config.get("fee_rate_bp", 60))
 
     # ------------------------------------------------------------------
     # identifiers
@@ -176,7 +190,7 @@ class WechatProvider:
             return Response(502, "<html><body><h1>502 Bad Gateway</h1></body></html>",
                             "text/html; charset=utf-8")
         if faults["timeout"]:
-            self.app.stop_event.wait(30)
+            self.app.stop_event.wait(HANG_SECONDS)
         if need_cert and req.peer_cert is None:
             return self._fail("client certificate required")
         try:
@@ -294,13 +308,14 @@ class WechatProvider:
                     return trade
         return None
 
-    def _pay(self, trade, openid=None):
-        """NOTPAY -> SUCCESS; returns an error text or None."""
+    def _pay(self, trade, openid=None, allow_closed=False):
+        """NOTPAY -> SUCCESS; returns an error text or None.
+        allow_closed: also a CLOSED trade (a late payment)."""
         with self.lock:
             self._expire_if_due(trade)
-            if trade["trade_state"] in PAID:
+            if trade["trade_state"] in PAID or trade["transaction_id"]:
                 return "trade %s is already paid" % trade["out_trade_no"]
-            if trade["trade_state"] != "NOTPAY":
+            if trade["trade_state"] != "NOTPAY" and not allow_closed:
                 return "trade %s is closed" % trade["out_trade_no"]
             trade["trade_state"] = "SUCCESS"
             trade["transaction_id"] = self._transaction_id()
@@ -470,7 +485,13 @@ class WechatProvider:
     # refunds (/secapi/pay/refund over mutual TLS, /pay/refundquery)
 
     def refund(self, req):
-        return self._server_call(req, self._refund, need_cert=True)
+        reply = self._server_call(req, self._refund, need_cert=True)
+        if self.app.faults.snapshot()["refund_timeout"]:
+            # Whatever the refund call did has been done; the caller only
+            # sees a timeout.
+            log("wechat refund reply held back %.0f s (refund_timeout fault)" % HANG_SECONDS)
+            self.app.stop_event.wait(HANG_SECONDS)
+        return reply
 
     def _refund(self, params, sign_type):
         self._need(params, "out_refund_no", "total_fee", "refund_fee")
@@ -601,6 +622,126 @@ class WechatProvider:
                     "refund_success_time_%d" % n: refund["success_time"],
                 })
         return reply
+
+    # ------------------------------------------------------------------
+    # /pay/downloadbill
+
+    def downloadbill(self, req):
+        faults = self.app.faults.snapshot()
+        if faults["http_5xx"]:
+            return Response(502, "<html><body><h1>502 Bad Gateway</h1></body></html>",
+                            "text/html; charset=utf-8")
+        if faults["timeout"]:
+            self.app.stop_event.wait(HANG_SECONDS)
+        try:
+            params = wechat_sign.parse_xml(req.body)
+        except XmlError as exc:
+            return self._fail("XML格式错误: %s" % exc)
+        try:
+            self._check_common(params)
+        except ReturnFail as exc:
+            return self._fail(str(exc))
+        raw_date = params.get("bill_date") or ""
+        day = bills.normalize_date(raw_date) if re.fullmatch(r"[0-9]{8}", raw_date) else None
+        if day is None:
+            return self._bill_fail("invalid bill_date", "20001")
+        bill_type = params.get("bill_type") or "ALL"
+        if bill_type not in bills.WECHAT_HEADERS:
+            return self._bill_fail("invalid bill_type", "20001")
+        tar_type = params.get("tar_type") or ""
+        if tar_type not in ("", "GZIP"):
+            return self._bill_fail("invalid tar_type", "20001")
+        entries = self.bill_entries(day)
+        paid_entry, extra_entry = self._fault_entries(day)
+        entries = bills.apply_faults(entries, self.app.bill_faults.get("wechat", day),
+                                     paid_entry, extra_entry)
+        if bill_type == "SUCCESS":
+            entries = [e for e in entries if e["kind"] == "pay"]
+        elif bill_type == "REFUND":
+            entries = [e for e in entries if e["kind"] == "refund"]
+        if not entries:
+            return self._bill_fail("No Bill Exist", "20002")
+        text = bills.wechat_text(entries, bill_type, self.appid, self.mch_id, self.fee_rate_bp)
+        log("wechat bill %s %s: %d rows%s" % (day, bill_type, len(entries),
+                                             " (gzip)" if tar_type else ""))
+        data = text.encode("utf-8")
+        if tar_type == "GZIP":
+            return Response(200, bills.gzip_bytes(data), "application/x-gzip")
+        return Response(200, data, "text/plain; charset=utf-8")
+
+    @staticmethod
+    def _bill_fail(msg, code):
+        return Response(200, wechat_sign.to_xml({"return_code": "FAIL", "return_msg": msg,
+                                                 "error_code": code}), XML_CTYPE)
+
+    @staticmethod
+    def _dash_time(stamp14):
+        return "%s-%s-%s %s:%s:%s" % (stamp14[0:4], stamp14[4:6], stamp14[6:8],
+                                      stamp14[8:10], stamp14[10:12], stamp14[12:14])
+
+    def _pay_entry(self, trade, when, rate):
+        return {"kind": "pay", "out_trade_no": trade["out_trade_no"],
+                "provider_no": trade["transaction_id"], "amount_fen": trade["total_fee"],
+                "total_fen": trade["total_fee"], "refund_fen": 0,
+                "fee_fen": bills.fee_fen(trade["total_fee"], rate), "time": when,
+                "created": when, "subject": trade["body"],
+                "buyer": trade["openid"] or DEFAULT_OPENID, "trade_type": trade["trade_type"],
+                "attach": trade["attach"], "device_info": trade["device_info"],
+                "refund_no": "", "refund_id": ""}
+
+    def bill_entries(self, day):
+        """Payments (by time_end) and successful refunds (by success_time) on
+        the Beijing-time day 'yyyy-MM-dd'."""
+        rate = self.fee_rate_bp
+        out = []
+        with self.lock:
+            for trade in self.trades.values():
+                if trade["time_end"] and trade["transaction_id"]:
+                    when = self._dash_time(trade["time_end"])
+                    if when.startswith(day):
+                        out.append(self._pay_entry(trade, when, rate))
+                for out_refund_no in trade["refunds"]:
+                    refund = self.refunds[out_refund_no]
+                    if refund["refund_status"] != "SUCCESS" or not refund["success_time"]:
+                        continue
+                    if not refund["success_time"].startswith(day):
+                        continue
+                    entry = self._pay_entry(trade, refund["success_time"], rate)
+                    entry.update({"kind": "refund", "refund_fen": refund["refund_fee"],
+                                  "fee_fen": bills.fee_fen(refund["refund_fee"], rate),
+                                  "refund_no": out_refund_no, "refund_id": refund["refund_id"],
+                                  "refund_created": refund["created"]})
+                    out.append(entry)
+        out.sort(key=lambda e: e["time"])
+        return out
+
+    def _fault_entries(self, day):
+        when = day + " 12:00:00"
+        rate = self.fee_rate_bp
+
+        def paid_entry(name):
+            with self.lock:
+                trade = self.trades.get(name)
+                if trade is None:
+                    return None
+                entry = self._pay_entry(trade, when, rate)
+                if not entry["provider_no"]:
+                    entry["provider_no"] = "4200%s%s%010d" % (
+                        self._prefix, day.replace("-", ""), random.randrange(10 ** 10))
+                return entry
+
+        def extra_entry(name):
+            fen = 100
+            return {"kind": "pay", "out_trade_no": name,
+                    "provider_no": "4200999999%s%010d" % (day.replace("-", ""),
+                                                          random.randrange(10 ** 10)),
+                    "amount_fen": fen, "total_fen": fen, "refund_fen": 0,
+                    "fee_fen": bills.fee_fen(fen, rate), "time": when, "created": when,
+                    "subject": "sandbox extra row", "buyer": DEFAULT_OPENID,
+                    "trade_type": "NATIVE", "attach": None, "device_info": None,
+                    "refund_no": "", "refund_id": ""}
+
+        return paid_entry, extra_entry
 
     # ------------------------------------------------------------------
     # notifications
@@ -772,6 +913,9 @@ class WechatProvider:
 
     def notify_async(self, trade):
         if not trade["notify_url"]:
+            return None
+        if self.app.faults.snapshot()["no_notify"]:
+            log("wechat notify out_trade_no=%s not sent (no_notify fault)" % trade["out_trade_no"])
             return None
         note = self._new_note(trade, "auto", "SUCCESS", trade["notify_url"], trade["sign_type"])
         return self.app.scheduler.now(self.attempt, trade, note, 0)
@@ -956,6 +1100,25 @@ class WechatProvider:
         if thread is not None:
             thread.join(ATTEMPT_TIMEOUT + 1)
         return json_response(self._trade_json(trade))
+
+    def ctl_pay_closed(self, req):
+        return self.pay_closed(req.json())
+
+    def pay_closed(self, body):
+        """A late payment: the buyer paid just as the trade closed. The trade
+        becomes SUCCESS and the payment notification is sent."""
+        trade, missing = self._ctl_trade_or_404(str(body.get("out_trade_no", "")))
+        if missing:
+            return missing
+        error = self._pay(trade, body.get("openid") or None, allow_closed=True)
+        if error:
+            return json_response({"error": error, "trade": self._trade_json(trade)}, 409)
+        thread = self.notify_async(trade)
+        if thread is not None:
+            thread.join(ATTEMPT_TIMEOUT + 1)
+        result = self._trade_json(trade)
+        result["channel"] = self.channel
+        return json_response(result)
 
     @staticmethod
     def _overrides(body, key="overrides"):
