@@ -868,8 +868,8 @@ class AlipayProvider:
         if biz.get("bill_type") != "trade":
             raise invalid_param("bill_type must be trade (the sandbox has no signcustomer bill)")
         period = biz.get("bill_date")
-        if not isinstance(period, str) or not BILL_DATE_RE.match(period) or (
-                len(period) == 10 and bills.normalize_date(period) is None):
+        if not isinstance(period, str) or not BILL_DATE_RE.match(period) or \
+                bills.normalize_date(period if len(period) == 10 else period + "-01") is None:
             raise invalid_param("bill_date must be yyyy-MM-dd or yyyy-MM")
         entries = self.bill_entries(period)
         spec = self.app.bill_faults.get("alipay", period) if len(period) == 10 else None

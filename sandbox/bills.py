@@ -17,6 +17,7 @@ Sign conventions (see sandbox/README.md, "Bills"):
 """
 
 import csv
+import datetime
 import gzip
 import io
 import re
@@ -60,10 +61,10 @@ def normalize_date(text):
     match = re.fullmatch(r"([0-9]{4})-?([0-9]{2})-?([0-9]{2})", text)
     if not match:
         return None
-    year, month, day = (int(g) for g in match.groups())
-    if not (1 <= month <= 12 and 1 <= day <= 31):
+    try:
+        return datetime.date(*(int(g) for g in match.groups())).isoformat()
+    except ValueError:
         return None
-    return "%04d-%02d-%02d" % (year, month, day)
 
 
 def chinese_date(day, time="00:00:00"):
@@ -72,7 +73,6 @@ def chinese_date(day, time="00:00:00"):
 
 
 def next_day(day):
-    import datetime
     moment = datetime.date(int(day[0:4]), int(day[5:7]), int(day[8:10]))
     return (moment + datetime.timedelta(days=1)).isoformat()
 
@@ -324,7 +324,10 @@ def wechat_text(entries, bill_type, appid, mch_id, rate_bp):
     lines = [",".join(WECHAT_HEADERS[bill_type])]
     for e in entries:
         pay = e["kind"] == "pay"
-        common = [e["time"], appid, mch_id, "0", e.get("device_info") or "",
+        # the REFUND bill dates a row by its payment, with the refund's own times
+        # in 退款申请时间/退款成功时间; ALL and SUCCESS date it by the event itself
+        when = e.get("pay_time") or e["time"] if bill_type == "REFUND" else e["time"]
+        common = [when, appid, mch_id, "0", e.get("device_info") or "",
                   e["provider_no"], e["out_trade_no"], e["buyer"], e["trade_type"],
                   "SUCCESS" if pay else "REFUND", "OTHERS", "CNY",
                   yuan(e["amount_fen"]) if pay else "0.00", "0.00"]

@@ -710,7 +710,8 @@ class WechatProvider:
                     entry.update({"kind": "refund", "refund_fen": refund["refund_fee"],
                                   "fee_fen": bills.fee_fen(refund["refund_fee"], rate),
                                   "refund_no": out_refund_no, "refund_id": refund["refund_id"],
-                                  "refund_created": refund["created"]})
+                                  "refund_created": refund["created"],
+                                  "pay_time": self._dash_time(trade["time_end"])})
                     out.append(entry)
         out.sort(key=lambda e: e["time"])
         return out

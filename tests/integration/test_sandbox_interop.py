@@ -9,6 +9,10 @@ Run: /usr/bin/python3 -m pytest -q tests/integration/test_sandbox_interop.py
 """
 
 import base64
+import csv
+import datetime
+import hashlib
+import io
 import json
 import os
 import shutil
@@ -19,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+import zipfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -206,7 +211,8 @@ def _clear_faults(request):
     if "sandbox" in request.fixturenames:
         request.getfixturevalue("sandbox").ctl("/_sandbox/faults", {
             "drop_notify": False, "duplicate": 1, "wrong_amount": False, "bad_signature": False,
-            "delay_ms": 0, "http_5xx": False, "timeout": False})
+            "delay_ms": 0, "http_5xx": False, "timeout": False, "no_notify": False,
+            "refund_timeout": False})
 
 
 @pytest.fixture(scope="module")
@@ -593,3 +599,429 @@ def test_sigterm_stops_cleanly_and_keys_persist(tmp_path, keys):
             assert b"BEGIN PRIVATE KEY" in handle.read()
     finally:
         assert second.stop() == 0
+
+
+# ---------------------------------------------------------------------------
+# refunds, refund query, late payments, faults for active query (issue 4)
+
+
+def sdk_exec(node_sdk, sandbox, method, biz):
+    """One call through the official SDK (signs; verifies the reply sign)."""
+    out = json.loads(run_node(node_sdk, sandbox, "exec", "--method", method,
+                              "--biz", json.dumps(biz)))
+    assert out["ok"] is True, out
+    return out["result"]
+
+
+def call(sandbox, method, biz, **extra):
+    """A server call signed by this test; checks the reply sign; returns the inner object."""
+    status, body = sandbox.server_call(method, biz, **extra)
+    assert status == 200, body
+    key = method.replace(".", "_") + "_response"
+    inner, envelope = reply_object(body, key)
+    with open(sandbox.alipay_public, "rb") as handle:
+        assert alipay_sign.rsa2_verify(handle.read(), inner, envelope["sign"]), body
+    return json.loads(inner)
+
+
+def paid_trade(sandbox, out_trade_no, amount, notify_url=None):
+    extra = {"notify_url": notify_url} if notify_url else {}
+    reply = call(sandbox, "alipay.trade.precreate", {
+        "out_trade_no": out_trade_no, "total_amount": amount, "subject": "退款 refund"}, **extra)
+    assert reply["code"] == "10000", reply
+    return sandbox.ctl("/_sandbox/pay", {"out_trade_no": out_trade_no})
+
+
+def notes_of(receiver, out_trade_no):
+    return [r["fields"] for r in receiver.received if r["fields"].get("out_trade_no") == out_trade_no]
+
+
+GMT_REFUND_RE = r"20\d\d-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}"
+
+
+def test_sdk_refund_partial_full_idempotency_and_refund_query(node_sdk, sandbox, receiver):
+    import re
+    paid_trade(sandbox, "refund_sdk_1", "10.00", receiver.url)
+    first = sdk_exec(node_sdk, sandbox, "alipay.trade.refund", {
+        "out_trade_no": "refund_sdk_1", "refund_amount": "3.00", "out_request_no": "rq1",
+        "refund_reason": "课程退款"})
+    assert first["code"] == "10000" and first["fundChange"] == "Y"
+    assert first["refundFee"] == "3.00" and first["outTradeNo"] == "refund_sdk_1"
+    assert first["tradeNo"] == sandbox.trade("refund_sdk_1")["trade_no"]
+    assert first["buyerLogonId"] and re.fullmatch(r"20\d\d-\d\d-\d\d \d\d:\d\d:\d\d",
+                                                  first["gmtRefundPay"])
+    again = sdk_exec(node_sdk, sandbox, "alipay.trade.refund", {
+        "out_trade_no": "refund_sdk_1", "refund_amount": "3.00", "out_request_no": "rq1"})
+    assert again["code"] == "10000" and again["fundChange"] == "N"
+    assert again["refundFee"] == "3.00" and again["gmtRefundPay"] == first["gmtRefundPay"]
+    other = sdk_exec(node_sdk, sandbox, "alipay.trade.refund", {
+        "out_trade_no": "refund_sdk_1", "refund_amount": "3.01", "out_request_no": "rq1"})
+    assert other["code"] == "40004" and other["subCode"] == "ACQ.INVALID_PARAMETER"
+    over = sdk_exec(node_sdk, sandbox, "alipay.trade.refund", {
+        "out_trade_no": "refund_sdk_1", "refund_amount": "7.01", "out_request_no": "rq2"})
+    assert over["code"] == "40004" and over["subCode"] == "ACQ.REFUND_AMT_NOT_EQUAL_TOTAL"
+
+    found = sdk_exec(node_sdk, sandbox, "alipay.trade.fastpay.refund.query", {
+        "out_trade_no": "refund_sdk_1", "out_request_no": "rq1"})
+    assert found["code"] == "10000" and found["refundStatus"] == "REFUND_SUCCESS"
+    assert found["refundAmount"] == "3.00" and found["totalAmount"] == "10.00"
+    assert found["outRequestNo"] == "rq1" and found["tradeNo"] == first["tradeNo"]
+    # no such refund: 10000 without refund data (Alipay's documented behaviour)
+    missing = sdk_exec(node_sdk, sandbox, "alipay.trade.fastpay.refund.query", {
+        "out_trade_no": "refund_sdk_1", "out_request_no": "rq_never"})
+    assert missing["code"] == "10000"
+    assert "refundAmount" not in missing and "refundStatus" not in missing
+
+    # the rest: a full refund closes the trade
+    full = sdk_exec(node_sdk, sandbox, "alipay.trade.refund", {
+        "out_trade_no": "refund_sdk_1", "refund_amount": "7.00", "out_request_no": "rq2"})
+    assert full["fundChange"] == "Y" and full["refundFee"] == "10.00"
+    assert sdk_exec(node_sdk, sandbox, "alipay.trade.query", {
+        "out_trade_no": "refund_sdk_1"})["tradeStatus"] == "TRADE_CLOSED"
+    closed = sdk_exec(node_sdk, sandbox, "alipay.trade.refund", {
+        "out_trade_no": "refund_sdk_1", "refund_amount": "0.01", "out_request_no": "rq3"})
+    assert closed["code"] == "40004" and closed["subCode"] == "ACQ.TRADE_STATUS_ERROR"
+    repeat = sdk_exec(node_sdk, sandbox, "alipay.trade.refund", {
+        "out_trade_no": "refund_sdk_1", "refund_amount": "7.00", "out_request_no": "rq2"})
+    assert repeat["fundChange"] == "N" and repeat["refundFee"] == "10.00"
+    with_time = sdk_exec(node_sdk, sandbox, "alipay.trade.fastpay.refund.query", {
+        "out_trade_no": "refund_sdk_1", "out_request_no": "rq2",
+        "query_options": ["gmt_refund_pay"]})
+    assert with_time["refundAmount"] == "7.00" and with_time["gmtRefundPay"] == full["gmtRefundPay"]
+
+    # refund notifications: partial -> TRADE_SUCCESS, full -> TRADE_CLOSED, with refund fields
+    notes = wait_for(lambda: (lambda n: n if len(n) >= 3 else None)(
+        notes_of(receiver, "refund_sdk_1")))
+    assert len(notes) == 3, notes
+    payment, partial, whole = notes
+    assert payment["trade_status"] == "TRADE_SUCCESS" and "refund_fee" not in payment
+    assert partial["trade_status"] == "TRADE_SUCCESS"
+    assert partial["refund_fee"] == "3.00" and partial["out_biz_no"] == "rq1"
+    assert re.fullmatch(GMT_REFUND_RE, partial["gmt_refund"])
+    assert partial["total_amount"] == "10.00" and partial["gmt_payment"] == payment["gmt_payment"]
+    assert whole["trade_status"] == "TRADE_CLOSED"
+    assert whole["refund_fee"] == "10.00" and whole["out_biz_no"] == "rq2"
+    assert re.fullmatch(GMT_REFUND_RE, whole["gmt_refund"]) and whole["gmt_close"]
+    assert len({n["notify_id"] for n in notes}) == 3
+    for note in (partial, whole):
+        assert note["notify_type"] == "trade_status_sync"
+        assert sdk_check(node_sdk, sandbox, note)["valid"] is True
+    trade = sandbox.trade("refund_sdk_1")
+    assert trade["refund_amount"] == "10.00"
+    assert [r["out_request_no"] for r in trade["refunds"]] == ["rq1", "rq2"]
+    assert [n["kind"] for n in trade["notifications"]] == ["auto", "refund", "refund"]
+    assert [n["out_biz_no"] for n in trade["notifications"]] == [None, "rq1", "rq2"]
+
+
+def test_refund_notification_is_retried_until_success(sandbox, receiver):
+    paid_trade(sandbox, "refund_retry_1", "2.00", receiver.url)
+    receiver.replies = [b"fail", b"FAIL"]
+    reply = call(sandbox, "alipay.trade.refund", {
+        "out_trade_no": "refund_retry_1", "refund_amount": "2.00", "out_request_no": "all"})
+    assert reply["fund_change"] == "Y" and reply["refund_fee"] == "2.00"
+    trade = wait_for(lambda: (lambda t: t if t["notifications"][-1]["acked"] else None)(
+        sandbox.trade("refund_retry_1")))
+    note = trade["notifications"][-1]
+    assert note["kind"] == "refund" and note["trade_status"] == "TRADE_CLOSED"
+    assert [a["body"] for a in note["attempts"]] == ["fail", "FAIL", "success"]
+
+
+def test_refund_refusals_unpaid_closed_unknown_and_bad_parameters(sandbox):
+    call(sandbox, "alipay.trade.precreate", {"out_trade_no": "refund_unpaid_1",
+                                             "total_amount": "5.00", "subject": "u"})
+    biz = {"out_trade_no": "refund_unpaid_1", "refund_amount": "1.00", "out_request_no": "r1"}
+    unpaid = call(sandbox, "alipay.trade.refund", biz)
+    assert unpaid["code"] == "40004" and unpaid["sub_code"] == "ACQ.TRADE_STATUS_ERROR"
+    call(sandbox, "alipay.trade.close", {"out_trade_no": "refund_unpaid_1"})
+    closed = call(sandbox, "alipay.trade.refund", biz)
+    assert closed["sub_code"] == "ACQ.TRADE_STATUS_ERROR"
+    unknown = call(sandbox, "alipay.trade.refund", dict(biz, out_trade_no="refund_nope"))
+    assert unknown["code"] == "40004" and unknown["sub_code"] == "ACQ.TRADE_NOT_EXIST"
+    paid_trade(sandbox, "refund_params_1", "5.00")
+    base = {"out_trade_no": "refund_params_1", "refund_amount": "1.00", "out_request_no": "r1"}
+    for bad in ({"out_request_no": None}, {"refund_amount": "1.5"}, {"refund_amount": "0.00"},
+                {"refund_amount": 1}, {"out_request_no": "has space"}):
+        fields = {k: v for k, v in dict(base, **bad).items() if v is not None}
+        reply = call(sandbox, "alipay.trade.refund", fields)
+        assert reply["code"] == "40004" and reply["sub_code"] == "ACQ.INVALID_PARAMETER", bad
+    by_trade_no = call(sandbox, "alipay.trade.refund", {
+        "trade_no": sandbox.trade("refund_params_1")["trade_no"], "refund_amount": "1.00",
+        "out_request_no": "r1"})
+    assert by_trade_no["code"] == "10000" and by_trade_no["out_trade_no"] == "refund_params_1"
+    query = call(sandbox, "alipay.trade.fastpay.refund.query",
+                 {"out_trade_no": "refund_nope", "out_request_no": "r1"})
+    assert query["code"] == "40004" and query["sub_code"] == "ACQ.TRADE_NOT_EXIST"
+    query = call(sandbox, "alipay.trade.fastpay.refund.query", {"out_trade_no": "refund_params_1"})
+    assert query["sub_code"] == "ACQ.INVALID_PARAMETER"
+
+
+def test_no_notify_fault_pays_silently_and_query_shows_it(sandbox, receiver):
+    sandbox.ctl("/_sandbox/faults", {"no_notify": True})
+    assert sandbox.ctl("/_sandbox/faults")["no_notify"] is True
+    trade = paid_trade(sandbox, "no_notify_1", "4.00", receiver.url)
+    assert trade["status"] == "TRADE_SUCCESS" and trade["notifications"] == []
+    assert call(sandbox, "alipay.trade.query",
+                {"out_trade_no": "no_notify_1"})["trade_status"] == "TRADE_SUCCESS"
+    time.sleep(0.3)
+    assert notes_of(receiver, "no_notify_1") == []
+    sandbox.ctl("/_sandbox/faults", {"no_notify": False})
+    # refunds still notify: the switch is about the payment notification
+    call(sandbox, "alipay.trade.refund", {"out_trade_no": "no_notify_1", "refund_amount": "1.00",
+                                          "out_request_no": "r1"})
+    assert wait_for(lambda: notes_of(receiver, "no_notify_1"))[0]["out_biz_no"] == "r1"
+
+
+def test_refund_timeout_executes_the_refund_and_query_settles_it(sandbox, receiver):
+    paid_trade(sandbox, "refund_timeout_1", "6.00", receiver.url)
+    sandbox.ctl("/_sandbox/faults", {"refund_timeout": True})
+    params = sandbox.signed_params("alipay.trade.refund", {
+        "out_trade_no": "refund_timeout_1", "refund_amount": "6.00", "out_request_no": "rt1"})
+    req = urllib.request.Request(sandbox.gateway, method="POST",
+                                 data=urllib.parse.urlencode(params).encode())
+    started = time.time()
+    with pytest.raises((socket.timeout, urllib.error.URLError)):
+        http_call(req, timeout=1)
+    assert time.time() - started < 5
+    # other calls are served at once; the refund has happened
+    query = call(sandbox, "alipay.trade.fastpay.refund.query",
+                 {"out_trade_no": "refund_timeout_1", "out_request_no": "rt1"})
+    assert query["refund_status"] == "REFUND_SUCCESS" and query["refund_amount"] == "6.00"
+    assert call(sandbox, "alipay.trade.query",
+                {"out_trade_no": "refund_timeout_1"})["trade_status"] == "TRADE_CLOSED"
+    sandbox.ctl("/_sandbox/faults", {"refund_timeout": False})
+    # the caller retries with the same out_request_no: never refunded twice
+    retry = call(sandbox, "alipay.trade.refund", {
+        "out_trade_no": "refund_timeout_1", "refund_amount": "6.00", "out_request_no": "rt1"})
+    assert retry["fund_change"] == "N" and retry["refund_fee"] == "6.00"
+    assert len(sandbox.trade("refund_timeout_1")["refunds"]) == 1
+    note = wait_for(lambda: [n for n in notes_of(receiver, "refund_timeout_1")
+                             if n.get("out_biz_no") == "rt1"])
+    assert note[0]["trade_status"] == "TRADE_CLOSED"
+
+
+def test_pay_closed_late_payment_alipay(sandbox, receiver, node_sdk):
+    call(sandbox, "alipay.trade.precreate", {"out_trade_no": "late_1", "total_amount": "8.00",
+                                             "subject": "late"}, notify_url=receiver.url)
+    assert call(sandbox, "alipay.trade.close", {"out_trade_no": "late_1"})["code"] == "10000"
+    sandbox.ctl("/_sandbox/pay", {"out_trade_no": "late_1"}, expect=409)
+    trade = sandbox.ctl("/_sandbox/pay_closed", {"out_trade_no": "late_1"})
+    assert trade["status"] == "TRADE_SUCCESS" and trade["channel"] == "alipay"
+    assert trade["gmt_payment"] and trade["gmt_close"]
+    assert call(sandbox, "alipay.trade.query",
+                {"out_trade_no": "late_1"})["trade_status"] == "TRADE_SUCCESS"
+    note = notes_of(receiver, "late_1")[0]
+    assert note["trade_status"] == "TRADE_SUCCESS" and note["total_amount"] == "8.00"
+    assert sdk_check(node_sdk, sandbox, note)["valid"] is True
+    sandbox.ctl("/_sandbox/pay_closed", {"out_trade_no": "late_1"}, expect=409)
+    sandbox.ctl("/_sandbox/pay_closed", {"out_trade_no": "late_nope"}, expect=404)
+    sandbox.ctl("/_sandbox/pay_closed", {"out_trade_no": "late_1", "channel": "x"}, expect=400)
+    # the per-provider route, and a trade that was never closed
+    call(sandbox, "alipay.trade.precreate", {"out_trade_no": "late_2", "total_amount": "1.00",
+                                             "subject": "late"})
+    assert sandbox.ctl("/_sandbox/alipay/pay_closed",
+                       {"out_trade_no": "late_2"})["status"] == "TRADE_SUCCESS"
+    # a trade closed by a full refund cannot be paid again
+    paid_trade(sandbox, "late_3", "1.00")
+    call(sandbox, "alipay.trade.refund", {"out_trade_no": "late_3", "refund_amount": "1.00",
+                                          "out_request_no": "r"})
+    sandbox.ctl("/_sandbox/pay_closed", {"out_trade_no": "late_3"}, expect=409)
+
+
+def test_pay_closed_needs_channel_when_both_providers_know_the_number(sandbox):
+    call(sandbox, "alipay.trade.precreate", {"out_trade_no": "both_1", "total_amount": "1.00",
+                                             "subject": "both"})
+    fields = {"appid": "wx2421b1c4370ec43b", "mch_id": "1900000109", "nonce_str": "n1",
+              "body": "both", "out_trade_no": "both_1", "total_fee": "100",
+              "spbill_create_ip": "127.0.0.1", "notify_url": "http://127.0.0.1:9/n",
+              "trade_type": "NATIVE", "product_id": "p"}
+    text = "&".join("%s=%s" % (k, fields[k]) for k in sorted(fields)) + \
+        "&key=sandboxsandboxsandboxsandbox1234"
+    fields["sign"] = hashlib.md5(text.encode()).hexdigest().upper()
+    xml = "<xml>" + "".join("<%s>%s</%s>" % (k, v, k) for k, v in fields.items()) + "</xml>"
+    status, body = http_call(urllib.request.Request(sandbox.base + "/pay/unifiedorder",
+                                                    data=xml.encode(), method="POST"))
+    assert status == 200 and b"<result_code><![CDATA[SUCCESS]]>" in body, body
+    sandbox.ctl("/_sandbox/pay_closed", {"out_trade_no": "both_1"}, expect=400)
+    got = sandbox.ctl("/_sandbox/pay_closed", {"out_trade_no": "both_1", "channel": "wechat"})
+    assert got["channel"] == "wechat" and got["trade_state"] == "SUCCESS"
+    assert sandbox.trade("both_1")["status"] == "WAIT_BUYER_PAY"
+
+
+def test_two_payment_numbers_of_one_order_are_both_payable(sandbox, receiver):
+    for number in ("twice_1a", "twice_1b"):
+        trade = paid_trade(sandbox, number, "9.90", receiver.url)
+        assert trade["status"] == "TRADE_SUCCESS"
+    assert {n["out_trade_no"] for n in (notes_of(receiver, "twice_1a") + notes_of(receiver, "twice_1b"))} \
+        == {"twice_1a", "twice_1b"}
+    assert sandbox.trade("twice_1a")["trade_no"] != sandbox.trade("twice_1b")["trade_no"]
+
+
+# ---------------------------------------------------------------------------
+# bills (issue 5 groundwork): a fresh sandbox so that only these trades count
+
+
+def beijing_today():
+    return datetime.datetime.now(datetime.timezone(datetime.timedelta(hours=8))).strftime(
+        "%Y-%m-%d")
+
+
+@pytest.fixture(scope="module")
+def bill_box(tmp_path_factory, keys):
+    state = os.path.join(str(tmp_path_factory.mktemp("billbox")), "state")
+    box = Sandbox(state, *keys)
+    paid_trade(box, "bill_a", "10.00")
+    paid_trade(box, "bill_b", "2.50")
+    call(box, "alipay.trade.refund", {"out_trade_no": "bill_b", "refund_amount": "0.50",
+                                      "out_request_no": "bill_b_r1"})
+    call(box, "alipay.trade.precreate", {"out_trade_no": "bill_c", "total_amount": "3.00",
+                                         "subject": "unpaid, with a comma"})
+    paid_trade(box, "bill_d", "20.00")
+    call(box, "alipay.trade.refund", {"out_trade_no": "bill_d", "refund_amount": "20.00",
+                                      "out_request_no": "bill_d_all"})
+    yield box
+    assert box.stop() == 0, box.log_text()
+
+
+def fetch_bill(box, day, node_sdk=None):
+    """Query the URL (through the SDK when given), download, unzip, decode GBK."""
+    biz = {"bill_type": "trade", "bill_date": day}
+    if node_sdk:
+        reply = sdk_exec(node_sdk, box, "alipay.data.dataservice.bill.downloadurl.query", biz)
+        url = reply["billDownloadUrl"]
+    else:
+        reply = call(box, "alipay.data.dataservice.bill.downloadurl.query", biz)
+        assert reply["code"] == "10000", reply
+        url = reply["bill_download_url"]
+    assert url.startswith(box.base + "/bills/alipay/") and url.endswith(".zip")
+    status, data = http_call(urllib.request.Request(url))
+    assert status == 200
+    archive = zipfile.ZipFile(io.BytesIO(data))
+    infos = archive.infolist()
+    assert len(infos) == 2
+    for info in infos:
+        assert not info.flag_bits & 0x800      # GBK names, no UTF-8 flag
+    names = [info.filename.encode("cp437").decode("gbk") for info in infos]
+    texts = [archive.read(info).decode("gbk") for info in infos]
+    return url, names, texts
+
+
+def parse_detail(text):
+    lines = text.split("\r\n")
+    assert lines[-1] == ""
+    lines = lines[:-1]
+    start = next(i for i, l in enumerate(lines) if "业务明细列表" in l and "结束" not in l)
+    end = next(i for i, l in enumerate(lines) if "业务明细列表结束" in l)
+    header = next(csv.reader([lines[start + 1]]))
+    rows = [dict(zip(header, [f.strip() for f in row]))
+            for row in csv.reader(lines[start + 2:end])]
+    return lines, header, rows, lines[end + 1:]
+
+
+def fen(text):
+    negative = text.startswith("-")
+    whole, frac = text.lstrip("-").split(".")
+    value = int(whole) * 100 + int(frac)
+    return -value if negative else value
+
+
+def test_alipay_bill_zip_rows_totals_and_sign_convention(bill_box, node_sdk):
+    day = beijing_today()
+    _url, names, (detail, summary) = fetch_bill(bill_box, day, node_sdk)
+    stamp = day.replace("-", "")
+    assert names == ["20881021778468800156_%s_业务明细.csv" % stamp,
+                     "20881021778468800156_%s_业务明细(汇总).csv" % stamp]
+    lines, header, rows, footer = parse_detail(detail)
+    assert lines[0] == "#支付宝业务明细查询" and lines[1] == "#账号：[20881021778468800156]"
+    assert lines[2].startswith("#起始日期：[%s年%s月%s日 00:00:00]" % (day[:4], day[5:7], day[8:]))
+    assert header[:3] == ["支付宝交易号", "商户订单号", "业务类型"] and len(header) == 25
+    assert header[11:13] == ["订单金额（元）", "商家实收（元）"] and header[21:23] == [
+        "退款批次号/请求号", "服务费（元）"]
+    got = [(r["商户订单号"], r["业务类型"], r["订单金额（元）"], r["商家实收（元）"],
+            r["服务费（元）"], r["退款批次号/请求号"]) for r in rows]
+    assert sorted(got) == sorted([
+        ("bill_a", "交易", "10.00", "10.00", "-0.06", ""),
+        ("bill_b", "交易", "2.50", "2.50", "-0.02", ""),      # 1.5 fen rounds half up
+        ("bill_b", "退款", "2.50", "-0.50", "0.00", "bill_b_r1"),
+        ("bill_d", "交易", "20.00", "20.00", "-0.12", ""),
+        ("bill_d", "退款", "20.00", "-20.00", "0.12", "bill_d_all"),
+    ])
+    trade_a = bill_box.trade("bill_a")
+    row_a = next(r for r in rows if r["商户订单号"] == "bill_a")
+    assert row_a["支付宝交易号"] == trade_a["trade_no"] and row_a["完成时间"] == trade_a["gmt_payment"]
+    assert row_a["创建时间"] == trade_a["gmt_create"] and row_a["商品名称"] == "退款 refund"
+    assert "\t," in detail  # ids are padded with a tab, as Alipay does: readers trim
+    assert "业务明细列表结束" in lines[-4] and len(footer) == 3
+    assert footer[0] == "#交易合计：3笔，商家实收共32.50元，商家优惠共0.00元"
+    assert footer[1] == "#退款合计：2笔，商家实收退款共-20.50元，商家优惠退款共0.00元"
+    assert footer[2].startswith("#导出时间：[")
+    # summary: one 合计 row; totals equal the detail rows' sums
+    slines = summary.split("\r\n")
+    start = next(i for i, l in enumerate(slines) if "业务汇总列表" in l)
+    sheader = next(csv.reader([slines[start + 1]]))
+    total = dict(zip(sheader, next(csv.reader([slines[start + 2]]))))
+    assert total["门店编号"] == "合计"
+    assert total["交易订单总笔数"] == "3" and total["退款订单总笔数"] == "2"
+    assert total["订单金额（元）"] == "32.50" and total["商家实收（元）"] == "12.00"
+    assert fen(total["商家实收（元）"]) == sum(fen(r["商家实收（元）"]) for r in rows)
+    assert total["服务费（元）"] == "-0.08" == "-0.%02d" % -sum(fen(r["服务费（元）"]) for r in rows)
+    assert total["实收净额（元）"] == "11.92"
+    assert "业务汇总列表结束" in slines[start + 3]
+
+
+def test_alipay_bill_url_expires_and_no_bill_days(bill_box):
+    url, _, _ = fetch_bill(bill_box, beijing_today())
+    status, _ = http_call(urllib.request.Request(url.replace(".zip", "0.zip")))
+    assert status == 404
+    none = call(bill_box, "alipay.data.dataservice.bill.downloadurl.query",
+                {"bill_type": "trade", "bill_date": "2001-01-01"})
+    assert none["code"] == "40004" and none["sub_code"] == "isp.bill_not_exist"
+    for bad in ({"bill_type": "signcustomer", "bill_date": beijing_today()},
+                {"bill_type": "trade", "bill_date": "20010101"},
+                {"bill_type": "trade", "bill_date": "2001-02-30"}):
+        reply = call(bill_box, "alipay.data.dataservice.bill.downloadurl.query", bad)
+        assert reply["code"] == "40004" and reply["sub_code"] == "ACQ.INVALID_PARAMETER", bad
+    month = call(bill_box, "alipay.data.dataservice.bill.downloadurl.query",
+                 {"bill_type": "trade", "bill_date": beijing_today()[:7]})
+    assert month["code"] == "10000"
+
+
+def test_alipay_bill_discrepancy_injection(bill_box):
+    day = beijing_today()
+    specs = bill_box.ctl("/_sandbox/bill_faults", {
+        "channel": "alipay", "date": day.replace("-", ""), "amount_mismatch": "bill_a",
+        "fee_mismatch": ["bill_b"], "status_mismatch": "bill_c", "drop_row": "bill_d",
+        "extra_row": True})
+    assert specs == bill_box.ctl("/_sandbox/bill_faults")
+    assert specs[0]["date"] == day and specs[0]["extra_row"] == [
+        "SANDBOX_EXTRA_%s_1" % day.replace("-", "")]
+    try:
+        _, _, (detail, summary) = fetch_bill(bill_box, day)
+        _, _, rows, footer = parse_detail(detail)
+        by = {}
+        for row in rows:
+            by.setdefault(row["商户订单号"], []).append(row)
+        assert [r["商家实收（元）"] for r in by["bill_a"]] == ["10.01"]     # amount mismatch
+        assert [r["订单金额（元）"] for r in by["bill_a"]] == ["10.01"]
+        assert sorted(r["服务费（元）"] for r in by["bill_b"]) == ["-0.03", "0.01"]  # fee + 1 fen
+        assert [(r["业务类型"], r["商家实收（元）"]) for r in by["bill_c"]] == [("交易", "3.00")]
+        assert by["bill_c"][0]["商品名称"] == "unpaid, with a comma"      # csv-quoted
+        assert "bill_d" not in by                                        # missing at provider
+        extra = by["SANDBOX_EXTRA_%s_1" % day.replace("-", "")]
+        assert [(r["业务类型"], r["商家实收（元）"]) for r in extra] == [("交易", "1.00")]
+        assert footer[0] == "#交易合计：4笔，商家实收共16.51元，商家优惠共0.00元"
+        assert footer[1] == "#退款合计：1笔，商家实收退款共-0.50元，商家优惠退款共0.00元"
+        # status mismatch on a paid trade: its payment is listed as a refund
+        bill_box.ctl("/_sandbox/bill_faults", {"channel": "alipay", "date": day,
+                                               "status_mismatch": "bill_a"})
+        _, _, (detail, _s) = fetch_bill(bill_box, day)
+        _, _, rows, _ = parse_detail(detail)
+        row_a = [r for r in rows if r["商户订单号"] == "bill_a"]
+        assert [(r["业务类型"], r["商家实收（元）"]) for r in row_a] == [("退款", "-10.00")]
+        with pytest.raises(AssertionError):
+            bill_box.ctl("/_sandbox/bill_faults", {"channel": "alipay", "date": day,
+                                                   "nonsense": 1})
+    finally:
+        assert bill_box.ctl("/_sandbox/bill_faults", {"channel": "alipay", "date": day,
+                                                      "clear": True}) == []
+    _, _, (detail, _) = fetch_bill(bill_box, day)
+    assert len(parse_detail(detail)[2]) == 5
