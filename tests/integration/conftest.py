@@ -204,7 +204,12 @@ class Harness:
         if (self.db_dir / "mysqld.pid").exists():
             subprocess.run(["bash", str(REPO / "scripts/mariadb.sh"), "stop", str(self.db_dir)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        shutil.rmtree(RUN, ignore_errors=True)
+        # keep the previous session's logs next to the new ones
+        prev = RUN.parent / "test-prev"
+        shutil.rmtree(prev, ignore_errors=True)
+        if RUN.exists():
+            shutil.rmtree(RUN / "db", ignore_errors=True)
+            RUN.rename(prev)
         RUN.mkdir(parents=True)
         os.chmod(RUN, 0o755)
         ASAN_DIR.mkdir()
