@@ -14,8 +14,8 @@ $PAYGATE_BUILD (default <repo>/build); with the sanitizer build, any
 ASan/UBSan report file written during the session fails it.
 
 Environment knobs: PAYGATE_BUILD, PAYGATE_STACKS (comma-separated subset of
-the stack kinds), PAYGATE_KEEP_RUN=1 (leave logs; processes are still
-stopped).
+the stack kinds). Logs stay in run/test after the session; the previous
+session's are moved to run/test-prev.
 """
 
 import base64
@@ -26,12 +26,10 @@ import hmac
 import html.parser
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import time
-import urllib.parse
 import uuid
 from pathlib import Path
 
@@ -493,8 +491,6 @@ def harness():
     yield h
     errors = h.stop()
     reports = h.sanitizer_reports()
-    if not os.environ.get("PAYGATE_KEEP_RUN") and not reports and not errors:
-        pass  # logs stay under run/test for inspection either way
     if reports:
         pytest.fail("sanitizer reports were written during the session:\n" + "\n".join(reports),
                     pytrace=False)

@@ -5,7 +5,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import time
 import urllib.parse
 
@@ -67,9 +66,30 @@ def test_every_stack_reconnects_after_the_database_restart(harness):
 
 
 def _paygate_holds_connection(pid, port):
-    out = subprocess.run(["ss", "-Htnp", "state", "established", "( sport = :%d )" % port],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True).stdout
-    return ("pid=%d," % pid) in out
+    """True when process PID owns an established TCP socket whose local port
+    is PORT (read from /proc, no iproute2 needed)."""
+    inodes = set()
+    try:
+        for fd in os.listdir("/proc/%d/fd" % pid):
+            try:
+                link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+    except OSError:
+        return False
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = open(table).read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            local_port = int(f[1].rsplit(":", 1)[1], 16)
+            if local_port == port and f[3] == "01" and f[9] in inodes:
+                return True
+    return False
 
 
 def test_sigterm_lets_the_request_in_flight_finish(harness):
