@@ -9,6 +9,8 @@ rely on (state machine, retries, faults, mutual TLS on /secapi).
 Run: /usr/bin/python3 -m pytest -q tests/integration/test_sandbox_wechat.py
 """
 
+import datetime
+import gzip
 import hashlib
 import hmac
 import json
@@ -215,7 +217,8 @@ def _clear_faults(request):
     if "sandbox" in request.fixturenames:
         request.getfixturevalue("sandbox").ctl("/_sandbox/faults", {
             "drop_notify": False, "duplicate": 1, "wrong_amount": False, "bad_signature": False,
-            "delay_ms": 0, "http_5xx": False, "timeout": False})
+            "delay_ms": 0, "http_5xx": False, "timeout": False, "no_notify": False,
+            "refund_timeout": False})
 
 
 SUCCESS_REPLY = (b"<xml><return_code><![CDATA[SUCCESS]]></return_code>"
@@ -915,3 +918,292 @@ def test_sdk_check_notify_rejects_bad_sign(wx_sdk, sandbox, receiver):
                               input=out["xml"], capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["valid"] is expected
+
+
+
+# ---------------------------------------------------------------------------
+# refunds refused, faults for active query, late payments (issue 4)
+
+
+def signed_xml(fields, sign_type=None, key=API_KEY):
+    fields = dict({"appid": APPID, "mch_id": MCH_ID, "nonce_str": "5K8264ILTKCH16CQ"}, **fields)
+    if sign_type:
+        fields["sign_type"] = sign_type
+    fields["sign"] = indep_sign(fields, key, sign_type or "MD5")
+    return build_xml(fields)
+
+
+def refund_fields(out_trade_no, out_refund_no, total_fee, refund_fee, **extra):
+    return dict({"out_trade_no": out_trade_no, "out_refund_no": out_refund_no,
+                 "total_fee": str(total_fee), "refund_fee": str(refund_fee)}, **extra)
+
+
+def test_refund_of_an_unpaid_or_closed_trade_is_refused(sandbox):
+    sandbox.order("wx_ref_unpaid")
+    reply, _ = sandbox.call("/secapi/pay/refund", refund_fields("wx_ref_unpaid", "ru1", 1990, 1),
+                            tls="cert")
+    assert_signed_reply(reply)
+    assert reply["result_code"] == "FAIL" and reply["err_code"] == "INVALID_REQUEST"
+    sandbox.call("/pay/closeorder", {"out_trade_no": "wx_ref_unpaid"})
+    reply, _ = sandbox.call("/secapi/pay/refund", refund_fields("wx_ref_unpaid", "ru1", 1990, 1),
+                            tls="cert")
+    assert reply["err_code"] == "INVALID_REQUEST"
+    sandbox.ctl("/_sandbox/wechat/refunds/ru1", expect=404)
+
+
+def test_no_notify_fault_pays_silently_and_orderquery_shows_it(sandbox, receiver):
+    sandbox.ctl("/_sandbox/faults", {"no_notify": True})
+    sandbox.order("wx_silent_1", notify_url=receiver.url)
+    trade = sandbox.ctl("/_sandbox/wechat/pay", {"out_trade_no": "wx_silent_1"})
+    assert trade["trade_state"] == "SUCCESS" and trade["notifications"] == []
+    reply, _ = sandbox.call("/pay/orderquery", {"out_trade_no": "wx_silent_1"})
+    assert reply["trade_state"] == "SUCCESS" and reply["transaction_id"] == trade["transaction_id"]
+    time.sleep(0.3)
+    assert receiver.received == []
+    # the phone page's pay button obeys it too
+    sandbox.order("wx_silent_2", notify_url=receiver.url)
+    form = urllib.parse.urlencode({"prepay_id": sandbox.trade("wx_silent_2")["prepay_id"]})
+    status, _, _ = http_call(urllib.request.Request(sandbox.base + "/wechat/pay",
+                                                    data=form.encode(), method="POST"))
+    assert status == 200 and receiver.received == []
+    assert sandbox.trade("wx_silent_2")["trade_state"] == "SUCCESS"
+
+
+def test_refund_timeout_executes_the_refund_and_refundquery_settles_it(sandbox, receiver):
+    sandbox.order("wx_rto_1", notify_url=receiver.url)
+    sandbox.ctl("/_sandbox/wechat/pay", {"out_trade_no": "wx_rto_1"})
+    sandbox.ctl("/_sandbox/faults", {"refund_timeout": True})
+    body = signed_xml(refund_fields("wx_rto_1", "rto1", 1990, 1990, notify_url=receiver.url))
+    req = urllib.request.Request(sandbox.tls_base + "/secapi/pay/refund", data=body,
+                                 method="POST", headers={"Content-Type": "text/xml"})
+    started = time.time()
+    with pytest.raises((socket.timeout, urllib.error.URLError, TimeoutError)):
+        http_call(req, timeout=1, opener=sandbox.tls_opener(True))
+    assert time.time() - started < 5
+    # other calls are served; the refund exists
+    query, _ = sandbox.call("/pay/refundquery", {"out_refund_no": "rto1"})
+    assert query["result_code"] == "SUCCESS" and query["refund_fee_0"] == "1990"
+    refund_id = query["refund_id_0"]
+    sandbox.ctl("/_sandbox/faults", {"refund_timeout": False})
+    retry, _ = sandbox.call("/secapi/pay/refund",
+                            refund_fields("wx_rto_1", "rto1", 1990, 1990, notify_url=receiver.url),
+                            tls="cert")
+    assert retry["result_code"] == "SUCCESS" and retry["refund_id"] == refund_id
+    query, _ = sandbox.call("/pay/refundquery", {"out_trade_no": "wx_rto_1"})
+    assert query["refund_count"] == "1" and query["refund_fee"] == "1990"
+    assert wait_for(lambda: sandbox.ctl("/_sandbox/wechat/refunds/rto1")["refund_status"]
+                    == "SUCCESS")
+
+
+def test_pay_closed_late_payment_wechat(sandbox, receiver):
+    sandbox.order("wx_late_1", notify_url=receiver.url)
+    reply, _ = sandbox.call("/pay/closeorder", {"out_trade_no": "wx_late_1"})
+    assert reply["result_code"] == "SUCCESS"
+    sandbox.ctl("/_sandbox/wechat/pay", {"out_trade_no": "wx_late_1"}, expect=409)
+    trade = sandbox.ctl("/_sandbox/pay_closed", {"out_trade_no": "wx_late_1"})
+    assert trade["channel"] == "wechat" and trade["trade_state"] == "SUCCESS"
+    assert trade["transaction_id"] and trade["time_end"] and trade["time_close"]
+    reply, _ = sandbox.call("/pay/orderquery", {"out_trade_no": "wx_late_1"})
+    assert reply["trade_state"] == "SUCCESS"
+    note = receiver.fields(0)
+    assert note["out_trade_no"] == "wx_late_1" and note["result_code"] == "SUCCESS"
+    assert note["sign"] == indep_sign(note)
+    assert note["transaction_id"] == trade["transaction_id"]
+    # now refundable like any paid trade
+    reply, _ = sandbox.call("/secapi/pay/refund", refund_fields("wx_late_1", "late_r1", 1990, 1990),
+                            tls="cert")
+    assert reply["result_code"] == "SUCCESS"
+    sandbox.ctl("/_sandbox/pay_closed", {"out_trade_no": "wx_late_1"}, expect=409)
+    # the per-provider route; an expired trade (closed by time_expire)
+    expire = (datetime.datetime.now(datetime.timezone(datetime.timedelta(hours=8)))
+              + datetime.timedelta(seconds=1)).strftime("%Y%m%d%H%M%S")
+    sandbox.order("wx_late_2", time_expire=expire)
+    assert wait_for(lambda: sandbox.trade("wx_late_2")["trade_state"] == "CLOSED", timeout=5)
+    trade = sandbox.ctl("/_sandbox/wechat/pay_closed", {"out_trade_no": "wx_late_2",
+                                                        "openid": "oLATEopenid"})
+    assert trade["trade_state"] == "SUCCESS" and trade["openid"] == "oLATEopenid"
+    sandbox.ctl("/_sandbox/wechat/pay_closed", {"out_trade_no": "wx_late_none"}, expect=404)
+
+
+def test_two_payment_numbers_of_one_order_are_both_payable(sandbox, receiver):
+    ids = set()
+    for number in ("wx_twice_a", "wx_twice_b"):
+        sandbox.order(number, notify_url=receiver.url)
+        trade = sandbox.ctl("/_sandbox/wechat/pay", {"out_trade_no": number})
+        assert trade["trade_state"] == "SUCCESS"
+        ids.add(trade["transaction_id"])
+    assert len(ids) == 2
+    assert {receiver.fields(i)["out_trade_no"] for i in range(len(receiver.received))} == {
+        "wx_twice_a", "wx_twice_b"}
+
+
+# ---------------------------------------------------------------------------
+# bills (issue 5 groundwork): a fresh sandbox at 1.00% so only these trades count
+
+
+def beijing_day():
+    return datetime.datetime.now(datetime.timezone(datetime.timedelta(hours=8))).strftime("%Y%m%d")
+
+
+@pytest.fixture(scope="module")
+def bill_box(tmp_path_factory, app_public):
+    state = os.path.join(str(tmp_path_factory.mktemp("wxbills")), "state")
+    box = Sandbox(state, app_public, extra=["--fee-rate-bp", "100"])
+    for number, fee in (("wb1", 1990), ("wb2", 250), ("wb3", 300), ("wb4", 1000)):
+        box.order(number, total_fee=str(fee), body="账单 bill, " + number, attach="a=" + number)
+        if number != "wb3":
+            box.ctl("/_sandbox/wechat/pay", {"out_trade_no": number})
+    for number, fee, refund_no, refund in (("wb2", 250, "wb2_r1", 100),
+                                           ("wb4", 1000, "wb4_all", 1000)):
+        reply, _ = box.call("/secapi/pay/refund", refund_fields(number, refund_no, fee, refund),
+                            tls="cert")
+        assert reply["result_code"] == "SUCCESS"
+        assert wait_for(lambda: box.ctl("/_sandbox/wechat/refunds/" + refund_no)[
+            "refund_status"] == "SUCCESS")
+    yield box
+    assert box.stop() == 0, box.log_text()
+
+
+def download_bill(box, bill_date, **extra):
+    """Returns (content type, body bytes)."""
+    body = signed_xml(dict({"bill_date": bill_date}, **extra))
+    status, headers, data = http_call(urllib.request.Request(
+        box.base + "/pay/downloadbill", data=body, method="POST",
+        headers={"Content-Type": "text/xml"}))
+    assert status == 200
+    return headers["Content-Type"], data
+
+
+def parse_wechat_bill(text):
+    lines = text.split("\r\n")
+    assert lines[-1] == ""
+    lines = lines[:-1]
+    header = lines[0].split(",")
+    assert not header[0].startswith("`")
+    summary_at = next(i for i, l in enumerate(lines) if l.startswith("总交易单数"))
+    rows = []
+    for line in lines[1:summary_at]:
+        fields = line.split(",")
+        assert all(f.startswith("`") for f in fields), line
+        rows.append(dict(zip(header, [f[1:] for f in fields])))
+    assert len(lines) == summary_at + 2
+    sheader = lines[summary_at].split(",")
+    summary = dict(zip(sheader, [f[1:] for f in lines[summary_at + 1].split(",")]))
+    return header, rows, summary
+
+
+def yuan_fen(text):
+    sign = -1 if text.startswith("-") else 1
+    whole, frac = text.lstrip("-").split(".")
+    assert len(frac) in (2, 5) and (len(frac) == 2 or frac[2:] == "000")
+    return sign * (int(whole) * 100 + int(frac[:2]))
+
+
+def test_wechat_bill_all_rows_summary_and_gzip(bill_box):
+    day = beijing_day()
+    ctype, data = download_bill(bill_box, day, bill_type="ALL")
+    assert ctype.startswith("text/plain")
+    text = data.decode("utf-8")
+    header, rows, summary = parse_wechat_bill(text)
+    assert len(header) == 27 and header[0] == "交易时间" and header[-1] == "费率备注"
+    got = sorted((r["商户订单号"], r["交易状态"], r["应结订单金额"], r["退款金额"], r["手续费"],
+                  r["订单金额"], r["申请退款金额"], r["商户退款单号"]) for r in rows)
+    assert got == sorted([
+        ("wb1", "SUCCESS", "19.90", "0.00", "0.20000", "19.90", "0.00", "0"),  # 19.9 fen -> 20
+        ("wb2", "SUCCESS", "2.50", "0.00", "0.03000", "2.50", "0.00", "0"),    # 2.5 -> 3 (half up)
+        ("wb2", "REFUND", "0.00", "1.00", "-0.01000", "0.00", "1.00", "wb2_r1"),
+        ("wb4", "SUCCESS", "10.00", "0.00", "0.10000", "10.00", "0.00", "0"),
+        ("wb4", "REFUND", "0.00", "10.00", "-0.10000", "0.00", "10.00", "wb4_all"),
+    ])
+    trade = bill_box.trade("wb1")
+    row = next(r for r in rows if r["商户订单号"] == "wb1")
+    assert row["微信订单号"] == trade["transaction_id"] and row["公众账号ID"] == APPID
+    assert row["商户号"] == MCH_ID and row["费率"] == "1.00%" and row["货币种类"] == "CNY"
+    assert row["交易时间"].replace("-", "").replace(" ", "").replace(":", "") == trade["time_end"]
+    assert row["商品名称"] == "账单 bill， wb1"    # a comma inside a field becomes full-width
+    assert row["商户数据包"] == "a=wb1" and row["交易类型"] == "NATIVE"
+    refund = next(r for r in rows if r["商户退款单号"] == "wb4_all")
+    assert refund["微信退款单号"] == bill_box.ctl("/_sandbox/wechat/refunds/wb4_all")["refund_id"]
+    assert refund["退款类型"] == "ORIGINAL" and refund["退款状态"] == "SUCCESS"
+    assert summary == {"总交易单数": "5", "应结订单总金额": "32.40", "退款总金额": "11.00",
+                       "充值券退款总金额": "0.00", "手续费总金额": "0.22000", "订单总金额": "32.40",
+                       "申请退款总金额": "11.00"}
+    assert yuan_fen(summary["手续费总金额"]) == sum(yuan_fen(r["手续费"]) for r in rows)
+    assert yuan_fen(summary["应结订单总金额"]) == sum(yuan_fen(r["应结订单金额"]) for r in rows)
+    # gzip variant: the same text
+    ctype, packed = download_bill(bill_box, day, bill_type="ALL", tar_type="GZIP")
+    assert packed[:2] == b"\x1f\x8b" and gzip.decompress(packed) == data
+    # bill_type absent means ALL
+    assert download_bill(bill_box, day)[1] == data
+
+
+def test_wechat_bill_success_and_refund_types(bill_box):
+    day = beijing_day()
+    header, rows, summary = parse_wechat_bill(
+        download_bill(bill_box, day, bill_type="SUCCESS")[1].decode())
+    assert len(header) == 20 and "退款金额" not in header
+    assert sorted(r["商户订单号"] for r in rows) == ["wb1", "wb2", "wb4"]
+    assert summary["总交易单数"] == "3" and summary["退款总金额"] == "0.00"
+    header, rows, summary = parse_wechat_bill(
+        download_bill(bill_box, day, bill_type="REFUND")[1].decode())
+    assert len(header) == 29 and header[14:16] == ["退款申请时间", "退款成功时间"]
+    assert sorted(r["商户退款单号"] for r in rows) == ["wb2_r1", "wb4_all"]
+    assert all(r["交易状态"] == "REFUND" for r in rows)
+    refund = bill_box.ctl("/_sandbox/wechat/refunds/wb2_r1")
+    row = next(r for r in rows if r["商户退款单号"] == "wb2_r1")
+    assert row["退款成功时间"] == refund["success_time"] and row["退款申请时间"] == refund["created"]
+    time_end = bill_box.trade("wb2")["time_end"]
+    assert row["交易时间"].replace("-", "").replace(" ", "").replace(":", "") == time_end
+    assert summary == {"总交易单数": "2", "应结订单总金额": "0.00", "退款总金额": "11.00",
+                       "充值券退款总金额": "0.00", "手续费总金额": "-0.11000", "订单总金额": "0.00",
+                       "申请退款总金额": "11.00"}
+
+
+def test_wechat_bill_errors(bill_box):
+    for fields, msg in (({"bill_date": "20010101"}, "No Bill Exist"),
+                        ({"bill_date": "2001-01-01"}, "invalid bill_date"),
+                        ({"bill_date": "20010230"}, "invalid bill_date"),
+                        ({"bill_date": beijing_day(), "bill_type": "NOPE"}, "invalid bill_type"),
+                        ({"bill_date": beijing_day(), "tar_type": "ZIP"}, "invalid tar_type")):
+        ctype, data = download_bill(bill_box, **fields)
+        assert ctype.startswith("text/xml")
+        reply = xml_fields(data)
+        assert reply["return_code"] == "FAIL" and reply["return_msg"] == msg, reply
+    bad = signed_xml({"bill_date": beijing_day()}, key="k" * 32)
+    status, _, data = http_call(urllib.request.Request(bill_box.base + "/pay/downloadbill",
+                                                       data=bad, method="POST"))
+    assert xml_fields(data) == {"return_code": "FAIL", "return_msg": "签名错误"}
+
+
+def test_wechat_bill_discrepancy_injection(bill_box):
+    day = beijing_day()
+    bill_box.ctl("/_sandbox/bill_faults", {
+        "channel": "wechat", "date": day, "amount_mismatch": "wb1", "fee_mismatch": "wb2",
+        "status_mismatch": ["wb3"], "drop_row": "wb4", "extra_row": "WX_EXTRA_1"})
+    try:
+        _, rows, summary = parse_wechat_bill(download_bill(bill_box, day)[1].decode())
+        by = {}
+        for row in rows:
+            by.setdefault(row["商户订单号"], []).append(row)
+        assert [(r["应结订单金额"], r["订单金额"]) for r in by["wb1"]] == [("19.91", "19.91")]
+        assert sorted(r["手续费"] for r in by["wb2"]) == ["-0.02000", "0.04000"]
+        assert [(r["交易状态"], r["应结订单金额"]) for r in by["wb3"]] == [("SUCCESS", "3.00")]
+        assert "wb4" not in by
+        assert [(r["交易状态"], r["应结订单金额"]) for r in by["WX_EXTRA_1"]] == [("SUCCESS", "1.00")]
+        assert summary["总交易单数"] == "5" and summary["应结订单总金额"] == "26.41"
+        # the Alipay channel of the same day is unaffected
+        assert all(s["channel"] == "wechat" for s in bill_box.ctl("/_sandbox/bill_faults"))
+        # status mismatch on a paid trade: its payment shows as a refund
+        bill_box.ctl("/_sandbox/bill_faults", {"channel": "wechat", "date": day,
+                                               "status_mismatch": "wb1"})
+        _, rows, _ = parse_wechat_bill(download_bill(bill_box, day)[1].decode())
+        assert [(r["交易状态"], r["退款金额"]) for r in rows if r["商户订单号"] == "wb1"] == [
+            ("REFUND", "19.90")]
+    finally:
+        bill_box.ctl("/_sandbox/bill_faults", {"channel": "wechat", "date": day, "clear": True})
+    _, rows, _ = parse_wechat_bill(download_bill(bill_box, day)[1].decode())
+    assert len(rows) == 5
+    bill_box.ctl("/_sandbox/reset", {})
+    assert bill_box.ctl("/_sandbox/bill_faults") == []
+    ctype, data = download_bill(bill_box, day)
+    assert xml_fields(data)["return_msg"] == "No Bill Exist"
