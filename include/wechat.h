@@ -145,17 +145,23 @@ typedef struct wechat_refund_result {
     int64_t refund_fee;
 } wechat_refund_result_t;
 
-/* /secapi/pay/refund over mutual TLS (client certificate). Outcome:
+/* /secapi/pay/refund over mutual TLS (client certificate). refund_desc is
+ * cut to 80 bytes at a UTF-8 boundary. Outcome:
  *   PG_OK            accepted (the refund then completes asynchronously)
  *   PG_ERR_CONFLICT  refused, nothing happened: result_code FAIL with an
  *                    err_code other than SYSTEMERROR / BIZERR_NEED_RETRY /
- *                    FREQUENCY_LIMITED, or return_code FAIL (the request was
- *                    not processed, e.g. a bad parameter or sign)
+ *                    FREQUENCY_LIMITED; return_code FAIL (the request was
+ *                    not processed, e.g. a bad parameter or sign) unless
+ *                    return_msg speaks of a system error/busy/timeout
  *   PG_ERR_TIMEOUT   outcome unknown: timeouts, transport errors, HTTP
  *                    statuses other than 200, SYSTEMERROR,
  *                    BIZERR_NEED_RETRY, FREQUENCY_LIMITED, a reply whose
- *                    sign fails or that cannot be parsed, a success reply
- *                    without refund_id: query, never refund twice
+ *                    sign fails, that cannot be parsed or names another
+ *                    merchant, result_code FAIL without err_code, a
+ *                    success reply without refund_id / with a bad
+ *                    refund_fee / for another out_refund_no, connection
+ *                    refused (httpc cannot say whether bytes left): query,
+ *                    never refund twice
  *   PG_ERR_CONFIG    no client certificate/key or API key configured
  *   PG_ERR_BAD_INPUT nothing was sent (bad request fields)
  * err_code gets WeChat's err_code when there was one. */
@@ -170,10 +176,11 @@ typedef struct wechat_refund_state {
 } wechat_refund_state_t;
 
 /* /pay/refundquery by out_refund_no: picks the entry N whose out_refund_no_N
- * equals ours (none -> PG_ERR_MISMATCH). err_code REFUNDNOTEXIST -> PG_OK,
- * found=false. Missing refund_status_N or a malformed refund_fee_N ->
- * PG_ERR_UPSTREAM; timeouts, SYSTEMERROR -> PG_ERR_TIMEOUT; other failures
- * as wechat_call. */
+ * equals ours (none -> PG_ERR_MISMATCH). A signed err_code REFUNDNOTEXIST ->
+ * PG_OK, found=false. refund_status_N missing or not one of the four, or
+ * refund_fee_N missing or malformed -> PG_ERR_UPSTREAM; timeouts, HTTP
+ * statuses other than 200, SYSTEMERROR -> PG_ERR_TIMEOUT; other failures as
+ * wechat_call. */
 pg_err wechat_refundquery(arena_t *a, const wechat_client_t *c, const char *out_refund_no,
                           wechat_refund_state_t *out, char err_code[64], buf_t *err);
 
@@ -186,10 +193,11 @@ typedef struct wechat_refund_notify {
 /* Verifies a refund notification body: outer XML (PG_ERR_BAD_INPUT /
  * PG_ERR_TOO_LARGE), return_code SUCCESS (else PG_ERR_BAD_INPUT), appid and
  * mch_id ours (PG_ERR_MISMATCH), req_info present (PG_ERR_BAD_INPUT), then
- * req_info decrypted with wechat_decrypt_req_info (any failure ->
- * PG_ERR_BAD_SIGNATURE: decrypting is the authentication), then required
- * out_trade_no, out_refund_no, refund_status, refund_fee and total_fee
- * (strict fen) (PG_ERR_BAD_INPUT). reason gets a short log text. */
+ * req_info decrypted with wechat_decrypt_req_info (any failure, bad base64
+ * included -> PG_ERR_BAD_SIGNATURE: decrypting is the authentication), then
+ * required out_trade_no, out_refund_no, refund_status (SUCCESS, CHANGE or
+ * REFUNDCLOSE), refund_fee and total_fee (strict fen) (PG_ERR_BAD_INPUT).
+ * No sign is involved. reason gets a short log text. */
 pg_err wechat_verify_refund_notify(arena_t *a, const wechat_client_t *c, const char *body,
                                    size_t len, wechat_refund_notify_t *out, buf_t *reason);
 

@@ -259,8 +259,18 @@ static char *join_url(arena_t *a, const char *gateway, const char *path)
     return arena_printf(a, "%.*s%s", (int)glen, gateway, path);
 }
 
-pg_err wechat_call(arena_t *a, const wechat_client_t *c, const char *path, kv_list_t *params,
-                   bool with_client_cert, kv_list_t *reply, char err_code[64], buf_t *err)
+/* How far a call got: refunds map failures by stage, since "nothing was
+ * sent" and "sent, answer unknown" differ. */
+typedef enum {
+    CALL_NOT_SENT,      /* configuration, fields or signing */
+    CALL_TRANSPORT,     /* httpc failed: timeout, connection, TLS */
+    CALL_HTTP_STATUS,   /* HTTP status other than 200 */
+    CALL_REPLY          /* wechat_check_reply ran */
+} call_stage_t;
+
+static pg_err call_staged(arena_t *a, const wechat_client_t *c, const char *path, kv_list_t *params,
+                          bool with_client_cert, kv_list_t *reply, char err_code[64],
+                          call_stage_t *stage, buf_t *err)
 {
     char nonce[WECHAT_NONCE_LEN + 1], sign[65];
     httpc_opts_t opts;
@@ -269,6 +279,7 @@ pg_err wechat_call(arena_t *a, const wechat_client_t *c, const char *path, kv_li
     char *url;
     pg_err rc;
 
+    *stage = CALL_NOT_SENT;
     copy_err_code(err_code, "");
     kv_init(reply, a);
     if (c == NULL || is_empty(c->gateway) || is_empty(c->appid) || is_empty(c->mch_id) ||
@@ -315,14 +326,26 @@ pg_err wechat_call(arena_t *a, const wechat_client_t *c, const char *path, kv_li
     if ((url = join_url(a, c->gateway, path)) == NULL)
         return PG_ERR_NOMEM;
 
+    *stage = CALL_TRANSPORT;
     rc = httpc_post(a, url, WECHAT_XML_CT, xml.data, xml.len, &opts, &resp, err);
+    if (rc == PG_ERR_UPSTREAM && resp.status >= 500)
+        *stage = CALL_HTTP_STATUS;   /* httpc refuses 5xx itself */
     if (rc != PG_OK)
         return rc;
     if (resp.status != 200) {
+        *stage = CALL_HTTP_STATUS;
         set_err(err, "wechat: HTTP %ld from gateway for %s", resp.status, path);
         return PG_ERR_UPSTREAM;
     }
+    *stage = CALL_REPLY;
     return wechat_check_reply(a, c, resp.body.data, resp.body.len, reply, err_code, err);
+}
+
+pg_err wechat_call(arena_t *a, const wechat_client_t *c, const char *path, kv_list_t *params,
+                   bool with_client_cert, kv_list_t *reply, char err_code[64], buf_t *err)
+{
+    call_stage_t stage;
+    return call_staged(a, c, path, params, with_client_cert, reply, err_code, &stage, err);
 }
 
 /* ------------------------------------------------------------------ */
@@ -554,6 +577,214 @@ pg_err wechat_closeorder(arena_t *a, const wechat_client_t *c, const char *out_t
 }
 
 /* ------------------------------------------------------------------ */
+/* refund, refundquery                                                 */
+
+#define WECHAT_OUT_REFUND_NO_MAX 64
+#define WECHAT_REFUND_DESC_MAX 80
+/* Numbered refund entries: WeChat allows at most 50 refunds per order. */
+#define WECHAT_REFUND_ENTRIES_MAX 100
+
+static int valid_out_refund_no(const char *s)
+{
+    size_t n = 0;
+    if (s == NULL)
+        return 0;
+    for (; s[n] != '\0'; n++) {
+        char ch = s[n];
+        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+              ch == '_' || ch == '-' || ch == '|' || ch == '*' || ch == '@'))
+            return 0;
+    }
+    return n >= 1 && n <= WECHAT_OUT_REFUND_NO_MAX;
+}
+
+/* err_codes after which the outcome of a refund is not known (WeChat: call
+ * again with the same out_refund_no, or query). */
+static int refund_err_is_retry(const char *code)
+{
+    return str_is(code, "SYSTEMERROR") || str_is(code, "BIZERR_NEED_RETRY") ||
+           str_is(code, "FREQUENCY_LIMITED");
+}
+
+/* return_code FAIL normally means the request was refused before any
+ * processing (bad sign, bad parameter, bad certificate): nothing happened.
+ * When the message says the system was busy or failing we do not know. */
+static int return_msg_is_system(const char *msg)
+{
+    return msg != NULL && (strstr(msg, "SYSTEMERROR") != NULL ||
+                           strstr(msg, "\xe7\xb3\xbb\xe7\xbb\x9f\xe7\xb9\x81\xe5\xbf\x99") != NULL ||  /* 系统繁忙 */
+                           strstr(msg, "\xe7\xb3\xbb\xe7\xbb\x9f\xe9\x94\x99\xe8\xaf\xaf") != NULL ||  /* 系统错误 */
+                           strstr(msg, "\xe7\xb3\xbb\xe7\xbb\x9f\xe8\xb6\x85\xe6\x97\xb6") != NULL);   /* 系统超时 */
+}
+
+static pg_err map_refund(pg_err rc, call_stage_t stage, const kv_list_t *reply, const char *code,
+                         buf_t *err)
+{
+    const char *return_code;
+
+    if (rc == PG_OK || stage == CALL_NOT_SENT)
+        return rc;
+    if (stage != CALL_REPLY || rc != PG_ERR_UPSTREAM)
+        return PG_ERR_TIMEOUT;   /* transport, HTTP status, bad sign, other merchant */
+    return_code = kv_get(reply, "return_code");
+    if (return_code == NULL)
+        return PG_ERR_TIMEOUT;   /* not XML, or not WeChat's */
+    if (!str_is(return_code, WECHAT_SUCCESS)) {
+        if (return_msg_is_system(kv_get(reply, "return_msg")))
+            return PG_ERR_TIMEOUT;
+        return PG_ERR_CONFLICT;
+    }
+    /* signed result_code FAIL */
+    if (is_empty(code) || refund_err_is_retry(code)) {
+        if (is_empty(code))
+            set_err(err, "wechat: refund result_code FAIL without err_code: outcome unknown");
+        return PG_ERR_TIMEOUT;
+    }
+    return PG_ERR_CONFLICT;
+}
+
+pg_err wechat_refund(arena_t *a, const wechat_client_t *c, const wechat_refund_req_t *r,
+                     wechat_refund_result_t *out, char err_code[64], buf_t *err)
+{
+    char code[WECHAT_ERR_CODE_LEN], total[24], fee[24];
+    kv_list_t params, reply;
+    call_stage_t stage;
+    const char *v;
+    char *desc = NULL;
+    pg_err rc;
+
+    memset(out, 0, sizeof *out);
+    copy_err_code(err_code, "");
+    if (c == NULL || r == NULL) {
+        set_err(err, "wechat: no client or refund");
+        return PG_ERR_CONFIG;
+    }
+    if (is_empty(c->client_cert) || is_empty(c->client_key)) {
+        set_err(err, "wechat: refunds need the merchant client certificate and key");
+        return PG_ERR_CONFIG;
+    }
+    if (!valid_out_trade_no(r->out_trade_no) || !valid_out_refund_no(r->out_refund_no) ||
+        r->total_fee <= 0 || r->total_fee > MONEY_MAX_FEN || r->refund_fee <= 0 ||
+        r->refund_fee > r->total_fee) {
+        set_err(err, "wechat: bad refund (out_trade_no, out_refund_no or amounts)");
+        return PG_ERR_BAD_INPUT;
+    }
+    if (!is_empty(r->refund_desc) &&
+        (desc = arena_strndup(a, r->refund_desc, strlen(r->refund_desc))) == NULL)
+        return PG_ERR_NOMEM;
+    if (desc != NULL && strlen(desc) > WECHAT_REFUND_DESC_MAX) {
+        /* cut at a UTF-8 boundary, like the order body */
+        size_t cut = WECHAT_REFUND_DESC_MAX;
+        while (cut > 0 && ((unsigned char)desc[cut] & 0xC0) == 0x80)
+            cut--;
+        desc[cut] = '\0';
+    }
+    snprintf(total, sizeof total, "%lld", (long long)r->total_fee);
+    snprintf(fee, sizeof fee, "%lld", (long long)r->refund_fee);
+    kv_init(&params, a);
+    if ((rc = kv_add(&params, "out_trade_no", r->out_trade_no)) != PG_OK ||
+        (rc = kv_add(&params, "out_refund_no", r->out_refund_no)) != PG_OK ||
+        (rc = kv_add(&params, "total_fee", total)) != PG_OK ||
+        (rc = kv_add(&params, "refund_fee", fee)) != PG_OK)
+        return rc;
+    if (desc != NULL && (rc = kv_add(&params, "refund_desc", desc)) != PG_OK)
+        return rc;
+    if (!is_empty(r->notify_url) && (rc = kv_add(&params, "notify_url", r->notify_url)) != PG_OK)
+        return rc;
+
+    rc = call_staged(a, c, "/secapi/pay/refund", &params, true, &reply, code, &stage, err);
+    copy_err_code(err_code, code);
+    rc = map_refund(rc, stage, &reply, code, err);
+    if (rc != PG_OK)
+        return rc;
+
+    /* Signed SUCCESS: accepted. A reply we cannot read is "unknown". */
+    v = kv_get(&reply, "out_refund_no");
+    if (v != NULL && strcmp(v, r->out_refund_no) != 0) {
+        set_err(err, "wechat: refund reply is for out_refund_no %.64s, not ours", v);
+        return PG_ERR_TIMEOUT;
+    }
+    out->refund_id = opt_field(&reply, "refund_id");
+    v = opt_field(&reply, "refund_fee");
+    if (out->refund_id == NULL || v == NULL || money_parse_fen(v, MONEY_MAX_FEN, &out->refund_fee) != PG_OK) {
+        set_err(err, "wechat: refund reply lacks refund_id or has a bad refund_fee");
+        memset(out, 0, sizeof *out);
+        return PG_ERR_TIMEOUT;
+    }
+    return PG_OK;
+}
+
+static int known_refund_status(const char *s)
+{
+    return str_is(s, "SUCCESS") || str_is(s, "PROCESSING") || str_is(s, "REFUNDCLOSE") ||
+           str_is(s, "CHANGE");
+}
+
+pg_err wechat_refundquery(arena_t *a, const wechat_client_t *c, const char *out_refund_no,
+                          wechat_refund_state_t *out, char err_code[64], buf_t *err)
+{
+    char code[WECHAT_ERR_CODE_LEN], key[40];
+    kv_list_t params, reply;
+    call_stage_t stage;
+    const char *v, *fee;
+    int n, hit = -1;
+    pg_err rc;
+
+    memset(out, 0, sizeof *out);
+    copy_err_code(err_code, "");
+    if (!valid_out_refund_no(out_refund_no)) {
+        set_err(err, "wechat: bad out_refund_no");
+        return PG_ERR_BAD_INPUT;
+    }
+    kv_init(&params, a);
+    if ((rc = kv_add(&params, "out_refund_no", out_refund_no)) != PG_OK)
+        return rc;
+    rc = call_staged(a, c, "/pay/refundquery", &params, false, &reply, code, &stage, err);
+    copy_err_code(err_code, code);
+    if (rc == PG_ERR_UPSTREAM && strcmp(code, "REFUNDNOTEXIST") == 0)
+        return PG_OK;   /* signed: WeChat has no such refund */
+    if (rc == PG_ERR_UPSTREAM && strcmp(code, "SYSTEMERROR") == 0)
+        return PG_ERR_TIMEOUT;
+    if (rc != PG_OK)
+        return stage == CALL_HTTP_STATUS ? PG_ERR_TIMEOUT : rc;
+
+    /* The reply lists the order's refunds as out_refund_no_0, _1, ...; ours
+     * is the one whose number we sent. */
+    for (n = 0; n < WECHAT_REFUND_ENTRIES_MAX; n++) {
+        snprintf(key, sizeof key, "out_refund_no_%d", n);
+        v = kv_get(&reply, key);
+        if (v == NULL)
+            break;
+        if (strcmp(v, out_refund_no) == 0) {
+            hit = n;
+            break;
+        }
+    }
+    if (hit < 0) {
+        set_err(err, "wechat: refundquery reply does not list out_refund_no %s", out_refund_no);
+        return PG_ERR_MISMATCH;
+    }
+    snprintf(key, sizeof key, "refund_status_%d", hit);
+    v = opt_field(&reply, key);
+    if (!known_refund_status(v)) {
+        set_err(err, "wechat: refundquery reply has %s=%.32s", key, v != NULL ? v : "(none)");
+        return PG_ERR_UPSTREAM;
+    }
+    snprintf(key, sizeof key, "refund_fee_%d", hit);
+    fee = opt_field(&reply, key);
+    if (fee == NULL || money_parse_fen(fee, MONEY_MAX_FEN, &out->refund_fee) != PG_OK) {
+        set_err(err, "wechat: refundquery reply has a bad %s", key);
+        out->refund_fee = 0;
+        return PG_ERR_UPSTREAM;
+    }
+    out->refund_status = v;
+    snprintf(key, sizeof key, "refund_id_%d", hit);
+    out->refund_id = opt_field(&reply, key);
+    out->found = true;
+    return PG_OK;
+}
+
+/* ------------------------------------------------------------------ */
 /* Notifications                                                       */
 
 pg_err wechat_verify_notify(arena_t *a, const wechat_client_t *c, const char *body, size_t len,
@@ -725,4 +956,90 @@ done:
     buf_wipe(&cipher);
     buf_wipe(&plain);
     return rc;
+}
+
+static int known_refund_notify_status(const char *s)
+{
+    return str_is(s, "SUCCESS") || str_is(s, "CHANGE") || str_is(s, "REFUNDCLOSE");
+}
+
+pg_err wechat_verify_refund_notify(arena_t *a, const wechat_client_t *c, const char *body,
+                                   size_t len, wechat_refund_notify_t *out, buf_t *reason)
+{
+    kv_list_t f, info;
+    const char *v, *req_info, *total, *fee;
+    pg_err rc;
+
+    memset(out, 0, sizeof *out);
+    if (c == NULL || is_empty(c->api_key) || is_empty(c->appid) || is_empty(c->mch_id)) {
+        set_err(reason, "appid, mch_id and api_key must be configured");
+        return PG_ERR_CONFIG;
+    }
+    rc = xml_parse_flat(a, body, len, &f, reason);
+    if (rc != PG_OK)
+        return rc;
+    v = kv_get(&f, "return_code");
+    if (!str_is(v, WECHAT_SUCCESS)) {
+        set_err(reason, "return_code %.16s", v != NULL ? v : "(none)");
+        return PG_ERR_BAD_INPUT;
+    }
+    /* No sign on refund notifications: the identity fields are checked in
+     * clear, and the encrypted req_info authenticates the content. */
+    v = kv_get(&f, "appid");
+    if (v == NULL || strcmp(v, c->appid) != 0) {
+        set_err(reason, "appid mismatch: %.40s", v != NULL ? v : "(none)");
+        return PG_ERR_MISMATCH;
+    }
+    v = kv_get(&f, "mch_id");
+    if (v == NULL || strcmp(v, c->mch_id) != 0) {
+        set_err(reason, "mch_id mismatch: %.40s", v != NULL ? v : "(none)");
+        return PG_ERR_MISMATCH;
+    }
+    req_info = opt_field(&f, "req_info");
+    if (req_info == NULL) {
+        set_err(reason, "req_info missing");
+        return PG_ERR_BAD_INPUT;
+    }
+    rc = wechat_decrypt_req_info(a, c->api_key, req_info, &info, reason);
+    if (rc == PG_ERR_NOMEM || rc == PG_ERR_CONFIG || rc == PG_ERR_INTERNAL)
+        return rc;
+    if (rc != PG_OK) {
+        /* Being able to decrypt is the authentication: anything else
+         * (not base64, wrong key, garbage, too large) is unauthenticated. */
+        set_err(reason, "req_info does not decrypt with our key");
+        return PG_ERR_BAD_SIGNATURE;
+    }
+
+    out->out_trade_no = opt_field(&info, "out_trade_no");
+    out->out_refund_no = opt_field(&info, "out_refund_no");
+    out->refund_status = opt_field(&info, "refund_status");
+    total = opt_field(&info, "total_fee");
+    fee = opt_field(&info, "refund_fee");
+    if (out->out_trade_no == NULL || out->out_refund_no == NULL || out->refund_status == NULL ||
+        total == NULL || fee == NULL) {
+        set_err(reason, "req_info lacks %s",
+                out->out_trade_no == NULL    ? "out_trade_no"
+                : out->out_refund_no == NULL ? "out_refund_no"
+                : out->refund_status == NULL ? "refund_status"
+                : total == NULL              ? "total_fee"
+                                             : "refund_fee");
+        goto bad;
+    }
+    if (!known_refund_notify_status(out->refund_status)) {
+        set_err(reason, "req_info refund_status %.32s", out->refund_status);
+        goto bad;
+    }
+    if (money_parse_fen(total, MONEY_MAX_FEN, &out->total_fee) != PG_OK ||
+        money_parse_fen(fee, MONEY_MAX_FEN, &out->refund_fee) != PG_OK) {
+        set_err(reason, "req_info has a bad total_fee or refund_fee");
+        goto bad;
+    }
+    out->transaction_id = opt_field(&info, "transaction_id");
+    out->refund_id = opt_field(&info, "refund_id");
+    out->success_time = opt_field(&info, "success_time");
+    set_err(reason, "ok");
+    return PG_OK;
+bad:
+    memset(out, 0, sizeof *out);
+    return PG_ERR_BAD_INPUT;
 }

@@ -1,8 +1,9 @@
 /* WeChat Pay v2 adapter tests. Expected signs come from the documented
  * example in PROTOCOLS.md, from openssl commands written next to them, or
  * from tests/fixtures/wechat/make_fixtures.sh (openssl CLI only) — never
- * from our own signing code. Calls run against a one-shot fake gateway on
- * loopback (forked child), so no network is needed. Run with cwd
+ * from our own signing code. Calls (unifiedorder ... refund, refundquery)
+ * run against a one-shot fake gateway on loopback (forked child), so no
+ * network is needed. Run with cwd
  * tests/unit. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -1090,6 +1091,472 @@ static void test_call_http_errors_and_timeouts(void **state)
     arena_free(&a);
 }
 
+/* ------------------------------------------------------------------ */
+/* refund, refundquery, refund notification                            */
+
+#define OUT_TRADE_NO "PG20261124201500W1"
+#define OUT_REFUND_NO "RF20261125100000R1"
+
+/* One exchange with the fake gateway: status 0 = never answer (the client's
+ * total timeout is cut to 300 ms); fixture (a file) or text is the body. */
+typedef struct exchange {
+    int status;
+    const char *fixture;
+    const char *text;
+    fake_gw_t g;
+    char *request;          /* filled by exchange_end */
+} exchange_t;
+
+static wechat_client_t refund_client(void)
+{
+    wechat_client_t c = client();
+    /* only used for TLS; the fake gateway speaks plain HTTP */
+    c.client_cert = "/etc/paygate/wechat/apiclient_cert.pem";
+    c.client_key = "/etc/paygate/wechat/apiclient_key.pem";
+    return c;
+}
+
+static void exchange_begin(arena_t *a, exchange_t *x, wechat_client_t *c)
+{
+    const char *body = x->fixture != NULL ? fixture(a, x->fixture) : x->text != NULL ? x->text : "";
+    fake_gw_start(&x->g, x->status != 0 ? x->status : 200, body, x->status == 0 ? 5 : 0);
+    c->gateway = gw_url(a, &x->g);
+    if (x->status == 0)
+        c->http.total_timeout_ms = 300;
+}
+
+static void exchange_end(arena_t *a, exchange_t *x)
+{
+    x->request = fake_gw_finish(&x->g, a, x->status == 0);
+}
+
+static wechat_refund_req_t refund_req(void)
+{
+    wechat_refund_req_t r;
+    memset(&r, 0, sizeof r);
+    r.out_trade_no = OUT_TRADE_NO;
+    r.out_refund_no = OUT_REFUND_NO;
+    r.total_fee = 9900;
+    r.refund_fee = 3300;
+    return r;
+}
+
+static pg_err run_refund(arena_t *a, exchange_t *x, const wechat_refund_req_t *r,
+                         wechat_refund_result_t *out, char code[64], buf_t *err)
+{
+    wechat_client_t c = refund_client();
+    pg_err rc;
+    exchange_begin(a, x, &c);
+    rc = wechat_refund(a, &c, r, out, code, err);
+    exchange_end(a, x);
+    return rc;
+}
+
+static void test_refund_request_fields_and_accepted(void **state)
+{
+    exchange_t x = { .status = 200, .fixture = "reply_refund_ok.xml" };
+    wechat_refund_req_t r = refund_req();
+    wechat_refund_result_t out;
+    kv_list_t req;
+    arena_t a;
+    buf_t err;
+    char code[64], desc[100];
+    int i;
+    (void)state;
+
+    /* 30 x "退" = 90 bytes: cut to 26 characters = 78 bytes (limit 80) */
+    for (i = 0; i < 30; i++)
+        memcpy(desc + 3 * i, "\xe9\x80\x80", 3);
+    desc[90] = '\0';
+    r.refund_desc = desc;
+    r.notify_url = "https://shop.example.com/paygate/notify/wechat-refund";
+    arena_init(&a, 0);
+    buf_init(&err, &a);
+    if (run_refund(&a, &x, &r, &out, code, &err) != PG_OK)
+        fail_msg("refund: %s", err.data);
+    assert_string_equal(out.refund_id, "50000408942018111907145868882");
+    assert_int_equal(out.refund_fee, 3300);
+    assert_string_equal(code, "");
+
+    assert_true(strncmp(x.request, "POST /secapi/pay/refund HTTP/1.1\r\n", 34) == 0);
+    assert_non_null(strcasestr(x.request, "\r\nContent-Type: text/xml"));
+    request_fields(&a, x.request, &req);
+    assert_string_equal(kv_get(&req, "appid"), APPID);
+    assert_string_equal(kv_get(&req, "mch_id"), MCH_ID);
+    assert_int_equal(strlen(kv_get(&req, "nonce_str")), 32);
+    assert_string_equal(kv_get(&req, "out_trade_no"), OUT_TRADE_NO);
+    assert_string_equal(kv_get(&req, "out_refund_no"), OUT_REFUND_NO);
+    assert_string_equal(kv_get(&req, "total_fee"), "9900");
+    assert_string_equal(kv_get(&req, "refund_fee"), "3300");
+    assert_int_equal(strlen(kv_get(&req, "refund_desc")), 78);
+    assert_memory_equal(kv_get(&req, "refund_desc"), desc, 78);
+    assert_string_equal(kv_get(&req, "notify_url"), "https://shop.example.com/paygate/notify/wechat-refund");
+    assert_null(kv_get(&req, "transaction_id"));
+    assert_int_equal(req.count, 10);   /* appid, mch_id, nonce_str, the 7 fields above, sign */
+    assert_int_equal(wechat_verify_sign(&req, API_KEY, WECHAT_SIGN_MD5), PG_OK);
+    arena_free(&a);
+}
+
+static void test_refund_without_optional_fields(void **state)
+{
+    exchange_t x = { .status = 200, .fixture = "reply_refund_ok.xml" };
+    wechat_refund_req_t r = refund_req();
+    wechat_refund_result_t out;
+    kv_list_t req;
+    arena_t a;
+    buf_t err;
+    char code[64];
+    (void)state;
+
+    arena_init(&a, 0);
+    buf_init(&err, &a);
+    r.refund_desc = "";
+    assert_int_equal(run_refund(&a, &x, &r, &out, code, &err), PG_OK);
+    request_fields(&a, x.request, &req);
+    assert_null(kv_get(&req, "refund_desc"));
+    assert_null(kv_get(&req, "notify_url"));
+    arena_free(&a);
+}
+
+static void test_refund_refusals_are_conflict(void **state)
+{
+    static const struct {
+        const char *fixture, *code;
+    } cases[] = {
+        { "reply_refund_NOTENOUGH.xml", "NOTENOUGH" },
+        { "reply_refund_ERROR.xml", "ERROR" },
+        { "reply_refund_USER_ACCOUNT_ABNORMAL.xml", "USER_ACCOUNT_ABNORMAL" },
+        { "reply_return_fail.xml", "" },   /* return_code FAIL: not processed */
+    };
+    wechat_refund_req_t r = refund_req();
+    wechat_refund_result_t out;
+    arena_t a;
+    buf_t err;
+    char code[64];
+    size_t i;
+    (void)state;
+
+    arena_init(&a, 0);
+    buf_init(&err, &a);
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        exchange_t x = { .status = 200, .fixture = cases[i].fixture };
+        pg_err rc = run_refund(&a, &x, &r, &out, code, &err);
+        if (rc != PG_ERR_CONFLICT)
+            fail_msg("%s: %s (%s)", cases[i].fixture, pg_err_name(rc), err.data);
+        assert_string_equal(code, cases[i].code);
+        assert_null(out.refund_id);
+        assert_int_equal(out.refund_fee, 0);
+    }
+    arena_free(&a);
+}
+
+static void test_refund_unknown_outcomes_are_timeout(void **state)
+{
+    exchange_t cases[] = {
+        { .status = 200, .fixture = "reply_refund_SYSTEMERROR.xml" },
+        { .status = 200, .fixture = "reply_refund_BIZERR_NEED_RETRY.xml" },
+        { .status = 200, .fixture = "reply_refund_FREQUENCY_LIMITED.xml" },
+        { .status = 200, .fixture = "reply_refund_no_id.xml" },
+        { .status = 200, .fixture = "reply_other_mch.xml" },
+        /* return_code FAIL that says the system was busy (系统繁忙) */
+        { .status = 200, .text = "<xml><return_code><![CDATA[FAIL]]></return_code><return_msg><![CDATA["
+                                  "\xe7\xb3\xbb\xe7\xbb\x9f\xe7\xb9\x81\xe5\xbf\x99,\xe8\xaf\xb7\xe7\xa8\x8d"
+                                  "\xe5\x90\x8e\xe5\x86\x8d\xe8\xaf\x95]]></return_msg></xml>" },
+        { .status = 200, .text = NULL },   /* [6] tampered ok, below */
+        { .status = 500, .text = "oops" },
+        { .status = 502, .fixture = "reply_refund_ok.xml" },
+        { .status = 404, .text = "not here" },
+        { .status = 200, .text = "<html>maintenance</html>" },
+        { .status = 200, .text = "" },
+        { .status = 200, .text = "<xml><result_code>SUCCESS</result_code></xml>" },   /* no return_code */
+        { .status = 0 },
+    };
+    static const char *const codes[] = { "SYSTEMERROR", "BIZERR_NEED_RETRY", "FREQUENCY_LIMITED" };
+    wechat_refund_req_t r = refund_req();
+    wechat_refund_result_t out;
+    wechat_client_t c = refund_client();
+    arena_t a;
+    buf_t err;
+    char code[64];
+    size_t i;
+    (void)state;
+
+    arena_init(&a, 0);
+    buf_init(&err, &a);
+    cases[6].text = replace_once(&a, fixture(&a, "reply_refund_ok.xml"), "<refund_fee>3300", "<refund_fee>9900");
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        pg_err rc = run_refund(&a, &cases[i], &r, &out, code, &err);
+        if (rc != PG_ERR_TIMEOUT)
+            fail_msg("case %zu (%s): %s (%s)", i, cases[i].fixture ? cases[i].fixture : "text",
+                     pg_err_name(rc), err.data);
+        if (i < 3)
+            assert_string_equal(code, codes[i]);
+        assert_null(out.refund_id);
+        assert_int_equal(out.refund_fee, 0);
+        assert_true(strncmp(cases[i].request, "POST /secapi/pay/refund ", 24) == 0);
+    }
+    {
+        /* a signed acceptance of another refund number */
+        exchange_t x = { .status = 200, .fixture = "reply_refund_ok.xml" };
+        r.out_refund_no = "RF20261125100000R2";
+        assert_int_equal(run_refund(&a, &x, &r, &out, code, &err), PG_ERR_TIMEOUT);
+        assert_null(out.refund_id);
+        r = refund_req();
+    }
+    {
+        /* signed result_code FAIL without an err_code */
+        exchange_t x = { .status = 200, .fixture = "reply_refund_fail_no_code.xml" };
+        assert_int_equal(run_refund(&a, &x, &r, &out, code, &err), PG_ERR_TIMEOUT);
+        assert_string_equal(code, "");
+    }
+    /* nobody listening: httpc cannot say whether bytes left */
+    c.gateway = "http://127.0.0.1:1";
+    assert_int_equal(wechat_refund(&a, &c, &r, &out, code, &err), PG_ERR_TIMEOUT);
+    arena_free(&a);
+}
+
+static void test_refund_config_and_bad_input_send_nothing(void **state)
+{
+    wechat_refund_req_t r;
+    wechat_refund_result_t out;
+    wechat_client_t c = refund_client();
+    arena_t a;
+    buf_t err;
+    char code[64];
+    (void)state;
+
+    arena_init(&a, 0);
+    buf_init(&err, &a);
+    c.gateway = "http://127.0.0.1:1";   /* never reached */
+    r = refund_req(); r.refund_fee = 0;
+    assert_int_equal(wechat_refund(&a, &c, &r, &out, code, &err), PG_ERR_BAD_INPUT);
+    r = refund_req(); r.refund_fee = 9901;   /* more than the order */
+    assert_int_equal(wechat_refund(&a, &c, &r, &out, code, &err), PG_ERR_BAD_INPUT);
+    r = refund_req(); r.total_fee = -1;
+    assert_int_equal(wechat_refund(&a, &c, &r, &out, code, &err), PG_ERR_BAD_INPUT);
+    r = refund_req(); r.out_refund_no = "";
+    assert_int_equal(wechat_refund(&a, &c, &r, &out, code, &err), PG_ERR_BAD_INPUT);
+    r = refund_req(); r.out_refund_no = "RF 1";
+    assert_int_equal(wechat_refund(&a, &c, &r, &out, code, &err), PG_ERR_BAD_INPUT);
+    r = refund_req();
+    r.out_refund_no = "12345678901234567890123456789012345678901234567890123456789012345";   /* 65 */
+    assert_int_equal(wechat_refund(&a, &c, &r, &out, code, &err), PG_ERR_BAD_INPUT);
+    r = refund_req(); r.out_trade_no = NULL;
+    assert_int_equal(wechat_refund(&a, &c, &r, &out, code, &err), PG_ERR_BAD_INPUT);
+    r = refund_req(); r.refund_desc = "bad\x01";   /* cannot be written as XML */
+    assert_int_equal(wechat_refund(&a, &c, &r, &out, code, &err), PG_ERR_BAD_INPUT);
+    r = refund_req();
+    c.client_cert = NULL;
+    assert_int_equal(wechat_refund(&a, &c, &r, &out, code, &err), PG_ERR_CONFIG);
+    c = refund_client();
+    c.client_key = "";
+    assert_int_equal(wechat_refund(&a, &c, &r, &out, code, &err), PG_ERR_CONFIG);
+    c = refund_client();
+    c.api_key = NULL;
+    assert_int_equal(wechat_refund(&a, &c, &r, &out, code, &err), PG_ERR_CONFIG);
+    assert_int_equal(wechat_refund(&a, &c, NULL, &out, code, &err), PG_ERR_CONFIG);
+    arena_free(&a);
+}
+
+static pg_err run_refundquery(arena_t *a, exchange_t *x, const char *out_refund_no,
+                              wechat_refund_state_t *st, char code[64], buf_t *err)
+{
+    wechat_client_t c = client();   /* no client certificate needed */
+    pg_err rc;
+    exchange_begin(a, x, &c);
+    rc = wechat_refundquery(a, &c, out_refund_no, st, code, err);
+    exchange_end(a, x);
+    return rc;
+}
+
+static void test_refundquery_picks_our_entry(void **state)
+{
+    exchange_t ours = { .status = 200, .fixture = "reply_refundquery_ok.xml" };
+    exchange_t first = { .status = 200, .fixture = "reply_refundquery_ok.xml" };
+    exchange_t absent = { .status = 200, .fixture = "reply_refundquery_ok.xml" };
+    wechat_refund_state_t st;
+    kv_list_t req;
+    arena_t a;
+    buf_t err;
+    char code[64];
+    (void)state;
+
+    arena_init(&a, 0);
+    buf_init(&err, &a);
+    if (run_refundquery(&a, &ours, OUT_REFUND_NO, &st, code, &err) != PG_OK)
+        fail_msg("refundquery: %s", err.data);
+    assert_true(st.found);
+    assert_string_equal(st.refund_status, "SUCCESS");
+    assert_string_equal(st.refund_id, "50000408942018111907145868882");
+    assert_int_equal(st.refund_fee, 3300);
+    assert_true(strncmp(ours.request, "POST /pay/refundquery HTTP/1.1\r\n", 32) == 0);
+    request_fields(&a, ours.request, &req);
+    assert_string_equal(kv_get(&req, "out_refund_no"), OUT_REFUND_NO);
+    assert_null(kv_get(&req, "out_trade_no"));
+    assert_int_equal(req.count, 5);   /* appid, mch_id, nonce_str, out_refund_no, sign */
+    assert_int_equal(wechat_verify_sign(&req, API_KEY, WECHAT_SIGN_MD5), PG_OK);
+
+    assert_int_equal(run_refundquery(&a, &first, "RF20261125090000R0", &st, code, &err), PG_OK);
+    assert_string_equal(st.refund_status, "REFUNDCLOSE");
+    assert_string_equal(st.refund_id, "50000408942018111907145860000");
+    assert_int_equal(st.refund_fee, 100);
+
+    assert_int_equal(run_refundquery(&a, &absent, "RF20261125100000R7", &st, code, &err), PG_ERR_MISMATCH);
+    assert_false(st.found);
+    assert_null(st.refund_status);
+    arena_free(&a);
+}
+
+static void test_refundquery_not_exist_and_failures(void **state)
+{
+    static const struct {
+        int status;
+        const char *fixture, *code;
+        pg_err want;
+    } cases[] = {
+        { 200, "reply_refundquery_REFUNDNOTEXIST.xml", "REFUNDNOTEXIST", PG_OK },
+        { 200, "reply_refundquery_SYSTEMERROR.xml", "SYSTEMERROR", PG_ERR_TIMEOUT },
+        { 200, "reply_refundquery_INVALID_TRANSACTIONID.xml", "INVALID_TRANSACTIONID", PG_ERR_UPSTREAM },
+        { 200, "reply_refundquery_bad_status.xml", "", PG_ERR_UPSTREAM },
+        { 200, "reply_refundquery_bad_fee.xml", "", PG_ERR_UPSTREAM },
+        { 200, "reply_return_fail.xml", "", PG_ERR_UPSTREAM },
+        { 200, "reply_other_mch.xml", "", PG_ERR_MISMATCH },
+        { 503, "reply_refundquery_ok.xml", "", PG_ERR_TIMEOUT },
+        { 0, NULL, "", PG_ERR_TIMEOUT },
+    };
+    wechat_refund_state_t st;
+    wechat_client_t c = client();
+    arena_t a;
+    buf_t err;
+    char code[64];
+    size_t i;
+    (void)state;
+
+    arena_init(&a, 0);
+    buf_init(&err, &a);
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        exchange_t x = { .status = cases[i].status, .fixture = cases[i].fixture };
+        pg_err rc = run_refundquery(&a, &x, OUT_REFUND_NO, &st, code, &err);
+        if (rc != cases[i].want)
+            fail_msg("case %zu (%s): %s, want %s (%s)", i, cases[i].fixture ? cases[i].fixture : "silent",
+                     pg_err_name(rc), pg_err_name(cases[i].want), err.data);
+        assert_string_equal(code, cases[i].code);
+        assert_false(st.found);
+        assert_null(st.refund_status);
+        assert_int_equal(st.refund_fee, 0);
+    }
+    {
+        /* a tampered "not exist" is not believed */
+        exchange_t x = { .status = 200 };
+        x.text = replace_once(&a, fixture(&a, "reply_refundquery_SYSTEMERROR.xml"), "[SYSTEMERROR]]></err_code>",
+                              "[REFUNDNOTEXIST]]></err_code>");
+        assert_int_equal(run_refundquery(&a, &x, OUT_REFUND_NO, &st, code, &err), PG_ERR_BAD_SIGNATURE);
+        assert_false(st.found);
+    }
+    c.gateway = "http://127.0.0.1:1";
+    assert_int_equal(wechat_refundquery(&a, &c, "", &st, code, &err), PG_ERR_BAD_INPUT);
+    assert_int_equal(wechat_refundquery(&a, &c, "RF<1>", &st, code, &err), PG_ERR_BAD_INPUT);
+    arena_free(&a);
+}
+
+static pg_err verify_refund_notify_text(arena_t *a, const wechat_client_t *c, const char *body,
+                                        wechat_refund_notify_t *n)
+{
+    buf_t reason;
+    pg_err rc;
+    buf_init(&reason, a);
+    rc = wechat_verify_refund_notify(a, c, body, strlen(body), n, &reason);
+    assert_true(reason.len > 0);
+    return rc;
+}
+
+static void test_refund_notify_ok(void **state)
+{
+    wechat_client_t c = client();
+    wechat_refund_notify_t n;
+    arena_t a;
+    (void)state;
+
+    arena_init(&a, 0);
+    assert_int_equal(verify_refund_notify_text(&a, &c, fixture(&a, "refund_notify_ok.xml"), &n), PG_OK);
+    assert_string_equal(n.out_trade_no, OUT_TRADE_NO);
+    assert_string_equal(n.transaction_id, "4200001234202611241234567890");
+    assert_string_equal(n.refund_id, "50000408942018111907145868882");
+    assert_string_equal(n.out_refund_no, OUT_REFUND_NO);
+    assert_string_equal(n.refund_status, "SUCCESS");
+    assert_string_equal(n.success_time, "2026-11-25 10:00:07");
+    assert_int_equal(n.total_fee, 9900);
+    assert_int_equal(n.refund_fee, 3300);
+    /* the configured sign type plays no part: there is no sign */
+    c.sign_type = WECHAT_SIGN_HMAC_SHA256;
+    assert_int_equal(verify_refund_notify_text(&a, &c, fixture(&a, "refund_notify_ok.xml"), &n), PG_OK);
+
+    assert_int_equal(verify_refund_notify_text(&a, &c, fixture(&a, "refund_notify_closed.xml"), &n), PG_OK);
+    assert_string_equal(n.refund_status, "REFUNDCLOSE");
+    assert_string_equal(n.out_refund_no, "RF20261125100000R2");
+    assert_int_equal(n.refund_fee, 100);
+    assert_null(n.transaction_id);
+    assert_null(n.success_time);
+    arena_free(&a);
+}
+
+static void test_refund_notify_refusals(void **state)
+{
+    wechat_client_t c = client();
+    wechat_refund_notify_t n;
+    arena_t a;
+    char *ok, *b64, *bad;
+    size_t len;
+    (void)state;
+
+    arena_init(&a, 0);
+    ok = fixture(&a, "refund_notify_ok.xml");
+    b64 = fixture_line(&a, "req_info.b64");
+    len = strlen(b64);
+
+    /* identity */
+    assert_int_equal(verify_refund_notify_text(&a, &c, fixture(&a, "refund_notify_other_mch.xml"), &n),
+                     PG_ERR_MISMATCH);
+    assert_null(n.out_trade_no);
+    assert_int_equal(verify_refund_notify_text(&a, &c, replace_once(&a, ok, APPID, "wx0000000000000000"), &n),
+                     PG_ERR_MISMATCH);
+    assert_int_equal(verify_refund_notify_text(&a, &c, remove_element(&a, ok, "mch_id"), &n), PG_ERR_MISMATCH);
+
+    /* authentication: decrypting is the proof */
+    assert_int_equal(verify_refund_notify_text(&a, &c, fixture(&a, "refund_notify_wrong_key.xml"), &n),
+                     PG_ERR_BAD_SIGNATURE);
+    bad = arena_strdup(&a, b64);
+    bad[len - 6] = bad[len - 6] == 'A' ? 'B' : 'A';   /* last block: padding breaks */
+    assert_int_equal(verify_refund_notify_text(&a, &c, replace_once(&a, ok, b64, bad), &n), PG_ERR_BAD_SIGNATURE);
+    bad = arena_strdup(&a, b64);
+    memcpy(bad + 64, "AAAAAAAAAAAAAAAAAAAAAAAA", 24);   /* middle block: XML breaks */
+    assert_int_equal(verify_refund_notify_text(&a, &c, replace_once(&a, ok, b64, bad), &n), PG_ERR_BAD_SIGNATURE);
+    assert_int_equal(verify_refund_notify_text(&a, &c, replace_once(&a, ok, b64, "%%%not base64"), &n),
+                     PG_ERR_BAD_SIGNATURE);
+    c.api_key = "192006250b4c09247ec02edce69f6a2e";
+    assert_int_equal(verify_refund_notify_text(&a, &c, ok, &n), PG_ERR_BAD_SIGNATURE);
+    assert_null(n.out_refund_no);
+    c = client();
+
+    /* shape */
+    assert_int_equal(verify_refund_notify_text(&a, &c, replace_once(&a, ok, "<return_code>SUCCESS", "<return_code>FAIL"), &n),
+                     PG_ERR_BAD_INPUT);
+    assert_int_equal(verify_refund_notify_text(&a, &c, remove_element(&a, ok, "return_code"), &n), PG_ERR_BAD_INPUT);
+    assert_int_equal(verify_refund_notify_text(&a, &c, remove_element(&a, ok, "req_info"), &n), PG_ERR_BAD_INPUT);
+    assert_int_equal(verify_refund_notify_text(&a, &c, fixture(&a, "refund_notify_no_fee.xml"), &n), PG_ERR_BAD_INPUT);
+    assert_int_equal(verify_refund_notify_text(&a, &c, fixture(&a, "refund_notify_bad_fee.xml"), &n), PG_ERR_BAD_INPUT);
+    assert_null(n.out_trade_no);
+    assert_int_equal(n.total_fee, 0);
+    assert_int_equal(verify_refund_notify_text(&a, &c, "<xml><return_code>SUCCESS</return_code>", &n), PG_ERR_BAD_INPUT);
+    assert_int_equal(verify_refund_notify_text(&a, &c,
+                                               "<!DOCTYPE xml [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>"
+                                               "<xml><return_code>&x;</return_code></xml>", &n),
+                     PG_ERR_BAD_INPUT);
+    c.api_key = NULL;
+    assert_int_equal(verify_refund_notify_text(&a, &c, ok, &n), PG_ERR_CONFIG);
+    arena_free(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1121,6 +1588,15 @@ int main(void)
         cmocka_unit_test(test_orderquery_reply),
         cmocka_unit_test(test_closeorder_orderpaid_is_conflict),
         cmocka_unit_test(test_call_http_errors_and_timeouts),
+        cmocka_unit_test(test_refund_request_fields_and_accepted),
+        cmocka_unit_test(test_refund_without_optional_fields),
+        cmocka_unit_test(test_refund_refusals_are_conflict),
+        cmocka_unit_test(test_refund_unknown_outcomes_are_timeout),
+        cmocka_unit_test(test_refund_config_and_bad_input_send_nothing),
+        cmocka_unit_test(test_refundquery_picks_our_entry),
+        cmocka_unit_test(test_refundquery_not_exist_and_failures),
+        cmocka_unit_test(test_refund_notify_ok),
+        cmocka_unit_test(test_refund_notify_refusals),
     };
     return cmocka_run_group_tests_name("wechat", tests, group_setup, group_teardown);
 }
