@@ -264,6 +264,9 @@ class Harness:
             self.stop_db()
         except Exception as e:
             errors.append("mariadb: %s" % e)
+        if not errors and self.registry is not None:
+            # everything recorded is stopped; a crashed session keeps the file
+            self.registry.path.unlink(missing_ok=True)
         return errors
 
     def sanitizer_reports(self):
