@@ -1,5 +1,5 @@
 /* refund: the use case "give money back", for the shop (API, CLI) and for
- * late or double payments. A refund row is reserved first (so two refunds
+ * late payments and payments made twice. A refund row is reserved first (so two refunds
  * can never exceed what was paid), then sent to the provider with its own
  * refund_no as the provider's idempotency key; an unknown outcome stays
  * PENDING and is settled by refund_drive (query first, resend only when the
@@ -36,7 +36,7 @@ pg_err refund_drive(pg_app_t *app, arena_t *a, const char *refund_no, buf_t *msg
 pg_err refund_apply_in_tx(pg_app_t *app, arena_t *a, const char *refund_no, bool succeeded,
                           const char *provider_refund_no, const char *failure, bool *changed);
 
-/* A new automatic refund of a whole payment (late or double payment),
+/* A new automatic refund of a whole payment (a late payment, or one made twice),
  * inside the caller's transaction; the refund_no is written to out[25]. */
 pg_err refund_queue_auto_in_tx(pg_app_t *app, int64_t order_id, int64_t payment_id, int64_t amount_fen,
                                const char *reason, char out[25]);
