@@ -66,20 +66,27 @@ static int open_app(cli_t *c)
     return 0;
 }
 
+/* Rows as a JSON array of objects (values as strings, SQL NULL as null). */
+static json_t *result_json(const db_result_t *r)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < r->rows; i++) {
+        json_t *obj = json_object();
+        for (size_t k = 0; k < r->cols; k++) {
+            const char *v = r->cells[i * r->cols + k];
+            json_object_set_new(obj, r->names[k], v ? json_string(v) : json_null());
+        }
+        json_array_append_new(arr, obj);
+    }
+    return arr;
+}
+
 /* A result as an aligned table, or as a JSON array of objects. */
 static void print_result(const cli_t *c, const db_result_t *r)
 {
     size_t width[32] = { 0 };
     if (c->json) {
-        json_t *arr = json_array();
-        for (size_t i = 0; i < r->rows; i++) {
-            json_t *obj = json_object();
-            for (size_t k = 0; k < r->cols; k++) {
-                const char *v = r->cells[i * r->cols + k];
-                json_object_set_new(obj, r->names[k], v ? json_string(v) : json_null());
-            }
-            json_array_append_new(arr, obj);
-        }
+        json_t *arr = result_json(r);
         json_dumpf(arr, stdout, JSON_INDENT(2));
         fputc('\n', stdout);
         json_decref(arr);
@@ -303,11 +310,11 @@ static int order_show(cli_t *c, const char *order_no)
                                 "amount_fen", (json_int_t)o.amount_fen, "refunded_fen", (json_int_t)o.refunded_fen,
                                 "product", o.product_sku, "user", o.user_ref, "created_at", o.created_at,
                                 "paid_at", o.paid_at);
+        json_object_set_new(obj, "payments", result_json(&payments));
+        json_object_set_new(obj, "refunds", result_json(&refunds));
         json_dumpf(obj, stdout, JSON_INDENT(2));
         fputc('\n', stdout);
         json_decref(obj);
-        print_result(c, &payments);
-        print_result(c, &refunds);
         return 0;
     }
     {

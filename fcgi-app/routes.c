@@ -63,6 +63,20 @@ static int checkout_status(const checkout_result_t *r, pg_err rc)
     return app_http_status(rc);
 }
 
+/* A browser's error page: the message for people, the stable code for
+ * scripts (in the page and in X-Paygate-Error). */
+static void checkout_error_page_code(http_response_t *res, int status, const char *code, const char *message)
+{
+    http_html_begin(res, status, "Payment could not start");
+    buf_puts(&res->body, "<p>");
+    buf_append_html(&res->body, message);
+    buf_puts(&res->body, "</p>\n<p class=\"code\">Error code: <code id=\"error-code\">");
+    buf_append_html(&res->body, code);
+    buf_puts(&res->body, "</code></p>\n");
+    http_html_end(res);
+    buf_printf(&res->headers, "X-Paygate-Error: %s\r\n", code);
+}
+
 static void checkout_error_page(http_response_t *res, int status, const char *message)
 {
     http_html_begin(res, status, "Payment could not start");
@@ -135,9 +149,7 @@ static void handle_checkout(pg_app_t *app, arena_t *a, http_request_t *req, http
         browser = true;
         rc = checkout_verify_link(app->cfg->server.checkout_secret, &fields, time(NULL), &code, &msg);
         if (rc != PG_OK) {
-            checkout_error_page(res, 403, msg.data);
-            res->status = 403;
-            buf_printf(&res->headers, "X-Paygate-Error: %s\r\n", code);
+            checkout_error_page_code(res, 403, code, msg.data);
             return;
         }
     } else {
@@ -157,8 +169,7 @@ static void handle_checkout(pg_app_t *app, arena_t *a, http_request_t *req, http
         if (!cres.error_code)
             log_msg(LOG_ERROR, "checkout failed: %s %s", pg_err_name(rc), msg.data);
         if (browser) {
-            checkout_error_page(res, status, msg.len ? msg.data : ecode);
-            buf_printf(&res->headers, "X-Paygate-Error: %s\r\n", ecode);
+            checkout_error_page_code(res, status, ecode, msg.len ? msg.data : ecode);
         } else {
             http_reply_json_error(res, status, ecode, msg.len ? msg.data : ecode);
         }
