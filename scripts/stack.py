@@ -274,7 +274,16 @@ def write_config(path, *, base_url, db_port, db_host="127.0.0.1", db_name="payga
                  db_user="paygate", db_password="paygate", log_file,
                  app_id, gateway, app_private_key, alipay_public_key, seller_id="",
                  ca_file="", return_url, api_key, checkout_secret, order_ttl=900,
-                 webhook_url="", webhook_secret="whsec-test", storefront=True):
+                 webhook_url="", webhook_secret="whsec-test", storefront=True, wechat=None):
+    """wechat: None (disabled) or a dict with appid, mch_id, api_key,
+    sign_type, gateway and optionally ca_file, client_cert, client_key."""
+    if wechat:
+        wx = ["enabled = true"] + ["%s = %s" % (k, wechat[k]) for k in
+                                   ("appid", "mch_id", "api_key", "sign_type", "gateway", "ca_file",
+                                    "client_cert", "client_key") if wechat.get(k)]
+        wechat_section = "\n".join(wx)
+    else:
+        wechat_section = "enabled = false"
     text = """; written by scripts/stack.py
 [server]
 base_url = {base_url}
@@ -301,7 +310,7 @@ seller_id = {seller_id}
 ca_file = {ca_file}
 
 [wechat]
-enabled = false
+{wechat_section}
 
 [merchant]
 return_url = {return_url}
@@ -316,7 +325,7 @@ storefront = {storefront}
            gateway=gateway, app_private_key=app_private_key,
            alipay_public_key=alipay_public_key, seller_id=seller_id, ca_file=ca_file,
            return_url=return_url, webhook_url=webhook_url, webhook_secret=webhook_secret,
-           storefront="true" if storefront else "false")
+           storefront="true" if storefront else "false", wechat_section=wechat_section)
     path = Path(path)
     path.write_text(text)
     os.chmod(path, 0o600)
@@ -326,8 +335,9 @@ storefront = {storefront}
 # ---------------------------------------------------------------- sandbox
 
 def start_sandbox(state_dir, http_port, https_port, app_id, app_public_key,
-                  time_scale=None, log=None, registry=None, timeout=30):
-    """Start sandbox/sandbox.py; returns the Popen once STATE_DIR/ready exists."""
+                  time_scale=None, log=None, registry=None, timeout=30, wechat=None):
+    """Start sandbox/sandbox.py; returns the Popen once STATE_DIR/ready exists.
+    wechat: optional dict with appid, mch_id, api_key (--wechat-* flags)."""
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     ready = state_dir / "ready"
@@ -338,6 +348,9 @@ def start_sandbox(state_dir, http_port, https_port, app_id, app_public_key,
            "--app-id", str(app_id), "--app-public-key", str(app_public_key)]
     if time_scale is not None:
         cmd += ["--time-scale", str(time_scale)]
+    if wechat:
+        cmd += ["--wechat-appid", wechat["appid"], "--wechat-mch-id", wechat["mch_id"],
+                "--wechat-api-key", wechat["api_key"]]
     log = Path(log or state_dir / "sandbox.log")
     with open(log, "ab") as lf:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=lf, stderr=lf,

@@ -1,8 +1,12 @@
 """Integration-test harness for paygate.
 
-One session starts, under <repo>/run/test (wiped at the start):
+One session starts, under $PAYGATE_TEST_RUN (default <repo>/run/test; wiped
+at the start):
   - a private MariaDB (scripts/mariadb.sh) on a free port,
-  - the provider sandbox (sandbox/sandbox.py, --time-scale 0.2),
+  - the provider sandbox (sandbox/sandbox.py, --time-scale 0.2, with our own
+    WeChat merchant: --wechat-appid/--wechat-mch-id/--wechat-api-key),
+  - a webhook receiver (a threaded http.server in this process) that every
+    config's [merchant] webhook_url points to,
   - an app key pair (openssl; PKCS#1 and PKCS#8 copies of the same key),
   - `paygatectl migrate` and a seeded catalogue,
 and, lazily, the web stacks of scripts/stack.py:
@@ -13,9 +17,14 @@ Everything is stopped by PID at the end. The binaries come from
 $PAYGATE_BUILD (default <repo>/build); with the sanitizer build, any
 ASan/UBSan report file written during the session fails it.
 
-Environment knobs: PAYGATE_BUILD, PAYGATE_STACKS (comma-separated subset of
-the stack kinds). Logs stay in run/test after the session; the previous
-session's are moved to run/test-prev.
+Every config enables both channels; WeChat signs with HMAC-SHA256 on some
+stacks and MD5 on others (WX_SIGN_TYPE) and refunds with the sandbox's
+merchant client certificate.
+
+Environment knobs: PAYGATE_BUILD, PAYGATE_TEST_RUN (the run folder; two
+sessions with different folders do not disturb each other), PAYGATE_STACKS
+(comma-separated subset of the stack kinds). Logs stay in the run folder
+after the session; the previous session's are moved to <run folder>-prev.
 """
 
 import base64
@@ -24,13 +33,16 @@ import glob
 import hashlib
 import hmac
 import html.parser
+import http.server
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import uuid
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pymysql
@@ -44,7 +56,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 import stack as S  # noqa: E402
 
 BUILD = Path(os.environ.get("PAYGATE_BUILD") or REPO / "build").resolve()
-RUN = REPO / "run" / "test"
+RUN = Path(os.environ.get("PAYGATE_TEST_RUN") or REPO / "run" / "test").resolve()
 ASAN_DIR = RUN / "asan"
 
 API_KEY = "test-api-key-0123456789abcdef"
@@ -53,6 +65,14 @@ APP_ID = "2021000000000001"
 SELLER_ID = "2088102177846880"
 MOUNT = "/pay"
 TIMEOUT = 30
+WEBHOOK_SECRET = "whsec-test-0123456789abcdef"
+
+# Our WeChat merchant: passed to the sandbox explicitly and written in every
+# config (the API key is exactly 32 characters).
+WX_APPID = "wx7c1e5a0f93b2d468"
+WX_MCH_ID = "1230000109"
+WX_API_KEY = "paygateTestWechatApiKey012345678"
+assert len(WX_API_KEY) == 32
 
 CREATORS = [("alice", "Alice Zhang")]
 PRODUCTS = [  # sku, title, price_fen, creator
@@ -68,6 +88,10 @@ if os.environ.get("PAYGATE_STACKS"):
 # the key format each stack's config uses (both are the same key)
 KEY_FORMAT = {"lighttpd": "pkcs1", "lighttpd-unix": "pkcs8",
               "apache-proxy-fcgi": "pkcs8", "apache-fcgid": "pkcs1"}
+# the WeChat sign_type each stack's config uses (the sandbox signs its
+# notifications with the algorithm of the unifiedorder request)
+WX_SIGN_TYPE = {"lighttpd": "HMAC-SHA256", "lighttpd-unix": "MD5",
+                "apache-proxy-fcgi": "HMAC-SHA256", "apache-fcgid": "MD5"}
 
 
 def pick(*kinds):
@@ -180,6 +204,132 @@ def parse_html(text):
     return p
 
 
+# ------------------------------------------------------------ WeChat (v2)
+# Written here from the protocol description, independently of src/ and of
+# the sandbox.
+
+def wx_string_to_sign(params, key=WX_API_KEY):
+    """Every non-empty field except sign, keys sorted by bytes, k=v joined
+    by '&', then '&key=<API key>'."""
+    items = sorted((k.encode(), k, v) for k, v in params.items()
+                   if k != "sign" and v is not None and v != "")
+    return "&".join("%s=%s" % (k, v) for _b, k, v in items) + "&key=" + key
+
+
+def wx_sign(params, sign_type="MD5", key=WX_API_KEY):
+    text = wx_string_to_sign(params, key).encode("utf-8")
+    if sign_type == "HMAC-SHA256":
+        return hmac.new(key.encode(), text, hashlib.sha256).hexdigest().upper()
+    return hashlib.md5(text).hexdigest().upper()
+
+
+def wx_xml(fields):
+    """A flat <xml> document, every value in CDATA."""
+    parts = ["<xml>"]
+    for k, v in fields.items():
+        parts.append("<%s><![CDATA[%s]]></%s>" % (k, v, k))
+    parts.append("</xml>")
+    return "".join(parts)
+
+
+def wx_parse(text):
+    """paygate's XML replies (trusted: our own server) as a dict."""
+    root = ET.fromstring(text)
+    assert root.tag == "xml", text
+    return {child.tag: (child.text or "") for child in root}
+
+
+def wx_nonce():
+    return uuid.uuid4().hex
+
+
+# ------------------------------------------------------- webhook receiver
+
+class WebhookReceiver:
+    """A threaded HTTP server recording every POST (headers + body). It can
+    be told to answer 500 to the next N calls (optionally only to calls
+    whose body contains a string)."""
+
+    def __init__(self):
+        self.calls = []
+        self.lock = threading.Lock()
+        self.fail_rules = []   # [remaining, substring or None]
+        recv = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n)
+                status = 200
+                with recv.lock:
+                    for rule in recv.fail_rules:
+                        if rule[0] > 0 and (rule[1] is None or rule[1].encode() in body):
+                            rule[0] -= 1
+                            status = 500
+                            break
+                    recv.calls.append({"path": self.path, "headers": dict(self.headers.items()),
+                                       "body": body, "status": status, "at": time.time()})
+                reply = b"ok" if status == 200 else b"receiver told to fail"
+                self.send_response(status)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args):
+                pass
+
+        self.port = S.free_port()
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = "http://127.0.0.1:%d/hooks/paygate" % self.port
+
+    def fail_next(self, n, match=None):
+        with self.lock:
+            self.fail_rules.append([n, match])
+
+    def clear_failures(self):
+        with self.lock:
+            self.fail_rules = []
+
+    def events(self, order_no=None, type_=None, only_ok=False):
+        """Received calls whose JSON body is about ORDER_NO / of TYPE_."""
+        out = []
+        with self.lock:
+            calls = list(self.calls)
+        for c in calls:
+            try:
+                ev = json.loads(c["body"])
+            except ValueError:
+                continue
+            if order_no and ev.get("data", {}).get("order_no") != order_no:
+                continue
+            if type_ and ev.get("type") != type_:
+                continue
+            if only_ok and c["status"] != 200:
+                continue
+            out.append(dict(c, event=ev))
+        return out
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def verify_webhook_signature(header, body, secret=WEBHOOK_SECRET, max_age=300):
+    """Paygate-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>"""
+    parts = dict(p.split("=", 1) for p in header.split(","))
+    t = int(parts["t"])
+    want = hmac.new(secret.encode(), b"%d." % t + body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(want, parts["v1"]), (header, body[:200])
+    assert abs(time.time() - t) < max_age, header
+    return t
+
+
 # ------------------------------------------------------------------ harness
 
 class Harness:
@@ -197,13 +347,13 @@ class Harness:
     # -- set-up / tear-down ------------------------------------------------
     def start(self):
         RUN.parent.mkdir(parents=True, exist_ok=True)
-        self.registry = S.PidRegistry(RUN.parent / "test-pids")
+        self.registry = S.PidRegistry(RUN.parent / (RUN.name + "-pids"))
         self.registry.stop_leftovers()
         if (self.db_dir / "mysqld.pid").exists():
             subprocess.run(["bash", str(REPO / "scripts/mariadb.sh"), "stop", str(self.db_dir)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         # keep the previous session's logs next to the new ones
-        prev = RUN.parent / "test-prev"
+        prev = RUN.parent / (RUN.name + "-prev")
         shutil.rmtree(prev, ignore_errors=True)
         if RUN.exists():
             shutil.rmtree(RUN / "db", ignore_errors=True)
@@ -230,12 +380,20 @@ class Harness:
         self.sandbox_proc = S.start_sandbox(
             self.sandbox_dir, self.sandbox_http, self.sandbox_https, APP_ID,
             self.keys["public"], time_scale=0.2, log=RUN / "sandbox.log",
-            registry=self.registry)
+            registry=self.registry,
+            wechat={"appid": WX_APPID, "mch_id": WX_MCH_ID, "api_key": WX_API_KEY})
         self.ca_file = self.sandbox_dir / "ca.pem"
         self.alipay_public_key_file = self.sandbox_dir / "alipay_public_key.pem"
         self.alipay_private = load_private(self.sandbox_dir / "alipay_private_key.pem")
         self.gateway = "https://127.0.0.1:%d/gateway.do" % self.sandbox_https
         self.sandbox_url = "http://127.0.0.1:%d" % self.sandbox_http
+        self.wx_gateway = "https://127.0.0.1:%d" % self.sandbox_https
+        self.wx_client_cert = self.sandbox_dir / "wechat_apiclient_cert.pem"
+        self.wx_client_key = self.sandbox_dir / "wechat_apiclient_key.pem"
+        wxc = self.sandbox_get("/_sandbox/wechat/config").json()
+        assert (wxc["appid"], wxc["mch_id"], wxc["api_key"]) == (WX_APPID, WX_MCH_ID, WX_API_KEY), wxc
+
+        self.webhooks = WebhookReceiver()
 
         self.cli_config = RUN / "cli.ini"
         self.write_config(self.cli_config, "http://127.0.0.1:%d%s" % (S.free_port(), MOUNT),
@@ -251,6 +409,9 @@ class Harness:
 
     def stop(self):
         errors = []
+        if getattr(self, "webhooks", None) is not None:
+            self.webhooks.stop()
+            self.webhooks = None
         for st in list(self.stacks.values()):
             try:
                 st.stop()
@@ -321,37 +482,71 @@ class Harness:
                           "%%notify_id=%s%%" % notify_id)
 
     # -- CLI ---------------------------------------------------------------
-    def ctl(self, *args, config=None, check=True):
+    def ctl(self, *args, config=None, check=True, timeout=90):
         cmd = [str(BUILD / "paygatectl"), "-c", str(config or self.cli_config)] + list(args)
         r = subprocess.run(cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True, timeout=60)
+                           text=True, timeout=timeout)
         if check and r.returncode != 0:
             raise AssertionError("%s -> exit %d\nstdout:\n%s\nstderr:\n%s" % (
                 " ".join(cmd), r.returncode, r.stdout, r.stderr))
         return r
 
     # -- config and stacks -------------------------------------------------
-    def write_config(self, path, base_url, log_file, key_file):
+    def wechat_config(self, sign_type="HMAC-SHA256", client_cert=None, client_key=None,
+                      enabled=True):
+        """The [wechat] section: None when disabled. client_cert/client_key
+        default to the sandbox's merchant certificate; pass "" to leave
+        them out."""
+        if not enabled:
+            return None
+        return {"appid": WX_APPID, "mch_id": WX_MCH_ID, "api_key": WX_API_KEY,
+                "sign_type": sign_type, "gateway": self.wx_gateway, "ca_file": self.ca_file,
+                "client_cert": self.wx_client_cert if client_cert is None else client_cert,
+                "client_key": self.wx_client_key if client_key is None else client_key}
+
+    def write_config(self, path, base_url, log_file, key_file, wechat=UNSET, webhook_url=UNSET):
         return S.write_config(
             path, base_url=base_url, db_port=self.db_port, log_file=log_file, app_id=APP_ID,
             gateway=self.gateway, app_private_key=key_file,
             alipay_public_key=self.alipay_public_key_file, seller_id=SELLER_ID,
             ca_file=self.ca_file, return_url="%s/shop" % base_url, api_key=API_KEY,
-            checkout_secret=CHECKOUT_SECRET, storefront=True)
+            checkout_secret=CHECKOUT_SECRET, storefront=True,
+            webhook_url=self.webhooks.url if webhook_url is UNSET else webhook_url,
+            webhook_secret=WEBHOOK_SECRET,
+            wechat=self.wechat_config() if wechat is UNSET else wechat)
 
-    def _config_writer(self, key_format):
+    def cli_variant(self, name, **wechat_kw):
+        """Another paygatectl config on the same database (e.g. without the
+        WeChat client certificate)."""
+        path = RUN / ("cli-%s.ini" % name)
+        self.write_config(path, "http://127.0.0.1:%d%s" % (S.free_port(), MOUNT),
+                          RUN / ("paygatectl-%s.log" % name), self.keys["pkcs8"],
+                          wechat=self.wechat_config(**wechat_kw))
+        return path
+
+    def _config_writer(self, key_format, sign_type="HMAC-SHA256", wechat_enabled=True):
         def write(st):
             key = st.dir / "app_private_key.pem"
             shutil.copyfile(self.keys[key_format], key)
             os.chmod(key, 0o600)
-            self.write_config(st.config, st.base_url, st.paygate_log, key)
+            # private copies: mod_fcgid's paygate runs as www-data and cannot
+            # read the sandbox's 0600 key
+            cert, ckey = st.dir / "wechat_apiclient_cert.pem", st.dir / "wechat_apiclient_key.pem"
+            shutil.copyfile(self.wx_client_cert, cert)
+            shutil.copyfile(self.wx_client_key, ckey)
+            os.chmod(ckey, 0o600)
+            wechat = self.wechat_config(sign_type=sign_type, client_cert=cert, client_key=ckey,
+                                        enabled=wechat_enabled)
+            self.write_config(st.config, st.base_url, st.paygate_log, key, wechat=wechat)
         return write
 
-    def new_stack(self, kind, name=None, fcgi_children=2):
+    def new_stack(self, kind, name=None, fcgi_children=2, wechat_enabled=True):
         """A stack that the caller owns (and stops)."""
         name = name or kind
         return S.Stack(kind, RUN / "stacks" / name, build_dir=BUILD, port=S.free_port(),
-                       config_writer=self._config_writer(KEY_FORMAT.get(kind, "pkcs8")),
+                       config_writer=self._config_writer(KEY_FORMAT.get(kind, "pkcs8"),
+                                                         WX_SIGN_TYPE.get(kind, "HMAC-SHA256"),
+                                                         wechat_enabled),
                        env=self.env, mount=MOUNT, fcgi_children=fcgi_children,
                        registry=self.registry, asan_options=self.env["ASAN_OPTIONS"])
 
@@ -436,6 +631,63 @@ class Harness:
                 f[k] = v
         f["sign"] = rsa2_sign(key or self.alipay_private, alipay_string_to_sign(f, True))
         return f
+
+    # -- WeChat notifications, built and signed by the test itself ---------
+    @staticmethod
+    def wx_notification(payment_no, total_fee, sign_type="MD5", key=WX_API_KEY,
+                        with_sign_type_field=None, **overrides):
+        """The fields of a payment notification (sign included). A field given
+        as None is left out (before signing)."""
+        f = {
+            "appid": WX_APPID, "mch_id": WX_MCH_ID, "nonce_str": wx_nonce(),
+            "result_code": "SUCCESS", "return_code": "SUCCESS",
+            "openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o", "is_subscribe": "N",
+            "trade_type": "NATIVE", "bank_type": "OTHERS", "total_fee": str(total_fee),
+            "cash_fee": str(total_fee), "fee_type": "CNY",
+            "transaction_id": "4200" + str(uuid.uuid4().int)[:24],
+            "out_trade_no": payment_no, "time_end": time.strftime("%Y%m%d%H%M%S"),
+        }
+        if with_sign_type_field if with_sign_type_field is not None else sign_type != "MD5":
+            f["sign_type"] = sign_type
+        for k, v in overrides.items():
+            if v is None:
+                f.pop(k, None)
+            else:
+                f[k] = str(v)
+        f["sign"] = wx_sign(f, sign_type, key)
+        return f
+
+    @staticmethod
+    def notify_wechat(st, body, path="/notify/wechat"):
+        if isinstance(body, dict):
+            body = wx_xml(body)
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        return requests.post(st.base_url + path, data=body, timeout=TIMEOUT,
+                             headers={"Content-Type": "text/xml"})
+
+    def wx_notifications_for(self, payment_no):
+        """Stored WeChat notifications naming PAYMENT_NO (rejected ones are
+        stored without a payment_no: found by their raw body)."""
+        return self.query("SELECT * FROM notifications WHERE channel='wechat' AND "
+                          "(payment_no=%s OR raw_body LIKE %s) ORDER BY id",
+                          payment_no, "%%" + payment_no + "%%")
+
+    def wx_trade(self, out_trade_no):
+        r = self.sandbox_get("/_sandbox/wechat/trades/" + out_trade_no)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def wx_pay(self, payment_no, **extra):
+        """Pay a WeChat trade through the control API (waits for the first
+        notification attempt)."""
+        r = self.sandbox_post("/_sandbox/wechat/pay", dict({"out_trade_no": payment_no}, **extra))
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def ctl_json(self, *args, config=None):
+        r = self.ctl("--json", *args, config=config)
+        return json.loads(r.stdout)
 
     # -- HTTP API ------------------------------------------------------------
     @staticmethod

@@ -63,7 +63,8 @@ def test_checkout_field_errors_are_400_with_their_codes(harness, stack_lp):
         (dict(user="bad user!"), "invalid_field"),
         (dict(user="x" * 65), "invalid_field"),
         (dict(method="telepathy"), "unsupported_method"),
-        (dict(channel="wechat", method="native"), "channel_disabled"),
+        (dict(channel="wechat", method="jsapi"), "unsupported_method"),   # no openid
+        (dict(channel="alipay", method="native"), "unsupported_method"),
     ]
     for over, code in cases:
         kw = dict(product="course-c", user=unique_user())
@@ -179,7 +180,7 @@ def test_shop_lists_products_with_working_buy_links(harness, stack_pair):
         skus.add(q["product"])
         methods.add(q.get("method", "page"))
         g = requests.get(u, allow_redirects=False, timeout=TIMEOUT)
-        if q.get("method") == "qr":
+        if q.get("method") in ("qr", "native"):
             # the QR page (precreate at the sandbox), directly or by redirect
             if g.status_code in (302, 303):
                 assert g.headers["Location"].startswith(stack_pair.base_url + "/pay/"), \
@@ -187,8 +188,30 @@ def test_shop_lists_products_with_working_buy_links(harness, stack_pair):
                 g = requests.get(urllib.parse.urljoin(u, g.headers["Location"]), timeout=TIMEOUT)
             assert g.status_code == 200, (u, g.text[:300])
             assert "text/html" in g.headers.get("Content-Type", "")
+        elif q.get("method") == "mweb":
+            assert g.status_code == 302, (u, g.text[:300])
+            assert g.headers["Location"].startswith(harness.sandbox_url + "/wechat/mweb?"), \
+                g.headers["Location"]
         else:
             assert g.status_code == 302, (u, g.text[:300])
             assert g.headers["Location"].startswith(harness.gateway + "?")
     assert {"course-c", "ebook-sql"} <= skus
-    assert "page" in methods
+    assert {"page", "wap", "qr", "native", "mweb"} <= methods, methods
+    assert "Pay with WeChat" in r.text
+
+
+def test_disabled_channel_is_400_channel_disabled(harness):
+    """A config without WeChat: asking for it is a 400 that says so, and the
+    shop offers no WeChat links."""
+    st = harness.new_stack("lighttpd", name="no-wechat", fcgi_children=1, wechat_enabled=False)
+    st.start()
+    try:
+        for over in (dict(channel="wechat", method="native"), dict(channel="wechat", method=None)):
+            r = harness.checkout(st, **over)
+            assert r.status_code == 400, (over, r.text)
+            assert error_code(r) == "channel_disabled", (over, r.text)
+        shop = requests.get(st.base_url + "/shop", timeout=TIMEOUT).text
+        assert "channel=wechat" not in shop
+        assert "channel=alipay" in shop
+    finally:
+        st.stop()
