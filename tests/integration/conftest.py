@@ -247,13 +247,14 @@ def wx_nonce():
 
 class WebhookReceiver:
     """A threaded HTTP server recording every POST (headers + body). It can
-    be told to answer 500 to the next N calls (optionally only to calls
-    whose body contains a string)."""
+    be told to answer 500 to the next N calls, or to answer them slowly
+    (optionally only calls whose body contains a string)."""
 
     def __init__(self):
         self.calls = []
         self.lock = threading.Lock()
         self.fail_rules = []   # [remaining, substring or None]
+        self.slow_rules = []   # [remaining, substring or None, seconds]
         recv = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -263,6 +264,15 @@ class WebhookReceiver:
                 n = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(n)
                 status = 200
+                delay = 0
+                with recv.lock:
+                    for rule in recv.slow_rules:
+                        if rule[0] > 0 and (rule[1] is None or rule[1].encode() in body):
+                            rule[0] -= 1
+                            delay = rule[2]
+                            break
+                if delay:
+                    time.sleep(delay)
                 with recv.lock:
                     for rule in recv.fail_rules:
                         if rule[0] > 0 and (rule[1] is None or rule[1].encode() in body):
@@ -292,9 +302,14 @@ class WebhookReceiver:
         with self.lock:
             self.fail_rules.append([n, match])
 
+    def slow_next(self, n, seconds, match=None):
+        with self.lock:
+            self.slow_rules.append([n, match, seconds])
+
     def clear_failures(self):
         with self.lock:
             self.fail_rules = []
+            self.slow_rules = []
 
     def events(self, order_no=None, type_=None, only_ok=False):
         """Received calls whose JSON body is about ORDER_NO / of TYPE_."""
@@ -395,9 +410,14 @@ class Harness:
 
         self.webhooks = WebhookReceiver()
 
+        # paygatectl's config names the first stack's base_url, as in
+        # production (one config): the refunds that the CLI sends carry
+        # <base_url>/notify/wechat/refund, which must reach a paygate
+        self.ports = {ALL_STACKS[0]: S.free_port()}
+        self.cli_base_url = "http://127.0.0.1:%d%s" % (self.ports[ALL_STACKS[0]], MOUNT)
         self.cli_config = RUN / "cli.ini"
-        self.write_config(self.cli_config, "http://127.0.0.1:%d%s" % (S.free_port(), MOUNT),
-                          RUN / "paygatectl.log", self.keys["pkcs8"])
+        self.write_config(self.cli_config, self.cli_base_url, RUN / "paygatectl.log",
+                          self.keys["pkcs8"])
         self.ctl("migrate")
         for cid, name in CREATORS:
             self.ctl("creator", "add", "--id", cid, "--name", name)
@@ -519,7 +539,7 @@ class Harness:
         """Another paygatectl config on the same database (e.g. without the
         WeChat client certificate)."""
         path = RUN / ("cli-%s.ini" % name)
-        self.write_config(path, "http://127.0.0.1:%d%s" % (S.free_port(), MOUNT),
+        self.write_config(path, self.cli_base_url,
                           RUN / ("paygatectl-%s.log" % name), self.keys["pkcs8"],
                           wechat=self.wechat_config(**wechat_kw))
         return path
@@ -540,10 +560,10 @@ class Harness:
             self.write_config(st.config, st.base_url, st.paygate_log, key, wechat=wechat)
         return write
 
-    def new_stack(self, kind, name=None, fcgi_children=2, wechat_enabled=True):
+    def new_stack(self, kind, name=None, fcgi_children=2, wechat_enabled=True, port=None):
         """A stack that the caller owns (and stops)."""
         name = name or kind
-        return S.Stack(kind, RUN / "stacks" / name, build_dir=BUILD, port=S.free_port(),
+        return S.Stack(kind, RUN / "stacks" / name, build_dir=BUILD, port=port or S.free_port(),
                        config_writer=self._config_writer(KEY_FORMAT.get(kind, "pkcs8"),
                                                          WX_SIGN_TYPE.get(kind, "HMAC-SHA256"),
                                                          wechat_enabled),
@@ -555,7 +575,7 @@ class Harness:
         if kind in self.stack_errors:
             pytest.fail("stack %s failed to start earlier:\n%s" % (kind, self.stack_errors[kind]))
         if kind not in self.stacks:
-            st = self.new_stack(kind)
+            st = self.new_stack(kind, port=self.ports.get(kind))
             try:
                 st.start()
             except Exception as e:
@@ -770,6 +790,13 @@ def stack_pair(request, harness):
 def stack_lp(request, harness):
     """lighttpd and Apache mod_proxy_fcgi (both with spawn-fcgi)."""
     return harness.stack(request.param)
+
+
+@pytest.fixture
+def cli_stack(harness):
+    """The stack whose base_url paygatectl's config names (provider
+    callbacks for what the CLI starts arrive there)."""
+    return harness.stack(ALL_STACKS[0])
 
 
 @pytest.fixture
