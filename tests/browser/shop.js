@@ -1,0 +1,107 @@
+#!/usr/bin/env node
+// Buys in the demo-style shop of a running paygate with a real browser:
+// Debian's headless Chromium (/usr/bin/chromium) driven by playwright-core
+// (no browser is ever downloaded). Run by tests/integration/test_browser.py.
+//
+//   node shop.js wechat|alipay --shop URL --sandbox URL --user-data-dir DIR [--product SKU]
+//
+// wechat: the shop's "QR code" link under "Pay with WeChat" -> our QR page
+//   (inline SVG) -> a second page plays the phone: /wechat/scan?code_url=...
+//   and presses #pay-button -> the first page moves on by itself (polling)
+//   to the shop's return_url.
+// alipay: the shop's "PC" link -> the sandbox cashier -> #pay-button -> the
+//   return page shows the order PAID.
+// Prints one JSON line with what it saw; exits 1 on failure.
+'use strict';
+
+const { chromium } = require('playwright-core');
+
+function arg(name, dflt) {
+  const i = process.argv.indexOf('--' + name);
+  return i > 0 ? process.argv[i + 1] : dflt;
+}
+
+const mode = process.argv[2];
+const shopUrl = arg('shop');
+const sandboxUrl = arg('sandbox');
+const userDataDir = arg('user-data-dir');
+const product = arg('product', 'course-c');
+const TIMEOUT = 30000;
+
+async function buyWithWechat(context) {
+  const page = await context.newPage();
+  const out = { mode };
+  await page.goto(shopUrl);
+  const link = page.locator(
+    `a[href*="product=${product}"][href*="channel=wechat"][href*="method=native"]`);
+  if ((await link.count()) !== 1) throw new Error('no single WeChat QR link for ' + product);
+  out.link_text = (await link.textContent()).trim();
+  out.shop_has_wechat_column = (await page.content()).includes('Pay with WeChat');
+  const shopPath = new URL(shopUrl).pathname;
+  await Promise.all([
+    page.waitForURL((u) => u.pathname !== shopPath && /\/pay\/[A-Za-z0-9]+$/.test(u.pathname)),
+    link.click()]);
+  out.qr_page_url = page.url();
+  await page.locator('#qr svg').waitFor({ timeout: TIMEOUT });
+  out.code_url = await page.locator('#qr').getAttribute('data-code');
+  out.status_before = (await page.locator('#order-status').textContent()).trim();
+  out.order_no = (await page.locator('#order-no').textContent()).trim();
+
+  // the phone: scan the code, press Pay
+  const phone = await context.newPage();
+  await phone.goto(sandboxUrl + '/wechat/scan?code_url=' + encodeURIComponent(out.code_url));
+  out.phone_amount = (await phone.locator('#total-fee').textContent()).trim();
+  await Promise.all([phone.waitForLoadState(), phone.locator('#pay-button').click()]);
+  await phone.locator('#paid').waitFor({ timeout: TIMEOUT });
+  out.phone_paid_text = (await phone.locator('#paid').textContent()).trim();
+
+  // the QR page moves on by itself: to return_url (the shop) once PAID
+  const startedWaiting = Date.now();
+  await page.waitForURL((u) => u.href !== out.qr_page_url, { timeout: TIMEOUT });
+  out.moved_after_ms = Date.now() - startedWaiting;
+  out.final_url = page.url();
+  out.final_title = await page.title();
+  return out;
+}
+
+async function buyWithAlipay(context) {
+  const page = await context.newPage();
+  const out = { mode };
+  await page.goto(shopUrl);
+  const link = page.locator(
+    `a[href*="product=${product}"][href*="channel=alipay"][href*="method=page"]`);
+  if ((await link.count()) !== 1) throw new Error('no single Alipay PC link for ' + product);
+  await Promise.all([page.waitForURL(/gateway\.do/), link.click()]);
+  out.cashier_url = page.url();
+  out.out_trade_no = (await page.locator('#out-trade-no').textContent()).trim();
+  out.total_amount = (await page.locator('#total-amount').textContent()).trim();
+  await Promise.all([page.waitForURL(/\/return\/alipay\?/, { timeout: TIMEOUT }),
+                     page.locator('#pay-button').click()]);
+  out.return_url = page.url();
+  out.order_no = (await page.locator('#order-no').textContent()).trim();
+  out.status = (await page.locator('#order-status').textContent()).trim();
+  out.final_title = await page.title();
+  return out;
+}
+
+(async () => {
+  let context;
+  try {
+    context = await chromium.launchPersistentContext(userDataDir, {
+      executablePath: '/usr/bin/chromium',
+      headless: true,
+      ignoreHTTPSErrors: true,   // the sandbox's gateway uses its own test CA
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+             '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    context.setDefaultTimeout(TIMEOUT);
+    const out = mode === 'wechat' ? await buyWithWechat(context) : await buyWithAlipay(context);
+    process.stdout.write(JSON.stringify(out) + '\n');
+    await context.close();
+    process.exit(0);
+  } catch (e) {
+    process.stderr.write('browser test failed: ' + (e && e.stack ? e.stack : e) + '\n');
+    if (context) await context.close().catch(() => {});
+    process.exit(1);
+  }
+})();
