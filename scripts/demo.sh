@@ -6,7 +6,8 @@
 #   scripts/demo.sh status
 #
 #   MariaDB (private)   127.0.0.1:3407   run/demo/db
-#   provider sandbox    http://127.0.0.1:8090 (gateway, cashier), https :8443
+#   provider sandbox    http://127.0.0.1:8090 (Alipay gateway and cashier, WeChat
+#                       "phone" at /wechat/phone), https :8443 (WeChat API, mutual TLS)
 #   paygate             spawn-fcgi 127.0.0.1:9000, 2 processes
 #   lighttpd            http://127.0.0.1:8080/pay/  (apache-conf/lighttpd-*.conf)
 #
@@ -25,6 +26,9 @@ FCGI_PORT=9000
 WEB_PORT=8080
 APP_ID=2021000000000001
 SELLER_ID=2088102177846880
+WX_APPID=wx2421b1c4370ec43b
+WX_MCH_ID=1900000109
+WX_API_KEY=demoDemoWechatApiKey0123456789ab
 CONFIG="$RUN/paygate.ini"
 BASE_URL="http://127.0.0.1:$WEB_PORT/pay"
 
@@ -95,7 +99,8 @@ start() {
     for p in $SB_HTTP $SB_HTTPS; do port_busy "$p" && die "port $p is taken by another program"; done
     setsid nohup "$PY" "$REPO/sandbox/sandbox.py" --state-dir "$RUN/sandbox" \
       --http-port "$SB_HTTP" --https-port "$SB_HTTPS" --app-id "$APP_ID" \
-      --app-public-key "$RUN/keys/app_public.pem" </dev/null >>"$RUN/sandbox.log" 2>&1 &
+      --app-public-key "$RUN/keys/app_public.pem" --wechat-appid "$WX_APPID" \
+      --wechat-mch-id "$WX_MCH_ID" --wechat-api-key "$WX_API_KEY" </dev/null >>"$RUN/sandbox.log" 2>&1 &
     echo $! >"$RUN/sandbox.pid"
     wait_for 30 "the sandbox (see $RUN/sandbox.log)" test -e "$RUN/sandbox/ready"
     say "sandbox on http://127.0.0.1:$SB_HTTP"
@@ -130,7 +135,15 @@ seller_id = $SELLER_ID
 ca_file = $RUN/sandbox/ca.pem
 
 [wechat]
-enabled = false
+enabled = true
+appid = $WX_APPID
+mch_id = $WX_MCH_ID
+api_key = $WX_API_KEY
+sign_type = HMAC-SHA256
+gateway = https://127.0.0.1:$SB_HTTPS
+ca_file = $RUN/sandbox/ca.pem
+client_cert = $RUN/sandbox/wechat_apiclient_cert.pem
+client_key = $RUN/sandbox/wechat_apiclient_key.pem
 
 [merchant]
 return_url = $BASE_URL/shop
@@ -196,7 +209,9 @@ EOF
     "$PY" -c "import sys,urllib.request; sys.exit(urllib.request.urlopen('$BASE_URL/healthz', timeout=2).status != 200)"
   echo
   echo "Demo shop: $BASE_URL/shop"
-  echo "(the sandbox cashier opens when you buy; logs in $RUN; stop with: make demo-stop)"
+  echo "WeChat phone (pay a QR code here): http://127.0.0.1:$SB_HTTP/wechat/phone"
+  echo "(Alipay: the sandbox cashier opens when you buy; WeChat: open the phone page and"
+  echo " press Pay, the QR page moves on by itself; logs in $RUN; stop with: make demo-stop)"
 }
 
 stop() {
