@@ -1,0 +1,246 @@
+/* bill_fetch: downloads the providers' daily bills (see include/bill.h).
+ *
+ * Alipay: a signed alipay.data.dataservice.bill.downloadurl.query through
+ * alipay_call (which verifies the reply's signature), then a plain GET of
+ * the short-lived bill_download_url. WeChat: /pay/downloadbill answers with
+ * the bill itself (text or gzip, unsigned) or with an XML error, so
+ * wechat_call (which insists on a signed XML reply) cannot be used: the
+ * request is built here from the public pieces (wechat_sign, xml.h, httpc).
+ * Parsing is bill.c's job; nothing here looks inside a bill. */
+#include "bill.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "crypto.h"
+#include "kv.h"
+#include "xml.h"
+
+#define ALIPAY_BILL_METHOD "alipay.data.dataservice.bill.downloadurl.query"
+#define ALIPAY_BILL_NOT_EXIST "isp.bill_not_exist"
+#define WECHAT_BILL_PATH "/pay/downloadbill"
+#define WECHAT_NO_BILL_MSG "No Bill Exist"
+#define WECHAT_NO_BILL_CODE "20002"
+#define BILL_NONCE_LEN 32
+#define BILL_MIN_TOTAL_TIMEOUT_MS 60000L   /* a bill can be megabytes */
+
+static void set_err(buf_t *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_err(buf_t *err, const char *fmt, ...)
+{
+    va_list ap;
+    if (err == NULL)
+        return;
+    buf_clear(err);
+    va_start(ap, fmt);
+    (void)buf_vprintf(err, fmt, ap);
+    va_end(ap);
+}
+
+static int is_empty(const char *s)
+{
+    return s == NULL || s[0] == '\0';
+}
+
+/* The client's HTTP options, with room for a whole bill. */
+static httpc_opts_t download_opts(const httpc_opts_t *base)
+{
+    httpc_opts_t o = *base;
+    o.client_cert = NULL;
+    o.client_key = NULL;
+    o.max_response = BILL_MAX_DOWNLOAD;
+    if (o.total_timeout_ms < BILL_MIN_TOTAL_TIMEOUT_MS)
+        o.total_timeout_ms = BILL_MIN_TOTAL_TIMEOUT_MS;
+    return o;
+}
+
+/* ------------------------------------------------------------------ */
+/* Alipay                                                              */
+
+static pg_err alipay_download_url(arena_t *a, const alipay_reply_t *reply, char **url, buf_t *err)
+{
+    json_t *obj = json_loadb(reply->json, reply->json_len, 0, NULL);
+    json_t *v = obj != NULL ? json_object_get(obj, "bill_download_url") : NULL;
+    const char *s = v != NULL && json_is_string(v) ? json_string_value(v) : NULL;
+    pg_err rc = PG_OK;
+
+    *url = NULL;
+    if (s == NULL || (strncmp(s, "https://", 8) != 0 && strncmp(s, "http://", 7) != 0)) {
+        set_err(err, "alipay: bill reply without a usable bill_download_url");
+        rc = PG_ERR_UPSTREAM;
+    } else if ((*url = arena_strdup(a, s)) == NULL) {
+        rc = PG_ERR_NOMEM;
+    }
+    json_decref(obj);
+    return rc;
+}
+
+pg_err bill_fetch_alipay(arena_t *a, const alipay_client_t *c, const char *ymd, buf_t *zip_out,
+                         buf_t *err)
+{
+    char date[11], *biz, *url;
+    alipay_reply_t reply;
+    httpc_opts_t opts;
+    httpc_response_t resp;
+    pg_err rc;
+
+    if (bill_normalize_date(ymd, true, date) != PG_OK) {
+        set_err(err, "alipay: bad bill date \"%.20s\" (yyyy-MM-dd)", ymd != NULL ? ymd : "");
+        return PG_ERR_BAD_INPUT;
+    }
+    if (c == NULL) {
+        set_err(err, "alipay: not configured");
+        return PG_ERR_CONFIG;
+    }
+    biz = arena_printf(a, "{\"bill_type\":\"trade\",\"bill_date\":\"%s\"}", date);
+    if (biz == NULL)
+        return PG_ERR_NOMEM;
+    rc = alipay_call(a, c, ALIPAY_BILL_METHOD, biz, &reply, err);
+    /* believed only when signed (reply.json is set only then) */
+    if (rc == PG_ERR_UPSTREAM && reply.json != NULL &&
+        strcmp(reply.sub_code, ALIPAY_BILL_NOT_EXIST) == 0) {
+        set_err(err, "alipay: no bill for %s (%s)", date, ALIPAY_BILL_NOT_EXIST);
+        return PG_ERR_NOT_FOUND;
+    }
+    if (rc != PG_OK)
+        return rc;
+    if ((rc = alipay_download_url(a, &reply, &url, err)) != PG_OK)
+        return rc;
+
+    opts = download_opts(&c->http);
+    rc = httpc_get(a, url, &opts, &resp, err);
+    if (rc != PG_OK)
+        return rc;
+    if (resp.status != 200) {
+        set_err(err, "alipay: HTTP %ld from the bill download", resp.status);
+        return PG_ERR_UPSTREAM;
+    }
+    if (resp.body.len < 4 || memcmp(resp.body.data, "PK\x03\x04", 4) != 0) {
+        set_err(err, "alipay: the bill download is not a zip (%zu bytes)", resp.body.len);
+        return PG_ERR_UPSTREAM;
+    }
+    return buf_append(zip_out, resp.body.data, resp.body.len);
+}
+
+/* ------------------------------------------------------------------ */
+/* WeChat                                                              */
+
+static char *join_url(arena_t *a, const char *gateway, const char *path)
+{
+    size_t glen = strlen(gateway);
+    if (glen > 0 && gateway[glen - 1] == '/')
+        glen--;
+    return arena_printf(a, "%.*s%s", (int)glen, gateway, path);
+}
+
+static pg_err wechat_bill_request(arena_t *a, const wechat_client_t *c, const char *date, buf_t *xml,
+                                  buf_t *err)
+{
+    kv_list_t p;
+    char nonce[BILL_NONCE_LEN + 1], sign[65];
+    pg_err rc;
+
+    if ((rc = crypto_random_alnum(nonce, BILL_NONCE_LEN)) != PG_OK)
+        return rc;
+    kv_init(&p, a);
+    if ((rc = kv_add(&p, "appid", c->appid)) != PG_OK ||
+        (rc = kv_add(&p, "mch_id", c->mch_id)) != PG_OK ||
+        (rc = kv_add(&p, "nonce_str", nonce)) != PG_OK ||
+        (rc = kv_add(&p, "bill_date", date)) != PG_OK ||
+        (rc = kv_add(&p, "bill_type", "ALL")) != PG_OK ||
+        (rc = kv_add(&p, "tar_type", "GZIP")) != PG_OK)
+        return rc;
+    if (c->sign_type == WECHAT_SIGN_HMAC_SHA256 &&
+        (rc = kv_add(&p, "sign_type", "HMAC-SHA256")) != PG_OK)
+        return rc;
+    if ((rc = wechat_sign(&p, c->api_key, c->sign_type, sign)) != PG_OK) {
+        set_err(err, "wechat: cannot sign the downloadbill request: %s", pg_err_name(rc));
+        return rc;
+    }
+    if ((rc = kv_add(&p, "sign", sign)) != PG_OK)
+        return rc;
+    if ((rc = xml_build_flat(&p, xml)) != PG_OK) {
+        set_err(err, "wechat: downloadbill request cannot be written as XML");
+        return rc;
+    }
+    return PG_OK;
+}
+
+/* An XML body instead of a bill: always an error of some kind. */
+static pg_err wechat_bill_error(arena_t *a, const char *date, const char *body, size_t len, buf_t *err)
+{
+    kv_list_t reply;
+    const char *code, *msg, *ecode;
+
+    if (xml_parse_flat(a, body, len, &reply, NULL) != PG_OK) {
+        set_err(err, "wechat: downloadbill answered with malformed XML (%zu bytes)", len);
+        return PG_ERR_UPSTREAM;
+    }
+    code = kv_get(&reply, "return_code");
+    msg = kv_get(&reply, "return_msg");
+    ecode = kv_get(&reply, "error_code");
+    if (msg == NULL)
+        msg = "";
+    if (code != NULL && strcmp(code, "FAIL") == 0) {
+        if (strcmp(msg, WECHAT_NO_BILL_MSG) == 0 ||
+            (ecode != NULL && strcmp(ecode, WECHAT_NO_BILL_CODE) == 0)) {
+            set_err(err, "wechat: no bill for %s (%s)", date, WECHAT_NO_BILL_MSG);
+            return PG_ERR_NOT_FOUND;
+        }
+        if (strstr(msg, "Bill Creating") != NULL) {
+            set_err(err, "wechat: the bill for %s is still being made: ask later", date);
+            return PG_ERR_TIMEOUT;
+        }
+    }
+    set_err(err, "wechat: downloadbill failed: return_code %.16s, return_msg \"%.200s\"%s%.32s",
+            code != NULL ? code : "(none)", msg, ecode != NULL ? ", error_code " : "",
+            ecode != NULL ? ecode : "");
+    return PG_ERR_UPSTREAM;
+}
+
+pg_err bill_fetch_wechat(arena_t *a, const wechat_client_t *c, const char *ymd, buf_t *text_out,
+                         buf_t *err)
+{
+    char date[11], *url;
+    buf_t xml;
+    httpc_opts_t opts;
+    httpc_response_t resp;
+    size_t i;
+    pg_err rc;
+
+    if (bill_normalize_date(ymd, false, date) != PG_OK) {
+        set_err(err, "wechat: bad bill date \"%.20s\" (yyyyMMdd)", ymd != NULL ? ymd : "");
+        return PG_ERR_BAD_INPUT;
+    }
+    if (c == NULL || is_empty(c->gateway) || is_empty(c->appid) || is_empty(c->mch_id) ||
+        is_empty(c->api_key)) {
+        set_err(err, "wechat: gateway, appid, mch_id and api_key must be configured");
+        return PG_ERR_CONFIG;
+    }
+    buf_init(&xml, a);
+    if ((rc = wechat_bill_request(a, c, date, &xml, err)) != PG_OK)
+        return rc;
+    if ((url = join_url(a, c->gateway, WECHAT_BILL_PATH)) == NULL)
+        return PG_ERR_NOMEM;
+
+    opts = download_opts(&c->http);
+    rc = httpc_post(a, url, "text/xml", xml.data, xml.len, &opts, &resp, err);
+    if (rc != PG_OK)
+        return rc;
+    if (resp.status != 200) {
+        set_err(err, "wechat: HTTP %ld from downloadbill", resp.status);
+        return PG_ERR_UPSTREAM;
+    }
+    for (i = 0; i < resp.body.len && (resp.body.data[i] == ' ' || resp.body.data[i] == '\t' ||
+                                      resp.body.data[i] == '\r' || resp.body.data[i] == '\n');
+         i++)
+        ;
+    if (resp.body.len - i >= 4 && memcmp(resp.body.data + i, "<xml", 4) == 0)
+        return wechat_bill_error(a, date, resp.body.data + i, resp.body.len - i, err);
+    if (resp.body.len == 0) {
+        set_err(err, "wechat: downloadbill answered with an empty body");
+        return PG_ERR_UPSTREAM;
+    }
+    return buf_append(text_out, resp.body.data, resp.body.len);
+}
