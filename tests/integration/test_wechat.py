@@ -157,10 +157,13 @@ def test_native_purchase_end_to_end(harness, stack_pair):
     assert re.search(r"POST /notify/wechat 200 .*%s" % c["payment_no"], log), log[-2000:]
 
 
-def test_native_paid_through_the_control_api_records_once(harness, stack_pair):
-    c = wx_checkout(harness, stack_pair, product="ebook-sql")
+def test_native_paid_through_the_control_api_records_once(harness, stack):
+    """Every stack (lighttpd TCP/unix, Apache proxy_fcgi/fcgid; MD5 and
+    HMAC-SHA256)."""
+    c = wx_checkout(harness, stack, product="ebook-sql")
+    assert harness.wx_trade(c["payment_no"])["sign_type"] == WX_SIGN_TYPE[stack.kind]
     harness.wx_pay(c["payment_no"])
-    harness.wait_order_status(stack_pair, c["order_no"], "PAID")
+    harness.wait_order_status(stack, c["order_no"], "PAID")
     wait_acked(harness, c["payment_no"])
     outcomes = [r["outcome"] for r in harness.wx_notifications_for(c["payment_no"])]
     assert outcomes.count("accepted") == 1, outcomes

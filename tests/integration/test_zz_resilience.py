@@ -11,7 +11,8 @@ import urllib.parse
 import requests
 
 import stack as S
-from conftest import API_KEY, CHECKOUT_SECRET, MOUNT, RUN, TIMEOUT, unique_user
+from conftest import (API_KEY, CHECKOUT_SECRET, MOUNT, RUN, TIMEOUT, WEBHOOK_SECRET, WX_API_KEY,
+                      unique_user)
 
 
 def wait_for(pred, timeout, what):
@@ -152,7 +153,7 @@ def test_sigterm_stops_an_idle_process_promptly(harness):
 def test_logs_hold_no_secrets(harness):
     """Runs last: nothing that paygate logged during the session contains
     the API key, the checkout secret, the DB password or key material."""
-    logs = list((RUN / "stacks").glob("*/paygate.log")) + [RUN / "paygatectl.log"]
+    logs = list((RUN / "stacks").glob("*/paygate.log")) + list(RUN.glob("paygatectl*.log"))
     logs += list((RUN / "stacks").glob("*/error.log"))  # Apache's (fcgid stderr)
     logs += list((RUN / "stacks").glob("*/lighttpd-error.log"))
     assert any(p.exists() for p in logs)
@@ -160,5 +161,6 @@ def test_logs_hold_no_secrets(harness):
         if not p.exists():
             continue
         text = p.read_text(errors="replace")
-        for secret in (API_KEY, CHECKOUT_SECRET, "PRIVATE KEY", "password = paygate"):
+        for secret in (API_KEY, CHECKOUT_SECRET, WX_API_KEY, WEBHOOK_SECRET, "PRIVATE KEY",
+                       "password = paygate"):
             assert secret not in text, "%s logs %r" % (p, secret)
