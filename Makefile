@@ -92,6 +92,7 @@ check: deps
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) unit-asan
+	$(MAKE) fuzz-regress
 	$(MAKE) integration
 
 demo: deps all
@@ -105,6 +106,47 @@ install: all
 	install -m 0755 $(B)/paygate.fcgi $(B)/paygatectl $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 sql/*.sql $(DESTDIR)$(PREFIX)/share/paygate/sql/
 	install -m 0644 apache-conf/* $(DESTDIR)$(PREFIX)/share/paygate/apache-conf/
+
+# Fuzzing (tests/fuzz/README.md). `make fuzz` builds the libFuzzer targets
+# with clang into build-fuzz/ and runs each for FUZZ_SECONDS: new inputs go to
+# build-fuzz/corpus/<target>/ (the committed seeds are only read), a crash,
+# leak or UB report stops it with the input in build-fuzz/artifacts/<target>/.
+# `make fuzz-regress` (part of check) builds the same targets with $(CC),
+# ASan+UBSan and tests/fuzz/replay_main.c, and replays every committed corpus
+# and regression input. FUZZ_TARGETS="xml money" picks targets.
+FUZZ_TARGETS ?= $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_SECONDS ?= 60
+FUZZ_MAIN    ?=
+FUZZ_LDSAN   ?= $(SANFLAGS)
+FUZZ_SAN     := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+                -fno-sanitize-recover=all -Wno-format-nonliteral
+FUZZ_DIRS     = tests/fuzz/corpus/$$t $$(test -d tests/fuzz/regressions/$$t && echo tests/fuzz/regressions/$$t)
+.PHONY: fuzz fuzz-regress fuzz-bins fuzz-replay
+
+$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard tests/fuzz/*.h) $(FUZZ_MAIN) $(B)/libpaygate.a
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -MMD -MP,$(ALL_CFLAGS)) $(FUZZ_LDSAN) -o $@ $< $(FUZZ_MAIN) $(B)/libpaygate.a $(LDLIBS_ALL)
+
+fuzz-bins: $(FUZZ_TARGETS:%=$(B)/fuzz/fuzz_%)
+
+fuzz:
+	$(MAKE) CC=clang BUILD=build-fuzz CFLAGS="-O1 -g" SANFLAGS="$(FUZZ_SAN)" FUZZ_MAIN= \
+	    FUZZ_LDSAN="-fsanitize=fuzzer,address,undefined" fuzz-bins
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build-fuzz/corpus/$$t build-fuzz/artifacts/$$t; \
+	  echo "== fuzz_$$t: $(FUZZ_SECONDS) s, log build-fuzz/fuzz_$$t.log"; \
+	  build-fuzz/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+	    -artifact_prefix=build-fuzz/artifacts/$$t/ build-fuzz/corpus/$$t $(FUZZ_DIRS) \
+	    > build-fuzz/fuzz_$$t.log 2>&1 || { tail -n 60 build-fuzz/fuzz_$$t.log; \
+	    echo "fuzz: fuzz_$$t FAILED, input in build-fuzz/artifacts/$$t/"; exit 1; }; \
+	  grep -E '^(Done|stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss_mb)' build-fuzz/fuzz_$$t.log; \
+	done
+
+fuzz-regress:
+	$(MAKE) SAN=1 FUZZ_MAIN=tests/fuzz/replay_main.c fuzz-replay
+
+fuzz-replay: fuzz-bins
+	@set -e; for t in $(FUZZ_TARGETS); do $(B)/fuzz/fuzz_$$t $(FUZZ_DIRS); done
 
 clean:
 	rm -rf build build-asan

@@ -1454,7 +1454,9 @@ static pg_err wechat_text(arena_t *a, const char *text, size_t len, bill_t *out,
     for (i = 0; i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r' || text[i] == '\n'); i++)
         ;
     if (starts_with(text + i, len - i, "<xml")) {
-        set_err(err, WX ": an XML reply, not a bill: %.200s", text + i);
+        /* text is not NUL-terminated: quote at most what is there */
+        set_err(err, WX ": an XML reply, not a bill: %.*s", (int)(len - i < 200 ? len - i : 200),
+                text + i);
         return PG_ERR_BAD_INPUT;
     }
     w = calloc(1, sizeof *w);

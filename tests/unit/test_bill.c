@@ -646,6 +646,29 @@ static void test_wechat_malformed(void **state)
     arena_free(&a);
 }
 
+/* Found by tests/fuzz (fuzz_bill_wechat): the XML-reply message quoted up to
+ * 200 bytes with %.200s from a body that is not NUL-terminated. */
+static void test_wechat_xml_reply_quote_stays_in_body(void **state)
+{
+    static const char bytes[] = "<xml SECRET-BEYOND-THE-BODY";
+    arena_t a;
+    buf_t err;
+    bill_t b;
+    char *body;
+    (void)state;
+    arena_init(&a, 0);
+    buf_init(&err, &a);
+    body = malloc(5);   /* exactly "<xml ", no terminator: ASan sees an over-read */
+    assert_non_null(body);
+    memcpy(body, bytes, 5);
+    assert_int_equal(bill_parse_wechat(&a, body, 5, &b, &err), PG_ERR_BAD_INPUT);
+    assert_err_has(&err, "XML");
+    assert_int_equal(bill_parse_wechat(&a, bytes, 5, &b, &err), PG_ERR_BAD_INPUT);
+    assert_null(strstr(err.data, "SECRET"));
+    free(body);
+    arena_free(&a);
+}
+
 static void test_wechat_gzip_refusals(void **state)
 {
     arena_t a;
@@ -1229,6 +1252,7 @@ int main(void)
         cmocka_unit_test(test_wechat_refund_and_success_bill_types),
         cmocka_unit_test(test_wechat_fee_decimals),
         cmocka_unit_test(test_wechat_malformed),
+        cmocka_unit_test(test_wechat_xml_reply_quote_stays_in_body),
         cmocka_unit_test(test_wechat_gzip_refusals),
         cmocka_unit_test(test_prefixes_and_corruptions_never_crash),
         cmocka_unit_test(test_normalize_date),
