@@ -407,15 +407,6 @@ def test_expiry_closes_at_the_provider_then_here(harness, lighttpd_stack, channe
     assert "expiry" in out, out
     if channel == "alipay":
         assert harness.sandbox_trade(c["payment_no"])["status"] == "TRADE_CLOSED"
-        # Alipay's refund notifications (same notify URL, refund fields) are
-        # acknowledged and change nothing more: recorded exactly once
-        def refund_notes():
-            notes = [n for n in harness.sandbox_trade(c["payment_no"])["notifications"]
-                     if n["kind"] == "refund"]
-            return len(notes) == 2 and all(n["acked"] for n in notes) and notes
-        notes = wait_for(refund_notes, 15, "both Alipay refund notifications to be acknowledged")
-        assert sorted(n["out_biz_no"] for n in notes) == sorted([first["refund_no"], second["refund_no"]])
-        assert harness.order(c["order_no"])["refunded_fen"] == 9900
     else:
         t = harness.wx_trade(c["payment_no"])
         assert t["trade_state"] == "CLOSED" and t["time_close"], t
