@@ -101,6 +101,12 @@ demo: deps all
 demo-stop:
 	bash scripts/demo.sh stop
 
+# Benchmarks: builds into build-bench/, runs the stack under run/bench/, prints
+# the table (also run/bench/results.md). BENCH_SECONDS=3 for a quick pass.
+.PHONY: bench
+bench:
+	$(PYTHON) bench/bench.py
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/paygate/sql $(DESTDIR)$(PREFIX)/share/paygate/apache-conf
 	install -m 0755 $(B)/paygate.fcgi $(B)/paygatectl $(DESTDIR)$(PREFIX)/bin/

@@ -1,0 +1,800 @@
+#!/usr/bin/python3
+"""paygate benchmark harness (`make bench`).
+
+Builds the optimised paygate (BUILD dir, default build-bench) and the
+baseline programs of bench/ (hello.c: (a) the web stack's ceiling; floor.c
+sign: (b) the floor of a checkout; floor.c verify: (c) the floor of a
+notification), runs `openssl speed rsa2048`, then starts privately under
+run/bench: MariaDB (scripts/mariadb.sh), the provider sandbox, paygate under
+spawn-fcgi (-F 2, TCP) and the baselines under spawn-fcgi (-F 2 each),
+lighttpd and Apache mod_proxy_fcgi in front of all four (configs rendered
+from apache-conf/ with scripts/stack.py, as the integration tests do). Drives
+every scenario with wrk on 127.0.0.1 at 16 and 64 connections, checks in
+the database that the work was done, prints one table (also written to
+run/bench/results.md), runs an RSS-flatness run, and profiles paygate under
+callgrind where a target is missed. Everything started is stopped by PID at
+the end, also on failure.
+
+Environment: BENCH_SECONDS (per run, default 10), BENCH_CONNS (default
+"16,64"), BENCH_SERVERS (default "lighttpd,apache"), BENCH_SCENARIOS (subset,
+comma-separated), BENCH_FLAT_REQUESTS (default 200000), BENCH_FLAT_SECONDS
+(cap, default 60), BENCH_PROFILE ("auto" = scenarios that miss their target,
+"none", or a comma-separated list of scenarios), BENCH_PROFILE_SECONDS
+(default 20), BUILD (default build-bench), BENCH_THREADS (wrk threads,
+default 2).
+"""
+
+import base64
+import datetime
+import hashlib
+import hmac
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "scripts"))
+import stack as S  # noqa: E402
+
+import pymysql  # noqa: E402
+from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import padding  # noqa: E402
+
+RUN = REPO / "run" / "bench"
+BUILD = (REPO / os.environ.get("BUILD", "build-bench")).resolve()
+BB = BUILD / "bench"
+KEYS = REPO / "tests" / "fixtures" / "keys"
+SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+CONNS = [int(c) for c in os.environ.get("BENCH_CONNS", "16,64").split(",")]
+SERVERS = [s for s in os.environ.get("BENCH_SERVERS", "lighttpd,apache").split(",") if s]
+THREADS = int(os.environ.get("BENCH_THREADS", "2"))
+FLAT_REQUESTS = int(os.environ.get("BENCH_FLAT_REQUESTS", "200000"))
+FLAT_SECONDS = int(os.environ.get("BENCH_FLAT_SECONDS", "60"))
+PROFILE = os.environ.get("BENCH_PROFILE", "auto")
+PROFILE_SECONDS = int(os.environ.get("BENCH_PROFILE_SECONDS", "20"))
+
+API_KEY = "bench-api-key-0123456789abcdef"
+CHECKOUT_SECRET = "bench-checkout-secret-0123456789"
+APP_ID = "2021000000000001"
+SELLER_ID = "2088102177846880"
+WX_APPID = "wx7c1e5a0f93b2d468"
+WX_MCH_ID = "1230000109"
+WX_API_KEY = "paygateBenchWechatApiKey01234567"
+assert len(WX_API_KEY) == 32
+PRICE_FEN = 9900
+SKU = "course-c"
+
+SCENARIOS = ["checkout-alipay-page", "checkout-wechat-native", "notify-alipay",
+             "notify-wechat", "order-status"]
+if os.environ.get("BENCH_SCENARIOS"):
+    SCENARIOS = [s for s in os.environ["BENCH_SCENARIOS"].split(",") if s in SCENARIOS]
+# scenario -> (baseline, target ratio)
+BASELINE_OF = {"checkout-alipay-page": ("floor-sign", 0.8), "checkout-wechat-native": ("floor-sign", 0.8),
+               "notify-alipay": ("floor-verify", 0.8), "notify-wechat": ("floor-verify", 0.8),
+               "order-status": ("hello", 0.7)}
+RSS_LIMIT_KIB = 16 * 1024
+
+
+def log(msg):
+    print("[bench %s] %s" % (time.strftime("%H:%M:%S"), msg), flush=True)
+
+
+def sh(cmd, **kw):
+    kw.setdefault("check", True)
+    return subprocess.run(cmd, **kw)
+
+
+# ------------------------------------------------------------------ build
+
+def build():
+    log("building paygate (optimised, %s) and the baselines" % BUILD.relative_to(REPO))
+    jobs = os.environ.get("BENCH_JOBS", "2")
+    sh(["make", "-s", "-j", jobs, "BUILD=%s" % BUILD.relative_to(REPO), "all"], cwd=REPO)
+    BB.mkdir(parents=True, exist_ok=True)
+    cflags = ["-O2", "-g", "-std=c11", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE"]
+    mdb = subprocess.run(["pkg-config", "--cflags", "--libs", "libmariadb", "openssl"],
+                         stdout=subprocess.PIPE, text=True, check=True).stdout.split()
+    sh(["cc"] + cflags + ["-o", str(BB / "hello"), str(REPO / "bench/hello.c"), "-lfcgi"])
+    sh(["cc"] + cflags + ["-o", str(BB / "floor"), str(REPO / "bench/floor.c")] + mdb + ["-lfcgi"])
+
+
+def openssl_speed():
+    log("openssl speed -seconds 3 rsa2048")
+    out = subprocess.run(["openssl", "speed", "-seconds", "3", "rsa2048"], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True).stdout
+    (RUN / "openssl-speed.txt").write_text(out)
+    m = re.search(r"^rsa\s+2048 bits\s+\S+\s+\S+\s+([\d.]+)\s+([\d.]+)", out, re.M)
+    if not m:
+        return None, None
+    return float(m.group(1)), float(m.group(2))
+
+
+# ---------------------------------------------------------------- helpers
+
+def fen_to_amount(fen):
+    return "%d.%02d" % (fen // 100, fen % 100)
+
+
+def beijing_now_str(delta=0):
+    tz = datetime.timezone(datetime.timedelta(hours=8))
+    return (datetime.datetime.now(tz) + datetime.timedelta(seconds=delta)).strftime(
+        "%Y-%m-%d %H:%M:%S")
+
+
+def alipay_string_to_sign(params):
+    """Notification string to sign: every non-empty field except sign and
+    sign_type, keys sorted by bytes, k=v joined by '&', raw values."""
+    items = sorted((k.encode(), k, v) for k, v in params.items()
+                   if k not in ("sign", "sign_type") and v not in (None, ""))
+    return "&".join("%s=%s" % (k, v) for _b, k, v in items)
+
+
+def wx_sign_hmac(params, key=WX_API_KEY):
+    items = sorted((k.encode(), k, v) for k, v in params.items()
+                   if k != "sign" and v not in (None, ""))
+    text = "&".join("%s=%s" % (k, v) for _b, k, v in items) + "&key=" + key
+    return hmac.new(key.encode(), text.encode(), hashlib.sha256).hexdigest().upper()
+
+
+def cpu_ticks(pids):
+    """utime + stime (clock ticks) summed over PIDS."""
+    total = 0
+    for p in pids:
+        st = S._state(p)
+        if st:
+            total += int(st[11]) + int(st[12])
+    return total
+
+
+TICK_US = 1e6 / os.sysconf("SC_CLK_TCK")
+
+
+def rss_kib(pid):
+    try:
+        for line in Path("/proc/%d/status" % pid).read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+# ------------------------------------------------------------------ bench
+
+class Bench:
+    def __init__(self):
+        self.registry = None
+        self.procs = []          # Popen of web servers and the sandbox
+        self.pools = {}          # name -> pids
+        self.db_dir = RUN / "db"
+        self.rows = []
+        self.baseline = {}       # (server, conns, baseline) -> req/s
+        self.batch = 0
+        self.flat = None
+        self.paid_orders = []
+        self.web_procs = {}
+
+    # -- set-up -------------------------------------------------------------
+    def start(self):
+        RUN.parent.mkdir(parents=True, exist_ok=True)
+        self.registry = S.PidRegistry(RUN.parent / "bench-pids")
+        self.registry.stop_leftovers()
+        if (self.db_dir / "mysqld.pid").exists():
+            sh(["bash", str(REPO / "scripts/mariadb.sh"), "stop", str(self.db_dir)], check=False,
+               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        shutil.rmtree(RUN, ignore_errors=True)
+        RUN.mkdir(parents=True)
+        os.chmod(RUN, 0o755)
+
+        self.db_port = S.free_port()
+        log("MariaDB on port %d" % self.db_port)
+        r = subprocess.run(["bash", str(REPO / "scripts/mariadb.sh"), "start", str(self.db_dir),
+                            str(self.db_port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True)
+        if r.returncode != 0:
+            raise S.StackError("mariadb.sh start failed:\n" + r.stdout)
+        self.registry.add(int((self.db_dir / "mysqld.pid").read_text().strip()))
+
+        sb = RUN / "sandbox"
+        self.sandbox_http, self.sandbox_https = S.free_port(), S.free_port()
+        log("sandbox on ports %d/%d" % (self.sandbox_http, self.sandbox_https))
+        self.procs.append(S.start_sandbox(
+            sb, self.sandbox_http, self.sandbox_https, APP_ID, KEYS / "app_public.pem",
+            time_scale=0.01, log=RUN / "sandbox.log", registry=self.registry,
+            wechat={"appid": WX_APPID, "mch_id": WX_MCH_ID, "api_key": WX_API_KEY}))
+        self.alipay_private = serialization.load_pem_private_key(
+            (sb / "alipay_private_key.pem").read_bytes(), password=None)
+
+        self.ports = {s: S.free_port() for s in SERVERS}
+        base_url = "http://127.0.0.1:%d/pay" % self.ports[SERVERS[0]]
+        key = RUN / "app_private_key.pem"
+        shutil.copyfile(KEYS / "app_private_pkcs8.pem", key)
+        self.config = S.write_config(
+            RUN / "paygate.ini", base_url=base_url, db_port=self.db_port,
+            log_file=RUN / "paygate.log", app_id=APP_ID,
+            gateway="https://127.0.0.1:%d/gateway.do" % self.sandbox_https,
+            app_private_key=key, alipay_public_key=sb / "alipay_public_key.pem",
+            seller_id=SELLER_ID, ca_file=sb / "ca.pem", return_url=base_url + "/shop",
+            api_key=API_KEY, checkout_secret=CHECKOUT_SECRET, storefront=False,
+            wechat={"appid": WX_APPID, "mch_id": WX_MCH_ID, "api_key": WX_API_KEY,
+                    "sign_type": "HMAC-SHA256", "gateway": "https://127.0.0.1:%d" % self.sandbox_https,
+                    "ca_file": sb / "ca.pem"})
+        ctl = [str(BUILD / "paygatectl"), "-c", str(self.config)]
+        sh(ctl + ["migrate"], stdout=subprocess.DEVNULL)
+        sh(ctl + ["product", "add", "--sku", SKU, "--title", "C for grown-ups", "--price-fen",
+                  str(PRICE_FEN)], stdout=subprocess.DEVNULL)
+        self.product_id = self.q1("SELECT id FROM products WHERE sku=%s", SKU)
+        self.exec("CREATE TABLE bench_floor (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, "
+                  "payment_no VARCHAR(32) NOT NULL, amount_fen BIGINT NOT NULL, "
+                  "status ENUM('CREATED','PAID','CLOSED') NOT NULL, "
+                  "created_at DATETIME NOT NULL DEFAULT UTC_TIMESTAMP(), "
+                  "updated_at DATETIME NOT NULL DEFAULT UTC_TIMESTAMP(), "
+                  "UNIQUE KEY uq_bench_floor_no (payment_no)) ENGINE=InnoDB")
+        self.exec("INSERT INTO bench_floor (payment_no, amount_fen, status) "
+                  "SELECT CONCAT('S', seq), 9900, 'CREATED' FROM seq_1_to_100000")
+
+        # FastCGI pools (spawn-fcgi, TCP, 2 processes each)
+        db = ["127.0.0.1", str(self.db_port), "paygate", "paygate", "paygate"]
+        self.fcgi_ports = {}
+        apps = {"paygate": (BUILD / "paygate.fcgi", ["-c", str(self.config)]),
+                "hello": (BB / "hello", []),
+                "floor-sign": (BB / "floor", ["sign", str(key)] + db),
+                "floor-verify": (BB / "floor", ["verify", str(key)] + db)}
+        for name, (app, args) in apps.items():
+            port = S.free_port()
+            self.fcgi_ports[name] = port
+            self.pools[name] = S.spawn_fcgi(app, args, RUN / ("%s.pid" % name), host="127.0.0.1",
+                                            port=port, children=2, log=RUN / "spawn-fcgi.log",
+                                            registry=self.registry)
+            log("%s: spawn-fcgi -F 2 on 127.0.0.1:%d, pids %s" % (name, port, self.pools[name]))
+        self.mounts = {"paygate": "/pay", "hello": "/hello", "floor-sign": "/floor-sign",
+                       "floor-verify": "/floor-verify"}
+        for server in SERVERS:
+            self.start_server(server, self.ports[server], RUN / server,
+                              {self.mounts[n]: p for n, p in self.fcgi_ports.items()})
+            st = S.http_status("http://127.0.0.1:%d/pay/healthz" % self.ports[server])
+            if st != 200:
+                raise S.StackError("%s: /pay/healthz answered %s" % (server, st))
+
+    def start_server(self, server, port, d, mounts):
+        """lighttpd or Apache (mod_proxy_fcgi) on PORT with each mount ->
+        a FastCGI TCP port, from the apache-conf/ templates."""
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "htdocs").mkdir(exist_ok=True)
+        conf_dir = REPO / "apache-conf"
+        parts = []
+        for i, (mount, fport) in enumerate(mounts.items()):
+            if server == "lighttpd":
+                p = S.render(conf_dir / "lighttpd-paygate.conf", d / ("snippet-%d.conf" % i),
+                             {"MOUNT": mount,
+                              "FCGI_BACKEND": '"host" => "127.0.0.1", "port" => %d' % fport})
+                text = p.read_text()
+                if i:   # mod_fastcgi is loaded once
+                    text = "\n".join(ln for ln in text.splitlines()
+                                     if not ln.startswith("server.modules"))
+            else:
+                p = S.render(conf_dir / "apache-proxy-fcgi.conf", d / ("snippet-%d.conf" % i),
+                             {"MOUNT": mount, "FCGI_ADDR": "127.0.0.1:%d" % fport})
+                text = p.read_text()
+            parts.append(text)
+        snippet = d / "snippet.conf"
+        snippet.write_text("\n".join(parts) + "\n")
+        if server == "lighttpd":
+            conf = S.render(conf_dir / "lighttpd-test.conf", d / "lighttpd.conf",
+                            {"PORT": port, "RUN_DIR": d, "PAYGATE_SNIPPET": snippet})
+            args = [S.LIGHTTPD_BIN, "-D", "-f", str(conf)]
+            t = sh([S.LIGHTTPD_BIN, "-tt", "-f", str(conf)], check=False, stdout=subprocess.PIPE,
+                   stderr=subprocess.STDOUT, text=True)
+        else:
+            user, group = S.current_user_group()
+            conf = S.render(conf_dir / "apache-test.conf", d / "httpd.conf",
+                            {"PORT": port, "RUN_DIR": d, "USER": user, "GROUP": group,
+                             "MODULES": S.APACHE_MODULES, "SNIPPET": snippet, "ASAN_OPTIONS": ""})
+            if os.geteuid() == 0:
+                S.chown_tree(d, user, group)
+            args = [S.APACHE_BIN, "-f", str(conf), "-D", "PAYGATE_PROXY_FCGI"]
+            t = sh(args + ["-t"], check=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                   text=True)
+            args = args + ["-DFOREGROUND"]
+        if t.returncode != 0:
+            raise S.StackError("%s config test: %s" % (server, t.stdout))
+        with open(d / "server.out", "ab") as out:
+            proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                    start_new_session=True)
+        self.procs.append(proc)
+        self.registry.add(proc.pid)
+        self.web_procs.setdefault(server, proc)
+        S.wait_until(lambda: S.tcp_open(port), 20, "%s on port %d" % (server, port))
+        log("%s on port %d (pid %d)" % (server, port, proc.pid))
+        return proc
+
+    def stop(self):
+        pids = [p for pool in self.pools.values() for p in pool]
+        for proc in self.procs:
+            pids.append(proc.pid)
+        S.stop_pids(pids, grace=20)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=5)
+            except Exception:
+                pass
+        self.procs, self.pools = [], {}
+        if (self.db_dir / "mysqld.pid").exists():
+            sh(["bash", str(REPO / "scripts/mariadb.sh"), "stop", str(self.db_dir)], check=False,
+               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if self.registry and self.registry.path.exists():
+            self.registry.stop_leftovers()
+
+    # -- database -----------------------------------------------------------
+    def db(self):
+        return pymysql.connect(host="127.0.0.1", port=self.db_port, user="paygate",
+                               password="paygate", database="paygate", autocommit=True,
+                               connect_timeout=10)
+
+    def exec(self, sql, *args):
+        c = self.db()
+        try:
+            with c.cursor() as cur:
+                cur.execute(sql, args)
+                return cur.fetchall()
+        finally:
+            c.close()
+
+    def q1(self, sql, *args):
+        rows = self.exec(sql, *args)
+        return rows[0][0] if rows else None
+
+    def create_payments(self, prefix, n, channel, method):
+        """N orders + CREATED payments straight in SQL: order_no ==
+        payment_no == PREFIX + zero-padded number (24 characters)."""
+        width = 24 - len(prefix)
+        self.exec("INSERT INTO orders (order_no, product_id, user_ref, amount_fen) "
+                  "SELECT CONCAT(%s, LPAD(seq, %s, '0')), %s, 'bench-notify', %s "
+                  "FROM seq_1_to_" + str(int(n)), prefix, width, self.product_id, PRICE_FEN)
+        self.exec("INSERT INTO payments (payment_no, order_id, channel, method, amount_fen, "
+                  "expires_at) SELECT order_no, id, %s, %s, amount_fen, "
+                  "UTC_TIMESTAMP() + INTERVAL 1 DAY FROM orders WHERE order_no LIKE %s",
+                  channel, method, prefix + "%")
+        return [prefix + str(i).zfill(width) for i in range(1, n + 1)]
+
+    # -- notifications ---------------------------------------------------------
+    def alipay_bodies(self, nos, path):
+        amount = fen_to_amount(PRICE_FEN)
+        now, created, paid = beijing_now_str(), beijing_now_str(-60), beijing_now_str(-5)
+        fund = json.dumps([{"amount": amount, "fundChannel": "ALIPAYACCOUNT"}], separators=(",", ":"))
+        with open(path, "w") as f:
+            for no in nos:
+                fl = {"notify_time": now, "notify_type": "trade_status_sync",
+                      "notify_id": "b" + uuid.uuid4().hex, "app_id": APP_ID, "auth_app_id": APP_ID,
+                      "charset": "utf-8", "version": "1.0", "sign_type": "RSA2",
+                      "trade_no": "2026" + str(uuid.uuid4().int)[:24], "out_trade_no": no,
+                      "seller_id": SELLER_ID, "seller_email": "sandbox_seller@example.com",
+                      "trade_status": "TRADE_SUCCESS", "total_amount": amount,
+                      "subject": "C for grown-ups", "gmt_create": created,
+                      "buyer_id": "2088102177000001", "buyer_logon_id": "buy***@example.com",
+                      "receipt_amount": amount, "invoice_amount": amount,
+                      "buyer_pay_amount": amount, "point_amount": "0.00", "gmt_payment": paid,
+                      "fund_bill_list": fund}
+                sig = self.alipay_private.sign(alipay_string_to_sign(fl).encode(),
+                                               padding.PKCS1v15(), hashes.SHA256())
+                fl["sign"] = base64.b64encode(sig).decode()
+                f.write(urllib.parse.urlencode(fl) + "\n")
+
+    @staticmethod
+    def wechat_bodies(nos, path):
+        tend = time.strftime("%Y%m%d%H%M%S")
+        with open(path, "w") as f:
+            for no in nos:
+                fl = {"appid": WX_APPID, "mch_id": WX_MCH_ID, "nonce_str": uuid.uuid4().hex,
+                      "result_code": "SUCCESS", "return_code": "SUCCESS",
+                      "openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o", "is_subscribe": "N",
+                      "trade_type": "NATIVE", "bank_type": "OTHERS", "total_fee": str(PRICE_FEN),
+                      "cash_fee": str(PRICE_FEN), "fee_type": "CNY",
+                      "transaction_id": "4200" + str(uuid.uuid4().int)[:24],
+                      "out_trade_no": no, "time_end": tend, "sign_type": "HMAC-SHA256"}
+                fl["sign"] = wx_sign_hmac(fl)
+                f.write("<xml>" + "".join("<%s><![CDATA[%s]]></%s>" % (k, v, k)
+                                          for k, v in fl.items()) + "</xml>\n")
+
+    # -- wrk ----------------------------------------------------------------
+    def wrk(self, url, conns, seconds, method="GET", path=None, bodies="-", expect=200,
+            needle="-", ctype="-", auth="-", limit=0, background=False):
+        path = path or urllib.parse.urlsplit(url).path
+        cmd = ["wrk", "-t", str(min(THREADS, conns)), "-c", str(conns), "-d", "%ds" % seconds,
+               "--timeout", "30s", "-s", str(REPO / "bench/wrk.lua"), url, "--", method, path,
+               bodies, str(expect), needle, ctype, auth, str(min(THREADS, conns)), str(limit)]
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if background:
+            return p
+        return self.wrk_result(p)
+
+    @staticmethod
+    def wrk_result(p):
+        out, _ = p.communicate()
+        m = re.search(r"^BENCH (\{.*\})$", out, re.M)
+        if not m:
+            raise RuntimeError("wrk said:\n" + out)
+        r = json.loads(m.group(1))
+        r["rps"] = r["requests"] * 1e6 / r["duration_us"] if r["duration_us"] else 0.0
+        r["errors"] = (r["bad_status"] + r["connect"] + r["read"] + r["write"] + r["timeout"])
+        return r
+
+    def cpu_groups(self, server, app):
+        """PIDs whose CPU time is charged per request: the FastCGI app, the
+        database, the web server (with its children) and the sandbox."""
+        web = self.web_procs[server]
+        return {"app": list(self.pools[app]),
+                "db": [int((self.db_dir / "mysqld.pid").read_text().strip())],
+                "web": [web.pid] + S.descendants(web.pid),
+                "sandbox": [self.procs[0].pid]}
+
+    def measure(self, server, app, fn):
+        """Runs FN() (which returns a wrk result) and adds to it the CPU time
+        per completed request of each group (µs)."""
+        groups = self.cpu_groups(server, app)
+        s0 = self.db_status()
+        t0 = {g: cpu_ticks(p) for g, p in groups.items()}
+        r = fn()
+        groups = self.cpu_groups(server, app)
+        s1 = self.db_status()
+        n = max(1, r["requests"])
+        r["cpu_us"] = {g: (cpu_ticks(p) - t0[g]) * TICK_US / n for g, p in groups.items()}
+        r["db_per_req"] = {k: (s1[k] - s0[k]) / n for k in s0}
+        return r
+
+    DB_COUNTERS = ("Questions", "Com_stmt_prepare", "Com_stmt_execute", "Com_commit",
+                   "Com_rollback", "Com_select", "Com_insert", "Com_update", "Com_begin",
+                   "Com_set_option", "Com_stmt_close", "Com_stmt_reset", "Connections")
+
+    def db_status(self):
+        rows = self.exec("SHOW GLOBAL STATUS")
+        d = {k: int(v) for k, v in rows if k in self.DB_COUNTERS}
+        return {k: d.get(k, 0) for k in self.DB_COUNTERS}
+
+    @staticmethod
+    def db_summary(r):
+        d = r.get("db_per_req")
+        if not d:
+            return "-"
+        short = {"Questions": "q", "Com_stmt_prepare": "prep", "Com_stmt_execute": "exec",
+                 "Com_commit": "commit", "Com_rollback": "rollback", "Com_select": "sel",
+                 "Com_insert": "ins", "Com_update": "upd", "Com_begin": "begin",
+                 "Com_set_option": "setopt", "Com_stmt_close": "close",
+                 "Com_stmt_reset": "reset", "Connections": "conn"}
+        return " ".join("%s %.1f" % (short[k], v) for k, v in d.items() if v >= 0.05)
+
+    def paygate_rss(self):
+        return {p: rss_kib(p) for p in self.pools["paygate"]}
+
+    # -- scenarios ------------------------------------------------------------
+    def base_url(self, server, mount):
+        return "http://127.0.0.1:%d%s" % (self.ports[server], mount)
+
+    def run_baselines(self, server, conns, names=("hello", "floor-sign", "floor-verify")):
+        body = "product=%s&user=bench-floor&channel=alipay&method=page" % SKU
+        specs = [("hello", dict(method="GET")),
+                 ("floor-sign", dict(method="POST", bodies=body,
+                                     ctype="application/x-www-form-urlencoded")),
+                 ("floor-verify", dict(method="POST", bodies=body,
+                                       ctype="application/x-www-form-urlencoded"))]
+        for name, kw in specs:
+            if name not in names:
+                continue
+            r = self.measure(server, name, lambda: self.wrk(
+                self.base_url(server, self.mounts[name] + "/x"), conns, SECONDS,
+                needle='"ok":true', **kw))
+            self.baseline[(server, conns, name)] = r["rps"]
+            self.rows.append(dict(scenario="baseline " + name, server=server, conns=conns, r=r,
+                                  check="", ratio=None))
+            log("%-24s %-8s c=%-3d %8.1f req/s p50 %.1f ms p99 %.1f ms errors %d" % (
+                "baseline " + name, server, conns, r["rps"], r["p50_us"] / 1000,
+                r["p99_us"] / 1000, r["errors"]))
+
+    def run_scenario(self, sc, server, conns):
+        base = self.base_url(server, "/pay")
+        self.batch += 1
+        tag = "%s-%d" % (sc, self.batch)
+        auth = "Bearer " + API_KEY
+        check = ""
+        rss0 = self.paygate_rss()
+        expected_rate = self.baseline.get((server, conns, BASELINE_OF[sc][0]), 500)
+        if sc.startswith("checkout"):
+            ch, meth = ("alipay", "page") if sc == "checkout-alipay-page" else ("wechat", "native")
+            user = "bench-" + tag
+            body = "product=%s&user=%s&channel=%s&method=%s" % (SKU, user, ch, meth)
+            r = self.measure(server, "paygate", lambda: self.wrk(
+                base + "/checkout", conns, SECONDS, method="POST", bodies=body, expect=201,
+                needle='"payment_no"', ctype="application/x-www-form-urlencoded", auth=auth))
+            time.sleep(0.5)
+            n = self.q1("SELECT COUNT(*) FROM orders o JOIN payments p ON p.order_id = o.id "
+                        "WHERE o.user_ref = %s AND p.channel = %s AND p.status = 'CREATED'",
+                        user, ch)
+            check = "db %d orders+payments / %d ok" % (n, r["ok"])
+            r["db_ok"] = n >= r["ok"]
+        elif sc.startswith("notify"):
+            ch = "alipay" if sc == "notify-alipay" else "wechat"
+            n = int(min(60000, max(1000, expected_rate * SECONDS * 1.3)))
+            prefix = "BN%s%03d" % ("A" if ch == "alipay" else "W", self.batch)
+            t0 = time.time()
+            nos = self.create_payments(prefix, n, ch, "page" if ch == "alipay" else "native")
+            f = RUN / ("bodies-%s.txt" % tag)
+            if ch == "alipay":
+                self.alipay_bodies(nos, f)
+                r = self.measure(server, "paygate", lambda: self.wrk(
+                    base + "/notify/alipay", conns, SECONDS, method="POST", bodies="@" + str(f),
+                    needle="success", ctype="application/x-www-form-urlencoded; charset=utf-8"))
+            else:
+                self.wechat_bodies(nos, f)
+                r = self.measure(server, "paygate", lambda: self.wrk(
+                    base + "/notify/wechat", conns, SECONDS, method="POST", bodies="@" + str(f),
+                    needle="<![CDATA[OK]]>", ctype="text/xml"))
+            log("  (%d %s notifications prepared in %.1f s)" % (n, ch, time.time() - t0))
+            time.sleep(0.5)
+            paid = self.q1("SELECT COUNT(*) FROM payments WHERE payment_no LIKE %s AND "
+                           "status = 'PAID'", prefix + "%")
+            porders = self.q1("SELECT COUNT(*) FROM orders WHERE order_no LIKE %s AND "
+                              "status = 'PAID'", prefix + "%")
+            check = "db %d payments + %d orders PAID / %d ok of %d" % (paid, porders, r["ok"], n)
+            if r["exhausted"]:
+                check += " (bodies used up: stopped early)"
+            r["db_ok"] = paid >= r["ok"] and porders == paid
+            self.paid_orders = [row[0] for row in self.exec(
+                "SELECT order_no FROM orders WHERE order_no LIKE %s AND status = 'PAID' LIMIT 1000",
+                prefix + "%")] or self.paid_orders
+        else:
+            if not self.paid_orders:
+                nos = self.create_payments("BNO%03d" % self.batch, 1000, "alipay", "page")
+                self.exec("UPDATE payments SET status='PAID', paid_at=UTC_TIMESTAMP() "
+                          "WHERE payment_no LIKE %s", "BNO%03d%%" % self.batch)
+                self.exec("UPDATE orders SET status='PAID', paid_at=UTC_TIMESTAMP() "
+                          "WHERE order_no LIKE %s", "BNO%03d%%" % self.batch)
+                self.paid_orders = nos
+            f = RUN / "order-paths.txt"
+            f.write_text("".join("/pay/orders/%s\n" % o for o in self.paid_orders))
+            r = self.measure(server, "paygate", lambda: self.wrk(
+                base + "/orders/x", conns, SECONDS, path="@" + str(f), needle="PAID"))
+            check = "%d distinct PAID orders read" % len(self.paid_orders)
+            r["db_ok"] = True
+        rss1 = self.paygate_rss()
+        bname, target = BASELINE_OF[sc]
+        b = self.baseline.get((server, conns, bname))
+        ratio = r["rps"] / b if b else None
+        self.rows.append(dict(scenario=sc, server=server, conns=conns, r=r, check=check,
+                              ratio=ratio, baseline=bname, target=target, rss0=rss0, rss1=rss1))
+        log("%-24s %-8s c=%-3d %8.1f req/s p50 %.1f ms p99 %.1f ms errors %d ratio %s  %s" % (
+            sc, server, conns, r["rps"], r["p50_us"] / 1000, r["p99_us"] / 1000, r["errors"],
+            "%.2f" % ratio if ratio else "-", check))
+
+    def flatness(self):
+        server = SERVERS[0]
+        if not self.paid_orders:
+            return
+        f = RUN / "order-paths.txt"
+        f.write_text("".join("/pay/orders/%s\n" % o for o in self.paid_orders))
+        # wrk runs for a fixed time: long enough for FLAT_REQUESTS at the
+        # order-status rate measured above, at most FLAT_SECONDS
+        rates = [row["r"]["rps"] for row in self.rows if row["scenario"] == "order-status"
+                 and row["server"] == server and row["conns"] == 16]
+        secs = FLAT_SECONDS
+        if rates and rates[-1] > 0:
+            secs = max(5, min(FLAT_SECONDS, int(FLAT_REQUESTS / (0.9 * rates[-1])) + 1))
+        log("RSS flatness: %d s of order-status requests (aim: %d requests, cap %d s; %s, "
+            "16 connections)" % (secs, FLAT_REQUESTS, FLAT_SECONDS, server))
+        samples = [(0.0, self.paygate_rss())]
+        t0 = time.time()
+        p = self.wrk(self.base_url(server, "/pay/orders/x"), 16, secs, path="@" + str(f),
+                     needle="PAID", background=True)
+        while p.poll() is None:
+            time.sleep(1.0)
+            samples.append((time.time() - t0, self.paygate_rss()))
+        r = self.wrk_result(p)
+        samples.append((time.time() - t0, self.paygate_rss()))
+        mid_t = samples[-1][0] / 2
+        mid = min(samples, key=lambda s: abs(s[0] - mid_t))
+        self.flat = dict(server=server, r=r, start=samples[0], mid=mid, end=samples[-1],
+                         max={pid: max((s[1].get(pid) or 0) for s in samples)
+                              for pid in samples[0][1]})
+
+    # -- report ---------------------------------------------------------------
+    def table(self, speed):
+        lines = []
+        w = lines.append
+        w("## paygate benchmark (%s, %d s per run, wrk -t%d, %s)" % (
+            time.strftime("%Y-%m-%d %H:%M"), SECONDS, THREADS, os.uname().nodename))
+        w("")
+        w("Load average at the end: %s; CPUs: %d." % (
+            " ".join(Path("/proc/loadavg").read_text().split()[:3]), os.cpu_count()))
+        if speed[0]:
+            w("`openssl speed -seconds 3 rsa2048` (one core): %.0f sign/s, %.0f verify/s." % speed)
+        w("")
+        w("| scenario | server | conns | req/s | p50 ms | p99 ms | errors | baseline | ratio | target | CPU µs/req app/db/web/sandbox | DB commands/req | paygate RSS KiB before→after | check |")
+        w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for row in self.rows:
+            r = row["r"]
+            if row["ratio"] is None and "baseline" not in row:
+                base, ratio, target, rss = "-", "-", "-", "-"
+            else:
+                b = self.baseline.get((row["server"], row["conns"], row["baseline"]))
+                base = "%s %.0f" % (row["baseline"], b) if b else row["baseline"]
+                ratio = "%.2f" % row["ratio"] if row["ratio"] is not None else "-"
+                ok = row["ratio"] is not None and row["ratio"] >= row["target"]
+                target = "≥%.1f %s" % (row["target"], "met" if ok else "MISSED")
+                rss = ", ".join("%s→%s" % (row["rss0"].get(p), row["rss1"].get(p))
+                                for p in row["rss0"])
+            errs = "%d" % r["errors"]
+            if r["errors"]:
+                errs += " (%s)" % " ".join("%s %d" % (k, r[k]) for k in (
+                    "bad_status", "connect", "read", "write", "timeout") if r[k])
+            if r.get("bad_body"):
+                errs += " (+%d bad body)" % r["bad_body"]
+            if r.get("db_ok") is False:
+                row["check"] += " DB CHECK FAILED"
+            cpu = "/".join("%.0f" % r.get("cpu_us", {}).get(g, 0)
+                           for g in ("app", "db", "web", "sandbox"))
+            w("| %s | %s | %d | %.1f | %.2f | %.2f | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                row["scenario"], row["server"], row["conns"], r["rps"], r["p50_us"] / 1000,
+                r["p99_us"] / 1000, errs, base, ratio, target, cpu, self.db_summary(r), rss,
+                row["check"]))
+        if self.flat:
+            fl = self.flat
+            r = fl["r"]
+            w("")
+            w("RSS flatness (%s, 16 connections, GET /orders/{no}): %d requests in %.1f s "
+              "(%.0f req/s, %d errors)." % (fl["server"], r["requests"], r["duration_us"] / 1e6,
+                                            r["rps"], r["errors"]))
+            w("")
+            w("| paygate pid | start KiB | middle KiB (t=%.0f s) | end KiB | max KiB | ≤ 16 MiB |" % fl["mid"][0])
+            w("|---|---|---|---|---|---|")
+            for pid in fl["start"][1]:
+                mx = fl["max"][pid]
+                w("| %d | %s | %s | %s | %s | %s |" % (pid, fl["start"][1].get(pid), fl["mid"][1].get(pid),
+                                                     fl["end"][1].get(pid), mx,
+                                                     "yes" if mx and mx <= RSS_LIMIT_KIB else "NO"))
+        w("")
+        w("errors = non-2xx/unexpected status + socket errors (connect/read/write/timeout); "
+          "ratio = req/s over the baseline measured behind the same server at the same "
+          "connections (checkout → (b) floor-sign, notify → (c) floor-verify, order status → "
+          "(a) hello). CPU µs/req = user+system CPU time of the FastCGI app's processes (paygate or "
+          "the baseline), mariadbd, the web server (with its children) and the sandbox during "
+          "the run, over the completed requests (wrk itself is not counted). DB commands/req = "
+          "deltas of MariaDB's SHOW GLOBAL STATUS counters over the completed requests (q = "
+          "Questions, every command a client sent).")
+        return "\n".join(lines) + "\n"
+
+    def missed(self):
+        out = []
+        for row in self.rows:
+            if row.get("ratio") is not None and row["ratio"] < row["target"]:
+                if row["scenario"] not in out:
+                    out.append(row["scenario"])
+        return out
+
+    # -- profile --------------------------------------------------------------
+    def profile(self, scenarios):
+        """One paygate process under callgrind behind its own lighttpd, a short
+        wrk load (4 connections), then callgrind_annotate."""
+        for sc in scenarios:
+            d = RUN / ("profile-" + sc)
+            d.mkdir(parents=True, exist_ok=True)
+            port, hport = S.free_port(), S.free_port()
+            out = d / "callgrind.out"
+            pids = S.spawn_fcgi("/usr/bin/valgrind",
+                                ["--tool=callgrind", "--callgrind-out-file=%s" % out,
+                                 str(BUILD / "paygate.fcgi"), "-c", str(self.config)],
+                                d / "paygate.pid", host="127.0.0.1", port=port, children=1,
+                                log=d / "spawn-fcgi.log", registry=self.registry, timeout=60)
+            self.pools["profile"] = pids
+            proc = self.start_server("lighttpd", hport, d / "lighttpd", {"/pay": port})
+            S.wait_until(lambda: S.http_status("http://127.0.0.1:%d/pay/healthz" % hport, 10) == 200,
+                         60, "paygate under callgrind")
+            log("profiling %s under callgrind (%d s, 4 connections)" % (sc, PROFILE_SECONDS))
+            saved = (self.ports, SECONDS)
+            self.ports = dict(self.ports, lighttpd=hport)
+            try:
+                self.run_profile_load(sc, hport)
+            finally:
+                self.ports = saved[0]
+            S.stop_pids(pids, grace=60)
+            S.stop_pids([proc.pid], grace=10)
+            self.procs.remove(proc)
+            self.pools.pop("profile", None)
+            files = sorted(d.glob("callgrind.out*"))
+            if not files:
+                log("no callgrind output for %s" % sc)
+                continue
+            for incl in ("no", "yes"):
+                ann = subprocess.run(["callgrind_annotate", "--inclusive=" + incl, "--threshold=99",
+                                      str(files[0])], stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True).stdout
+                (d / ("annotate-%s.txt" % ("inclusive" if incl == "yes" else "self"))).write_text(ann)
+            log("profile of %s: %s/annotate-self.txt, annotate-inclusive.txt" % (sc, d))
+            print("\n".join(Path(d / "annotate-self.txt").read_text().splitlines()[:45]))
+
+    def run_profile_load(self, sc, hport):
+        base = "http://127.0.0.1:%d/pay" % hport
+        auth = "Bearer " + API_KEY
+        if sc.startswith("checkout"):
+            ch, meth = ("alipay", "page") if sc == "checkout-alipay-page" else ("wechat", "native")
+            body = "product=%s&user=bench-profile&channel=%s&method=%s" % (SKU, ch, meth)
+            r = self.wrk(base + "/checkout", 4, PROFILE_SECONDS, method="POST", bodies=body,
+                         expect=201, needle='"payment_no"',
+                         ctype="application/x-www-form-urlencoded", auth=auth)
+        elif sc.startswith("notify"):
+            ch = "alipay" if sc == "notify-alipay" else "wechat"
+            self.batch += 1
+            prefix = "BP%s%03d" % ("A" if ch == "alipay" else "W", self.batch)
+            nos = self.create_payments(prefix, 3000, ch, "page" if ch == "alipay" else "native")
+            f = RUN / ("bodies-profile-%s.txt" % sc)
+            if ch == "alipay":
+                self.alipay_bodies(nos, f)
+                r = self.wrk(base + "/notify/alipay", 4, PROFILE_SECONDS, method="POST",
+                             bodies="@" + str(f), needle="success",
+                             ctype="application/x-www-form-urlencoded; charset=utf-8")
+            else:
+                self.wechat_bodies(nos, f)
+                r = self.wrk(base + "/notify/wechat", 4, PROFILE_SECONDS, method="POST",
+                             bodies="@" + str(f), needle="<![CDATA[OK]]>", ctype="text/xml")
+        else:
+            f = RUN / "order-paths.txt"
+            r = self.wrk(base + "/orders/x", 4, PROFILE_SECONDS, path="@" + str(f), needle="PAID")
+        log("  profile load: %d requests (%.1f req/s under callgrind), %d errors" % (
+            r["requests"], r["rps"], r["errors"]))
+
+
+def main():
+    if os.environ.get("BENCH_SKIP_BUILD") != "1":
+        build()
+    b = Bench()
+    code = 0
+
+    def on_signal(signum, _frame):
+        raise KeyboardInterrupt("signal %d" % signum)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        RUN.mkdir(parents=True, exist_ok=True)
+        b.start()
+        speed = openssl_speed()
+        # each baseline right before the scenarios compared with it, so that
+        # a change in the machine's load hits both as little as possible
+        groups = [("floor-sign", ["checkout-alipay-page", "checkout-wechat-native"]),
+                  ("floor-verify", ["notify-alipay", "notify-wechat"]),
+                  ("hello", ["order-status"])]
+        for server in SERVERS:
+            for conns in CONNS:
+                for base, scs in groups:
+                    b.run_baselines(server, conns, (base,))
+                    for sc in scs:
+                        if sc in SCENARIOS:
+                            b.run_scenario(sc, server, conns)
+        if "order-status" in SCENARIOS or not SCENARIOS:
+            b.flatness()
+        text = b.table(speed)
+        (RUN / "results.md").write_text(text)
+        print()
+        print(text)
+        log("table written to %s" % (RUN / "results.md"))
+        want = b.missed() if PROFILE == "auto" else [s for s in PROFILE.split(",") if s in BASELINE_OF]
+        if PROFILE != "none" and want:
+            log("profiling: %s" % ", ".join(want))
+            b.profile(want)
+    except BaseException as e:
+        log("FAILED: %s" % e)
+        import traceback
+        traceback.print_exc()
+        code = 1
+    finally:
+        log("stopping everything")
+        b.stop()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
