@@ -9,7 +9,9 @@
 #include "app.h"
 #include "cron.h"
 #include "httpc.h"
+#include "ledger.h"
 #include "lifecycle.h"
+#include "reconcile.h"
 #include "refund.h"
 #include "store_lifecycle.h"
 #include "webhooks.h"
@@ -44,7 +46,10 @@ static int usage(void)
           "  close ORDER_NO\n"
           "  sync                         ask providers about payments and refunds waiting too long\n"
           "  cron                         one pass of every periodic duty (safe to overlap)\n"
-          "  webhooks deliver|list [--status S]|retry ID|retry --dead\n",
+          "  webhooks deliver|list [--status S]|retry ID|retry --dead\n"
+          "  settle --date YYYY-MM-DD [--out FILE.csv]\n"
+          "  report --from YYYY-MM-DD --to YYYY-MM-DD\n"
+          "  reconcile --channel alipay|wechat --date YYYY-MM-DD [--bill FILE]\n",
           stderr);
     return EXIT_USAGE;
 }
@@ -166,6 +171,7 @@ static int cmd_check_config(cli_t *c)
 
 typedef struct cli_opts {
     const char *sku, *title, *price_fen, *creator, *id, *name, *status, *amount_fen, *reason, *request_id;
+    const char *date, *from, *to, *out, *channel, *bill;
     bool dead;
 } cli_opts_t;
 
@@ -177,7 +183,10 @@ static int parse_opts(int argc, char **argv, cli_opts_t *o)
         { "id", required_argument, NULL, 'i' },     { "name", required_argument, NULL, 'n' },
         { "status", required_argument, NULL, 'S' }, { "amount-fen", required_argument, NULL, 'a' },
         { "reason", required_argument, NULL, 'r' }, { "request-id", required_argument, NULL, 'q' },
-        { "dead", no_argument, NULL, 'd' },         { NULL, 0, NULL, 0 },
+        { "dead", no_argument, NULL, 'd' },         { "date", required_argument, NULL, 'D' },
+        { "from", required_argument, NULL, 'F' },   { "to", required_argument, NULL, 'T' },
+        { "out", required_argument, NULL, 'o' },    { "channel", required_argument, NULL, 'C' },
+        { "bill", required_argument, NULL, 'b' },   { NULL, 0, NULL, 0 },
     };
     int opt;
     memset(o, 0, sizeof *o);
@@ -195,6 +204,12 @@ static int parse_opts(int argc, char **argv, cli_opts_t *o)
         case 'r': o->reason = optarg; break;
         case 'q': o->request_id = optarg; break;
         case 'd': o->dead = true; break;
+        case 'D': o->date = optarg; break;
+        case 'F': o->from = optarg; break;
+        case 'T': o->to = optarg; break;
+        case 'o': o->out = optarg; break;
+        case 'C': o->channel = optarg; break;
+        case 'b': o->bill = optarg; break;
         default: return -1;
         }
     }
@@ -371,14 +386,15 @@ static int cmd_refund(cli_t *c, int argc, char **argv)
     refund_request_t rq;
     refund_result_t rr;
     buf_t msg;
-    int next = parse_opts(argc, argv, &o);
+    /* argv[-1] is "refund": getopt skips it and gathers ORDER_NO at the end. */
+    int next = parse_opts(argc + 1, argv - 1, &o);
     pg_err rc;
-    if (next < 0 || next >= argc)
+    if (next < 0 || next != argc)
         return usage();
     if (open_app(c))
         return 1;
     memset(&rq, 0, sizeof rq);
-    rq.order_no = argv[next];
+    rq.order_no = (argv - 1)[next];
     rq.amount_fen = o.amount_fen;
     rq.reason = o.reason;
     rq.request_id = o.request_id;
@@ -508,10 +524,115 @@ static int cmd_webhooks(cli_t *c, int argc, char **argv)
     return usage();
 }
 
+static int cmd_settle(cli_t *c, int argc, char **argv)
+{
+    cli_opts_t o;
+    settle_result_t r;
+    buf_t msg;
+    char yuan[MONEY_YUAN_BUFSZ];
+    pg_err rc;
+    if (parse_opts(argc + 1, argv - 1, &o) < 0 || !o.date)
+        return usage();
+    if (open_app(c))
+        return 1;
+    buf_init(&msg, &c->arena);
+    rc = ledger_settle(c->app, &c->arena, o.date, o.out, &r, &msg);
+    if (rc != PG_OK) {
+        fprintf(stderr, "paygatectl: settle failed: %s\n", msg.len ? msg.data : db_last_error(c->app->db));
+        return rc == PG_ERR_BAD_INPUT ? EXIT_USAGE : 1;
+    }
+    money_format_yuan(r.total_fen, yuan);
+    if (c->json)
+        printf("{\"date\":\"%s\",\"batches\":%u,\"total_fen\":%lld}\n", o.date, r.batches, (long long)r.total_fen);
+    else
+        printf("settlement %s: %u new batch(es), %s yuan (%lld fen)%s%s\n", o.date, r.batches, yuan,
+               (long long)r.total_fen, o.out ? "; payouts in " : "", o.out ? o.out : "");
+    return 0;
+}
+
+static int cmd_report(cli_t *c, int argc, char **argv)
+{
+    cli_opts_t o;
+    db_result_t r;
+    int64_t total = 0, unbalanced = 0;
+    pg_err rc;
+    if (parse_opts(argc + 1, argv - 1, &o) < 0 || !o.from || !o.to)
+        return usage();
+    if (open_app(c))
+        return 1;
+    rc = ledger_report(c->app, &c->arena, o.from, o.to, &r);
+    if (rc == PG_OK)
+        rc = ledger_check(c->app, &c->arena, &total, &unbalanced);
+    if (rc != PG_OK)
+        return report_store_error(c, rc, "report");
+    /* ROLLUP rows: channel NULL = the day's total, day NULL = the period's. */
+    for (size_t i = 0; i < r.rows; i++) {
+        char **row = &r.cells[i * r.cols];
+        if (!row[0])
+            row[0] = "TOTAL";
+        if (!row[1])
+            row[1] = "all";
+    }
+    print_result(c, &r);
+    if (!c->json)
+        printf("ledger: every transaction sums to zero: %s (all entries sum to %lld fen)\n",
+               unbalanced == 0 && total == 0 ? "yes" : "NO", (long long)total);
+    return unbalanced == 0 && total == 0 ? 0 : 1;
+}
+
+static void print_recon_summary(const recon_summary_t *s, const char *channel, const char *date)
+{
+    printf("reconciliation %s %s (run %lld): %u bill rows, %u newly imported\n", channel, date, (long long)s->run_id,
+           s->rows, s->imported);
+    printf("  %-18s %6u\n  %-18s %6u\n  %-18s %6u\n  %-18s %6u\n  %-18s %6u\n  %-18s %6u\n", "matched", s->matched,
+           "amount mismatch", s->amount_mismatch, "status mismatch", s->status_mismatch, "fee mismatch",
+           s->fee_mismatch, "missing locally", s->missing_local, "missing at provider", s->missing_provider);
+}
+
+static int cmd_reconcile(cli_t *c, int argc, char **argv)
+{
+    cli_opts_t o;
+    recon_summary_t s;
+    db_result_t items;
+    buf_t msg;
+    pg_err rc;
+    if (parse_opts(argc + 1, argv - 1, &o) < 0 || !o.channel || !o.date)
+        return usage();
+    if (open_app(c))
+        return 1;
+    buf_init(&msg, &c->arena);
+    rc = reconcile_run(c->app, &c->arena, o.channel, o.date, o.bill, &s, &msg);
+    if (rc != PG_OK) {
+        fprintf(stderr, "paygatectl: reconcile failed: %s\n", msg.len ? msg.data : db_last_error(c->app->db));
+        return rc == PG_ERR_BAD_INPUT ? EXIT_USAGE : 1;
+    }
+    if (reconcile_items(c->app, &c->arena, s.run_id, c->json, &items) != PG_OK)
+        return report_store_error(c, PG_ERR_DB, "reconcile");
+    if (c->json) {
+        json_t *obj = json_pack("{s:s,s:s,s:I,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i}", "channel", o.channel, "date", o.date,
+                                "run_id", (json_int_t)s.run_id, "rows", s.rows, "imported", s.imported, "matched",
+                                s.matched, "amount_mismatch", s.amount_mismatch, "status_mismatch", s.status_mismatch,
+                                "fee_mismatch", s.fee_mismatch, "missing_local", s.missing_local, "missing_provider",
+                                s.missing_provider, "unexplained", reconcile_unexplained(&s));
+        json_object_set_new(obj, "items", result_json(&items));
+        json_dumpf(obj, stdout, JSON_INDENT(2));
+        fputc('\n', stdout);
+        json_decref(obj);
+    } else {
+        print_recon_summary(&s, o.channel, o.date);
+        if (items.rows) {
+            printf("\nunexplained:\n");
+            print_result(c, &items);
+        } else {
+            printf("everything matches.\n");
+        }
+    }
+    return reconcile_unexplained(&s) ? 1 : 0;
+}
+
 static int dispatch(cli_t *c, int argc, char **argv)
 {
     const char *cmd = argv[0];
-    static const char *const later[] = { "settle", "reconcile", "report" };
     if (!strcmp(cmd, "migrate"))
         return cmd_migrate(c);
     if (!strcmp(cmd, "check-config"))
@@ -532,12 +653,12 @@ static int dispatch(cli_t *c, int argc, char **argv)
         return cmd_cron(c);
     if (!strcmp(cmd, "webhooks"))
         return cmd_webhooks(c, argc - 1, argv + 1);
-    for (size_t i = 0; i < sizeof later / sizeof later[0]; i++) {
-        if (!strcmp(cmd, later[i])) {
-            fprintf(stderr, "paygatectl: '%s' is not available in this build yet\n", cmd);
-            return 1;
-        }
-    }
+    if (!strcmp(cmd, "settle"))
+        return cmd_settle(c, argc - 1, argv + 1);
+    if (!strcmp(cmd, "report"))
+        return cmd_report(c, argc - 1, argv + 1);
+    if (!strcmp(cmd, "reconcile"))
+        return cmd_reconcile(c, argc - 1, argv + 1);
     return usage();
 }
 

@@ -18,6 +18,7 @@ typedef struct checkout_request {
     const char *method;
     const char *openid;
     const char *request_id;
+    const char *order_no;       /* a further payment of this open order (the buyer switched channel) */
     const char *user_agent;
     const char *client_ip;
 } checkout_request_t;

@@ -1,6 +1,7 @@
 /* cron: one safe pass of every periodic duty (paygatectl cron): close
  * expired payments, sync payments and refunds waiting for the provider,
- * deliver webhooks. A database lock keeps two passes from overlapping. */
+ * deliver webhooks; once a day (Beijing time) settle and reconcile
+ * yesterday. A database lock keeps two passes from overlapping. */
 #ifndef CRON_H
 #define CRON_H
 #include <stdbool.h>
@@ -15,6 +16,9 @@ typedef struct cron_report {
     unsigned refunds_examined;
     unsigned refunds_open;        /* still PENDING afterwards */
     webhook_stats_t webhooks;
+    bool daily_done;              /* settlement and reconciliation for yesterday ran in this pass */
+    unsigned settled_batches;
+    unsigned recon_unexplained;
 } cron_report_t;
 
 /* Payments and refunds waiting longer than this are asked about. */

@@ -80,6 +80,9 @@ typedef struct new_checkout {
 } new_checkout_t;
 pg_err store_checkout_insert(db_t *db, const new_checkout_t *c);
 
+/* A further payment of an existing order. */
+pg_err store_payment_insert(db_t *db, const char *payment_no, int64_t order_id, const char *channel,
+                            const char *method, int64_t amount_fen, const char *pay_data, time_t expires_at);
 pg_err store_order_by_no(db_t *db, arena_t *a, const char *order_no, order_view_t *out);
 pg_err store_order_by_request_id(db_t *db, arena_t *a, const char *request_id, order_view_t *out);
 pg_err store_order_by_payment_no(db_t *db, arena_t *a, const char *payment_no, order_view_t *out);

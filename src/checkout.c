@@ -25,7 +25,7 @@ static bool chars_ok(const char *s, size_t max, const char *extra)
 }
 
 static const char *const CHECKOUT_FIELDS[] = { "product", "user", "channel", "method", "openid",
-                                              "request_id", "expires", "sig" };
+                                              "request_id", "expires", "sig", "order_no" };
 
 pg_err checkout_request_from_fields(const kv_list_t *fields, checkout_request_t *req,
                                     const char **error_code, buf_t *msg)
@@ -43,6 +43,9 @@ pg_err checkout_request_from_fields(const kv_list_t *fields, checkout_request_t 
     req->method = kv_get(fields, "method");
     req->openid = kv_get(fields, "openid");
     req->request_id = kv_get(fields, "request_id");
+    req->order_no = kv_get(fields, "order_no");
+    if (req->order_no && !*req->order_no)
+        req->order_no = NULL;
     if (req->channel && !*req->channel)
         req->channel = NULL;
     if (req->method && !*req->method)
@@ -241,6 +244,49 @@ static pg_err new_numbers(char order_no[ORDER_NO_LEN + 1], char payment_no[ORDER
     return rc;
 }
 
+/* The buyer switched channel: a new payment of the same open order. The
+ * order's amount stands (a surcharge was fixed when the order was made). */
+static pg_err add_payment(pg_app_t *app, arena_t *a, const checkout_request_t *req, const pay_channel_t *channel,
+                          const char *method, checkout_result_t *res, buf_t *msg)
+{
+    order_view_t o;
+    channel_payment_t pay;
+    char payment_no[ORDER_NO_LEN + 1];
+    const char *pay_data;
+    bool expired = false;
+    pg_err rc = chars_ok(req->order_no, 32, "") ? store_order_by_no(app->db, a, req->order_no, &o) : PG_ERR_NOT_FOUND;
+    if (rc == PG_ERR_NOT_FOUND)
+        return fail(res, msg, PG_ERR_NOT_FOUND, "not_found", "no such order");
+    if (rc != PG_OK)
+        return rc;
+    if (strcmp(o.status, "CREATED"))
+        return fail(res, msg, PG_ERR_CONFLICT, "order_not_open", "the order is not open for payment");
+    if (strcmp(o.product_sku, req->product) || strcmp(o.user_ref, req->user))
+        return fail(res, msg, PG_ERR_CONFLICT, "order_mismatch", "product or user differ from the order's");
+    rc = crypto_random_alnum(payment_no, ORDER_NO_LEN);
+    if (rc != PG_OK)
+        return rc;
+    memset(&pay, 0, sizeof pay);
+    pay.payment_no = payment_no;
+    pay.amount_fen = o.amount_fen;
+    pay.subject = o.product_title;
+    pay.product_sku = o.product_sku;
+    pay.expires_at = time(NULL) + (time_t)app->cfg->server.order_ttl;
+    pay.quit_url = app->cfg->merchant.return_url;
+    pay.openid = req->openid;
+    pay.client_ip = req->client_ip;
+    rc = start_at_provider(app, a, channel, method, &pay, res, msg);
+    if (rc != PG_OK)
+        return rc;
+    pay_data = pay_data_json(a, res);
+    if (!pay_data)
+        return PG_ERR_NOMEM;
+    rc = store_payment_insert(app->db, payment_no, o.id, channel->name, method, o.amount_fen, pay_data, pay.expires_at);
+    if (rc == PG_OK)
+        rc = store_payment_view(app->db, a, payment_no, &res->order, &expired);
+    return rc;
+}
+
 pg_err checkout_create(pg_app_t *app, arena_t *a, const checkout_request_t *req,
                        checkout_result_t *res, buf_t *msg)
 {
@@ -257,6 +303,8 @@ pg_err checkout_create(pg_app_t *app, arena_t *a, const checkout_request_t *req,
         rc = choose_channel(app, req, &channel, &method, res, msg);
     if (rc != PG_OK)
         return rc;
+    if (req->order_no)
+        return add_payment(app, a, req, channel, method, res, msg);
     request_hash(req, channel->name, method, hash);
     if (req->request_id) {
         rc = repeat_from_request_id(app, a, req->request_id, hash, res, msg);

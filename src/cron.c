@@ -2,8 +2,12 @@
 #include "cron.h"
 
 #include <string.h>
+#include <time.h>
 
+#include "ledger.h"
+#include "ledger_math.h"
 #include "log.h"
+#include "reconcile.h"
 #include "refund.h"
 #include "store_lifecycle.h"
 
@@ -34,6 +38,52 @@ pg_err cron_sync(pg_app_t *app, arena_t *a, int older_than_s, cron_report_t *r)
     return rc;
 }
 
+/* Yesterday in Beijing time, once: settle it and reconcile each enabled
+ * channel (a reconciliation run already stored for that day means done). */
+static pg_err daily_duties(pg_app_t *app, arena_t *a, cron_report_t *r)
+{
+    static const char *const channels[] = { "alipay", "wechat" };
+    char today[11], yesterday[11];
+    settle_result_t st;
+    buf_t msg;
+    pg_err rc = ledger_available_date(time(NULL), false, 0, today);
+    if (rc == PG_OK)
+        rc = ledger_date_add_days(today, -1, yesterday);
+    if (rc != PG_OK)
+        return rc;
+    buf_init(&msg, a);
+    rc = ledger_settle(app, a, yesterday, NULL, &st, &msg);
+    if (rc != PG_OK)
+        return rc;
+    r->settled_batches = st.batches;
+    for (size_t i = 0; i < 2; i++) {
+        db_val_t p[] = { DB_S(channels[i]), DB_S(yesterday) };
+        db_result_t done;
+        recon_summary_t s;
+        bool enabled = i == 0 ? app->cfg->alipay.enabled : app->cfg->wechat.enabled;
+        if (!enabled)
+            continue;
+        rc = db_query(app->db, a, "SELECT COUNT(*) AS n FROM recon_runs WHERE channel = ? AND bill_date = ?", p, 2,
+                      &done);
+        if (rc != PG_OK)
+            return rc;
+        if (db_cell_i64(&done, 0, "n") > 0)
+            continue;
+        buf_clear(&msg);
+        if (reconcile_run(app, a, channels[i], yesterday, NULL, &s, &msg) != PG_OK) {
+            log_msg(LOG_WARN, "cron: reconciliation of %s %s failed: %s (next pass tries again)", channels[i],
+                    yesterday, msg.data);
+            continue;
+        }
+        r->recon_unexplained += reconcile_unexplained(&s);
+        if (reconcile_unexplained(&s))
+            log_msg(LOG_ERROR, "reconciliation %s %s: %u unexplained item(s): run `paygatectl reconcile --channel %s"
+                    " --date %s`", channels[i], yesterday, reconcile_unexplained(&s), channels[i], yesterday);
+    }
+    r->daily_done = true;
+    return PG_OK;
+}
+
 static pg_err take_lock(pg_app_t *app, arena_t *a, bool *got)
 {
     db_result_t res;
@@ -61,6 +111,8 @@ pg_err cron_run(pg_app_t *app, arena_t *a, cron_report_t *r)
         rc = cron_sync(app, a, CRON_SYNC_AFTER_S, r);
     if (rc == PG_OK)
         rc = webhooks_deliver(app, a, &r->webhooks);
+    if (rc == PG_OK)
+        rc = daily_duties(app, a, r);
     (void)db_query(app->db, a, "SELECT RELEASE_LOCK('paygate_cron')", NULL, 0, &res);
     return rc;
 }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include "alipay.h"
 #include "events.h"
+#include "ledger.h"
 #include "log.h"
 #include "refund.h"
 #include "store.h"
@@ -58,6 +59,8 @@ static pg_err apply_paid(pg_app_t *app, arena_t *a, const payment_event_t *ev, c
         return PG_OK;
     }
     rc = store_payment_mark_paid(db, p->id, ev->provider_trade_no, ev->buyer_ref, &changed);
+    if (rc == PG_OK && changed)   /* the money is in, whatever the order's state: book it */
+        rc = ledger_post_payment_in_tx(app, a, p->id);
     if (rc == PG_OK && changed)
         rc = store_order_mark_paid(db, p->order_id, &order_changed);
     if (rc != PG_OK)

@@ -7,6 +7,7 @@
 #include "channel.h"
 #include "crypto.h"
 #include "events.h"
+#include "ledger.h"
 #include "log.h"
 #include "money.h"
 #include "store_lifecycle.h"
@@ -194,6 +195,9 @@ pg_err refund_apply_in_tx(pg_app_t *app, arena_t *a, const char *refund_no, bool
         log_msg(LOG_WARN, "refund %s of order %s failed: %s", refund_no, r.order_no, failure ? failure : "-");
         return PG_OK;
     }
+    rc = ledger_post_refund_in_tx(app, a, r.id);
+    if (rc != PG_OK)
+        return rc;
     if (strcmp(r.kind, "merchant")) {
         log_msg(LOG_INFO, "automatic refund %s of payment %s done", refund_no, r.payment_no);
         return PG_OK;
@@ -228,6 +232,11 @@ static pg_err handle_outcome(pg_app_t *app, arena_t *a, const refund_row_t *r, p
 {
     if (rc == PG_ERR_CONFLICT || (rc == PG_OK && out->state == REFUND_REFUSED))
         return apply(app, a, r->refund_no, false, out->provider_refund_no, msg->len ? msg->data : "refused");
+    if (rc == PG_ERR_CONFIG || rc == PG_ERR_BAD_INPUT) {   /* nothing was sent: the outcome is known */
+        log_msg(LOG_ERROR, "refund %s not sent: %s", r->refund_no, msg->len ? msg->data : pg_err_name(rc));
+        return apply(app, a, r->refund_no, false, NULL,
+                     msg->len ? msg->data : "not sent: the channel is not configured for refunds");
+    }
     if (rc != PG_OK) {
         log_msg(LOG_WARN, "refund %s: outcome unknown (%s): will ask again", r->refund_no, pg_err_name(rc));
         return rc;

@@ -91,6 +91,21 @@ static pg_err checkout_tx(db_t *db, void *ctx)
     return rc;
 }
 
+pg_err store_payment_insert(db_t *db, const char *payment_no, int64_t order_id, const char *channel,
+                            const char *method, int64_t amount_fen, const char *pay_data, time_t expires_at)
+{
+    char expires[20];
+    store_format_datetime(expires_at, expires);
+    {
+        db_val_t p[] = { DB_S(payment_no), DB_I(order_id), DB_S(channel), DB_S(method), DB_I(amount_fen),
+                         DB_S(pay_data), DB_S(expires) };
+        return db_exec(db,
+                       "INSERT INTO payments (payment_no, order_id, channel, method, amount_fen, pay_data, expires_at)"
+                       " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       p, 7, NULL, NULL);
+    }
+}
+
 pg_err store_checkout_insert(db_t *db, const new_checkout_t *c)
 {
     return db_tx(db, checkout_tx, (void *)(uintptr_t)c);
@@ -195,7 +210,7 @@ pg_err store_order_payments(db_t *db, arena_t *a, int64_t order_id, db_result_t 
 {
     db_val_t p[] = { DB_I(order_id) };
     return db_query(db, a,
-                    "SELECT payment_no, channel, method, amount_fen, status, provider_trade_no,"
+                    "SELECT payment_no, channel, method, amount_fen, status, anomaly, provider_trade_no,"
                     " " ISO("created_at") " AS created_at, " ISO("expires_at") " AS expires_at,"
                     " " ISO("paid_at") " AS paid_at FROM payments WHERE order_id = ? ORDER BY id",
                     p, 1, out);

@@ -1,0 +1,302 @@
+/* ledger: see include/ledger.h. */
+#include "ledger.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "crypto.h"
+#include "ledger_math.h"
+#include "log.h"
+#include "money.h"
+
+#define BEIJING_TODAY "DATE(UTC_TIMESTAMP() + INTERVAL 8 HOUR)"
+
+static int64_t rate_of(const pg_app_t *app, const char *channel)
+{
+    return !strcmp(channel, "wechat") ? app->cfg->fees.wechat_rate_bp : app->cfg->fees.alipay_rate_bp;
+}
+
+static pg_err insert_entries(db_t *db, const char *txn_id, const char *kind, const char *channel,
+                             int64_t payment_id, int64_t refund_id, const char *creator_id,
+                             const char *available_on, const ledger_entry_t *e, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        bool payable = !strncmp(e[i].account, "payable:", 8);
+        db_val_t p[] = { DB_S(txn_id), DB_S(e[i].account), DB_I(e[i].amount_fen), DB_S(kind), DB_S(channel),
+                         payment_id ? DB_I(payment_id) : DB_NULL, refund_id ? DB_I(refund_id) : DB_NULL,
+                         payable ? DB_S(creator_id) : DB_NULL, payable ? DB_S(available_on) : DB_NULL };
+        pg_err rc = db_exec(db,
+                            "INSERT INTO ledger_entries (txn_id, account, amount_fen, kind, channel, payment_id,"
+                            " refund_id, creator_id, available_on, business_date)"
+                            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, " BEIJING_TODAY ")",
+                            p, 9, NULL, NULL);
+        if (rc != PG_OK)
+            return rc;
+    }
+    return PG_OK;
+}
+
+pg_err ledger_post_payment_in_tx(pg_app_t *app, arena_t *a, int64_t payment_id)
+{
+    db_val_t p[] = { DB_I(payment_id) };
+    db_result_t r;
+    ledger_split_t s;
+    ledger_entry_t e[LEDGER_MAX_ENTRIES];
+    char available[11];
+    const char *channel, *creator, *txn;
+    size_t n;
+    pg_err rc = db_query(app->db, a,
+                         "SELECT p.payment_no, p.channel, p.amount_fen, pr.creator_id,"
+                         " (SELECT COUNT(*) FROM ledger_entries l WHERE l.txn_id = CONCAT('pay:', p.payment_no)) AS posted"
+                         " FROM payments p JOIN orders o ON o.id = p.order_id JOIN products pr ON pr.id = o.product_id"
+                         " WHERE p.id = ?",
+                         p, 1, &r);
+    if (rc != PG_OK)
+        return rc;
+    if (r.rows == 0)
+        return PG_ERR_NOT_FOUND;
+    if (db_cell_i64(&r, 0, "posted") > 0)
+        return PG_OK;   /* once */
+    channel = db_cell(&r, 0, "channel");
+    creator = db_cell(&r, 0, "creator_id");
+    rc = ledger_split_payment(db_cell_i64(&r, 0, "amount_fen"), rate_of(app, channel),
+                              app->cfg->settlement.platform_commission_bp, creator && *creator, &s);
+    if (rc == PG_OK)
+        rc = ledger_available_date(time(NULL), app->cfg->settlement.delayed, (int)app->cfg->settlement.delay_days,
+                                   available);
+    if (rc != PG_OK)
+        return rc;
+    n = ledger_entries_payment(channel, creator, &s, e);
+    if (n == 0)
+        return PG_ERR_INTERNAL;
+    txn = arena_printf(a, "pay:%s", db_cell(&r, 0, "payment_no"));
+    rc = insert_entries(app->db, txn, "payment", channel, payment_id, 0, creator, available, e, n);
+    if (rc == PG_OK) {
+        db_val_t u[] = { DB_I(s.fee_fen), DB_S(creator), DB_I(payment_id) };
+        rc = db_exec(app->db, "UPDATE payments SET fee_fen = ?, creator_id = ? WHERE id = ?", u, 3, NULL, NULL);
+    }
+    return rc;
+}
+
+/* The payment's split as it was booked, read back from its entries. */
+static pg_err booked_split(pg_app_t *app, arena_t *a, const char *payment_no, int64_t amount_fen,
+                           ledger_split_t *s, bool *found)
+{
+    db_val_t p[] = { DB_S(payment_no) };
+    db_result_t r;
+    pg_err rc = db_query(app->db, a, "SELECT account, amount_fen FROM ledger_entries WHERE txn_id = CONCAT('pay:', ?)",
+                         p, 1, &r);
+    memset(s, 0, sizeof *s);
+    *found = rc == PG_OK && r.rows > 0;
+    s->amount_fen = amount_fen;
+    for (size_t i = 0; rc == PG_OK && i < r.rows; i++) {
+        const char *acct = db_cell(&r, i, "account");
+        int64_t v = -db_cell_i64(&r, i, "amount_fen");
+        if (!strncmp(acct, "fees:", 5))
+            s->fee_fen = v;
+        else if (!strcmp(acct, "revenue:platform"))
+            s->platform_fen = v;
+        else if (!strncmp(acct, "payable:", 8))
+            s->creator_fen = v;
+    }
+    return rc;
+}
+
+pg_err ledger_post_refund_in_tx(pg_app_t *app, arena_t *a, int64_t refund_id)
+{
+    db_val_t p[] = { DB_I(refund_id) };
+    db_result_t r;
+    ledger_split_t pay, rs;
+    ledger_entry_t e[LEDGER_MAX_ENTRIES];
+    char today[11];
+    bool found = false;
+    const char *channel, *creator;
+    size_t n;
+    pg_err rc = db_query(app->db, a,
+                         "SELECT r.refund_no, r.amount_fen, p.payment_no, p.channel, p.amount_fen AS payment_amount_fen,"
+                         " p.creator_id,"
+                         " COALESCE((SELECT SUM(r2.amount_fen) FROM refunds r2 WHERE r2.payment_id = r.payment_id"
+                         "   AND r2.status = 'SUCCEEDED' AND r2.id <> r.id), 0) AS before_fen"
+                         " FROM refunds r JOIN payments p ON p.id = r.payment_id WHERE r.id = ?",
+                         p, 1, &r);
+    if (rc != PG_OK)
+        return rc;
+    if (r.rows == 0)
+        return PG_ERR_NOT_FOUND;
+    channel = db_cell(&r, 0, "channel");
+    creator = db_cell(&r, 0, "creator_id");
+    rc = booked_split(app, a, db_cell(&r, 0, "payment_no"), db_cell_i64(&r, 0, "payment_amount_fen"), &pay, &found);
+    if (rc != PG_OK)
+        return rc;
+    if (!found) {
+        log_msg(LOG_WARN, "refund %s: its payment has no ledger entries (paid before the ledger existed)",
+                db_cell(&r, 0, "refund_no"));
+        return PG_OK;
+    }
+    rc = ledger_split_refund(&pay, db_cell_i64(&r, 0, "before_fen"), db_cell_i64(&r, 0, "amount_fen"), &rs);
+    if (rc == PG_OK)
+        rc = ledger_available_date(time(NULL), false, 0, today);
+    if (rc != PG_OK)
+        return rc;
+    n = ledger_entries_refund(channel, creator, &rs, e);
+    if (n == 0)
+        return PG_ERR_INTERNAL;
+    return insert_entries(app->db, arena_printf(a, "refund:%s", db_cell(&r, 0, "refund_no")), "refund", channel, 0,
+                          refund_id, creator, today, e, n);
+}
+
+typedef struct settle_ctx {
+    pg_app_t *app;
+    arena_t *a;
+    const char *creator_id;
+    const char *ymd;
+    int64_t amount_fen;
+    bool made;
+} settle_ctx_t;
+
+static pg_err settle_creator_tx(db_t *db, void *arg)
+{
+    settle_ctx_t *c = arg;
+    db_val_t q[] = { DB_S(c->creator_id), DB_S(c->ymd) };
+    db_result_t r;
+    char batch_no[49], suffix[9];
+    uint64_t batch_id = 0;
+    int64_t owed;
+    ledger_entry_t e[2];
+    pg_err rc = db_query(db, c->a,
+                         "SELECT COALESCE(SUM(amount_fen), 0) AS balance, COUNT(*) AS n FROM ledger_entries"
+                         " WHERE creator_id = ? AND account LIKE 'payable:%' AND settlement_batch_id IS NULL"
+                         " AND available_on <= ? FOR UPDATE",
+                         q, 2, &r);
+    c->made = false;
+    if (rc != PG_OK)
+        return rc;
+    owed = -db_cell_i64(&r, 0, "balance");   /* payable is a credit: negative means we owe */
+    if (owed <= 0 || db_cell_i64(&r, 0, "n") == 0)
+        return PG_OK;   /* nothing to pay, or refunds exceed earnings: carried to the next batch */
+    rc = crypto_random_alnum(suffix, 8);
+    if (rc != PG_OK)
+        return rc;
+    snprintf(batch_no, sizeof batch_no, "S%.4s%.2s%.2s-%s", c->ymd, c->ymd + 5, c->ymd + 8, suffix);
+    {
+        db_val_t b[] = { DB_S(batch_no), DB_S(c->creator_id), DB_S(c->ymd), DB_I(owed),
+                         DB_I(db_cell_i64(&r, 0, "n")) };
+        rc = db_exec(db,
+                     "INSERT INTO settlement_batches (batch_no, creator_id, settle_date, amount_fen, entries)"
+                     " VALUES (?, ?, ?, ?, ?)",
+                     b, 5, NULL, &batch_id);
+    }
+    if (rc == PG_ERR_CONFLICT)
+        return PG_OK;   /* this creator's batch for the date exists: settled already */
+    if (rc == PG_OK) {
+        db_val_t m[] = { DB_I((int64_t)batch_id), DB_S(c->creator_id), DB_S(c->ymd) };
+        rc = db_exec(db,
+                     "UPDATE ledger_entries SET settlement_batch_id = ? WHERE creator_id = ?"
+                     " AND account LIKE 'payable:%' AND settlement_batch_id IS NULL AND available_on <= ?",
+                     m, 3, NULL, NULL);
+    }
+    snprintf(e[0].account, sizeof e[0].account, "payable:creator:%s", c->creator_id);
+    e[0].amount_fen = owed;
+    snprintf(e[1].account, sizeof e[1].account, "settled:creator:%s", c->creator_id);
+    e[1].amount_fen = -owed;
+    if (rc == PG_OK)
+        rc = insert_entries(db, arena_printf(c->a, "settle:%s", batch_no), "settlement", NULL, 0, 0, NULL, NULL, e, 2);
+    if (rc == PG_OK) {   /* the settling entry itself belongs to the batch */
+        db_val_t m[] = { DB_I((int64_t)batch_id), DB_S(arena_printf(c->a, "settle:%s", batch_no)) };
+        rc = db_exec(db, "UPDATE ledger_entries SET settlement_batch_id = ?, creator_id = NULL WHERE txn_id = ?", m, 2,
+                     NULL, NULL);
+    }
+    c->amount_fen = owed;
+    c->made = rc == PG_OK;
+    return rc;
+}
+
+static pg_err write_payouts(pg_app_t *app, arena_t *a, const char *ymd, const char *path, buf_t *msg)
+{
+    db_val_t p[] = { DB_S(ymd) };
+    db_result_t r;
+    FILE *f;
+    pg_err rc = db_query(app->db, a,
+                         "SELECT b.batch_no, b.creator_id, c.name, b.amount_fen FROM settlement_batches b"
+                         " JOIN creators c ON c.id = b.creator_id WHERE b.settle_date = ? ORDER BY b.creator_id",
+                         p, 1, &r);
+    if (rc != PG_OK)
+        return rc;
+    f = fopen(path, "w");
+    if (!f) {
+        buf_printf(msg, "cannot write %s", path);
+        return PG_ERR_INTERNAL;
+    }
+    fputs("batch_no,creator_id,creator_name,amount_fen,amount_yuan,settle_date\n", f);
+    for (size_t i = 0; i < r.rows; i++) {
+        char yuan[MONEY_YUAN_BUFSZ];
+        const char *name = db_cell(&r, i, "name");
+        money_format_yuan(db_cell_i64(&r, i, "amount_fen"), yuan);
+        fprintf(f, "%s,%s,\"", db_cell(&r, i, "batch_no"), db_cell(&r, i, "creator_id"));
+        for (const char *s = name; s && *s; s++) {   /* CSV quoting */
+            if (*s == '"')
+                fputc('"', f);
+            fputc(*s, f);
+        }
+        fprintf(f, "\",%s,%s,%s\n", db_cell(&r, i, "amount_fen"), yuan, ymd);
+    }
+    return fclose(f) == 0 ? PG_OK : PG_ERR_INTERNAL;
+}
+
+pg_err ledger_settle(pg_app_t *app, arena_t *a, const char *ymd, const char *csv_path, settle_result_t *out,
+                     buf_t *msg)
+{
+    db_result_t creators;
+    int y, m, d;
+    pg_err rc;
+    memset(out, 0, sizeof *out);
+    if (ledger_date_parse(ymd, &y, &m, &d) != PG_OK) {
+        buf_puts(msg, "--date must be YYYY-MM-DD");
+        return PG_ERR_BAD_INPUT;
+    }
+    rc = db_query(app->db, a, "SELECT id FROM creators ORDER BY id", NULL, 0, &creators);
+    for (size_t i = 0; rc == PG_OK && i < creators.rows; i++) {
+        settle_ctx_t c = { app, a, db_cell(&creators, i, "id"), ymd, 0, false };
+        rc = db_tx(app->db, settle_creator_tx, &c);
+        if (c.made) {
+            out->batches++;
+            out->total_fen += c.amount_fen;
+        } else {
+            out->skipped++;
+        }
+    }
+    if (rc == PG_OK && csv_path)
+        rc = write_payouts(app, a, ymd, csv_path, msg);
+    return rc;
+}
+
+pg_err ledger_report(pg_app_t *app, arena_t *a, const char *from, const char *to, db_result_t *out)
+{
+    db_val_t p[] = { DB_S(from), DB_S(to) };
+    return db_query(app->db, a,
+                    "SELECT DATE_FORMAT(business_date, '%Y-%m-%d') AS day, channel,"
+                    " SUM(IF(kind = 'payment' AND account LIKE 'clearing:%', amount_fen, 0)) AS gross_fen,"
+                    " -SUM(IF(kind = 'refund' AND account LIKE 'clearing:%', amount_fen, 0)) AS refunds_fen,"
+                    " -SUM(IF(account LIKE 'fees:%', amount_fen, 0)) AS fees_fen,"
+                    " -SUM(IF(account = 'revenue:platform', amount_fen, 0)) AS platform_fen,"
+                    " -SUM(IF(account LIKE 'payable:%', amount_fen, 0)) AS creators_fen"
+                    " FROM ledger_entries WHERE kind IN ('payment', 'refund') AND business_date BETWEEN ? AND ?"
+                    " GROUP BY business_date, channel WITH ROLLUP",
+                    p, 2, out);
+}
+
+pg_err ledger_check(pg_app_t *app, arena_t *a, int64_t *total_fen, int64_t *unbalanced_txns)
+{
+    db_result_t r;
+    pg_err rc = db_query(app->db, a,
+                         "SELECT COALESCE(SUM(amount_fen), 0) AS total,"
+                         " (SELECT COUNT(*) FROM (SELECT txn_id FROM ledger_entries GROUP BY txn_id"
+                         "   HAVING SUM(amount_fen) <> 0) t) AS unbalanced FROM ledger_entries",
+                         NULL, 0, &r);
+    if (rc == PG_OK) {
+        *total_fen = db_cell_i64(&r, 0, "total");
+        *unbalanced_txns = db_cell_i64(&r, 0, "unbalanced");
+    }
+    return rc;
+}
