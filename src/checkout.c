@@ -287,6 +287,30 @@ static pg_err add_payment(pg_app_t *app, arena_t *a, const checkout_request_t *r
     return rc;
 }
 
+/* The reply of a new order comes from what was just inserted: no re-read. */
+static void fill_new_order(arena_t *a, const new_checkout_t *nc, const product_t *product, checkout_result_t *res)
+{
+    order_view_t *o = &res->order;
+    char iso[24];
+    struct tm tm;
+    gmtime_r(&nc->expires_at, &tm);
+    strftime(iso, sizeof iso, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    memset(o, 0, sizeof *o);
+    o->order_no = arena_strdup(a, nc->order_no);
+    o->payment_no = arena_strdup(a, nc->payment_no);
+    o->status = "CREATED";
+    o->payment_status = "CREATED";
+    o->user_ref = nc->user_ref;
+    o->product_id = product->id;
+    o->product_sku = product->sku;
+    o->product_title = product->title;
+    o->amount_fen = nc->amount_fen;
+    o->channel = nc->channel;
+    o->method = nc->method;
+    o->pay_data = nc->pay_data;
+    o->expires_at = arena_strdup(a, iso);
+}
+
 pg_err checkout_create(pg_app_t *app, arena_t *a, const checkout_request_t *req,
                        checkout_result_t *res, buf_t *msg)
 {
@@ -355,7 +379,8 @@ pg_err checkout_create(pg_app_t *app, arena_t *a, const checkout_request_t *req,
     }
     if (rc != PG_OK)
         return rc;
-    return store_order_by_no(app->db, a, order_no, &res->order);
+    fill_new_order(a, &nc, &product, res);
+    return PG_OK;
 }
 
 void checkout_reply_json(const checkout_result_t *res, buf_t *out)

@@ -75,6 +75,18 @@ static int host_is_name(const char *url)
     return is_name;
 }
 
+/* One handle per process (paygate serves one request at a time): it keeps
+ * the connection cache, TLS sessions and the parsed CA store, so a call to
+ * the same gateway costs no new handshake. */
+static CURL *httpc_cached;
+
+static CURL *httpc_handle(void)
+{
+    if (httpc_cached == NULL)
+        httpc_cached = curl_easy_init();
+    return httpc_cached;
+}
+
 static pg_err httpc_perform(arena_t *arena, const char *url, const char *content_type,
                             const char *const *extra_headers,
                             const char *body, size_t body_len, int is_post,
@@ -106,7 +118,7 @@ static pg_err httpc_perform(arena_t *arena, const char *url, const char *content
     sink.nomem = 0;
     errbuf[0] = '\0';
 
-    h = curl_easy_init();
+    h = httpc_handle();
     if (h == NULL) {
         set_err(err, "httpc: curl_easy_init failed");
         rc = PG_ERR_INTERNAL;
@@ -221,9 +233,11 @@ static pg_err httpc_perform(arena_t *arena, const char *url, const char *content
     rc = PG_OK;
 
 done:
-    curl_slist_free_all(headers);
+    /* Options (and the pointers to this frame) go; connections, TLS sessions
+     * and the CA store stay for the next call. */
     if (h != NULL)
-        curl_easy_cleanup(h);
+        curl_easy_reset(h);
+    curl_slist_free_all(headers);
     return rc;
 }
 
@@ -254,5 +268,8 @@ void httpc_global_init(void)
 
 void httpc_global_cleanup(void)
 {
+    if (httpc_cached != NULL)
+        curl_easy_cleanup(httpc_cached);
+    httpc_cached = NULL;
     curl_global_cleanup();
 }
