@@ -1,0 +1,397 @@
+"""Crash tests, each bounded (well under a minute): under a steady stream
+of genuine payments (the sandbox pays pre-created payments and notifies,
+retrying until `success`), paygate processes are killed with SIGKILL again
+and again, or MariaDB is restarted; outbound calls time out or fail during
+checkout. Afterwards, with the sandbox's retries and `paygatectl sync`
+(payments made older than 60 s first), every payment the sandbox knows as
+paid is PAID here exactly once: one accepted notification-or-query row, one
+entitlement, one order.paid event, no anomaly; no payment lost; and, when
+the ledger exists (table ledger_entries), every transaction sums to zero.
+
+Each test uses its own stack (harness.new_stack), so the shared ones are
+not disturbed (the database restart does reach them: they reconnect, which
+test_zz_resilience checks)."""
+
+import os
+import random
+import signal
+import threading
+import time
+
+import pytest
+import requests
+
+import stack as S
+from chaos_helpers import Unchanged, faults, tables, wait_for
+from conftest import API_KEY, TIMEOUT, unique_user
+
+N = int(os.environ.get("CHAOS_PAYMENTS", "100"))
+AUTH = {"Authorization": "Bearer " + API_KEY}
+
+
+# ------------------------------------------------------------------ helpers
+
+def create_payments(harness, st, n, workers=4):
+    """N payments through the API, alternating Alipay qr (precreate) and
+    WeChat native (unifiedorder): the sandbox knows every one of them."""
+    out = [None] * n
+    errors = []
+
+    def work(idx):
+        for i in idx:
+            channel, method = ("alipay", "qr") if i % 2 == 0 else ("wechat", "native")
+            r = harness.checkout(st, product="ebook-sql", channel=channel, method=method,
+                                 user=unique_user("crash"))
+            if r.status_code != 201:
+                errors.append((r.status_code, r.text[:200]))
+                continue
+            out[i] = dict(r.json(), channel=channel)
+    threads = [threading.Thread(target=work, args=(range(k, n, workers),)) for k in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors[:3]
+    return out
+
+
+def sandbox_pay(harness, p):
+    path = "/_sandbox/pay" if p["channel"] == "alipay" else "/_sandbox/wechat/pay"
+    r = requests.post(harness.sandbox_url + path, json={"out_trade_no": p["payment_no"]},
+                      timeout=60)
+    return r.status_code
+
+
+def pay_stream(harness, payments, workers=4, pace=0.3):
+    """Pay every payment through the sandbox, WORKERS at a time, PACE
+    seconds apart per worker. Returns the HTTP statuses."""
+    statuses = {}
+
+    def work(chunk):
+        for p in chunk:
+            statuses[p["payment_no"]] = sandbox_pay(harness, p)
+            time.sleep(pace)
+    threads = [threading.Thread(target=work, args=(payments[k::workers],)) for k in range(workers)]
+    for t in threads:
+        t.start()
+    return threads, statuses
+
+
+def sandbox_trade(harness, p):
+    path = ("/_sandbox/trades/" if p["channel"] == "alipay" else "/_sandbox/wechat/trades/")
+    r = harness.sandbox_get(path + p["payment_no"])
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def sandbox_paid(trade, channel):
+    if channel == "alipay":
+        return trade["status"] in ("TRADE_SUCCESS", "TRADE_FINISHED")
+    return trade["trade_state"] == "SUCCESS"
+
+
+def notifications_settled(harness, payments):
+    """Every notification the sandbox started is acknowledged or given up."""
+    for p in payments:
+        t = sandbox_trade(harness, p)
+        for n in t["notifications"]:
+            if n.get("kind") == "manual":
+                continue
+            if not (n["acked"] or n["gave_up"]):
+                return False
+    return True
+
+
+def backdate_and_sync(harness, payments, check=True):
+    nos = [p["payment_no"] for p in payments]
+    marks = ",".join(["%s"] * len(nos))
+    harness.query("UPDATE payments SET created_at = created_at - INTERVAL 5 MINUTE, "
+                  "last_query_at = NULL WHERE status = 'CREATED' AND payment_no IN (%s)" % marks,
+                  *nos)
+    return harness.ctl("sync", timeout=120, check=check)
+
+
+def ledger_check(harness):
+    """When the ledger exists: every transaction sums to zero."""
+    if "ledger_entries" not in tables(harness):
+        return "no ledger yet"
+    cols = {r["Field"] for r in harness.query("SHOW COLUMNS FROM ledger_entries")}
+    txn = next((c for c in ("txn_id", "transaction_id", "journal_id") if c in cols), None)
+    assert txn, "ledger_entries has no txn_id column: %s" % sorted(cols)
+    if {"debit_fen", "credit_fen"} <= cols:
+        expr = "SUM(debit_fen) - SUM(credit_fen)"
+    else:
+        amount = next((c for c in ("amount_fen", "amount") if c in cols), None)
+        assert amount, "ledger_entries has no amount column: %s" % sorted(cols)
+        expr = "SUM(%s)" % amount
+    bad = harness.query("SELECT %s AS txn, %s AS total FROM ledger_entries GROUP BY %s "
+                        "HAVING %s <> 0 LIMIT 10" % (txn, expr, txn, expr))
+    assert not bad, "ledger transactions that do not sum to zero: %r" % bad
+    return "ledger balanced"
+
+
+def verify_exactly_once(harness, payments):
+    """The sandbox's paid trades are exactly the DB's PAID payments, each
+    recorded once."""
+    nos = [p["payment_no"] for p in payments]
+    marks = ",".join(["%s"] * len(nos))
+    db = {r["payment_no"]: r for r in harness.query(
+        "SELECT p.payment_no, p.status, p.anomaly, p.amount_fen, o.status AS order_status, "
+        "o.order_no, o.id AS order_id FROM payments p JOIN orders o ON o.id = p.order_id "
+        "WHERE p.payment_no IN (%s)" % marks, *nos)}
+    accepted = {r["payment_no"]: r["n"] for r in harness.query(
+        "SELECT payment_no, COUNT(*) AS n FROM notifications WHERE outcome = 'accepted' "
+        "AND payment_no IN (%s) GROUP BY payment_no" % marks, *nos)}
+    ents = {r["order_id"]: r["n"] for r in harness.query(
+        "SELECT order_id, COUNT(*) AS n FROM entitlements WHERE order_id IN "
+        "(SELECT order_id FROM payments WHERE payment_no IN (%s)) GROUP BY order_id" % marks, *nos)}
+    events = {r["order_no"]: r["n"] for r in harness.query(
+        "SELECT order_no, COUNT(*) AS n FROM webhook_events WHERE type = 'order.paid' AND order_no IN "
+        "(SELECT o.order_no FROM orders o JOIN payments p ON p.order_id = o.id "
+        " WHERE p.payment_no IN (%s)) GROUP BY order_no" % marks, *nos)}
+    problems = []
+    paid_count = 0
+    for p in payments:
+        no = p["payment_no"]
+        t = sandbox_trade(harness, p)
+        paid = sandbox_paid(t, p["channel"])
+        row = db.get(no)
+        if row is None:
+            problems.append("%s: no payment row" % no)
+            continue
+        if paid:
+            paid_count += 1
+            if row["status"] != "PAID":
+                problems.append("%s (%s): paid at the provider, %s here" % (no, p["channel"],
+                                                                            row["status"]))
+            if accepted.get(no, 0) != 1:
+                problems.append("%s: %d accepted rows" % (no, accepted.get(no, 0)))
+            if row["order_status"] != "PAID":
+                problems.append("%s: order %s" % (no, row["order_status"]))
+            if ents.get(row["order_id"], 0) != 1:
+                problems.append("%s: %d entitlements" % (no, ents.get(row["order_id"], 0)))
+            if events.get(row["order_no"], 0) != 1:
+                problems.append("%s: %d order.paid events" % (no, events.get(row["order_no"], 0)))
+        elif row["status"] == "PAID":
+            problems.append("%s: PAID here, not paid at the provider" % no)
+        if row["anomaly"]:
+            problems.append("%s: anomaly %s" % (no, row["anomaly"]))
+    assert not problems, "%d problems:\n%s" % (len(problems), "\n".join(problems[:30]))
+    return paid_count
+
+
+class Killer(threading.Thread):
+    """SIGKILLs a random paygate process of ST every INTERVAL seconds; with
+    spawn-fcgi (which does not respawn) it restarts the children once all
+    of them are dead. mod_fcgid's Apache respawns by itself."""
+
+    def __init__(self, st, interval=0.4):
+        super().__init__(daemon=True)
+        self.st = st
+        self.interval = interval
+        self.stop_flag = threading.Event()
+        self.kills = 0
+        self.restarts = 0
+        self.errors = []
+        self.rng = random.Random(4242)
+
+    def restart_if_dead(self):
+        if self.st.kind == "apache-fcgid":
+            return
+        if not self.st.paygate_pids():
+            self.st._start_spawn_fcgi(self.st.build_dir / "paygate.fcgi")
+            self.restarts += 1
+
+    def run(self):
+        while not self.stop_flag.wait(self.interval):
+            try:
+                pids = self.st.paygate_pids()
+                if pids:
+                    pid = self.rng.choice(pids)
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                        self.kills += 1
+                    except ProcessLookupError:
+                        pass
+                time.sleep(0.15)
+                self.restart_if_dead()
+            except Exception as e:  # reported by the test
+                self.errors.append(repr(e))
+
+    def finish(self):
+        self.stop_flag.set()
+        self.join(30)
+        # leave the stack serving
+        if self.st.kind != "apache-fcgid":
+            wait_for(lambda: not any(S.alive(p) for p in self.st.fcgi_pids) or
+                     self.st.paygate_pids(), 5, "children state")
+            if not self.st.paygate_pids():
+                self.st._start_spawn_fcgi(self.st.build_dir / "paygate.fcgi")
+                self.restarts += 1
+
+
+def own_stack(harness, kind, name):
+    st = harness.new_stack(kind, name=name, fcgi_children=2)
+    st.start()
+    return st
+
+
+def healthz(st):
+    try:
+        return requests.get(st.base_url + "/healthz", timeout=5).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def settle_and_sync(harness, payments, timeout=40):
+    wait_for(lambda: notifications_settled(harness, payments), timeout,
+             "the sandbox's notifications to be acknowledged or given up", interval=0.5)
+    r = backdate_and_sync(harness, payments)
+    return r.stdout
+
+
+# -------------------------------------------------------------------- tests
+
+@pytest.mark.parametrize("kind", ["lighttpd", "apache-fcgid"])
+def test_kill_9_under_a_stream_of_notifications(harness, kind):
+    t0 = time.time()
+    st = own_stack(harness, kind, "chaos-kill-" + kind)
+    try:
+        n = N if kind == "lighttpd" else max(20, N // 2)
+        payments = create_payments(harness, st, n)
+        # a tenth are paid with no notification at all: only sync finds them
+        silent = payments[: n // 10]
+        with faults(harness, no_notify=True):
+            for p in silent:
+                assert sandbox_pay(harness, p) == 200
+        rest = payments[n // 10:]
+        killer = Killer(st)
+        threads, statuses = pay_stream(harness, rest)
+        killer.start()
+        for t in threads:
+            t.join(120)
+        killer.finish()
+        assert not killer.errors, killer.errors
+        assert killer.kills >= 5, "only %d kills" % killer.kills
+        assert all(s == 200 for s in statuses.values()), statuses
+        wait_for(lambda: healthz(st), 20, "the stack to serve again")
+        out = settle_and_sync(harness, payments)
+        paid = verify_exactly_once(harness, payments)
+        assert paid == n, (paid, n)
+        ledger = ledger_check(harness)
+        print("kind=%s payments=%d kills=%d restarts=%d %s sync: %s (%.1f s)" % (
+            kind, n, killer.kills, killer.restarts, ledger, out.strip()[:200], time.time() - t0))
+    finally:
+        st.stop()
+    assert time.time() - t0 < 90
+
+
+def test_mariadb_restart_mid_stream(harness):
+    t0 = time.time()
+    st = own_stack(harness, "lighttpd", "chaos-db")
+    try:
+        n = max(20, N // 2)
+        payments = create_payments(harness, st, n)
+        threads, statuses = pay_stream(harness, payments, pace=0.25)
+        time.sleep(1.0)
+        harness.stop_db()
+        try:
+            assert requests.get(st.base_url + "/healthz", timeout=TIMEOUT).status_code == 503
+            # a checkout while the database is down: a clear 503, nothing half-made
+            r = harness.checkout(st, product="ebook-sql", channel="alipay", method="qr")
+            assert r.status_code == 503, r.text
+            assert r.json()["error"]["code"] == "database_unavailable", r.text
+            time.sleep(1.5)
+        finally:
+            harness.start_db()
+        for t in threads:
+            t.join(120)
+        assert all(s == 200 for s in statuses.values()), statuses
+        wait_for(lambda: healthz(st), 20, "the stack to reconnect")
+        settle_and_sync(harness, payments)
+        paid = verify_exactly_once(harness, payments)
+        assert paid == n
+        ledger_check(harness)
+        # no order was made by the checkout during the outage
+        orders = harness.query("SELECT COUNT(*) AS n FROM orders o JOIN payments p ON "
+                               "p.order_id = o.id WHERE p.created_at > NOW() - INTERVAL 1 DAY")
+        assert orders[0]["n"] >= n
+    finally:
+        st.stop()
+    assert time.time() - t0 < 90
+
+
+@pytest.mark.parametrize("fault,status,code", [("http_5xx", 502, "upstream_error"),
+                                               ("timeout", 504, "upstream_timeout")])
+def test_outbound_faults_during_checkout(harness, lighttpd_stack, fault, status, code):
+    """The provider answers 502 or hangs (paygate gives up after 10 s):
+    a clear JSON error, no order or payment row; methods that do not call
+    out keep working; the same request_id succeeds once the provider is
+    back."""
+    st = lighttpd_stack
+    cases = [("alipay", "qr"), ("wechat", "native")]
+    rids = {c: "chaos-%s-%s" % (fault, os.urandom(6).hex()) for c in cases}
+    results = {}
+    t0 = time.time()
+    with faults(harness, **{fault: True}):
+        with Unchanged(harness):
+            def call(c):
+                ch, m = c
+                results[c] = harness.checkout(st, product="ebook-sql", channel=ch, method=m,
+                                              request_id=rids[c])
+            threads = [threading.Thread(target=call, args=(c,)) for c in cases]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+        for c in cases:
+            r = results[c]
+            assert r.status_code == status, (c, r.status_code, r.text)
+            assert r.headers.get("Content-Type", "").startswith("application/json"), r.headers
+            assert r.json()["error"]["code"] == code, (c, r.text)
+        # a method that does not call the provider is unaffected
+        r = harness.checkout(st, product="ebook-sql", channel="alipay", method="page")
+        assert r.status_code == 201, r.text
+    assert time.time() - t0 < 30
+    # the provider is back: the same request_id goes through now
+    for c in cases:
+        r = harness.checkout(st, product="ebook-sql", channel=c[0], method=c[1],
+                             request_id=rids[c])
+        assert r.status_code == 201, (c, r.status_code, r.text)
+        body = r.json()
+        assert harness.payment(body["payment_no"])["status"] == "CREATED"
+        rows = harness.query("SELECT COUNT(*) AS n FROM orders WHERE request_id = %s", rids[c])
+        assert rows[0]["n"] == 1
+
+
+def test_outbound_faults_during_sync_and_close_change_nothing(harness, lighttpd_stack):
+    """With the provider answering 502, `paygatectl sync` and a close leave
+    payments and orders as they were (no guess from a failed call); once the
+    provider is back, sync records the payment exactly once."""
+    st = lighttpd_stack
+    paid = harness.new_payment(st, product="ebook-sql", channel="alipay", method="qr")
+    unpaid = harness.new_payment(st, product="ebook-sql", channel="wechat", method="native")
+    with faults(harness, no_notify=True):
+        assert sandbox_pay(harness, dict(paid, channel="alipay")) == 200
+    payments = [dict(paid, channel="alipay"), dict(unpaid, channel="wechat")]
+    harness.query("UPDATE payments SET created_at = created_at - INTERVAL 5 MINUTE "
+                  "WHERE payment_no = %s", paid["payment_no"])
+    with faults(harness, http_5xx=True):
+        with Unchanged(harness):
+            r = harness.ctl("sync", check=False)
+            assert r.returncode == 1 and "0 found paid" in r.stdout, r.stdout
+            r = requests.post("%s/orders/%s/close" % (st.base_url, unpaid["order_no"]),
+                              headers=AUTH, timeout=TIMEOUT)
+            assert r.status_code == 502, r.text
+            assert r.json()["error"]["code"] == "upstream_error", r.text
+    assert harness.payment(paid["payment_no"])["status"] == "CREATED"
+    assert harness.order(unpaid["order_no"])["status"] == "CREATED"
+    backdate_and_sync(harness, payments[:1])
+    assert harness.payment(paid["payment_no"])["status"] == "PAID"
+    rows = harness.query("SELECT outcome, kind FROM notifications WHERE payment_no = %s",
+                         paid["payment_no"])
+    assert [r["outcome"] for r in rows] == ["accepted"] and rows[0]["kind"] == "query", rows
+    r = requests.post("%s/orders/%s/close" % (st.base_url, unpaid["order_no"]), headers=AUTH,
+                      timeout=TIMEOUT)
+    assert r.status_code == 200, r.text
+    assert harness.order(unpaid["order_no"])["status"] == "CLOSED"
