@@ -274,9 +274,11 @@ def write_config(path, *, base_url, db_port, db_host="127.0.0.1", db_name="payga
                  db_user="paygate", db_password="paygate", log_file,
                  app_id, gateway, app_private_key, alipay_public_key, seller_id="",
                  ca_file="", return_url, api_key, checkout_secret, order_ttl=900,
-                 webhook_url="", webhook_secret="whsec-test", storefront=True, wechat=None):
+                 webhook_url="", webhook_secret="whsec-test", storefront=True, wechat=None,
+                 extra=""):
     """wechat: None (disabled) or a dict with appid, mch_id, api_key,
-    sign_type, gateway and optionally ca_file, client_cert, client_key."""
+    sign_type, gateway and optionally ca_file, client_cert, client_key.
+    extra: more INI text appended as it is (e.g. "[fees]\nmode = surcharge\n")."""
     if wechat:
         wx = ["enabled = true"] + ["%s = %s" % (k, wechat[k]) for k in
                                    ("appid", "mch_id", "api_key", "sign_type", "gateway", "ca_file",
@@ -326,6 +328,8 @@ storefront = {storefront}
            alipay_public_key=alipay_public_key, seller_id=seller_id, ca_file=ca_file,
            return_url=return_url, webhook_url=webhook_url, webhook_secret=webhook_secret,
            storefront="true" if storefront else "false", wechat_section=wechat_section)
+    if extra:
+        text += "\n" + extra
     path = Path(path)
     path.write_text(text)
     os.chmod(path, 0o600)

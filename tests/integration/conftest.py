@@ -348,53 +348,63 @@ def verify_webhook_signature(header, body, secret=WEBHOOK_SECRET, max_age=300):
 # ------------------------------------------------------------------ harness
 
 class Harness:
-    def __init__(self):
+    """The session's moving parts (see the module docstring). run_dir
+    (default: RUN) holds everything it starts; another instance in its own
+    folder (e.g. RUN / "ledger") is a second, independent set: its own
+    MariaDB, sandbox, webhook receiver and stacks, for a module that needs
+    a database and bills nobody else writes to. asan_dir defaults to
+    run_dir/asan; pass the session's (ASAN_DIR) to have the sanitizer
+    reports of its processes fail the session."""
+
+    def __init__(self, run_dir=None, asan_dir=None):
+        self.run = Path(run_dir or RUN).resolve()
+        self.asan_dir = Path(asan_dir or self.run / "asan")
         self.registry = None
         self.stacks = {}
         self.stack_errors = {}
         self.sandbox_proc = None
         self.db_port = None
-        self.db_dir = RUN / "db"
+        self.db_dir = self.run / "db"
         self.env = dict(os.environ)
-        self.env["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=0:log_path=%s/asan" % ASAN_DIR
-        self.env["UBSAN_OPTIONS"] = "print_stacktrace=1:log_path=%s/ubsan" % ASAN_DIR
+        self.env["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=0:log_path=%s/asan" % self.asan_dir
+        self.env["UBSAN_OPTIONS"] = "print_stacktrace=1:log_path=%s/ubsan" % self.asan_dir
 
     # -- set-up / tear-down ------------------------------------------------
     def start(self):
-        RUN.parent.mkdir(parents=True, exist_ok=True)
-        self.registry = S.PidRegistry(RUN.parent / (RUN.name + "-pids"))
+        self.run.parent.mkdir(parents=True, exist_ok=True)
+        self.registry = S.PidRegistry(self.run.parent / (self.run.name + "-pids"))
         self.registry.stop_leftovers()
         if (self.db_dir / "mysqld.pid").exists():
             subprocess.run(["bash", str(REPO / "scripts/mariadb.sh"), "stop", str(self.db_dir)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         # keep the previous session's logs next to the new ones
-        prev = RUN.parent / (RUN.name + "-prev")
+        prev = self.run.parent / (self.run.name + "-prev")
         shutil.rmtree(prev, ignore_errors=True)
-        if RUN.exists():
-            shutil.rmtree(RUN / "db", ignore_errors=True)
-            RUN.rename(prev)
-        RUN.mkdir(parents=True)
-        os.chmod(RUN, 0o755)
-        ASAN_DIR.mkdir()
-        os.chmod(ASAN_DIR, 0o1777)  # mod_fcgid's paygate runs as www-data
+        if self.run.exists():
+            shutil.rmtree(self.run / "db", ignore_errors=True)
+            self.run.rename(prev)
+        self.run.mkdir(parents=True)
+        os.chmod(self.run, 0o755)
+        self.asan_dir.mkdir(exist_ok=True)
+        os.chmod(self.asan_dir, 0o1777)  # mod_fcgid's paygate runs as www-data
 
         for exe in ("paygate.fcgi", "paygatectl"):
             if not os.access(BUILD / exe, os.X_OK):
                 raise S.StackError("%s is missing: build it first (make, or make SAN=1 and "
                                    "PAYGATE_BUILD=<repo>/build-asan)" % (BUILD / exe))
 
-        self.keys = S.gen_app_keys(RUN / "keys")
+        self.keys = S.gen_app_keys(self.run / "keys")
         self.app_public = load_public(self.keys["public"])
 
         self.db_port = S.free_port()
         self.start_db()
 
-        self.sandbox_dir = RUN / "sandbox"
+        self.sandbox_dir = self.run / "sandbox"
         self.sandbox_http = S.free_port()
         self.sandbox_https = S.free_port()
         self.sandbox_proc = S.start_sandbox(
             self.sandbox_dir, self.sandbox_http, self.sandbox_https, APP_ID,
-            self.keys["public"], time_scale=0.2, log=RUN / "sandbox.log",
+            self.keys["public"], time_scale=0.2, log=self.run / "sandbox.log",
             registry=self.registry,
             wechat={"appid": WX_APPID, "mch_id": WX_MCH_ID, "api_key": WX_API_KEY})
         self.ca_file = self.sandbox_dir / "ca.pem"
@@ -415,8 +425,8 @@ class Harness:
         # <base_url>/notify/wechat/refund, which must reach a paygate
         self.ports = {ALL_STACKS[0]: S.free_port()}
         self.cli_base_url = "http://127.0.0.1:%d%s" % (self.ports[ALL_STACKS[0]], MOUNT)
-        self.cli_config = RUN / "cli.ini"
-        self.write_config(self.cli_config, self.cli_base_url, RUN / "paygatectl.log",
+        self.cli_config = self.run / "cli.ini"
+        self.write_config(self.cli_config, self.cli_base_url, self.run / "paygatectl.log",
                           self.keys["pkcs8"])
         self.ctl("migrate")
         for cid, name in CREATORS:
@@ -452,7 +462,7 @@ class Harness:
 
     def sanitizer_reports(self):
         out = []
-        for f in sorted(glob.glob(str(ASAN_DIR / "*"))):
+        for f in sorted(glob.glob(str(self.asan_dir / "*"))):
             out.append("==== %s\n%s" % (f, Path(f).read_text(errors="replace")))
         return out
 
@@ -524,7 +534,8 @@ class Harness:
                 "client_cert": self.wx_client_cert if client_cert is None else client_cert,
                 "client_key": self.wx_client_key if client_key is None else client_key}
 
-    def write_config(self, path, base_url, log_file, key_file, wechat=UNSET, webhook_url=UNSET):
+    def write_config(self, path, base_url, log_file, key_file, wechat=UNSET, webhook_url=UNSET,
+                     extra=""):
         return S.write_config(
             path, base_url=base_url, db_port=self.db_port, log_file=log_file, app_id=APP_ID,
             gateway=self.gateway, app_private_key=key_file,
@@ -533,18 +544,18 @@ class Harness:
             checkout_secret=CHECKOUT_SECRET, storefront=True,
             webhook_url=self.webhooks.url if webhook_url is UNSET else webhook_url,
             webhook_secret=WEBHOOK_SECRET,
-            wechat=self.wechat_config() if wechat is UNSET else wechat)
+            wechat=self.wechat_config() if wechat is UNSET else wechat, extra=extra)
 
     def cli_variant(self, name, **wechat_kw):
         """Another paygatectl config on the same database (e.g. without the
         WeChat client certificate)."""
-        path = RUN / ("cli-%s.ini" % name)
+        path = self.run / ("cli-%s.ini" % name)
         self.write_config(path, self.cli_base_url,
-                          RUN / ("paygatectl-%s.log" % name), self.keys["pkcs8"],
+                          self.run / ("paygatectl-%s.log" % name), self.keys["pkcs8"],
                           wechat=self.wechat_config(**wechat_kw))
         return path
 
-    def _config_writer(self, key_format, sign_type="HMAC-SHA256", wechat_enabled=True):
+    def _config_writer(self, key_format, sign_type="HMAC-SHA256", wechat_enabled=True, extra=""):
         def write(st):
             key = st.dir / "app_private_key.pem"
             shutil.copyfile(self.keys[key_format], key)
@@ -557,16 +568,19 @@ class Harness:
             os.chmod(ckey, 0o600)
             wechat = self.wechat_config(sign_type=sign_type, client_cert=cert, client_key=ckey,
                                         enabled=wechat_enabled)
-            self.write_config(st.config, st.base_url, st.paygate_log, key, wechat=wechat)
+            self.write_config(st.config, st.base_url, st.paygate_log, key, wechat=wechat,
+                              extra=extra)
         return write
 
-    def new_stack(self, kind, name=None, fcgi_children=2, wechat_enabled=True, port=None):
-        """A stack that the caller owns (and stops)."""
+    def new_stack(self, kind, name=None, fcgi_children=2, wechat_enabled=True, port=None,
+                  extra_ini=""):
+        """A stack that the caller owns (and stops). extra_ini: more INI
+        sections for its config ([fees], [settlement])."""
         name = name or kind
-        return S.Stack(kind, RUN / "stacks" / name, build_dir=BUILD, port=port or S.free_port(),
+        return S.Stack(kind, self.run / "stacks" / name, build_dir=BUILD, port=port or S.free_port(),
                        config_writer=self._config_writer(KEY_FORMAT.get(kind, "pkcs8"),
                                                          WX_SIGN_TYPE.get(kind, "HMAC-SHA256"),
-                                                         wechat_enabled),
+                                                         wechat_enabled, extra_ini),
                        env=self.env, mount=MOUNT, fcgi_children=fcgi_children,
                        registry=self.registry, asan_options=self.env["ASAN_OPTIONS"])
 
@@ -821,5 +835,10 @@ def pytest_runtest_makereport(item, call):
         if isinstance(val, S.Stack):
             for log_name, path in val.logs().items():
                 rep.sections.append(("%s %s (tail)" % (val.kind, log_name), S.tail(path, 30)))
-    if "harness" in funcargs:
-        rep.sections.append(("sandbox.log (tail)", S.tail(RUN / "sandbox.log", 30)))
+    # the session's sandbox, and that of any module's own Harness (its run folder named)
+    seen = set()
+    for name, val in funcargs.items():
+        if isinstance(val, Harness) and val.run not in seen:
+            seen.add(val.run)
+            label = "sandbox.log" if val.run == RUN else "%s/sandbox.log" % val.run.name
+            rep.sections.append(("%s (tail)" % label, S.tail(val.run / "sandbox.log", 30)))
