@@ -751,12 +751,19 @@ static pg_err alipay_detail(arena_t *a, const char *text, size_t len, bill_t *ou
                 refund_count);
         return PG_ERR_BAD_INPUT;
     }
+    /* Totals follow the row model (found by tests/fuzz): payments cannot
+     * sum below zero, and the refund total is positive whatever sign the
+     * footer wrote, as refund rows are. */
+    if (have_pay_foot && foot_pay < 0) {
+        set_err(err, AL_DETAIL ": negative 商家实收共 in the #交易合计 footer");
+        return PG_ERR_BAD_INPUT;
+    }
     out->rows = rows.items;
     out->count = rows.count;
     if (have_pay_foot && have_refund_foot) {
         out->has_totals = true;
         out->total_amount_fen = foot_pay;
-        out->total_refund_fen = -foot_refund;
+        out->total_refund_fen = magnitude(foot_refund);
     }
     return PG_OK;
 }
@@ -1428,6 +1435,11 @@ static pg_err wx_summary(wx_state_t *w, const char *hs, size_t hn, size_t hline,
         (rc = wx_amount(w->a, w->row[c_fee], "手续费总金额", rline, 1, BILL_TOTAL_MAX_FEN,
                         &out->total_fee_fen, err)) != PG_OK)
         return rc;
+    if (out->total_amount_fen < 0) {
+        /* a sum of rows that may not be negative (found by tests/fuzz) */
+        set_err(err, WX " line %zu: negative 应结订单总金额", rline);
+        return PG_ERR_BAD_INPUT;
+    }
     out->total_refund_fen = magnitude(out->total_refund_fen);
     out->has_totals = true;
     out->has_fee_total = true;

@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         rc = bill_parse_alipay_csv_gbk(&a, csv, size - 1, &b, &err);
     else
         rc = bill_parse_alipay_csv(&a, csv, size - 1, &b, &err);
-    fuzz_check_bill(rc, &b);
+    fuzz_check_bill(rc, &b, 1);
     if (size - 1 <= 16)
         check_date(&a, data + 1, size - 1);
     free(csv);

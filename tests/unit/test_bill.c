@@ -646,6 +646,40 @@ static void test_wechat_malformed(void **state)
     arena_free(&a);
 }
 
+/* Found by tests/fuzz (fuzz_bill_wechat): totals follow the row model. A
+ * negative payment total (WeChat 应结订单总金额, Alipay 商家实收共) is refused
+ * as a negative payment row is; the Alipay refund total is positive whatever
+ * sign its footer wrote, as refund rows are. */
+static void test_bill_totals_keep_the_row_signs(void **state)
+{
+    arena_t a;
+    buf_t err;
+    bill_t b;
+    char *t;
+    (void)state;
+    arena_init(&a, 0);
+    buf_init(&err, &a);
+    t = fixture(&a, "wechat_all.txt", NULL);
+    assert_int_equal(wx_text(&a, replace_once(&a, t, "`4,`1244.56,", "`4,`-1244.56,"), &b, &err),
+                     PG_ERR_BAD_INPUT);
+    assert_err_has(&err, "应结订单总金额");
+    assert_int_equal(b.count, 0);
+
+    t = fixture(&a, "alipay_detail_utf8.csv", NULL);
+    assert_int_equal(al_text(&a, replace_once(&a, t, "商家实收共1244.56元", "商家实收共-1244.56元"), &b, &err),
+                     PG_ERR_BAD_INPUT);
+    assert_err_has(&err, "商家实收共");
+    if (al_text(&a, replace_once(&a, t, "商家实收退款共-1237.56元", "商家实收退款共1237.56元"), &b, &err) != PG_OK)
+        fail_msg("positive refund footer: %s", err.data);
+    assert_true(b.has_totals);
+    assert_int_equal(b.total_amount_fen, 124456);
+    assert_int_equal(b.total_refund_fen, 123756);
+    if (al_text(&a, t, &b, &err) != PG_OK)
+        fail_msg("csv: %s", err.data);
+    assert_int_equal(b.total_refund_fen, 123756);
+    arena_free(&a);
+}
+
 /* Found by tests/fuzz (fuzz_bill_wechat): the XML-reply message quoted up to
  * 200 bytes with %.200s from a body that is not NUL-terminated. */
 static void test_wechat_xml_reply_quote_stays_in_body(void **state)
@@ -1253,6 +1287,7 @@ int main(void)
         cmocka_unit_test(test_wechat_fee_decimals),
         cmocka_unit_test(test_wechat_malformed),
         cmocka_unit_test(test_wechat_xml_reply_quote_stays_in_body),
+        cmocka_unit_test(test_bill_totals_keep_the_row_signs),
         cmocka_unit_test(test_wechat_gzip_refusals),
         cmocka_unit_test(test_prefixes_and_corruptions_never_crash),
         cmocka_unit_test(test_normalize_date),
