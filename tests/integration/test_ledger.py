@@ -30,6 +30,7 @@ import datetime
 import gzip
 import io
 import json
+import subprocess
 import time
 import uuid
 import zipfile
@@ -37,7 +38,7 @@ import zipfile
 import pytest
 import requests
 
-from conftest import (API_KEY, APP_ID, ASAN_DIR, RUN, TIMEOUT, WX_APPID, WX_MCH_ID, Harness,
+from conftest import (API_KEY, APP_ID, ASAN_DIR, BUILD, RUN, TIMEOUT, WX_APPID, WX_MCH_ID, Harness,
                       alipay_string_to_sign, beijing_now_str, load_private, rsa2_sign,
                       unique_user, wx_nonce, wx_sign, wx_xml)
 
@@ -667,6 +668,38 @@ def test_a_lost_notification_never_synced_is_missing_locally(lh, day, st, channe
     assert item_keys(doc, "matched") == day.bill_keys(channel), doc
 
 
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_a_late_payment_and_its_automatic_refund_net_to_zero(lh, day, channel):
+    """Paid at the provider after the order was closed: booked like any
+    payment, refunded automatically (sent by sync/cron), reversed exactly,
+    and both movements reconcile."""
+    c = day.checkout(channel, "course-c")
+    r = requests.post("%s/orders/%s/close" % (day.st.base_url, c["order_no"]), headers=AUTH,
+                      timeout=60)
+    assert r.status_code == 200, r.text
+    r = lh.sandbox_post("/_sandbox/pay_closed", {"out_trade_no": c["payment_no"], "channel": channel})
+    assert r.status_code == 200, r.text
+    wait_for(lambda: lh.payment(c["payment_no"])["status"] == "PAID", 10, "the late payment")
+    assert lh.payment(c["payment_no"])["anomaly"] == "late_payment"
+    (ref,) = lh.query("SELECT r.refund_no, r.kind, r.amount_fen FROM refunds r JOIN payments p "
+                      "ON p.id = r.payment_id WHERE p.payment_no=%s", c["payment_no"])
+    assert (ref["kind"], ref["amount_fen"]) == ("auto", 9900), ref
+    lh.ctl("sync")   # sends the automatic refund
+    wait_for(lambda: lh.query("SELECT status FROM refunds WHERE refund_no=%s",
+                              ref["refund_no"])[0]["status"] == "SUCCEEDED", 20, "the auto refund")
+    p = Pay("late_" + channel, channel, "course-c", c["order_no"], c["payment_no"])
+    p.refunds.append((ref["refund_no"], split_refund(p.split, 0, p.amount)))
+    day.pays[p.key] = p
+    assert ledger_txn(lh, "pay:" + p.payment_no) == entries_of(channel, "alice", p.split, +1)
+    assert ledger_txn(lh, "refund:" + ref["refund_no"]) == entries_of(channel, "alice", p.split, -1)
+    assert_ledger_balanced(lh)
+    code, doc = reconcile(lh, channel, day.date)
+    assert code == 0, [i for i in doc["items"] if i["category"] != "matched"]
+    assert {("payment", p.payment_no, None), ("refund", p.payment_no, ref["refund_no"])} <= \
+        item_keys(doc, "matched")
+    assert item_keys(doc, "matched") == day.bill_keys(channel)
+
+
 # -------------------------------------------------------------- settlement
 
 def batches(h):
@@ -714,9 +747,18 @@ def test_settle_after_the_delay_one_batch_per_creator(lh, day, tmp_path):
         owed[creator], n = unsettled_payable(lh, creator, date)
         assert owed[creator] == day.creator_share(creator), creator
     assert owed["bob"] == split_payment(12250, "bob")["creator"] - day.pays["a_b"].refunds[0][1]["creator"]
-    out = tmp_path / "payouts.csv"
-    doc = settle(lh, date, out)
-    assert doc == {"date": date, "batches": 2, "total_fen": owed["alice"] + owed["bob"]}, doc
+    # four operators at once: one batch per creator all the same
+    outs = [tmp_path / ("payouts-%d.csv" % i) for i in range(4)]
+    procs = [subprocess.Popen([str(BUILD / "paygatectl"), "-c", str(lh.cli_config), "--json", "settle",
+                               "--date", date, "--out", str(o)], env=lh.env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for o in outs]
+    docs = []
+    for pr in procs:
+        stdout, stderr = pr.communicate(timeout=60)
+        assert pr.returncode == 0, stderr
+        docs.append(json.loads(stdout))
+    assert sum(d["batches"] for d in docs) == 2, docs
+    assert sum(d["total_fen"] for d in docs) == owed["alice"] + owed["bob"], docs
     got = batches(lh)
     assert [(b["creator_id"], b["d"], b["amount_fen"]) for b in got] == [
         ("alice", date, owed["alice"]), ("bob", date, owed["bob"])], got
@@ -733,12 +775,13 @@ def test_settle_after_the_delay_one_batch_per_creator(lh, day, tmp_path):
             "settled:creator:" + b["creator_id"]: -b["amount_fen"]}
         assert unsettled_payable(lh, b["creator_id"], date) == (0, 0)
     assert_ledger_balanced(lh)
-    # the payout file, exact
-    rows = read_payouts(out)
-    assert rows == [PAYOUT_HEADER] + [
-        [b["batch_no"], b["creator_id"], CREATOR_NAMES[b["creator_id"]], str(b["amount_fen"]),
-         yuan(b["amount_fen"]), date] for b in got], rows
-    assert '"Li, Bob ""Rusty"""' in out.read_text()
+    # the payout file, exact (each run lists every batch of the date)
+    for out in outs:
+        rows = read_payouts(out)
+        assert rows == [PAYOUT_HEADER] + [
+            [b["batch_no"], b["creator_id"], CREATOR_NAMES[b["creator_id"]], str(b["amount_fen"]),
+             yuan(b["amount_fen"]), date] for b in got], rows
+        assert '"Li, Bob ""Rusty"""' in out.read_text()
 
 
 def test_settle_again_changes_nothing(lh, day, tmp_path):
@@ -802,14 +845,36 @@ def test_settlement_batches_equal_the_ledger(lh, day):
 
 # --------------------------------------------------------------------- cron
 
+def recon_runs_of(h, date):
+    return [r["channel"] for r in h.query("SELECT channel FROM recon_runs WHERE bill_date=%s "
+                                          "ORDER BY id", date)]
+
+
 def test_cron_settles_and_reconciles_yesterday_once(lh, day):
     yesterday = day.plus(-1)
     # a share that became available yesterday (as if paid 8 days ago)
     p = day.buy("cron", "wechat", "course-b")
     lh.query("UPDATE ledger_entries SET available_on=%s WHERE txn_id=%s AND account LIKE 'payable:%%'",
              yesterday, "pay:" + p.payment_no)
-    assert lh.query("SELECT COUNT(*) AS n FROM recon_runs WHERE bill_date=%s", yesterday)[0]["n"] == 0
+    assert recon_runs_of(lh, yesterday) == []
+    # an alipay payment recorded yesterday whose bill the provider has not
+    # published: no run stored (never "all missing"), retried by later passes
+    a_c = day.pays["a_c"]
+    lh.query("UPDATE payments SET paid_at = paid_at - INTERVAL 1 DAY WHERE payment_no=%s",
+             a_c.payment_no)
+    try:
+        r = lh.ctl("reconcile", "--channel", "alipay", "--date", yesterday, check=False)
+        assert r.returncode == 1 and "no bill" in r.stderr and "try again later" in r.stderr, r
+        assert recon_runs_of(lh, yesterday) == []
+        lh.ctl("cron")
+        assert recon_runs_of(lh, yesterday) == ["wechat"]
+        log = (lh.run / "paygatectl.log").read_text()
+        assert "reconciliation of alipay %s failed" % yesterday in log, log[-2000:]
+    finally:
+        lh.query("UPDATE payments SET paid_at = paid_at + INTERVAL 1 DAY WHERE payment_no=%s",
+                 a_c.payment_no)
     lh.ctl("cron")
+    assert recon_runs_of(lh, yesterday) == ["wechat", "alipay"]
     b = [x for x in batches(lh) if x["d"] == yesterday]
     assert [(x["creator_id"], x["amount_fen"], x["entries"]) for x in b] == [
         ("bob", p.split["creator"], 1)], b
