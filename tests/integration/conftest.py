@@ -712,6 +712,11 @@ class Harness:
         assert r.status_code == 200, r.text
         return r.json()
 
+    def wx_refund_status(self, out_refund_no):
+        """The sandbox's refund_status of a WeChat refund (None if unknown)."""
+        r = self.sandbox_get("/_sandbox/wechat/refunds/" + out_refund_no)
+        return r.json()["refund_status"] if r.status_code == 200 else None
+
     def wx_pay(self, payment_no, **extra):
         """Pay a WeChat trade through the control API (waits for the first
         notification attempt)."""
