@@ -288,3 +288,24 @@ def wait_for(pred, timeout, what, interval=0.1):
         if time.time() > deadline:
             raise AssertionError("timed out after %s s: %s" % (timeout, what))
         time.sleep(interval)
+
+
+def quiesce(harness, timeout=20):
+    """Wait until no sandbox notification is still being retried (earlier
+    tests' retries must not land inside a "nothing changed" window).
+    Returns False if some are still pending after TIMEOUT seconds."""
+    def settled():
+        for path in ("/_sandbox/trades", "/_sandbox/wechat/trades"):
+            r = harness.sandbox_get(path)
+            if r.status_code != 200:
+                continue
+            for t in r.json():
+                for n in t.get("notifications") or []:
+                    if n.get("kind") != "manual" and not (n.get("acked") or n.get("gave_up")):
+                        return False
+        return True
+    try:
+        wait_for(settled, timeout, "sandbox notifications to settle", interval=0.3)
+        return True
+    except AssertionError:
+        return False

@@ -22,7 +22,7 @@ import pytest
 import requests
 
 import stack as S
-from chaos_helpers import Unchanged, faults, tables, wait_for
+from chaos_helpers import Unchanged, faults, quiesce, tables, wait_for
 from conftest import API_KEY, TIMEOUT, unique_user
 
 N = int(os.environ.get("CHAOS_PAYMENTS", "100"))
@@ -329,6 +329,7 @@ def test_outbound_faults_during_checkout(harness, lighttpd_stack, fault, status,
     out keep working; the same request_id succeeds once the provider is
     back."""
     st = lighttpd_stack
+    quiesce(harness)
     cases = [("alipay", "qr"), ("wechat", "native")]
     rids = {c: "chaos-%s-%s" % (fault, os.urandom(6).hex()) for c in cases}
     results = {}
@@ -369,6 +370,7 @@ def test_outbound_faults_during_sync_and_close_change_nothing(harness, lighttpd_
     payments and orders as they were (no guess from a failed call); once the
     provider is back, sync records the payment exactly once."""
     st = lighttpd_stack
+    quiesce(harness)
     paid = harness.new_payment(st, product="ebook-sql", channel="alipay", method="qr")
     unpaid = harness.new_payment(st, product="ebook-sql", channel="wechat", method="native")
     with faults(harness, no_notify=True):
