@@ -155,6 +155,6 @@ fuzz-replay: fuzz-bins
 	@set -e; for t in $(FUZZ_TARGETS); do $(B)/fuzz/fuzz_$$t $(FUZZ_DIRS); done
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz build-bench
 
 -include $(LIB_OBJ:.o=.d) $(APP_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

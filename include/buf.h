@@ -21,7 +21,7 @@ pg_err buf_append(buf_t *b, const void *data, size_t n);
 pg_err buf_puts(buf_t *b, const char *s);
 pg_err buf_putc(buf_t *b, char c);
 pg_err buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-pg_err buf_vprintf(buf_t *b, const char *fmt, va_list ap);
+pg_err buf_vprintf(buf_t *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 void   buf_clear(buf_t *b);      /* len = 0, keeps storage */
 void   buf_free(buf_t *b);       /* wipes nothing; use buf_wipe for secrets */
 void   buf_wipe(buf_t *b);       /* zero the bytes, then free */

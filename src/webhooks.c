@@ -11,6 +11,9 @@
 
 #define WEBHOOK_LIFETIME_S (24 * 3600)
 #define WEBHOOK_LEASE_S 120
+#define WEBHOOK_BATCH 100
+#define WEBHOOK_MAX_BATCHES 50
+#define WEBHOOK_PASS_S 50
 
 void webhooks_signature(const char *secret, time_t t, const char *body, char out[96])
 {
@@ -54,15 +57,14 @@ static pg_err post_event(pg_app_t *app, arena_t *a, const char *payload, buf_t *
     return rc;
 }
 
-pg_err webhooks_deliver(pg_app_t *app, arena_t *a, webhook_stats_t *st)
+static pg_err deliver_batch(pg_app_t *app, arena_t *a, webhook_stats_t *st, size_t *taken)
 {
     db_result_t due;
-    pg_err rc;
-    if (!app->cfg->merchant.webhook_url || !*app->cfg->merchant.webhook_url)
-        return PG_OK;
-    rc = store_webhooks_due(app->db, a, 100, &due);
+    pg_err rc = store_webhooks_due(app->db, a, WEBHOOK_BATCH, &due);
+    *taken = 0;
     if (rc != PG_OK)
         return rc;
+    *taken = due.rows;
     for (size_t i = 0; i < due.rows; i++) {
         int64_t id = db_cell_i64(&due, i, "id");
         int attempts = (int)db_cell_i64(&due, i, "attempts") + 1;
@@ -88,4 +90,20 @@ pg_err webhooks_deliver(pg_app_t *app, arena_t *a, webhook_stats_t *st)
         }
     }
     return PG_OK;
+}
+
+/* Batches until nothing is due, bounded so that one pass ends in time. */
+pg_err webhooks_deliver(pg_app_t *app, arena_t *a, webhook_stats_t *st)
+{
+    time_t started = time(NULL);
+    size_t taken = 0;
+    pg_err rc = PG_OK;
+    if (!app->cfg->merchant.webhook_url || !*app->cfg->merchant.webhook_url)
+        return PG_OK;
+    for (int batch = 0; batch < WEBHOOK_MAX_BATCHES && time(NULL) - started < WEBHOOK_PASS_S; batch++) {
+        rc = deliver_batch(app, a, st, &taken);
+        if (rc != PG_OK || taken < WEBHOOK_BATCH)
+            break;
+    }
+    return rc;
 }
