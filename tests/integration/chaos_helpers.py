@@ -23,7 +23,7 @@ VOLATILE = {"last_query_at", "query_count", "updated_at", "attempts", "next_atte
             "last_error", "delivered_at", "last_attempt_at"}
 
 STATE_TABLES = ("orders", "payments", "refunds", "entitlements", "webhook_events",
-                "ledger_entries", "ledger_txns", "settlements", "anomalies")
+                "ledger_entries", "settlement_batches", "bill_rows")
 
 
 def tables(harness):

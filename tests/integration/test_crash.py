@@ -111,8 +111,9 @@ def backdate_and_sync(harness, payments, check=True):
     return harness.ctl("sync", timeout=120, check=check)
 
 
-def ledger_check(harness):
-    """When the ledger exists: every transaction sums to zero."""
+def ledger_check(harness, payments=()):
+    """When the ledger exists: every transaction sums to zero, and each paid
+    payment of PAYMENTS is booked once (its debits equal its amount)."""
     if "ledger_entries" not in tables(harness):
         return "no ledger yet"
     cols = {r["Field"] for r in harness.query("SHOW COLUMNS FROM ledger_entries")}
@@ -127,6 +128,20 @@ def ledger_check(harness):
     bad = harness.query("SELECT %s AS txn, %s AS total FROM ledger_entries GROUP BY %s "
                         "HAVING %s <> 0 LIMIT 10" % (txn, expr, txn, expr))
     assert not bad, "ledger transactions that do not sum to zero: %r" % bad
+    nos = [p["payment_no"] for p in payments]
+    if nos and txn == "txn_id" and "amount_fen" in cols:
+        marks = ",".join(["%s"] * len(nos))
+        paid = {r["payment_no"]: r["amount_fen"] for r in harness.query(
+            "SELECT payment_no, amount_fen FROM payments WHERE status = 'PAID' AND payment_no IN "
+            "(%s)" % marks, *nos)}
+        debits = {r["txn_id"]: r["d"] for r in harness.query(
+            "SELECT txn_id, SUM(CASE WHEN amount_fen > 0 THEN amount_fen ELSE 0 END) AS d "
+            "FROM ledger_entries WHERE txn_id IN (%s) GROUP BY txn_id" % marks,
+            *["pay:" + n for n in nos])}
+        wrong = [(no, amt, debits.get("pay:" + no)) for no, amt in paid.items()
+                 if debits.get("pay:" + no) != amt]
+        assert not wrong, "payments not booked exactly once (payment, amount, debits): %r" % wrong[:10]
+        return "ledger balanced, %d payments booked once" % len(paid)
     return "ledger balanced"
 
 
@@ -278,7 +293,7 @@ def test_kill_9_under_a_stream_of_notifications(harness, kind):
         out = settle_and_sync(harness, payments)
         paid = verify_exactly_once(harness, payments)
         assert paid == n, (paid, n)
-        ledger = ledger_check(harness)
+        ledger = ledger_check(harness, payments)
         print("kind=%s payments=%d kills=%d restarts=%d %s sync: %s (%.1f s)" % (
             kind, n, killer.kills, killer.restarts, ledger, out.strip()[:200], time.time() - t0))
     finally:
@@ -311,7 +326,7 @@ def test_mariadb_restart_mid_stream(harness):
         settle_and_sync(harness, payments)
         paid = verify_exactly_once(harness, payments)
         assert paid == n
-        ledger_check(harness)
+        ledger_check(harness, payments)
         # no order was made by the checkout during the outage
         orders = harness.query("SELECT COUNT(*) AS n FROM orders o JOIN payments p ON "
                                "p.order_id = o.id WHERE p.created_at > NOW() - INTERVAL 1 DAY")
