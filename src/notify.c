@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 #include <stdio.h>
+#include <strings.h>
 #include "alipay.h"
 #include "events.h"
 #include "ledger.h"
@@ -171,11 +172,26 @@ static void record_rejection(pg_app_t *app, const payment_event_t *ev, const not
                 db_last_error(app->db));
 }
 
+static void log_rejection(const char *channel, const char *outcome, const char *detail);
+
+static bool fits(const char *s, size_t max)
+{
+    return !s || strlen(s) <= max;
+}
+
 pg_err notify_apply(pg_app_t *app, arena_t *a, const payment_event_t *ev, notify_result_t *res)
 {
     apply_ctx_t ctx = { app, a, ev, res };
     pg_err rc;
     res->payment_no = ev->payment_no;
+    /* Signed is not the same as sane: values that cannot be ours are refused. */
+    if (!fits(ev->payment_no, 32) || !fits(ev->provider_trade_no, 64) || !fits(ev->buyer_ref, 128) ||
+        !fits(ev->refund_no, 32) || !fits(ev->provider_refund_no, 64)) {
+        set_outcome(res, false, "bad_input", "a field is longer than any value we issue or store");
+        log_rejection(ev->channel, res->outcome, res->detail);
+        record_rejection(app, ev, res);
+        return PG_OK;
+    }
     rc = db_tx(app->db, apply_in_tx, &ctx);
     if (rc == PG_OK)
         return PG_OK;
@@ -241,6 +257,18 @@ static pay_event_kind_t alipay_event_kind(const alipay_notify_t *n)
     }
 }
 
+/* We only speak RSA2 in UTF-8: a message that claims otherwise is refused
+ * even when its signature verifies. */
+static bool alipay_envelope_ok(const kv_list_t *form)
+{
+    const char *sign_type = kv_get(form, "sign_type"), *charset = kv_get(form, "charset");
+    if (kv_count_key(form, "sign_type") > 1 || kv_count_key(form, "charset") > 1)
+        return false;
+    if (sign_type && strcmp(sign_type, "RSA2"))
+        return false;
+    return !charset || !strcasecmp(charset, "utf-8") || !strcasecmp(charset, "utf8");
+}
+
 void notify_alipay(pg_app_t *app, arena_t *a, const char *body, size_t len, notify_result_t *res)
 {
     kv_list_t form;
@@ -257,6 +285,11 @@ void notify_alipay(pg_app_t *app, arena_t *a, const char *body, size_t len, noti
     }
     if (form_parse(body, len, &form) != PG_OK) {
         reject(app, "alipay", body, len, NULL, "bad_input", "body is not a valid form", res);
+        return;
+    }
+    if (!alipay_envelope_ok(&form)) {
+        reject(app, "alipay", body, len, kv_get(&form, "out_trade_no"), "bad_input",
+               "sign_type must be RSA2 and charset utf-8", res);
         return;
     }
     rc = alipay_verify_notify(&app->alipay, &form, &n, &reason);

@@ -1,6 +1,7 @@
 /* store: paygate's tables through prepared statements. See include/store.h. */
 #include "store.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -281,15 +282,43 @@ pg_err store_order_mark_paid(db_t *db, int64_t order_id, bool *changed)
     return rc;
 }
 
+/* Copies at most max bytes of s, replacing every byte that is not part of a
+ * valid UTF-8 sequence (and control bytes) with '?': hostile values go to
+ * utf8mb4 columns for the log, never to an error. */
+static void text_for_column(const char *s, char *out, size_t max)
+{
+    size_t o = 0;
+    const unsigned char *p = (const unsigned char *)s;
+    while (s && *p && o + 1 < max) {
+        size_t len = *p < 0x80 ? 1 : (*p & 0xE0) == 0xC0 ? 2 : (*p & 0xF0) == 0xE0 ? 3 : (*p & 0xF8) == 0xF0 ? 4 : 0;
+        bool ok = len > 0 && !(len == 2 && *p < 0xC2) && !(len == 4 && *p > 0xF4) && o + len < max;
+        for (size_t k = 1; ok && k < len; k++)
+            ok = (p[k] & 0xC0) == 0x80;
+        if (ok && len == 1 && (*p < 0x20 || *p == 0x7F))
+            ok = false;
+        if (!ok) {
+            out[o++] = '?';
+            p++;
+            continue;
+        }
+        memcpy(out + o, p, len);
+        o += len;
+        p += len;
+    }
+    out[o] = '\0';
+}
+
 pg_err store_notification_add(db_t *db, const notification_rec_t *n)
 {
-    char detail[256];
+    char detail[256], payment_no[65], notify_id[129];
     db_val_t p[7];
-    snprintf(detail, sizeof detail, "%s", n->detail ? n->detail : "");
+    text_for_column(n->detail ? n->detail : "", detail, sizeof detail);
+    text_for_column(n->payment_no, payment_no, sizeof payment_no);
+    text_for_column(n->notify_id, notify_id, sizeof notify_id);
     p[0] = DB_S(n->channel);
     p[1] = DB_S(n->kind);
-    p[2] = DB_S(n->payment_no);
-    p[3] = DB_S(n->notify_id);
+    p[2] = DB_S(n->payment_no ? payment_no : NULL);
+    p[3] = DB_S(n->notify_id ? notify_id : NULL);
     p[4] = DB_S(n->outcome);
     p[5] = DB_S(detail);
     p[6] = DB_B(n->raw_body ? n->raw_body : "", n->raw_body ? n->raw_len : 0);
