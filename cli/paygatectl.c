@@ -437,10 +437,12 @@ static void print_cron_report(const cli_t *c, const cron_report_t *r, bool with_
     if (c->json) {
         printf("{\"skipped\":%s,\"expired_closed\":%u,\"orders_closed\":%u,\"synced_paid\":%u,"
                "\"synced_closed\":%u,\"queries_failed\":%u,\"refunds_examined\":%u,\"refunds_open\":%u,"
-               "\"webhooks_delivered\":%u,\"webhooks_failed\":%u,\"webhooks_dead\":%u}\n",
+               "\"webhooks_delivered\":%u,\"webhooks_failed\":%u,\"webhooks_dead\":%u,\"daily_done\":%s,"
+               "\"settled_batches\":%u,\"recon_unexplained\":%u}\n",
                r->skipped ? "true" : "false", r->expired.closed, r->expired.orders_closed, r->synced.paid,
                r->synced.closed, r->synced.failed + r->expired.failed, r->refunds_examined, r->refunds_open,
-               r->webhooks.delivered, r->webhooks.failed, r->webhooks.dead);
+               r->webhooks.delivered, r->webhooks.failed, r->webhooks.dead, r->daily_done ? "true" : "false",
+               r->settled_batches, r->recon_unexplained);
         return;
     }
     if (r->skipped) {
@@ -456,6 +458,10 @@ static void print_cron_report(const cli_t *c, const cron_report_t *r, bool with_
     if (with_expiry)
         printf("webhooks  %u delivered, %u to retry, %u dead\n", r->webhooks.delivered, r->webhooks.failed,
                r->webhooks.dead);
+    if (with_expiry)
+        printf("daily     %s: %u settlement batch(es), %u unexplained reconciliation item(s)\n",
+               r->daily_done ? "settled and reconciled yesterday" : "not run", r->settled_batches,
+               r->recon_unexplained);
 }
 
 static int cmd_sync(cli_t *c)
@@ -584,7 +590,7 @@ static void print_recon_summary(const recon_summary_t *s, const char *channel, c
 {
     printf("reconciliation %s %s (run %lld): %u bill rows, %u newly imported\n", channel, date, (long long)s->run_id,
            s->rows, s->imported);
-    printf("  %-18s %6u\n  %-18s %6u\n  %-18s %6u\n  %-18s %6u\n  %-18s %6u\n  %-18s %6u\n", "matched", s->matched,
+    printf("  %-20s %6u\n  %-20s %6u\n  %-20s %6u\n  %-20s %6u\n  %-20s %6u\n  %-20s %6u\n", "matched", s->matched,
            "amount mismatch", s->amount_mismatch, "status mismatch", s->status_mismatch, "fee mismatch",
            s->fee_mismatch, "missing locally", s->missing_local, "missing at provider", s->missing_provider);
 }

@@ -33,6 +33,7 @@ typedef struct channel_trade {
     channel_trade_state_t state;    /* TRADE_UNKNOWN: the provider has never seen it */
     const char *provider_trade_no;
     const char *buyer_ref;
+    const char *paid_time;          /* the provider's payment time as it wrote it, NULL if none */
     int64_t amount_fen;
 } channel_trade_t;
 

@@ -5,11 +5,12 @@
 #define LEDGER_H
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 #include "app.h"
 
 /* A payment just became PAID: clearing, fee, platform, creator entries
  * (txn "pay:<payment_no>"), once; records fee_fen and creator_id on it. */
-pg_err ledger_post_payment_in_tx(pg_app_t *app, arena_t *a, int64_t payment_id);
+pg_err ledger_post_payment_in_tx(pg_app_t *app, arena_t *a, int64_t payment_id, time_t paid_at);
 
 /* A refund just SUCCEEDED: the proportional reversal (txn "refund:<no>"). */
 pg_err ledger_post_refund_in_tx(pg_app_t *app, arena_t *a, int64_t refund_id);

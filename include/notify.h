@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include "app.h"
 
 typedef enum { PAY_EVENT_WAITING, PAY_EVENT_PAID, PAY_EVENT_CLOSED, PAY_EVENT_REFUND } pay_event_kind_t;
@@ -19,6 +20,7 @@ typedef struct payment_event {
     const char *notify_id;
     const char *provider_trade_no;
     const char *buyer_ref;
+    time_t paid_at;              /* the provider's payment time (UTC), 0 = unknown: now */
     int64_t amount_fen;          /* what the provider says was paid (the trade's total) */
     const char *refund_no;       /* PAY_EVENT_REFUND: our refund number, NULL if not ours */
     bool refund_succeeded;
@@ -40,6 +42,11 @@ typedef struct notify_result {
 /* PG_OK when recorded (res->ack tells what to answer); PG_ERR_DB when the
  * database failed (answer failure: the provider retries). */
 pg_err notify_apply(pg_app_t *app, arena_t *a, const payment_event_t *ev, notify_result_t *res);
+
+/* A provider's Beijing-time stamp ("2026-11-24 20:15:00" or "20261124201500")
+ * as UTC seconds; 0 when absent, malformed or implausible (not within the
+ * last 40 days up to 5 minutes ahead). */
+time_t notify_beijing_time(const char *s);
 
 /* POST /notify/alipay: body is the raw form. Always fills res. */
 void notify_alipay(pg_app_t *app, arena_t *a, const char *body, size_t len, notify_result_t *res);

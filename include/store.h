@@ -98,10 +98,11 @@ pg_err store_payment_lock(db_t *db, arena_t *a, const char *channel, const char 
                           payment_t *out);
 /* Conditional moves (they change nothing unless the row is in the expected
  * state); *changed tells whether they did. */
+/* paid_at: UTC seconds, 0 = now. */
 pg_err store_payment_mark_paid(db_t *db, int64_t payment_id, const char *provider_trade_no,
-                               const char *buyer_ref, bool *changed);
+                               const char *buyer_ref, time_t paid_at, bool *changed);
 pg_err store_payment_mark_closed(db_t *db, int64_t payment_id, bool *changed);
-pg_err store_order_mark_paid(db_t *db, int64_t order_id, bool *changed);
+pg_err store_order_mark_paid(db_t *db, int64_t order_id, time_t paid_at, bool *changed);
 
 typedef struct notification_rec {
     const char *channel;

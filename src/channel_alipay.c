@@ -63,6 +63,7 @@ static pg_err alipay_query(pg_app_t *app, arena_t *a, const char *payment_no, ch
     }
     out->provider_trade_no = q.trade_no;
     out->buyer_ref = q.buyer_id;
+    out->paid_time = q.send_pay_date;
     out->amount_fen = q.total_fen;
     if (!strcmp(q.trade_status, "TRADE_SUCCESS") || !strcmp(q.trade_status, "TRADE_FINISHED"))
         out->state = TRADE_PAID;

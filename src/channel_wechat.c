@@ -109,6 +109,7 @@ static pg_err wechat_query(pg_app_t *app, arena_t *a, const char *payment_no, ch
     if (rc != PG_OK)
         return rc;
     out->provider_trade_no = q.transaction_id;
+    out->paid_time = q.time_end;
     out->amount_fen = q.total_fee;
     if (!strcmp(q.trade_state, "SUCCESS") || !strcmp(q.trade_state, "REFUND"))
         out->state = TRADE_PAID;

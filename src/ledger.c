@@ -19,26 +19,28 @@ static int64_t rate_of(const pg_app_t *app, const char *channel)
 
 static pg_err insert_entries(db_t *db, const char *txn_id, const char *kind, const char *channel,
                              int64_t payment_id, int64_t refund_id, const char *creator_id,
-                             const char *available_on, const ledger_entry_t *e, size_t n)
+                             const char *available_on, const char *business_date, const ledger_entry_t *e, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         bool payable = !strncmp(e[i].account, "payable:", 8);
         db_val_t p[] = { DB_S(txn_id), DB_S(e[i].account), DB_I(e[i].amount_fen), DB_S(kind), DB_S(channel),
                          payment_id ? DB_I(payment_id) : DB_NULL, refund_id ? DB_I(refund_id) : DB_NULL,
-                         payable ? DB_S(creator_id) : DB_NULL, payable ? DB_S(available_on) : DB_NULL };
+                         payable ? DB_S(creator_id) : DB_NULL, payable ? DB_S(available_on) : DB_NULL,
+                         DB_S(business_date) };
         pg_err rc = db_exec(db,
                             "INSERT INTO ledger_entries (txn_id, account, amount_fen, kind, channel, payment_id,"
                             " refund_id, creator_id, available_on, business_date)"
-                            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, " BEIJING_TODAY ")",
-                            p, 9, NULL, NULL);
+                            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, COALESCE(?, " BEIJING_TODAY "))",
+                            p, 10, NULL, NULL);
         if (rc != PG_OK)
             return rc;
     }
     return PG_OK;
 }
 
-pg_err ledger_post_payment_in_tx(pg_app_t *app, arena_t *a, int64_t payment_id)
+pg_err ledger_post_payment_in_tx(pg_app_t *app, arena_t *a, int64_t payment_id, time_t paid_at)
 {
+    char business_date[11];
     db_val_t p[] = { DB_I(payment_id) };
     db_result_t r;
     ledger_split_t s;
@@ -63,15 +65,17 @@ pg_err ledger_post_payment_in_tx(pg_app_t *app, arena_t *a, int64_t payment_id)
     rc = ledger_split_payment(db_cell_i64(&r, 0, "amount_fen"), rate_of(app, channel),
                               app->cfg->settlement.platform_commission_bp, creator && *creator, &s);
     if (rc == PG_OK)
-        rc = ledger_available_date(time(NULL), app->cfg->settlement.delayed, (int)app->cfg->settlement.delay_days,
-                                   available);
+        rc = ledger_available_date(paid_at ? paid_at : time(NULL), app->cfg->settlement.delayed,
+                                   (int)app->cfg->settlement.delay_days, available);
+    if (rc == PG_OK)   /* the day the provider was paid: the day of its bill */
+        rc = ledger_available_date(paid_at ? paid_at : time(NULL), false, 0, business_date);
     if (rc != PG_OK)
         return rc;
     n = ledger_entries_payment(channel, creator, &s, e);
     if (n == 0)
         return PG_ERR_INTERNAL;
     txn = arena_printf(a, "pay:%s", db_cell(&r, 0, "payment_no"));
-    rc = insert_entries(app->db, txn, "payment", channel, payment_id, 0, creator, available, e, n);
+    rc = insert_entries(app->db, txn, "payment", channel, payment_id, 0, creator, available, business_date, e, n);
     if (rc == PG_OK) {
         db_val_t u[] = { DB_I(s.fee_fen), DB_S(creator), DB_I(payment_id) };
         rc = db_exec(app->db, "UPDATE payments SET fee_fen = ?, creator_id = ? WHERE id = ?", u, 3, NULL, NULL);
@@ -143,7 +147,7 @@ pg_err ledger_post_refund_in_tx(pg_app_t *app, arena_t *a, int64_t refund_id)
     if (n == 0)
         return PG_ERR_INTERNAL;
     return insert_entries(app->db, arena_printf(a, "refund:%s", db_cell(&r, 0, "refund_no")), "refund", channel, 0,
-                          refund_id, creator, today, e, n);
+                          refund_id, creator, today, NULL, e, n);
 }
 
 typedef struct settle_ctx {
@@ -201,7 +205,8 @@ static pg_err settle_creator_tx(db_t *db, void *arg)
     snprintf(e[1].account, sizeof e[1].account, "settled:creator:%s", c->creator_id);
     e[1].amount_fen = -owed;
     if (rc == PG_OK)
-        rc = insert_entries(db, arena_printf(c->a, "settle:%s", batch_no), "settlement", NULL, 0, 0, NULL, NULL, e, 2);
+        rc = insert_entries(db, arena_printf(c->a, "settle:%s", batch_no), "settlement", NULL, 0, 0, NULL, NULL, NULL,
+                            e, 2);
     if (rc == PG_OK) {   /* the settling entry itself belongs to the batch */
         db_val_t m[] = { DB_I((int64_t)batch_id), DB_S(arena_printf(c->a, "settle:%s", batch_no)) };
         rc = db_exec(db, "UPDATE ledger_entries SET settlement_batch_id = ?, creator_id = NULL WHERE txn_id = ?", m, 2,

@@ -43,6 +43,7 @@ pg_err lifecycle_sync_payment(pg_app_t *app, arena_t *a, int64_t payment_id, con
     ev.payment_no = payment_no;
     ev.provider_trade_no = t.provider_trade_no;
     ev.buyer_ref = t.buyer_ref;
+    ev.paid_at = notify_beijing_time(t.paid_time);
     ev.amount_fen = t.amount_fen;
     ev.raw_body = arena_printf(a, "%s query: %s %s %lld", channel, t.state == TRADE_PAID ? "PAID" : "CLOSED",
                                t.provider_trade_no ? t.provider_trade_no : "-", (long long)t.amount_fen);

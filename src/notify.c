@@ -59,11 +59,11 @@ static pg_err apply_paid(pg_app_t *app, arena_t *a, const payment_event_t *ev, c
         set_outcome(res, true, "duplicate", "payment already recorded as paid");
         return PG_OK;
     }
-    rc = store_payment_mark_paid(db, p->id, ev->provider_trade_no, ev->buyer_ref, &changed);
+    rc = store_payment_mark_paid(db, p->id, ev->provider_trade_no, ev->buyer_ref, ev->paid_at, &changed);
     if (rc == PG_OK && changed)   /* the money is in, whatever the order's state: book it */
-        rc = ledger_post_payment_in_tx(app, a, p->id);
+        rc = ledger_post_payment_in_tx(app, a, p->id, ev->paid_at);
     if (rc == PG_OK && changed)
-        rc = store_order_mark_paid(db, p->order_id, &order_changed);
+        rc = store_order_mark_paid(db, p->order_id, ev->paid_at, &order_changed);
     if (rc != PG_OK)
         return rc;
     if (!order_changed)
@@ -173,6 +173,58 @@ static void record_rejection(pg_app_t *app, const payment_event_t *ev, const not
 }
 
 static void log_rejection(const char *channel, const char *outcome, const char *detail);
+
+static bool take_digits(const char **p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++, (*p)++) {
+        if (**p < '0' || **p > '9')
+            return false;
+        v = v * 10 + (**p - '0');
+    }
+    *out = v;
+    return true;
+}
+
+static bool take_sep(const char **p, char c, bool compact)
+{
+    if (compact)
+        return true;
+    if (**p != c)
+        return false;
+    (*p)++;
+    return true;
+}
+
+time_t notify_beijing_time(const char *s)
+{
+    struct tm tm;
+    time_t t, now = time(NULL);
+    bool compact;
+    const char *p = s;
+    int y, mo, d, h, mi, sec;
+    if (!s)
+        return 0;
+    compact = strlen(s) == 14;
+    if (!take_digits(&p, 4, &y) || !take_sep(&p, '-', compact) || !take_digits(&p, 2, &mo) ||
+        !take_sep(&p, '-', compact) || !take_digits(&p, 2, &d) || !take_sep(&p, ' ', compact) ||
+        !take_digits(&p, 2, &h) || !take_sep(&p, ':', compact) || !take_digits(&p, 2, &mi) ||
+        !take_sep(&p, ':', compact) || !take_digits(&p, 2, &sec))
+        return 0;
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+        return 0;
+    memset(&tm, 0, sizeof tm);
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = sec;
+    t = timegm(&tm) - 8 * 3600;   /* Beijing is UTC+8 all year */
+    if (t > now + 300 || t < now - 40 * 86400)
+        return 0;
+    return t;
+}
 
 static bool fits(const char *s, size_t max)
 {
@@ -305,6 +357,7 @@ void notify_alipay(pg_app_t *app, arena_t *a, const char *body, size_t len, noti
     ev.notify_id = n.notify_id;
     ev.provider_trade_no = n.trade_no;
     ev.buyer_ref = n.buyer_id;
+    ev.paid_at = notify_beijing_time(n.gmt_payment);
     ev.amount_fen = n.total_fen;
     ev.refund_no = n.out_biz_no;
     ev.refund_succeeded = true;   /* Alipay notifies refunds that happened */
@@ -337,6 +390,7 @@ void notify_wechat(pg_app_t *app, arena_t *a, const char *body, size_t len, noti
     ev.payment_no = n.out_trade_no;
     ev.provider_trade_no = n.transaction_id;
     ev.buyer_ref = n.openid;
+    ev.paid_at = notify_beijing_time(n.time_end);
     ev.amount_fen = n.total_fee;
     ev.raw_body = body;
     ev.raw_len = len;

@@ -245,15 +245,16 @@ pg_err store_payment_lock(db_t *db, arena_t *a, const char *channel, const char 
 }
 
 pg_err store_payment_mark_paid(db_t *db, int64_t payment_id, const char *provider_trade_no,
-                               const char *buyer_ref, bool *changed)
+                               const char *buyer_ref, time_t paid_at, bool *changed)
 {
-    db_val_t p[] = { DB_S(provider_trade_no), DB_S(buyer_ref), DB_I(payment_id) };
+    db_val_t p[] = { DB_S(provider_trade_no), DB_S(buyer_ref), DB_I((int64_t)paid_at), DB_I((int64_t)paid_at),
+                     DB_I(payment_id) };
     uint64_t n = 0;
     pg_err rc = db_exec(db,
                         "UPDATE payments SET status = 'PAID', provider_trade_no = ?, buyer_ref = ?,"
-                        " paid_at = UTC_TIMESTAMP(), updated_at = UTC_TIMESTAMP()"
+                        " paid_at = IF(? = 0, UTC_TIMESTAMP(), FROM_UNIXTIME(?)), updated_at = UTC_TIMESTAMP()"
                         " WHERE id = ? AND status IN ('CREATED', 'CLOSED')",
-                        p, 3, &n, NULL);
+                        p, 5, &n, NULL);
     *changed = n == 1;
     return rc;
 }
@@ -270,14 +271,14 @@ pg_err store_payment_mark_closed(db_t *db, int64_t payment_id, bool *changed)
     return rc;
 }
 
-pg_err store_order_mark_paid(db_t *db, int64_t order_id, bool *changed)
+pg_err store_order_mark_paid(db_t *db, int64_t order_id, time_t paid_at, bool *changed)
 {
-    db_val_t p[] = { DB_I(order_id) };
+    db_val_t p[] = { DB_I((int64_t)paid_at), DB_I((int64_t)paid_at), DB_I(order_id) };
     uint64_t n = 0;
     pg_err rc = db_exec(db,
-                        "UPDATE orders SET status = 'PAID', paid_at = UTC_TIMESTAMP()"
+                        "UPDATE orders SET status = 'PAID', paid_at = IF(? = 0, UTC_TIMESTAMP(), FROM_UNIXTIME(?))"
                         " WHERE id = ? AND status = 'CREATED'",
-                        p, 1, &n, NULL);
+                        p, 3, &n, NULL);
     *changed = n == 1;
     return rc;
 }
