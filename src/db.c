@@ -11,7 +11,7 @@
 
 #define DB_STMT_CACHE 64
 #define DB_TX_ATTEMPTS 6
-#define DB_MAX_PARAMS 32
+#define DB_MAX_PARAMS 48
 
 typedef struct db_cached_stmt {
     const char *sql;          /* the caller's literal: compared by pointer, then text */

@@ -17,25 +17,42 @@ static int64_t rate_of(const pg_app_t *app, const char *channel)
     return !strcmp(channel, "wechat") ? app->cfg->fees.wechat_rate_bp : app->cfg->fees.alipay_rate_bp;
 }
 
+/* One multi-row INSERT per transaction (fewer round trips in the hot path
+ * of a notification). The statements are literals: the statement cache
+ * keeps pointers to them. */
+#define ENTRY_COLS "(txn_id, account, amount_fen, kind, channel, payment_id, refund_id, creator_id, available_on," \
+                   " business_date)"
+#define ENTRY_ROW "(?, ?, ?, ?, ?, ?, ?, ?, ?, COALESCE(?, " BEIJING_TODAY "))"
+static const char *const INSERT_ENTRIES[LEDGER_MAX_ENTRIES + 1] = {
+    NULL,
+    "INSERT INTO ledger_entries " ENTRY_COLS " VALUES " ENTRY_ROW,
+    "INSERT INTO ledger_entries " ENTRY_COLS " VALUES " ENTRY_ROW ", " ENTRY_ROW,
+    "INSERT INTO ledger_entries " ENTRY_COLS " VALUES " ENTRY_ROW ", " ENTRY_ROW ", " ENTRY_ROW,
+    "INSERT INTO ledger_entries " ENTRY_COLS " VALUES " ENTRY_ROW ", " ENTRY_ROW ", " ENTRY_ROW ", " ENTRY_ROW,
+};
+
 static pg_err insert_entries(db_t *db, const char *txn_id, const char *kind, const char *channel,
                              int64_t payment_id, int64_t refund_id, const char *creator_id,
                              const char *available_on, const char *business_date, const ledger_entry_t *e, size_t n)
 {
+    db_val_t p[LEDGER_MAX_ENTRIES * 10];
+    if (n == 0 || n > LEDGER_MAX_ENTRIES)
+        return PG_ERR_INTERNAL;
     for (size_t i = 0; i < n; i++) {
         bool payable = !strncmp(e[i].account, "payable:", 8);
-        db_val_t p[] = { DB_S(txn_id), DB_S(e[i].account), DB_I(e[i].amount_fen), DB_S(kind), DB_S(channel),
-                         payment_id ? DB_I(payment_id) : DB_NULL, refund_id ? DB_I(refund_id) : DB_NULL,
-                         payable ? DB_S(creator_id) : DB_NULL, payable ? DB_S(available_on) : DB_NULL,
-                         DB_S(business_date) };
-        pg_err rc = db_exec(db,
-                            "INSERT INTO ledger_entries (txn_id, account, amount_fen, kind, channel, payment_id,"
-                            " refund_id, creator_id, available_on, business_date)"
-                            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, COALESCE(?, " BEIJING_TODAY "))",
-                            p, 10, NULL, NULL);
-        if (rc != PG_OK)
-            return rc;
+        db_val_t *v = &p[i * 10];
+        v[0] = DB_S(txn_id);
+        v[1] = DB_S(e[i].account);
+        v[2] = DB_I(e[i].amount_fen);
+        v[3] = DB_S(kind);
+        v[4] = DB_S(channel);
+        v[5] = payment_id ? DB_I(payment_id) : DB_NULL;
+        v[6] = refund_id ? DB_I(refund_id) : DB_NULL;
+        v[7] = payable ? DB_S(creator_id) : DB_NULL;
+        v[8] = payable ? DB_S(available_on) : DB_NULL;
+        v[9] = DB_S(business_date);
     }
-    return PG_OK;
+    return db_exec(db, INSERT_ENTRIES[n], p, n * 10, NULL, NULL);
 }
 
 pg_err ledger_post_payment_in_tx(pg_app_t *app, arena_t *a, int64_t payment_id, time_t paid_at)
