@@ -23,6 +23,9 @@ pg_err buf_putc(buf_t *b, char c);
 pg_err buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 pg_err buf_vprintf(buf_t *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 void   buf_clear(buf_t *b);      /* len = 0, keeps storage */
+/* Replaces the contents with the message (the adapters' error reason);
+ * a NULL err is allowed and ignored. */
+void   buf_set_error(buf_t *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void   buf_free(buf_t *b);       /* wipes nothing; use buf_wipe for secrets */
 void   buf_wipe(buf_t *b);       /* zero the bytes, then free */
 

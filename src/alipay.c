@@ -18,18 +18,6 @@
 #define ALIPAY_MAX_DEPTH 64
 #define ALIPAY_FORM_CT "application/x-www-form-urlencoded;charset=utf-8"
 
-static void set_err(buf_t *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_err(buf_t *err, const char *fmt, ...)
-{
-    va_list ap;
-    if (err == NULL)
-        return;
-    buf_clear(err);
-    va_start(ap, fmt);
-    (void)buf_vprintf(err, fmt, ap);
-    va_end(ap);
-}
-
 static int is_empty(const char *s)
 {
     return s == NULL || s[0] == '\0';
@@ -520,7 +508,7 @@ static pg_err parse_codes(arena_t *a, const char *span, size_t len, alipay_reply
 
 static void set_code_err(buf_t *err, const alipay_reply_t *reply, const char *msg)
 {
-    set_err(err, "alipay: code=%s msg=%s sub_code=%s sub_msg=%s",
+    buf_set_error(err, "alipay: code=%s msg=%s sub_code=%s sub_msg=%s",
             reply->code[0] ? reply->code : "(none)", msg != NULL ? msg : "",
             reply->sub_code, reply->sub_msg);
 }
@@ -536,7 +524,7 @@ pg_err alipay_check_response(arena_t *a, const alipay_client_t *c, const char *m
 
     memset(reply, 0, sizeof *reply);
     if (c == NULL || c->alipay_public_key == NULL || is_empty(method)) {
-        set_err(err, "alipay: no Alipay public key configured");
+        buf_set_error(err, "alipay: no Alipay public key configured");
         return PG_ERR_CONFIG;
     }
     key = arena_printf(a, "%s_response", method);
@@ -554,7 +542,7 @@ pg_err alipay_check_response(arena_t *a, const alipay_client_t *c, const char *m
     if (rc == PG_ERR_NOMEM)
         return rc;
     if (rc != PG_OK) {
-        set_err(err, "alipay: malformed reply to %s (%zu bytes)", method, len);
+        buf_set_error(err, "alipay: malformed reply to %s (%zu bytes)", method, len);
         return PG_ERR_UPSTREAM;
     }
 
@@ -563,7 +551,7 @@ pg_err alipay_check_response(arena_t *a, const alipay_client_t *c, const char *m
          * an unsigned success is never believed. */
         if (parse_codes(a, span, span_len, reply, &msg) != PG_OK) {
             memset(reply, 0, sizeof *reply);
-            set_err(err, "alipay: malformed reply object for %s", method);
+            buf_set_error(err, "alipay: malformed reply object for %s", method);
             return PG_ERR_UPSTREAM;
         }
         if (is_error || strcmp(reply->code, ALIPAY_SUCCESS_CODE) != 0) {
@@ -571,17 +559,17 @@ pg_err alipay_check_response(arena_t *a, const alipay_client_t *c, const char *m
             return PG_ERR_UPSTREAM;
         }
         memset(reply, 0, sizeof *reply);
-        set_err(err, "alipay: unsigned success reply to %s", method);
+        buf_set_error(err, "alipay: unsigned success reply to %s", method);
         return PG_ERR_BAD_SIGNATURE;
     }
 
     if (crypto_rsa_sha256_verify_b64(c->alipay_public_key, span, span_len, sign) != PG_OK) {
-        set_err(err, "alipay: reply signature does not verify (%s)", method);
+        buf_set_error(err, "alipay: reply signature does not verify (%s)", method);
         return PG_ERR_BAD_SIGNATURE;
     }
     if (parse_codes(a, span, span_len, reply, &msg) != PG_OK) {
         memset(reply, 0, sizeof *reply);
-        set_err(err, "alipay: malformed reply object for %s", method);
+        buf_set_error(err, "alipay: malformed reply object for %s", method);
         return PG_ERR_UPSTREAM;
     }
     reply->json = span;
@@ -615,13 +603,13 @@ static pg_err call_staged(arena_t *a, const alipay_client_t *c, const char *meth
     *stage = CALL_NOT_SENT;
     *http_status = 0;
     if (c == NULL || is_empty(c->gateway)) {
-        set_err(err, "alipay: no gateway configured");
+        buf_set_error(err, "alipay: no gateway configured");
         return PG_ERR_CONFIG;
     }
     kv_init(&params, a);
     rc = alipay_sign_request(c, method, biz_content, false, 0, &params);
     if (rc != PG_OK) {
-        set_err(err, "alipay: cannot sign %s request: %s", method != NULL ? method : "",
+        buf_set_error(err, "alipay: cannot sign %s request: %s", method != NULL ? method : "",
                 pg_err_name(rc));
         return rc;
     }
@@ -640,7 +628,7 @@ static pg_err call_staged(arena_t *a, const alipay_client_t *c, const char *meth
     if (resp.status != 200) {
         *stage = CALL_HTTP_STATUS;
         *http_status = resp.status;
-        set_err(err, "alipay: HTTP %ld from gateway for %s", resp.status, method);
+        buf_set_error(err, "alipay: HTTP %ld from gateway for %s", resp.status, method);
         return PG_ERR_UPSTREAM;
     }
     *stage = CALL_REPLY;
@@ -667,7 +655,7 @@ pg_err alipay_precreate(arena_t *a, const alipay_client_t *c, const alipay_trade
     *qr_code = NULL;
     rc = trade_biz_content(a, t, NULL, NULL, &biz);
     if (rc != PG_OK) {
-        set_err(err, "alipay: bad trade for precreate");
+        buf_set_error(err, "alipay: bad trade for precreate");
         return rc;
     }
     rc = alipay_call(a, c, "alipay.trade.precreate", biz, &reply, err);
@@ -677,7 +665,7 @@ pg_err alipay_precreate(arena_t *a, const alipay_client_t *c, const alipay_trade
     obj = json_loadb(reply.json, reply.json_len, 0, NULL);
     qr = obj_str(obj, "qr_code");
     if (is_empty(qr)) {
-        set_err(err, "alipay: precreate reply without qr_code");
+        buf_set_error(err, "alipay: precreate reply without qr_code");
         rc = PG_ERR_UPSTREAM;
     } else {
         *qr_code = arena_strdup(a, qr);
@@ -788,7 +776,7 @@ static pg_err out_trade_no_biz(arena_t *a, const char *out_trade_no, char **biz,
 {
     const char *pairs[] = { "out_trade_no", out_trade_no };
     if (!valid_out_no(out_trade_no)) {
-        set_err(err, "alipay: bad out_trade_no");
+        buf_set_error(err, "alipay: bad out_trade_no");
         return PG_ERR_BAD_INPUT;
     }
     return biz_from_pairs(a, pairs, 2, NULL, NULL, biz);
@@ -838,20 +826,20 @@ pg_err alipay_trade_query(arena_t *a, const alipay_client_t *c, const char *out_
     if (obj == NULL)
         return PG_ERR_NOMEM;   /* parsed once already in check_response */
     if (echo_differs(obj, "out_trade_no", out_trade_no)) {
-        set_err(err, "alipay: trade.query reply is for another out_trade_no");
+        buf_set_error(err, "alipay: trade.query reply is for another out_trade_no");
         rc = PG_ERR_MISMATCH;
         goto done;
     }
     out->trade_status = obj_dup(a, obj, "trade_status");
     if (!known_trade_status(out->trade_status)) {
-        set_err(err, "alipay: trade.query reply has trade_status %.40s",
+        buf_set_error(err, "alipay: trade.query reply has trade_status %.40s",
                 out->trade_status != NULL ? out->trade_status : "(none)");
         rc = PG_ERR_UPSTREAM;
         goto done;
     }
     total = obj_str(obj, "total_amount");
     if (total == NULL || money_parse_yuan(total, MONEY_MAX_FEN, &out->total_fen) != PG_OK) {
-        set_err(err, "alipay: trade.query reply has a bad total_amount %.40s",
+        buf_set_error(err, "alipay: trade.query reply has a bad total_amount %.40s",
                 total != NULL ? total : "(none)");
         rc = PG_ERR_UPSTREAM;
         goto done;
@@ -914,7 +902,7 @@ static pg_err map_refund(pg_err rc, call_stage_t stage, const alipay_reply_t *re
         if (reply_signed(reply))
             return PG_ERR_CONFLICT;
         /* A business refusal is believed only when signed. */
-        set_err(err, "alipay: unsigned 40004 %s to a refund: outcome unknown", reply->sub_code);
+        buf_set_error(err, "alipay: unsigned 40004 %s to a refund: outcome unknown", reply->sub_code);
         return PG_ERR_TIMEOUT;
     }
     return PG_ERR_TIMEOUT;
@@ -936,7 +924,7 @@ pg_err alipay_trade_refund(arena_t *a, const alipay_client_t *c, const char *out
     memset(out, 0, sizeof *out);
     if (!valid_out_no(out_trade_no) || !valid_out_no(out_request_no) || refund_fen <= 0 ||
         refund_fen > MONEY_MAX_FEN) {
-        set_err(err, "alipay: bad refund request (out_trade_no, out_request_no or amount)");
+        buf_set_error(err, "alipay: bad refund request (out_trade_no, out_request_no or amount)");
         return PG_ERR_BAD_INPUT;
     }
     money_format_yuan(refund_fen, yuan);
@@ -947,7 +935,7 @@ pg_err alipay_trade_refund(arena_t *a, const alipay_client_t *c, const char *out
         rc = biz_from_pairs(a, pairs, sizeof pairs / sizeof pairs[0], NULL, NULL, &biz);
     }
     if (rc != PG_OK) {
-        set_err(err, "alipay: refund request cannot be written (bad reason text?)");
+        buf_set_error(err, "alipay: refund request cannot be written (bad reason text?)");
         return rc;
     }
     rc = call_staged(a, c, "alipay.trade.refund", biz, &reply, &stage, &status, err);
@@ -961,13 +949,13 @@ pg_err alipay_trade_refund(arena_t *a, const alipay_client_t *c, const char *out
     if (obj == NULL)
         return PG_ERR_NOMEM;
     if (echo_differs(obj, "out_trade_no", out_trade_no)) {
-        set_err(err, "alipay: refund reply is for another out_trade_no");
+        buf_set_error(err, "alipay: refund reply is for another out_trade_no");
         rc = PG_ERR_TIMEOUT;
         goto done;
     }
     fee = obj_str(obj, "refund_fee");
     if (fee == NULL || money_parse_yuan(fee, MONEY_MAX_FEN, &out->refund_total_fen) != PG_OK) {
-        set_err(err, "alipay: refund reply has a bad refund_fee %.40s", fee != NULL ? fee : "(none)");
+        buf_set_error(err, "alipay: refund reply has a bad refund_fee %.40s", fee != NULL ? fee : "(none)");
         rc = PG_ERR_TIMEOUT;
         goto done;
     }
@@ -995,7 +983,7 @@ pg_err alipay_refund_query(arena_t *a, const alipay_client_t *c, const char *out
 
     memset(out, 0, sizeof *out);
     if (!valid_out_no(out_trade_no) || !valid_out_no(out_request_no)) {
-        set_err(err, "alipay: bad out_trade_no or out_request_no");
+        buf_set_error(err, "alipay: bad out_trade_no or out_request_no");
         return PG_ERR_BAD_INPUT;
     }
     options = json_array();
@@ -1018,7 +1006,7 @@ pg_err alipay_refund_query(arena_t *a, const alipay_client_t *c, const char *out
         return PG_ERR_NOMEM;
     if (echo_differs(obj, "out_trade_no", out_trade_no) ||
         echo_differs(obj, "out_request_no", out_request_no)) {
-        set_err(err, "alipay: refund query reply is for another refund");
+        buf_set_error(err, "alipay: refund query reply is for another refund");
         rc = PG_ERR_MISMATCH;
         goto done;
     }
@@ -1028,18 +1016,18 @@ pg_err alipay_refund_query(arena_t *a, const alipay_client_t *c, const char *out
     refund_status = obj_str(obj, "refund_status");
     if (is_empty(amount)) {
         if (refund_status != NULL && strcmp(refund_status, "REFUND_SUCCESS") == 0) {
-            set_err(err, "alipay: refund query reply says REFUND_SUCCESS without refund_amount");
+            buf_set_error(err, "alipay: refund query reply says REFUND_SUCCESS without refund_amount");
             rc = PG_ERR_UPSTREAM;
         }
         goto done;
     }
     if (money_parse_yuan(amount, MONEY_MAX_FEN, &out->refund_fen) != PG_OK) {
-        set_err(err, "alipay: refund query reply has a bad refund_amount %.40s", amount);
+        buf_set_error(err, "alipay: refund query reply has a bad refund_amount %.40s", amount);
         rc = PG_ERR_UPSTREAM;
         goto done;
     }
     if (refund_status != NULL && strcmp(refund_status, "REFUND_SUCCESS") != 0) {
-        set_err(err, "alipay: refund query reply has refund_status %.40s", refund_status);
+        buf_set_error(err, "alipay: refund query reply has refund_status %.40s", refund_status);
         rc = PG_ERR_UPSTREAM;
         goto done;
     }
@@ -1064,24 +1052,24 @@ static pg_err verify_form_signature(const alipay_client_t *c, const kv_list_t *f
     pg_err rc;
 
     if (c == NULL || c->alipay_public_key == NULL) {
-        set_err(reason, "no Alipay public key configured");
+        buf_set_error(reason, "no Alipay public key configured");
         return PG_ERR_CONFIG;
     }
     if (is_empty(sign)) {
-        set_err(reason, "sign missing");
+        buf_set_error(reason, "sign missing");
         return PG_ERR_BAD_SIGNATURE;
     }
     buf_init(&content, form->arena);
     rc = alipay_sign_content(form, true, &content);
     if (rc == PG_ERR_BAD_INPUT) {
-        set_err(reason, "repeated or empty field name");
+        buf_set_error(reason, "repeated or empty field name");
         goto done;
     }
     if (rc != PG_OK)
         goto done;
     rc = crypto_rsa_sha256_verify_b64(c->alipay_public_key, content.data, content.len, sign);
     if (rc != PG_OK) {
-        set_err(reason, "bad signature");
+        buf_set_error(reason, "bad signature");
         rc = PG_ERR_BAD_SIGNATURE;
     }
 done:
@@ -1093,7 +1081,7 @@ static pg_err check_app_id(const alipay_client_t *c, const kv_list_t *form, buf_
 {
     const char *app_id = kv_get(form, "app_id");
     if (is_empty(c->app_id) || app_id == NULL || strcmp(app_id, c->app_id) != 0) {
-        set_err(reason, "app_id mismatch: %s", app_id != NULL ? app_id : "(none)");
+        buf_set_error(reason, "app_id mismatch: %s", app_id != NULL ? app_id : "(none)");
         return PG_ERR_MISMATCH;
     }
     return PG_OK;
@@ -1137,7 +1125,7 @@ pg_err alipay_verify_notify(const alipay_client_t *c, const kv_list_t *form,
     if (!is_empty(c->seller_id)) {
         seller = kv_get(form, "seller_id");
         if (seller == NULL || strcmp(seller, c->seller_id) != 0) {
-            set_err(reason, "seller_id mismatch: %s", seller != NULL ? seller : "(none)");
+            buf_set_error(reason, "seller_id mismatch: %s", seller != NULL ? seller : "(none)");
             return PG_ERR_MISMATCH;
         }
     }
@@ -1146,24 +1134,24 @@ pg_err alipay_verify_notify(const alipay_client_t *c, const kv_list_t *form,
     status = opt_field(form, "trade_status");
     total = opt_field(form, "total_amount");
     if (out->out_trade_no == NULL || status == NULL || total == NULL) {
-        set_err(reason, "missing %s", out->out_trade_no == NULL ? "out_trade_no"
+        buf_set_error(reason, "missing %s", out->out_trade_no == NULL ? "out_trade_no"
                                       : status == NULL          ? "trade_status"
                                                                 : "total_amount");
         return PG_ERR_BAD_INPUT;
     }
     if (!map_trade_status(status, &out->status)) {
-        set_err(reason, "unknown trade_status %.40s", status);
+        buf_set_error(reason, "unknown trade_status %.40s", status);
         return PG_ERR_BAD_INPUT;
     }
     if (money_parse_yuan(total, MONEY_MAX_FEN, &out->total_fen) != PG_OK) {
-        set_err(reason, "bad total_amount %.40s", total);
+        buf_set_error(reason, "bad total_amount %.40s", total);
         return PG_ERR_BAD_INPUT;
     }
     refund = opt_field(form, "refund_fee");
     out->out_biz_no = opt_field(form, "out_biz_no");
     if (refund != NULL) {
         if (money_parse_yuan(refund, MONEY_MAX_FEN, &out->refund_fen) != PG_OK) {
-            set_err(reason, "bad refund_fee %.40s", refund);
+            buf_set_error(reason, "bad refund_fee %.40s", refund);
             return PG_ERR_BAD_INPUT;
         }
         out->has_refund = true;
@@ -1174,7 +1162,7 @@ pg_err alipay_verify_notify(const alipay_client_t *c, const kv_list_t *form,
     out->trade_no = opt_field(form, "trade_no");
     out->buyer_id = opt_field(form, "buyer_id");
     out->gmt_payment = opt_field(form, "gmt_payment");
-    set_err(reason, "ok");
+    buf_set_error(reason, "ok");
     return PG_OK;
 }
 
@@ -1190,9 +1178,9 @@ pg_err alipay_verify_return(const alipay_client_t *c, const kv_list_t *query,
         return rc;
     *out_trade_no = opt_field(query, "out_trade_no");
     if (*out_trade_no == NULL) {
-        set_err(reason, "missing out_trade_no");
+        buf_set_error(reason, "missing out_trade_no");
         return PG_ERR_BAD_INPUT;
     }
-    set_err(reason, "ok");
+    buf_set_error(reason, "ok");
     return PG_OK;
 }

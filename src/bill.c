@@ -24,18 +24,6 @@
 #define BILL_TOTAL_MAX_FEN ((int64_t)1000000000000000)   /* bound for summary totals */
 #define BILL_UTF8_BOM "\xef\xbb\xbf"
 
-static void set_err(buf_t *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_err(buf_t *err, const char *fmt, ...)
-{
-    va_list ap;
-    if (err == NULL)
-        return;
-    buf_clear(err);
-    va_start(ap, fmt);
-    (void)buf_vprintf(err, fmt, ap);
-    va_end(ap);
-}
-
 static void bill_clear(bill_t *out)
 {
     memset(out, 0, sizeof *out);
@@ -311,11 +299,11 @@ static pg_err map_columns(const char *who, const field_t *hdr, size_t n, const c
     for (k = 0; spec[k].names != NULL; k++) {
         int i = col_find(hdr, n, spec[k].names);
         if (i == -2) {
-            set_err(err, "%s line %zu: column %s appears twice", who, line, spec[k].names[0]);
+            buf_set_error(err, "%s line %zu: column %s appears twice", who, line, spec[k].names[0]);
             return PG_ERR_BAD_INPUT;
         }
         if (i < 0 && spec[k].required) {
-            set_err(err, "%s line %zu: header has no column %s", who, line, spec[k].names[0]);
+            buf_set_error(err, "%s line %zu: header has no column %s", who, line, spec[k].names[0]);
             return PG_ERR_BAD_INPUT;
         }
         *spec[k].index = i;
@@ -372,7 +360,7 @@ static int csv_next(csv_t *c, const char *who, buf_t *err)
         const char *fs = p;
         field_t f;
         if (c->nfields == BILL_MAX_FIELDS) {
-            set_err(err, "%s line %zu: more than %d fields", who, c->rec_line, BILL_MAX_FIELDS);
+            buf_set_error(err, "%s line %zu: more than %d fields", who, c->rec_line, BILL_MAX_FIELDS);
             return -1;
         }
         while (p < end && is_blank(*p))
@@ -387,7 +375,7 @@ static int csv_next(csv_t *c, const char *who, buf_t *err)
                     return -2;
             }
             if (unq_reserve(c, (size_t)(end - p)) != PG_OK) {
-                set_err(err, "%s: internal CSV buffer error", who);
+                buf_set_error(err, "%s: internal CSV buffer error", who);
                 return -2;
             }
             dst = c->unq + c->unq_len;
@@ -395,7 +383,7 @@ static int csv_next(csv_t *c, const char *who, buf_t *err)
             p++;
             for (;;) {
                 if (p >= end) {
-                    set_err(err, "%s line %zu: unterminated quoted field", who, c->rec_line);
+                    buf_set_error(err, "%s line %zu: unterminated quoted field", who, c->rec_line);
                     return -1;
                 }
                 if (*p == '"') {
@@ -416,7 +404,7 @@ static int csv_next(csv_t *c, const char *who, buf_t *err)
             while (p < end && is_blank(*p))
                 p++;
             if (p < end && *p != ',' && *p != '\r' && *p != '\n') {
-                set_err(err, "%s line %zu: text after a closing quote", who, c->rec_line);
+                buf_set_error(err, "%s line %zu: text after a closing quote", who, c->rec_line);
                 return -1;
             }
         } else {
@@ -465,12 +453,12 @@ static pg_err gbk_to_utf8(const void *in, size_t len, char **out, size_t *out_le
     *out = NULL;
     *out_len = 0;
     if (len > BILL_MAX_UNCOMPRESSED) {
-        set_err(err, "%s: %zu bytes is over the %zu byte limit", who, len, BILL_MAX_UNCOMPRESSED);
+        buf_set_error(err, "%s: %zu bytes is over the %zu byte limit", who, len, BILL_MAX_UNCOMPRESSED);
         return PG_ERR_TOO_LARGE;
     }
     cd = iconv_open("UTF-8", "GBK");
     if (cd == (iconv_t)-1) {
-        set_err(err, "%s: iconv cannot convert GBK", who);
+        buf_set_error(err, "%s: iconv cannot convert GBK", who);
         return PG_ERR_INTERNAL;
     }
     cap = len + len / 2 + 16;   /* two GBK bytes -> at most three UTF-8 bytes */
@@ -490,7 +478,7 @@ static pg_err gbk_to_utf8(const void *in, size_t len, char **out, size_t *out_le
             char *nb;
             if (cap > BILL_MAX_UNCOMPRESSED * 2) {
                 rc = PG_ERR_TOO_LARGE;
-                set_err(err, "%s: converted text too large", who);
+                buf_set_error(err, "%s: converted text too large", who);
                 break;
             }
             nb = realloc(buf, cap * 2 + 1);
@@ -504,7 +492,7 @@ static pg_err gbk_to_utf8(const void *in, size_t len, char **out, size_t *out_le
             room = cap - used;
             continue;
         }
-        set_err(err, "%s: not GBK text (%s at byte %zu)", who,
+        buf_set_error(err, "%s: not GBK text (%s at byte %zu)", who,
                 errno == EINVAL ? "truncated character" : "invalid sequence", len - left);
         rc = PG_ERR_BAD_INPUT;
         break;
@@ -512,7 +500,7 @@ static pg_err gbk_to_utf8(const void *in, size_t len, char **out, size_t *out_le
     if (rc == PG_OK) {
         /* flush any shift state (none for GBK, but harmless) */
         if (iconv(cd, NULL, NULL, &dst, &room) == (size_t)-1) {
-            set_err(err, "%s: iconv flush failed", who);
+            buf_set_error(err, "%s: iconv flush failed", who);
             rc = PG_ERR_BAD_INPUT;
         }
     }
@@ -601,19 +589,19 @@ static pg_err al_row(arena_t *a, const csv_t *c, const al_cols_t *col, size_t hd
     size_t i;
 
     if (c->nfields < hdr_n) {
-        set_err(err, AL_DETAIL " line %zu: %zu fields where the header has %zu", c->rec_line,
+        buf_set_error(err, AL_DETAIL " line %zu: %zu fields where the header has %zu", c->rec_line,
                 c->nfields, hdr_n);
         return PG_ERR_BAD_INPUT;
     }
     for (i = hdr_n; i < c->nfields; i++) {
         if (f[i].n != 0) {
-            set_err(err, AL_DETAIL " line %zu: %zu fields where the header has %zu", c->rec_line,
+            buf_set_error(err, AL_DETAIL " line %zu: %zu fields where the header has %zu", c->rec_line,
                     c->nfields, hdr_n);
             return PG_ERR_BAD_INPUT;
         }
     }
     if ((r = rows_add(rows)) == NULL) {
-        set_err(err, AL_DETAIL ": more than %zu rows", (size_t)BILL_MAX_ROWS);
+        buf_set_error(err, AL_DETAIL ": more than %zu rows", (size_t)BILL_MAX_ROWS);
         return rows->count >= BILL_MAX_ROWS ? PG_ERR_TOO_LARGE : PG_ERR_NOMEM;
     }
     r->line = c->rec_line;
@@ -625,12 +613,12 @@ static pg_err al_row(arena_t *a, const csv_t *c, const al_cols_t *col, size_t hd
         r->kind = BILL_REFUND;
         (*refund_count)++;
     } else {
-        set_err(err, AL_DETAIL " line %zu: 业务类型 \"%.*s\" is neither 交易 nor 退款", c->rec_line,
+        buf_set_error(err, AL_DETAIL " line %zu: 业务类型 \"%.*s\" is neither 交易 nor 退款", c->rec_line,
                 (int)(kind.n > 64 ? 64 : kind.n), kind.s);
         return PG_ERR_BAD_INPUT;
     }
     if (f[col->trade_no].n == 0) {
-        set_err(err, AL_DETAIL " line %zu: empty 支付宝交易号", c->rec_line);
+        buf_set_error(err, AL_DETAIL " line %zu: empty 支付宝交易号", c->rec_line);
         return PG_ERR_BAD_INPUT;
     }
     r->status = fdup(a, kind);
@@ -645,7 +633,7 @@ static pg_err al_row(arena_t *a, const csv_t *c, const al_cols_t *col, size_t hd
         if (s == NULL)
             return PG_ERR_NOMEM;
         if (parse_signed_yuan(s, MONEY_MAX_FEN, &v) != PG_OK || v < 0) {
-            set_err(err, AL_DETAIL " line %zu: bad 订单金额 \"%.40s\"", c->rec_line, s);
+            buf_set_error(err, AL_DETAIL " line %zu: bad 订单金额 \"%.40s\"", c->rec_line, s);
             return PG_ERR_BAD_INPUT;
         }
         r->amount_fen = v;
@@ -654,7 +642,7 @@ static pg_err al_row(arena_t *a, const csv_t *c, const al_cols_t *col, size_t hd
         if (s == NULL)
             return PG_ERR_NOMEM;
         if (parse_signed_yuan(s, MONEY_MAX_FEN, &v) != PG_OK) {
-            set_err(err, AL_DETAIL " line %zu: bad 商家实收 \"%.40s\"", c->rec_line, s);
+            buf_set_error(err, AL_DETAIL " line %zu: bad 商家实收 \"%.40s\"", c->rec_line, s);
             return PG_ERR_BAD_INPUT;
         }
         r->amount_fen = magnitude(v);
@@ -666,7 +654,7 @@ static pg_err al_row(arena_t *a, const csv_t *c, const al_cols_t *col, size_t hd
         if (s == NULL)
             return PG_ERR_NOMEM;
         if (parse_signed_yuan(s, MONEY_MAX_FEN, &v) != PG_OK) {
-            set_err(err, AL_DETAIL " line %zu: bad 服务费 \"%.40s\"", c->rec_line, s);
+            buf_set_error(err, AL_DETAIL " line %zu: bad 服务费 \"%.40s\"", c->rec_line, s);
             return PG_ERR_BAD_INPUT;
         }
         r->fee_fen = -v;   /* the bill writes the merchant's side: -fee charged, +fee returned */
@@ -699,7 +687,7 @@ static pg_err alipay_detail(arena_t *a, const char *text, size_t len, bill_t *ou
             int r2 = parse_footer(c->raw, c->raw_len, "#退款合计", "商家实收退款共", &foot_refund_n,
                                   &foot_refund);
             if (r1 < 0 || r2 < 0) {
-                set_err(err, AL_DETAIL " line %zu: footer line not understood", c->rec_line);
+                buf_set_error(err, AL_DETAIL " line %zu: footer line not understood", c->rec_line);
                 rc = PG_ERR_BAD_INPUT;
                 break;
             }
@@ -738,16 +726,16 @@ static pg_err alipay_detail(arena_t *a, const char *text, size_t len, bill_t *ou
     if (rc != PG_OK)
         return rc;
     if (!have_hdr) {
-        set_err(err, AL_DETAIL ": no header row");
+        buf_set_error(err, AL_DETAIL ": no header row");
         return PG_ERR_BAD_INPUT;
     }
     if (have_pay_foot && foot_pay_n != pay_count) {
-        set_err(err, AL_DETAIL ": footer counts %zu payments, the bill has %zu rows", foot_pay_n,
+        buf_set_error(err, AL_DETAIL ": footer counts %zu payments, the bill has %zu rows", foot_pay_n,
                 pay_count);
         return PG_ERR_BAD_INPUT;
     }
     if (have_refund_foot && foot_refund_n != refund_count) {
-        set_err(err, AL_DETAIL ": footer counts %zu refunds, the bill has %zu rows", foot_refund_n,
+        buf_set_error(err, AL_DETAIL ": footer counts %zu refunds, the bill has %zu rows", foot_refund_n,
                 refund_count);
         return PG_ERR_BAD_INPUT;
     }
@@ -755,7 +743,7 @@ static pg_err alipay_detail(arena_t *a, const char *text, size_t len, bill_t *ou
      * sum below zero, and the refund total is positive whatever sign the
      * footer wrote, as refund rows are. */
     if (have_pay_foot && foot_pay < 0) {
-        set_err(err, AL_DETAIL ": negative 商家实收共 in the #交易合计 footer");
+        buf_set_error(err, AL_DETAIL ": negative 商家实收共 in the #交易合计 footer");
         return PG_ERR_BAD_INPUT;
     }
     out->rows = rows.items;
@@ -806,7 +794,7 @@ static pg_err alipay_summary(const char *text, size_t len, bill_t *out, buf_t *e
             continue;
         }
         if (c->nfields < hdr_n) {
-            set_err(err, AL_SUMMARY " line %zu: %zu fields where the header has %zu", c->rec_line,
+            buf_set_error(err, AL_SUMMARY " line %zu: %zu fields where the header has %zu", c->rec_line,
                     c->nfields, hdr_n);
             rc = PG_ERR_BAD_INPUT;
             break;
@@ -815,7 +803,7 @@ static pg_err alipay_summary(const char *text, size_t len, bill_t *out, buf_t *e
               memcmp(c->fields[c_store].s, "合计", c->fields[c_store].n) == 0))
             continue;   /* a per-store row: the 合计 row covers them */
         if (have_total) {
-            set_err(err, AL_SUMMARY " line %zu: a second 合计 row", c->rec_line);
+            buf_set_error(err, AL_SUMMARY " line %zu: a second 合计 row", c->rec_line);
             rc = PG_ERR_BAD_INPUT;
             break;
         }
@@ -838,7 +826,7 @@ static pg_err alipay_summary(const char *text, size_t len, bill_t *out, buf_t *e
                 }
             }
             if (rc != PG_OK) {
-                set_err(err, AL_SUMMARY " line %zu: bad count or amount in the 合计 row", c->rec_line);
+                buf_set_error(err, AL_SUMMARY " line %zu: bad count or amount in the 合计 row", c->rec_line);
                 break;
             }
         }
@@ -851,7 +839,7 @@ static pg_err alipay_summary(const char *text, size_t len, bill_t *out, buf_t *e
     if (rc != PG_OK)
         return rc;
     if (!have_total) {
-        set_err(err, AL_SUMMARY ": no 合计 row");
+        buf_set_error(err, AL_SUMMARY ": no 合计 row");
         return PG_ERR_BAD_INPUT;
     }
     for (i = 0; i < out->count; i++) {
@@ -861,7 +849,7 @@ static pg_err alipay_summary(const char *text, size_t len, bill_t *out, buf_t *e
             refund_rows++;
     }
     if (n_pay != pay_rows || n_refund != refund_rows) {
-        set_err(err, AL_SUMMARY ": counts %zu payments and %zu refunds, the detail has %zu and %zu",
+        buf_set_error(err, AL_SUMMARY ": counts %zu payments and %zu refunds, the detail has %zu and %zu",
                 n_pay, n_refund, pay_rows, refund_rows);
         return PG_ERR_BAD_INPUT;
     }
@@ -881,7 +869,7 @@ static pg_err alipay_detail_utf8(arena_t *a, const char *text, size_t len, bill_
     }
     bad = utf8_bad_offset((const unsigned char *)text, len);
     if (bad != len) {
-        set_err(err, AL_DETAIL ": not UTF-8 text (byte %zu)", bad);
+        buf_set_error(err, AL_DETAIL ": not UTF-8 text (byte %zu)", bad);
         return PG_ERR_BAD_INPUT;
     }
     return alipay_detail(a, text, len, out, err);
@@ -892,11 +880,11 @@ pg_err bill_parse_alipay_csv(arena_t *a, const char *csv_utf8, size_t len, bill_
     pg_err rc;
     bill_clear(out);
     if (csv_utf8 == NULL) {
-        set_err(err, AL_DETAIL ": no input");
+        buf_set_error(err, AL_DETAIL ": no input");
         return PG_ERR_BAD_INPUT;
     }
     if (len > BILL_MAX_UNCOMPRESSED) {
-        set_err(err, AL_DETAIL ": %zu bytes is over the %zu byte limit", len, BILL_MAX_UNCOMPRESSED);
+        buf_set_error(err, AL_DETAIL ": %zu bytes is over the %zu byte limit", len, BILL_MAX_UNCOMPRESSED);
         return PG_ERR_TOO_LARGE;
     }
     rc = alipay_detail_utf8(a, csv_utf8, len, out, err);
@@ -913,7 +901,7 @@ pg_err bill_parse_alipay_csv_gbk(arena_t *a, const void *csv_gbk, size_t len, bi
 
     bill_clear(out);
     if (csv_gbk == NULL) {
-        set_err(err, AL_DETAIL ": no input");
+        buf_set_error(err, AL_DETAIL ": no input");
         return PG_ERR_BAD_INPUT;
     }
     if ((rc = gbk_to_utf8(csv_gbk, len, &utf8, &ulen, AL_DETAIL, err)) != PG_OK)
@@ -965,22 +953,22 @@ static pg_err zip_read_entry(zip_t *za, zip_uint64_t i, char **out, size_t *out_
     *out_len = 0;
     zip_stat_init(&st);
     if (zip_stat_index(za, i, ZIP_FL_ENC_RAW, &st) != 0 || !(st.valid & ZIP_STAT_SIZE)) {
-        set_err(err, "alipay bill zip: cannot read entry %llu", (unsigned long long)i);
+        buf_set_error(err, "alipay bill zip: cannot read entry %llu", (unsigned long long)i);
         return PG_ERR_BAD_INPUT;
     }
     if ((st.valid & ZIP_STAT_ENCRYPTION_METHOD) && st.encryption_method != ZIP_EM_NONE) {
-        set_err(err, "alipay bill zip: entry %llu is encrypted", (unsigned long long)i);
+        buf_set_error(err, "alipay bill zip: entry %llu is encrypted", (unsigned long long)i);
         return PG_ERR_BAD_INPUT;
     }
     if (st.size > BILL_MAX_UNCOMPRESSED) {
-        set_err(err, "alipay bill zip: entry %llu unpacks to %llu bytes, over the %zu byte limit",
+        buf_set_error(err, "alipay bill zip: entry %llu unpacks to %llu bytes, over the %zu byte limit",
                 (unsigned long long)i, (unsigned long long)st.size, BILL_MAX_UNCOMPRESSED);
         return PG_ERR_TOO_LARGE;
     }
     size = (size_t)st.size;
     zf = zip_fopen_index(za, i, 0);
     if (zf == NULL) {
-        set_err(err, "alipay bill zip: cannot open entry %llu: %s", (unsigned long long)i,
+        buf_set_error(err, "alipay bill zip: cannot open entry %llu: %s", (unsigned long long)i,
                 zip_strerror(za));
         return PG_ERR_BAD_INPUT;
     }
@@ -1002,21 +990,21 @@ static pg_err zip_read_entry(zip_t *za, zip_uint64_t i, char **out, size_t *out_
         n = -1;
     }
     if (have == size && n > 0) {
-        set_err(err, "alipay bill zip: entry %llu unpacks to more than its declared %zu bytes",
+        buf_set_error(err, "alipay bill zip: entry %llu unpacks to more than its declared %zu bytes",
                 (unsigned long long)i, size);
         zip_fclose(zf);
         free(data);
         return PG_ERR_TOO_LARGE;
     }
     if (have != size || n != 0) {
-        set_err(err, "alipay bill zip: entry %llu is corrupt: %s", (unsigned long long)i,
+        buf_set_error(err, "alipay bill zip: entry %llu is corrupt: %s", (unsigned long long)i,
                 zip_file_strerror(zf));
         zip_fclose(zf);
         free(data);
         return PG_ERR_BAD_INPUT;
     }
     if (zip_fclose(zf) != 0) {
-        set_err(err, "alipay bill zip: entry %llu failed its check", (unsigned long long)i);
+        buf_set_error(err, "alipay bill zip: entry %llu failed its check", (unsigned long long)i);
         free(data);
         return PG_ERR_BAD_INPUT;
     }
@@ -1038,19 +1026,19 @@ pg_err bill_parse_alipay_zip(arena_t *a, const void *zip, size_t len, bill_t *ou
 
     bill_clear(out);
     if (zip == NULL || len < 4 || memcmp(zip, "PK\x03\x04", 4) != 0) {
-        set_err(err, "alipay bill: not a zip file");
+        buf_set_error(err, "alipay bill: not a zip file");
         return PG_ERR_BAD_INPUT;
     }
     zip_error_init(&ze);
     src = zip_source_buffer_create(zip, len, 0, &ze);
     if (src == NULL) {
-        set_err(err, "alipay bill zip: %s", zip_error_strerror(&ze));
+        buf_set_error(err, "alipay bill zip: %s", zip_error_strerror(&ze));
         zip_error_fini(&ze);
         return PG_ERR_NOMEM;
     }
     za = zip_open_from_source(src, ZIP_RDONLY | ZIP_CHECKCONS, &ze);
     if (za == NULL) {
-        set_err(err, "alipay bill zip: not a readable zip (%s)", zip_error_strerror(&ze));
+        buf_set_error(err, "alipay bill zip: not a readable zip (%s)", zip_error_strerror(&ze));
         zip_source_free(src);
         zip_error_fini(&ze);
         return PG_ERR_BAD_INPUT;
@@ -1058,7 +1046,7 @@ pg_err bill_parse_alipay_zip(arena_t *a, const void *zip, size_t len, bill_t *ou
     zip_error_fini(&ze);
     n = zip_get_num_entries(za, 0);
     if (n > BILL_MAX_ZIP_ENTRIES) {
-        set_err(err, "alipay bill zip: %lld entries, more than %d", (long long)n, BILL_MAX_ZIP_ENTRIES);
+        buf_set_error(err, "alipay bill zip: %lld entries, more than %d", (long long)n, BILL_MAX_ZIP_ENTRIES);
         rc = PG_ERR_TOO_LARGE;
         goto done;
     }
@@ -1072,14 +1060,14 @@ pg_err bill_parse_alipay_zip(arena_t *a, const void *zip, size_t len, bill_t *ou
             continue;
         if (name_is_summary(name, nl)) {
             if (summary >= 0) {
-                set_err(err, "alipay bill zip: two summary files");
+                buf_set_error(err, "alipay bill zip: two summary files");
                 rc = PG_ERR_BAD_INPUT;
                 goto done;
             }
             summary = i;
         } else {
             if (detail >= 0) {
-                set_err(err, "alipay bill zip: two detail files");
+                buf_set_error(err, "alipay bill zip: two detail files");
                 rc = PG_ERR_BAD_INPUT;
                 goto done;
             }
@@ -1087,7 +1075,7 @@ pg_err bill_parse_alipay_zip(arena_t *a, const void *zip, size_t len, bill_t *ou
         }
     }
     if (detail < 0) {
-        set_err(err, "alipay bill zip: no detail CSV (a .csv whose name lacks 汇总)");
+        buf_set_error(err, "alipay bill zip: no detail CSV (a .csv whose name lacks 汇总)");
         rc = PG_ERR_BAD_INPUT;
         goto done;
     }
@@ -1119,7 +1107,7 @@ pg_err bill_parse_alipay_zip(arena_t *a, const void *zip, size_t len, bill_t *ou
         }
         bad = utf8_bad_offset((const unsigned char *)t, tl);
         if (bad != tl) {
-            set_err(err, AL_SUMMARY ": not text (byte %zu)", bad);
+            buf_set_error(err, AL_SUMMARY ": not text (byte %zu)", bad);
             rc = PG_ERR_BAD_INPUT;
         } else {
             rc = alipay_summary(t, tl, out, err);
@@ -1147,7 +1135,7 @@ static pg_err gunzip(const unsigned char *in, size_t len, buf_t *b, buf_t *err)
 
     memset(&zs, 0, sizeof zs);
     if (inflateInit2(&zs, 15 + 16) != Z_OK) {
-        set_err(err, "wechat bill: zlib init failed");
+        buf_set_error(err, "wechat bill: zlib init failed");
         return PG_ERR_INTERNAL;
     }
     for (;;) {
@@ -1161,14 +1149,14 @@ static pg_err gunzip(const unsigned char *in, size_t len, buf_t *b, buf_t *err)
         zs.avail_out = sizeof chunk;
         zr = inflate(&zs, Z_NO_FLUSH);
         if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR) {
-            set_err(err, "wechat bill: corrupt gzip (%s)", zs.msg != NULL ? zs.msg : "inflate error");
+            buf_set_error(err, "wechat bill: corrupt gzip (%s)", zs.msg != NULL ? zs.msg : "inflate error");
             rc = PG_ERR_BAD_INPUT;
             break;
         }
         if (sizeof chunk - zs.avail_out > 0) {
             size_t produced = sizeof chunk - zs.avail_out;
             if (b->len + produced > BILL_MAX_UNCOMPRESSED) {
-                set_err(err, "wechat bill: gzip unpacks to more than %zu bytes", BILL_MAX_UNCOMPRESSED);
+                buf_set_error(err, "wechat bill: gzip unpacks to more than %zu bytes", BILL_MAX_UNCOMPRESSED);
                 rc = PG_ERR_TOO_LARGE;
                 break;
             }
@@ -1181,7 +1169,7 @@ static pg_err gunzip(const unsigned char *in, size_t len, buf_t *b, buf_t *err)
                 break;
             /* another member must follow, else it is trailing junk */
             if (rest < 2 || in[used] != 0x1f || in[used + 1] != 0x8b) {
-                set_err(err, "wechat bill: %zu bytes of junk after the gzip data", rest);
+                buf_set_error(err, "wechat bill: %zu bytes of junk after the gzip data", rest);
                 rc = PG_ERR_BAD_INPUT;
                 break;
             }
@@ -1192,12 +1180,12 @@ static pg_err gunzip(const unsigned char *in, size_t len, buf_t *b, buf_t *err)
             continue;
         }
         if (zr == Z_BUF_ERROR && zs.avail_in == 0 && fed == len) {
-            set_err(err, "wechat bill: truncated gzip");
+            buf_set_error(err, "wechat bill: truncated gzip");
             rc = PG_ERR_BAD_INPUT;
             break;
         }
         if (zr == Z_BUF_ERROR && zs.avail_out == sizeof chunk && zs.avail_in != 0) {
-            set_err(err, "wechat bill: gzip makes no progress");
+            buf_set_error(err, "wechat bill: gzip makes no progress");
             rc = PG_ERR_BAD_INPUT;
             break;
         }
@@ -1243,7 +1231,7 @@ static pg_err split_plain(const char *s, size_t n, field_t *f, size_t *nf, size_
         while (q < end && *q != ',')
             q++;
         if (*nf == BILL_MAX_FIELDS) {
-            set_err(err, WX " line %zu: more than %d columns", line, BILL_MAX_FIELDS);
+            buf_set_error(err, WX " line %zu: more than %d columns", line, BILL_MAX_FIELDS);
             return PG_ERR_BAD_INPUT;
         }
         x.s = p;
@@ -1265,7 +1253,7 @@ static pg_err split_ticked(const char *s, size_t n, field_t *f, size_t *nf, size
     const char *end = s + n, *p;
     *nf = 0;
     if (n == 0 || s[0] != '`') {
-        set_err(err, WX " line %zu: a data field does not start with a backtick", line);
+        buf_set_error(err, WX " line %zu: a data field does not start with a backtick", line);
         return PG_ERR_BAD_INPUT;
     }
     p = s + 1;
@@ -1275,7 +1263,7 @@ static pg_err split_ticked(const char *s, size_t n, field_t *f, size_t *nf, size
         while (q < end && !(*q == ',' && q + 1 < end && q[1] == '`'))
             q++;
         if (*nf == BILL_MAX_FIELDS) {
-            set_err(err, WX " line %zu: more than %d fields", line, BILL_MAX_FIELDS);
+            buf_set_error(err, WX " line %zu: more than %d fields", line, BILL_MAX_FIELDS);
             return PG_ERR_BAD_INPUT;
         }
         x.s = p;
@@ -1311,7 +1299,7 @@ static pg_err wx_amount(arena_t *a, field_t f, const char *name, size_t line, in
         return PG_ERR_NOMEM;
     rc = fee ? parse_fee_yuan(s, max, out) : parse_signed_yuan(s, max, out);
     if (rc != PG_OK) {
-        set_err(err, WX " line %zu: bad %s \"%.40s\"", line, name, s);
+        buf_set_error(err, WX " line %zu: bad %s \"%.40s\"", line, name, s);
         return PG_ERR_BAD_INPUT;
     }
     return PG_OK;
@@ -1338,7 +1326,7 @@ static pg_err wx_row(wx_state_t *w, size_t line, buf_t *err)
     pg_err rc;
 
     if ((r = rows_add(&w->rows)) == NULL) {
-        set_err(err, WX ": more than %zu rows", (size_t)BILL_MAX_ROWS);
+        buf_set_error(err, WX ": more than %zu rows", (size_t)BILL_MAX_ROWS);
         return w->rows.count >= BILL_MAX_ROWS ? PG_ERR_TOO_LARGE : PG_ERR_NOMEM;
     }
     r->line = line;
@@ -1347,17 +1335,17 @@ static pg_err wx_row(wx_state_t *w, size_t line, buf_t *err)
     } else if (field_is(f[c->state], "REFUND")) {
         r->kind = BILL_REFUND;
         if (c->refund_amount < 0 || c->out_refund_no < 0 || c->refund_id < 0) {
-            set_err(err, WX " line %zu: a REFUND row, but the header lacks 退款金额/商户退款单号/微信退款单号",
+            buf_set_error(err, WX " line %zu: a REFUND row, but the header lacks 退款金额/商户退款单号/微信退款单号",
                     line);
             return PG_ERR_BAD_INPUT;
         }
     } else {
-        set_err(err, WX " line %zu: 交易状态 \"%.*s\" is neither SUCCESS nor REFUND", line,
+        buf_set_error(err, WX " line %zu: 交易状态 \"%.*s\" is neither SUCCESS nor REFUND", line,
                 (int)(f[c->state].n > 64 ? 64 : f[c->state].n), f[c->state].s);
         return PG_ERR_BAD_INPUT;
     }
     if (f[c->trade_no].n == 0) {
-        set_err(err, WX " line %zu: empty 微信订单号", line);
+        buf_set_error(err, WX " line %zu: empty 微信订单号", line);
         return PG_ERR_BAD_INPUT;
     }
     r->status = fdup(w->a, f[c->state]);
@@ -1373,7 +1361,7 @@ static pg_err wx_row(wx_state_t *w, size_t line, buf_t *err)
         if ((rc = wx_amount(w->a, f[c->amount], "应结订单金额", line, 0, MONEY_MAX_FEN, &v, err)) != PG_OK)
             return rc;
         if (v < 0) {
-            set_err(err, WX " line %zu: negative 应结订单金额 on a SUCCESS row", line);
+            buf_set_error(err, WX " line %zu: negative 应结订单金额 on a SUCCESS row", line);
             return PG_ERR_BAD_INPUT;
         }
         r->amount_fen = v;
@@ -1411,21 +1399,21 @@ static pg_err wx_summary(wx_state_t *w, const char *hs, size_t hn, size_t hline,
     if ((rc = split_ticked(rs, rn, w->row, &w->row_n, rline, err)) != PG_OK)
         return rc;
     if (w->row_n != w->hdr_n) {
-        set_err(err, WX " line %zu: summary row has %zu fields, its header %zu", rline, w->row_n, w->hdr_n);
+        buf_set_error(err, WX " line %zu: summary row has %zu fields, its header %zu", rline, w->row_n, w->hdr_n);
         return PG_ERR_BAD_INPUT;
     }
     if (w->row[c_count].n >= sizeof num) {
-        set_err(err, WX " line %zu: bad 总交易单数", rline);
+        buf_set_error(err, WX " line %zu: bad 总交易单数", rline);
         return PG_ERR_BAD_INPUT;
     }
     memcpy(num, w->row[c_count].s, w->row[c_count].n);
     num[w->row[c_count].n] = '\0';
     if (parse_count(num, &count) != PG_OK) {
-        set_err(err, WX " line %zu: bad 总交易单数", rline);
+        buf_set_error(err, WX " line %zu: bad 总交易单数", rline);
         return PG_ERR_BAD_INPUT;
     }
     if (count != w->rows.count) {
-        set_err(err, WX ": summary counts %zu rows, the bill has %zu", count, w->rows.count);
+        buf_set_error(err, WX ": summary counts %zu rows, the bill has %zu", count, w->rows.count);
         return PG_ERR_BAD_INPUT;
     }
     if ((rc = wx_amount(w->a, w->row[c_amount], "应结订单总金额", rline, 0, BILL_TOTAL_MAX_FEN,
@@ -1437,7 +1425,7 @@ static pg_err wx_summary(wx_state_t *w, const char *hs, size_t hn, size_t hline,
         return rc;
     if (out->total_amount_fen < 0) {
         /* a sum of rows that may not be negative (found by tests/fuzz) */
-        set_err(err, WX " line %zu: negative 应结订单总金额", rline);
+        buf_set_error(err, WX " line %zu: negative 应结订单总金额", rline);
         return PG_ERR_BAD_INPUT;
     }
     out->total_refund_fen = magnitude(out->total_refund_fen);
@@ -1460,14 +1448,14 @@ static pg_err wechat_text(arena_t *a, const char *text, size_t len, bill_t *out,
     }
     bad = utf8_bad_offset((const unsigned char *)text, len);
     if (bad != len) {
-        set_err(err, WX ": not UTF-8 text (byte %zu)", bad);
+        buf_set_error(err, WX ": not UTF-8 text (byte %zu)", bad);
         return PG_ERR_BAD_INPUT;
     }
     for (i = 0; i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r' || text[i] == '\n'); i++)
         ;
     if (starts_with(text + i, len - i, "<xml")) {
         /* text is not NUL-terminated: quote at most what is there */
-        set_err(err, WX ": an XML reply, not a bill: %.*s", (int)(len - i < 200 ? len - i : 200),
+        buf_set_error(err, WX ": an XML reply, not a bill: %.*s", (int)(len - i < 200 ? len - i : 200),
                 text + i);
         return PG_ERR_BAD_INPUT;
     }
@@ -1499,7 +1487,7 @@ static pg_err wechat_text(arena_t *a, const char *text, size_t len, bill_t *out,
                 { NULL, 0, NULL },
             };
             if (s[0] == '`') {
-                set_err(err, WX " line %zu: a data row before the header", line);
+                buf_set_error(err, WX " line %zu: a data row before the header", line);
                 rc = PG_ERR_BAD_INPUT;
                 break;
             }
@@ -1520,7 +1508,7 @@ static pg_err wechat_text(arena_t *a, const char *text, size_t len, bill_t *out,
                     break;
             }
             if (rs == NULL || rn == 0) {
-                set_err(err, WX " line %zu: summary header without its row (truncated?)", hline);
+                buf_set_error(err, WX " line %zu: summary header without its row (truncated?)", hline);
                 rc = PG_ERR_BAD_INPUT;
                 break;
             }
@@ -1531,7 +1519,7 @@ static pg_err wechat_text(arena_t *a, const char *text, size_t len, bill_t *out,
                 line++;
                 trim(&s, &n);
                 if (n != 0) {
-                    set_err(err, WX " line %zu: text after the summary", line);
+                    buf_set_error(err, WX " line %zu: text after the summary", line);
                     rc = PG_ERR_BAD_INPUT;
                     break;
                 }
@@ -1541,7 +1529,7 @@ static pg_err wechat_text(arena_t *a, const char *text, size_t len, bill_t *out,
         if ((rc = split_ticked(s, n, w->row, &w->row_n, line, err)) != PG_OK)
             break;
         if (w->row_n != w->hdr_n) {
-            set_err(err, WX " line %zu: %zu fields where the header has %zu (a field without its backtick?)",
+            buf_set_error(err, WX " line %zu: %zu fields where the header has %zu (a field without its backtick?)",
                     line, w->row_n, w->hdr_n);
             rc = PG_ERR_BAD_INPUT;
             break;
@@ -1550,7 +1538,7 @@ static pg_err wechat_text(arena_t *a, const char *text, size_t len, bill_t *out,
             break;
     }
     if (rc == PG_OK && !have_hdr) {
-        set_err(err, WX ": empty");
+        buf_set_error(err, WX ": empty");
         rc = PG_ERR_BAD_INPUT;
     }
     if (rc == PG_OK) {
@@ -1568,7 +1556,7 @@ pg_err bill_parse_wechat(arena_t *a, const void *text, size_t len, bill_t *out, 
 
     bill_clear(out);
     if (text == NULL) {
-        set_err(err, WX ": no input");
+        buf_set_error(err, WX ": no input");
         return PG_ERR_BAD_INPUT;
     }
     if (len >= 2 && t[0] == 0x1f && t[1] == 0x8b) {
@@ -1581,7 +1569,7 @@ pg_err bill_parse_wechat(arena_t *a, const void *text, size_t len, bill_t *out, 
             rc = wechat_text(a, plain.data, plain.len, out, err);
         buf_free(&plain);
     } else if (len > BILL_MAX_UNCOMPRESSED) {
-        set_err(err, WX ": %zu bytes is over the %zu byte limit", len, BILL_MAX_UNCOMPRESSED);
+        buf_set_error(err, WX ": %zu bytes is over the %zu byte limit", len, BILL_MAX_UNCOMPRESSED);
         rc = PG_ERR_TOO_LARGE;
     } else {
         rc = wechat_text(a, text, len, out, err);

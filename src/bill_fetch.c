@@ -26,18 +26,6 @@
 #define BILL_NONCE_LEN 32
 #define BILL_MIN_TOTAL_TIMEOUT_MS 60000L   /* a bill can be megabytes */
 
-static void set_err(buf_t *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_err(buf_t *err, const char *fmt, ...)
-{
-    va_list ap;
-    if (err == NULL)
-        return;
-    buf_clear(err);
-    va_start(ap, fmt);
-    (void)buf_vprintf(err, fmt, ap);
-    va_end(ap);
-}
-
 static int is_empty(const char *s)
 {
     return s == NULL || s[0] == '\0';
@@ -67,7 +55,7 @@ static pg_err alipay_download_url(arena_t *a, const alipay_reply_t *reply, char 
 
     *url = NULL;
     if (s == NULL || (strncmp(s, "https://", 8) != 0 && strncmp(s, "http://", 7) != 0)) {
-        set_err(err, "alipay: bill reply without a usable bill_download_url");
+        buf_set_error(err, "alipay: bill reply without a usable bill_download_url");
         rc = PG_ERR_UPSTREAM;
     } else if ((*url = arena_strdup(a, s)) == NULL) {
         rc = PG_ERR_NOMEM;
@@ -86,11 +74,11 @@ pg_err bill_fetch_alipay(arena_t *a, const alipay_client_t *c, const char *ymd, 
     pg_err rc;
 
     if (bill_normalize_date(ymd, true, date) != PG_OK) {
-        set_err(err, "alipay: bad bill date \"%.20s\" (yyyy-MM-dd)", ymd != NULL ? ymd : "");
+        buf_set_error(err, "alipay: bad bill date \"%.20s\" (yyyy-MM-dd)", ymd != NULL ? ymd : "");
         return PG_ERR_BAD_INPUT;
     }
     if (c == NULL) {
-        set_err(err, "alipay: not configured");
+        buf_set_error(err, "alipay: not configured");
         return PG_ERR_CONFIG;
     }
     biz = arena_printf(a, "{\"bill_type\":\"trade\",\"bill_date\":\"%s\"}", date);
@@ -100,7 +88,7 @@ pg_err bill_fetch_alipay(arena_t *a, const alipay_client_t *c, const char *ymd, 
     /* believed only when signed (reply.json is set only then) */
     if (rc == PG_ERR_UPSTREAM && reply.json != NULL &&
         strcmp(reply.sub_code, ALIPAY_BILL_NOT_EXIST) == 0) {
-        set_err(err, "alipay: no bill for %s (%s)", date, ALIPAY_BILL_NOT_EXIST);
+        buf_set_error(err, "alipay: no bill for %s (%s)", date, ALIPAY_BILL_NOT_EXIST);
         return PG_ERR_NOT_FOUND;
     }
     if (rc != PG_OK)
@@ -113,11 +101,11 @@ pg_err bill_fetch_alipay(arena_t *a, const alipay_client_t *c, const char *ymd, 
     if (rc != PG_OK)
         return rc;
     if (resp.status != 200) {
-        set_err(err, "alipay: HTTP %ld from the bill download", resp.status);
+        buf_set_error(err, "alipay: HTTP %ld from the bill download", resp.status);
         return PG_ERR_UPSTREAM;
     }
     if (resp.body.len < 4 || memcmp(resp.body.data, "PK\x03\x04", 4) != 0) {
-        set_err(err, "alipay: the bill download is not a zip (%zu bytes)", resp.body.len);
+        buf_set_error(err, "alipay: the bill download is not a zip (%zu bytes)", resp.body.len);
         return PG_ERR_UPSTREAM;
     }
     return buf_append(zip_out, resp.body.data, resp.body.len);
@@ -155,13 +143,13 @@ static pg_err wechat_bill_request(arena_t *a, const wechat_client_t *c, const ch
         (rc = kv_add(&p, "sign_type", "HMAC-SHA256")) != PG_OK)
         return rc;
     if ((rc = wechat_sign(&p, c->api_key, c->sign_type, sign)) != PG_OK) {
-        set_err(err, "wechat: cannot sign the downloadbill request: %s", pg_err_name(rc));
+        buf_set_error(err, "wechat: cannot sign the downloadbill request: %s", pg_err_name(rc));
         return rc;
     }
     if ((rc = kv_add(&p, "sign", sign)) != PG_OK)
         return rc;
     if ((rc = xml_build_flat(&p, xml)) != PG_OK) {
-        set_err(err, "wechat: downloadbill request cannot be written as XML");
+        buf_set_error(err, "wechat: downloadbill request cannot be written as XML");
         return rc;
     }
     return PG_OK;
@@ -174,7 +162,7 @@ static pg_err wechat_bill_error(arena_t *a, const char *date, const char *body, 
     const char *code, *msg, *ecode;
 
     if (xml_parse_flat(a, body, len, &reply, NULL) != PG_OK) {
-        set_err(err, "wechat: downloadbill answered with malformed XML (%zu bytes)", len);
+        buf_set_error(err, "wechat: downloadbill answered with malformed XML (%zu bytes)", len);
         return PG_ERR_UPSTREAM;
     }
     code = kv_get(&reply, "return_code");
@@ -185,15 +173,15 @@ static pg_err wechat_bill_error(arena_t *a, const char *date, const char *body, 
     if (code != NULL && strcmp(code, "FAIL") == 0) {
         if (strcmp(msg, WECHAT_NO_BILL_MSG) == 0 ||
             (ecode != NULL && strcmp(ecode, WECHAT_NO_BILL_CODE) == 0)) {
-            set_err(err, "wechat: no bill for %s (%s)", date, WECHAT_NO_BILL_MSG);
+            buf_set_error(err, "wechat: no bill for %s (%s)", date, WECHAT_NO_BILL_MSG);
             return PG_ERR_NOT_FOUND;
         }
         if (strstr(msg, "Bill Creating") != NULL) {
-            set_err(err, "wechat: the bill for %s is still being made: ask later", date);
+            buf_set_error(err, "wechat: the bill for %s is still being made: ask later", date);
             return PG_ERR_TIMEOUT;
         }
     }
-    set_err(err, "wechat: downloadbill failed: return_code %.16s, return_msg \"%.200s\"%s%.32s",
+    buf_set_error(err, "wechat: downloadbill failed: return_code %.16s, return_msg \"%.200s\"%s%.32s",
             code != NULL ? code : "(none)", msg, ecode != NULL ? ", error_code " : "",
             ecode != NULL ? ecode : "");
     return PG_ERR_UPSTREAM;
@@ -210,12 +198,12 @@ pg_err bill_fetch_wechat(arena_t *a, const wechat_client_t *c, const char *ymd, 
     pg_err rc;
 
     if (bill_normalize_date(ymd, false, date) != PG_OK) {
-        set_err(err, "wechat: bad bill date \"%.20s\" (yyyyMMdd)", ymd != NULL ? ymd : "");
+        buf_set_error(err, "wechat: bad bill date \"%.20s\" (yyyyMMdd)", ymd != NULL ? ymd : "");
         return PG_ERR_BAD_INPUT;
     }
     if (c == NULL || is_empty(c->gateway) || is_empty(c->appid) || is_empty(c->mch_id) ||
         is_empty(c->api_key)) {
-        set_err(err, "wechat: gateway, appid, mch_id and api_key must be configured");
+        buf_set_error(err, "wechat: gateway, appid, mch_id and api_key must be configured");
         return PG_ERR_CONFIG;
     }
     buf_init(&xml, a);
@@ -229,7 +217,7 @@ pg_err bill_fetch_wechat(arena_t *a, const wechat_client_t *c, const char *ymd, 
     if (rc != PG_OK)
         return rc;
     if (resp.status != 200) {
-        set_err(err, "wechat: HTTP %ld from downloadbill", resp.status);
+        buf_set_error(err, "wechat: HTTP %ld from downloadbill", resp.status);
         return PG_ERR_UPSTREAM;
     }
     for (i = 0; i < resp.body.len && (resp.body.data[i] == ' ' || resp.body.data[i] == '\t' ||
@@ -239,7 +227,7 @@ pg_err bill_fetch_wechat(arena_t *a, const wechat_client_t *c, const char *ymd, 
     if (resp.body.len - i >= 4 && memcmp(resp.body.data + i, "<xml", 4) == 0)
         return wechat_bill_error(a, date, resp.body.data + i, resp.body.len - i, err);
     if (resp.body.len == 0) {
-        set_err(err, "wechat: downloadbill answered with an empty body");
+        buf_set_error(err, "wechat: downloadbill answered with an empty body");
         return PG_ERR_UPSTREAM;
     }
     return buf_append(text_out, resp.body.data, resp.body.len);

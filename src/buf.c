@@ -244,3 +244,14 @@ pg_err buf_append_json_string(buf_t *b, const char *s)
     buf_putc(b, '"');
     return b->failed ? PG_ERR_NOMEM : PG_OK;
 }
+
+void buf_set_error(buf_t *err, const char *fmt, ...)
+{
+    va_list ap;
+    if (err == NULL)
+        return;
+    buf_clear(err);
+    va_start(ap, fmt);
+    (void)buf_vprintf(err, fmt, ap);
+    va_end(ap);
+}

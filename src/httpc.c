@@ -22,18 +22,6 @@ typedef struct httpc_sink {
     int nomem;
 } httpc_sink_t;
 
-static void set_err(buf_t *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_err(buf_t *err, const char *fmt, ...)
-{
-    va_list ap;
-    if (err == NULL)
-        return;
-    buf_clear(err);
-    va_start(ap, fmt);
-    (void)buf_vprintf(err, fmt, ap);
-    va_end(ap);
-}
-
 /* Returning less than asked makes curl stop with CURLE_WRITE_ERROR; the
  * flags say why, so the caller can report TOO_LARGE rather than UPSTREAM. */
 static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
@@ -106,7 +94,7 @@ static pg_err httpc_perform(arena_t *arena, const char *url, const char *content
     buf_init(&resp->body, arena);
     resp->status = 0;
     if (url == NULL || url[0] == '\0') {
-        set_err(err, "httpc: no URL");
+        buf_set_error(err, "httpc: no URL");
         return PG_ERR_CONFIG;
     }
 
@@ -120,7 +108,7 @@ static pg_err httpc_perform(arena_t *arena, const char *url, const char *content
 
     h = httpc_handle();
     if (h == NULL) {
-        set_err(err, "httpc: curl_easy_init failed");
+        buf_set_error(err, "httpc: curl_easy_init failed");
         rc = PG_ERR_INTERNAL;
         goto done;
     }
@@ -128,7 +116,7 @@ static pg_err httpc_perform(arena_t *arena, const char *url, const char *content
 #define SETOPT(opt, val)                                                      \
     do {                                                                      \
         if ((cc = curl_easy_setopt(h, opt, val)) != CURLE_OK) {               \
-            set_err(err, "httpc: setopt %s: %s", #opt, curl_easy_strerror(cc)); \
+            buf_set_error(err, "httpc: setopt %s: %s", #opt, curl_easy_strerror(cc)); \
             rc = PG_ERR_INTERNAL;                                             \
             goto done;                                                        \
         }                                                                     \
@@ -207,22 +195,22 @@ static pg_err httpc_perform(arena_t *arena, const char *url, const char *content
 
     if (cc != CURLE_OK) {
         if (sink.nomem) {
-            set_err(err, "httpc: out of memory reading the response");
+            buf_set_error(err, "httpc: out of memory reading the response");
             rc = PG_ERR_NOMEM;
         } else if (sink.too_large || cc == CURLE_FILESIZE_EXCEEDED) {
-            set_err(err, "httpc: response larger than %zu bytes", sink.max);
+            buf_set_error(err, "httpc: response larger than %zu bytes", sink.max);
             rc = PG_ERR_TOO_LARGE;
         } else if (cc == CURLE_OPERATION_TIMEDOUT) {
-            set_err(err, "httpc: timeout: %s", errbuf[0] ? errbuf : curl_easy_strerror(cc));
+            buf_set_error(err, "httpc: timeout: %s", errbuf[0] ? errbuf : curl_easy_strerror(cc));
             rc = PG_ERR_TIMEOUT;
         } else {
-            set_err(err, "httpc: %s", errbuf[0] ? errbuf : curl_easy_strerror(cc));
+            buf_set_error(err, "httpc: %s", errbuf[0] ? errbuf : curl_easy_strerror(cc));
             rc = PG_ERR_UPSTREAM;
         }
         goto done;
     }
     if (resp->status >= 500) {
-        set_err(err, "httpc: HTTP %ld from upstream", resp->status);
+        buf_set_error(err, "httpc: HTTP %ld from upstream", resp->status);
         rc = PG_ERR_UPSTREAM;
         goto done;
     }

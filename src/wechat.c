@@ -25,18 +25,6 @@
 #define WECHAT_FAIL "FAIL"
 #define WECHAT_ERR_CODE_LEN 64
 
-static void set_err(buf_t *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_err(buf_t *err, const char *fmt, ...)
-{
-    va_list ap;
-    if (err == NULL)
-        return;
-    buf_clear(err);
-    va_start(ap, fmt);
-    (void)buf_vprintf(err, fmt, ap);
-    va_end(ap);
-}
-
 static int is_empty(const char *s)
 {
     return s == NULL || s[0] == '\0';
@@ -203,7 +191,7 @@ pg_err wechat_check_reply(arena_t *a, const wechat_client_t *c, const char *body
     copy_err_code(err_code, "");
     kv_init(reply, a);
     if (c == NULL || is_empty(c->api_key) || is_empty(c->appid) || is_empty(c->mch_id)) {
-        set_err(err, "wechat: appid, mch_id and api_key must be configured");
+        buf_set_error(err, "wechat: appid, mch_id and api_key must be configured");
         return PG_ERR_CONFIG;
     }
     rc = xml_parse_flat(a, body, len, reply, err);
@@ -213,29 +201,29 @@ pg_err wechat_check_reply(arena_t *a, const wechat_client_t *c, const char *body
         /* keep xml's reason, prefixed */
         char reason[160];
         snprintf(reason, sizeof reason, "%s", err != NULL ? err->data : "");
-        set_err(err, "wechat: malformed reply (%zu bytes): %s", len, reason);
+        buf_set_error(err, "wechat: malformed reply (%zu bytes): %s", len, reason);
         return PG_ERR_UPSTREAM;
     }
     return_code = kv_get(reply, "return_code");
     if (!str_is(return_code, WECHAT_SUCCESS)) {
         v = kv_get(reply, "return_msg");
-        set_err(err, "wechat: return_code=%.16s return_msg=%.200s",
+        buf_set_error(err, "wechat: return_code=%.16s return_msg=%.200s",
                 return_code != NULL ? return_code : "(none)", v != NULL ? v : "");
         return PG_ERR_UPSTREAM;
     }
     rc = wechat_verify_sign(reply, c->api_key, c->sign_type);
     if (rc != PG_OK) {
-        set_err(err, "wechat: reply sign %s", kv_get(reply, "sign") == NULL ? "missing" : "does not verify");
+        buf_set_error(err, "wechat: reply sign %s", kv_get(reply, "sign") == NULL ? "missing" : "does not verify");
         return rc == PG_ERR_CONFIG ? rc : PG_ERR_BAD_SIGNATURE;
     }
     v = kv_get(reply, "appid");
     if (v != NULL && strcmp(v, c->appid) != 0) {
-        set_err(err, "wechat: reply appid %.40s is not ours", v);
+        buf_set_error(err, "wechat: reply appid %.40s is not ours", v);
         return PG_ERR_MISMATCH;
     }
     v = kv_get(reply, "mch_id");
     if (v != NULL && strcmp(v, c->mch_id) != 0) {
-        set_err(err, "wechat: reply mch_id %.40s is not ours", v);
+        buf_set_error(err, "wechat: reply mch_id %.40s is not ours", v);
         return PG_ERR_MISMATCH;
     }
     result_code = kv_get(reply, "result_code");
@@ -243,7 +231,7 @@ pg_err wechat_check_reply(arena_t *a, const wechat_client_t *c, const char *body
         const char *code = kv_get(reply, "err_code");
         const char *des = kv_get(reply, "err_code_des");
         copy_err_code(err_code, code);
-        set_err(err, "wechat: result_code=%.16s err_code=%.64s err_code_des=%.200s",
+        buf_set_error(err, "wechat: result_code=%.16s err_code=%.64s err_code_des=%.200s",
                 result_code != NULL ? result_code : "(none)", code != NULL ? code : "",
                 des != NULL ? des : "");
         return PG_ERR_UPSTREAM;
@@ -284,11 +272,11 @@ static pg_err call_staged(arena_t *a, const wechat_client_t *c, const char *path
     kv_init(reply, a);
     if (c == NULL || is_empty(c->gateway) || is_empty(c->appid) || is_empty(c->mch_id) ||
         is_empty(c->api_key)) {
-        set_err(err, "wechat: gateway, appid, mch_id and api_key must be configured");
+        buf_set_error(err, "wechat: gateway, appid, mch_id and api_key must be configured");
         return PG_ERR_CONFIG;
     }
     if (is_empty(path) || path[0] != '/') {
-        set_err(err, "wechat: bad call path");
+        buf_set_error(err, "wechat: bad call path");
         return PG_ERR_BAD_INPUT;
     }
     opts = c->http;
@@ -296,7 +284,7 @@ static pg_err call_staged(arena_t *a, const wechat_client_t *c, const char *path
     opts.client_key = NULL;
     if (with_client_cert) {
         if (is_empty(c->client_cert) || is_empty(c->client_key)) {
-            set_err(err, "wechat: %s needs the merchant client certificate and key", path);
+            buf_set_error(err, "wechat: %s needs the merchant client certificate and key", path);
             return PG_ERR_CONFIG;
         }
         opts.client_cert = c->client_cert;
@@ -313,14 +301,14 @@ static pg_err call_staged(arena_t *a, const wechat_client_t *c, const char *path
         (rc = kv_add(params, "sign_type", "HMAC-SHA256")) != PG_OK)
         return rc;
     if ((rc = wechat_sign(params, c->api_key, c->sign_type, sign)) != PG_OK) {
-        set_err(err, "wechat: cannot sign %s request: %s", path, pg_err_name(rc));
+        buf_set_error(err, "wechat: cannot sign %s request: %s", path, pg_err_name(rc));
         return rc;
     }
     if ((rc = kv_add(params, "sign", sign)) != PG_OK)
         return rc;
     buf_init(&xml, a);
     if ((rc = xml_build_flat(params, &xml)) != PG_OK) {
-        set_err(err, "wechat: request for %s cannot be written as XML (bad field)", path);
+        buf_set_error(err, "wechat: request for %s cannot be written as XML (bad field)", path);
         return rc;
     }
     if ((url = join_url(a, c->gateway, path)) == NULL)
@@ -334,7 +322,7 @@ static pg_err call_staged(arena_t *a, const wechat_client_t *c, const char *path
         return rc;
     if (resp.status != 200) {
         *stage = CALL_HTTP_STATUS;
-        set_err(err, "wechat: HTTP %ld from gateway for %s", resp.status, path);
+        buf_set_error(err, "wechat: HTTP %ld from gateway for %s", resp.status, path);
         return PG_ERR_UPSTREAM;
     }
     *stage = CALL_REPLY;
@@ -387,25 +375,25 @@ static pg_err order_params(arena_t *a, const wechat_client_t *c, const wechat_or
     pg_err rc;
 
     if (is_empty(c->notify_url)) {
-        set_err(err, "wechat: notify_url must be configured");
+        buf_set_error(err, "wechat: notify_url must be configured");
         return PG_ERR_CONFIG;
     }
     if (!str_is(tt, "NATIVE") && !str_is(tt, "JSAPI") && !str_is(tt, "MWEB")) {
-        set_err(err, "wechat: trade_type %.16s not supported", tt != NULL ? tt : "(none)");
+        buf_set_error(err, "wechat: trade_type %.16s not supported", tt != NULL ? tt : "(none)");
         return PG_ERR_UNSUPPORTED;
     }
     if (!valid_out_trade_no(o->out_trade_no) || is_empty(o->body) || o->total_fee <= 0 ||
         o->total_fee > MONEY_MAX_FEN) {
-        set_err(err, "wechat: bad order (out_trade_no, body or total_fee)");
+        buf_set_error(err, "wechat: bad order (out_trade_no, body or total_fee)");
         return PG_ERR_BAD_INPUT;
     }
     if (str_is(tt, "JSAPI") && is_empty(o->openid)) {
-        set_err(err, "wechat: JSAPI needs the buyer's openid");
+        buf_set_error(err, "wechat: JSAPI needs the buyer's openid");
         return PG_ERR_BAD_INPUT;
     }
     if (is_empty(ip)) {
         if (!str_is(tt, "NATIVE")) {
-            set_err(err, "wechat: %s needs the buyer's IP (spbill_create_ip)", tt);
+            buf_set_error(err, "wechat: %s needs the buyer's IP (spbill_create_ip)", tt);
             return PG_ERR_BAD_INPUT;
         }
         ip = "127.0.0.1";
@@ -449,7 +437,7 @@ pg_err wechat_unifiedorder(arena_t *a, const wechat_client_t *c, const wechat_or
     memset(out, 0, sizeof *out);
     copy_err_code(err_code, "");
     if (c == NULL || o == NULL) {
-        set_err(err, "wechat: no client or order");
+        buf_set_error(err, "wechat: no client or order");
         return PG_ERR_CONFIG;
     }
     if ((rc = order_params(a, c, o, &params, err)) != PG_OK)
@@ -463,7 +451,7 @@ pg_err wechat_unifiedorder(arena_t *a, const wechat_client_t *c, const wechat_or
     out->mweb_url = opt_field(&reply, "mweb_url");
     if (out->prepay_id == NULL || (str_is(o->trade_type, "NATIVE") && out->code_url == NULL) ||
         (str_is(o->trade_type, "MWEB") && out->mweb_url == NULL)) {
-        set_err(err, "wechat: unifiedorder reply lacks %s",
+        buf_set_error(err, "wechat: unifiedorder reply lacks %s",
                 out->prepay_id == NULL ? "prepay_id" : str_is(o->trade_type, "NATIVE") ? "code_url" : "mweb_url");
         memset(out, 0, sizeof *out);
         return PG_ERR_UPSTREAM;
@@ -515,7 +503,7 @@ static pg_err out_trade_no_params(arena_t *a, const char *out_trade_no, kv_list_
 {
     kv_init(p, a);
     if (!valid_out_trade_no(out_trade_no)) {
-        set_err(err, "wechat: bad out_trade_no");
+        buf_set_error(err, "wechat: bad out_trade_no");
         return PG_ERR_BAD_INPUT;
     }
     return kv_add(p, "out_trade_no", out_trade_no);
@@ -538,17 +526,17 @@ pg_err wechat_orderquery(arena_t *a, const wechat_client_t *c, const char *out_t
 
     v = kv_get(&reply, "out_trade_no");
     if (v != NULL && strcmp(v, out_trade_no) != 0) {
-        set_err(err, "wechat: orderquery reply is for %.40s, not %s", v, out_trade_no);
+        buf_set_error(err, "wechat: orderquery reply is for %.40s, not %s", v, out_trade_no);
         return PG_ERR_MISMATCH;
     }
     out->trade_state = opt_field(&reply, "trade_state");
     if (out->trade_state == NULL) {
-        set_err(err, "wechat: orderquery reply lacks trade_state");
+        buf_set_error(err, "wechat: orderquery reply lacks trade_state");
         return PG_ERR_UPSTREAM;
     }
     v = opt_field(&reply, "total_fee");
     if (v != NULL && money_parse_fen(v, MONEY_MAX_FEN, &out->total_fee) != PG_OK) {
-        set_err(err, "wechat: orderquery reply has a bad total_fee %.40s", v);
+        buf_set_error(err, "wechat: orderquery reply has a bad total_fee %.40s", v);
         memset(out, 0, sizeof *out);
         return PG_ERR_UPSTREAM;
     }
@@ -637,7 +625,7 @@ static pg_err map_refund(pg_err rc, call_stage_t stage, const kv_list_t *reply, 
     /* signed result_code FAIL */
     if (is_empty(code) || refund_err_is_retry(code)) {
         if (is_empty(code))
-            set_err(err, "wechat: refund result_code FAIL without err_code: outcome unknown");
+            buf_set_error(err, "wechat: refund result_code FAIL without err_code: outcome unknown");
         return PG_ERR_TIMEOUT;
     }
     return PG_ERR_CONFLICT;
@@ -656,17 +644,17 @@ pg_err wechat_refund(arena_t *a, const wechat_client_t *c, const wechat_refund_r
     memset(out, 0, sizeof *out);
     copy_err_code(err_code, "");
     if (c == NULL || r == NULL) {
-        set_err(err, "wechat: no client or refund");
+        buf_set_error(err, "wechat: no client or refund");
         return PG_ERR_CONFIG;
     }
     if (is_empty(c->client_cert) || is_empty(c->client_key)) {
-        set_err(err, "wechat: refunds need the merchant client certificate and key");
+        buf_set_error(err, "wechat: refunds need the merchant client certificate and key");
         return PG_ERR_CONFIG;
     }
     if (!valid_out_trade_no(r->out_trade_no) || !valid_out_refund_no(r->out_refund_no) ||
         r->total_fee <= 0 || r->total_fee > MONEY_MAX_FEN || r->refund_fee <= 0 ||
         r->refund_fee > r->total_fee) {
-        set_err(err, "wechat: bad refund (out_trade_no, out_refund_no or amounts)");
+        buf_set_error(err, "wechat: bad refund (out_trade_no, out_refund_no or amounts)");
         return PG_ERR_BAD_INPUT;
     }
     if (!is_empty(r->refund_desc) &&
@@ -701,13 +689,13 @@ pg_err wechat_refund(arena_t *a, const wechat_client_t *c, const wechat_refund_r
     /* Signed SUCCESS: accepted. A reply we cannot read is "unknown". */
     v = kv_get(&reply, "out_refund_no");
     if (v != NULL && strcmp(v, r->out_refund_no) != 0) {
-        set_err(err, "wechat: refund reply is for out_refund_no %.64s, not ours", v);
+        buf_set_error(err, "wechat: refund reply is for out_refund_no %.64s, not ours", v);
         return PG_ERR_TIMEOUT;
     }
     out->refund_id = opt_field(&reply, "refund_id");
     v = opt_field(&reply, "refund_fee");
     if (out->refund_id == NULL || v == NULL || money_parse_fen(v, MONEY_MAX_FEN, &out->refund_fee) != PG_OK) {
-        set_err(err, "wechat: refund reply lacks refund_id or has a bad refund_fee");
+        buf_set_error(err, "wechat: refund reply lacks refund_id or has a bad refund_fee");
         memset(out, 0, sizeof *out);
         return PG_ERR_TIMEOUT;
     }
@@ -733,7 +721,7 @@ pg_err wechat_refundquery(arena_t *a, const wechat_client_t *c, const char *out_
     memset(out, 0, sizeof *out);
     copy_err_code(err_code, "");
     if (!valid_out_refund_no(out_refund_no)) {
-        set_err(err, "wechat: bad out_refund_no");
+        buf_set_error(err, "wechat: bad out_refund_no");
         return PG_ERR_BAD_INPUT;
     }
     kv_init(&params, a);
@@ -761,19 +749,19 @@ pg_err wechat_refundquery(arena_t *a, const wechat_client_t *c, const char *out_
         }
     }
     if (hit < 0) {
-        set_err(err, "wechat: refundquery reply does not list out_refund_no %s", out_refund_no);
+        buf_set_error(err, "wechat: refundquery reply does not list out_refund_no %s", out_refund_no);
         return PG_ERR_MISMATCH;
     }
     snprintf(key, sizeof key, "refund_status_%d", hit);
     v = opt_field(&reply, key);
     if (!known_refund_status(v)) {
-        set_err(err, "wechat: refundquery reply has %s=%.32s", key, v != NULL ? v : "(none)");
+        buf_set_error(err, "wechat: refundquery reply has %s=%.32s", key, v != NULL ? v : "(none)");
         return PG_ERR_UPSTREAM;
     }
     snprintf(key, sizeof key, "refund_fee_%d", hit);
     fee = opt_field(&reply, key);
     if (fee == NULL || money_parse_fen(fee, MONEY_MAX_FEN, &out->refund_fee) != PG_OK) {
-        set_err(err, "wechat: refundquery reply has a bad %s", key);
+        buf_set_error(err, "wechat: refundquery reply has a bad %s", key);
         out->refund_fee = 0;
         return PG_ERR_UPSTREAM;
     }
@@ -796,7 +784,7 @@ pg_err wechat_verify_notify(arena_t *a, const wechat_client_t *c, const char *bo
 
     memset(out, 0, sizeof *out);
     if (c == NULL || is_empty(c->api_key) || is_empty(c->appid) || is_empty(c->mch_id)) {
-        set_err(reason, "appid, mch_id and api_key must be configured");
+        buf_set_error(reason, "appid, mch_id and api_key must be configured");
         return PG_ERR_CONFIG;
     }
     rc = xml_parse_flat(a, body, len, &f, reason);
@@ -804,22 +792,22 @@ pg_err wechat_verify_notify(arena_t *a, const wechat_client_t *c, const char *bo
         return rc;
     v = kv_get(&f, "return_code");
     if (!str_is(v, WECHAT_SUCCESS)) {
-        set_err(reason, "return_code %.16s", v != NULL ? v : "(none)");
+        buf_set_error(reason, "return_code %.16s", v != NULL ? v : "(none)");
         return PG_ERR_BAD_INPUT;
     }
     rc = wechat_verify_sign(&f, c->api_key, c->sign_type);
     if (rc != PG_OK) {
-        set_err(reason, "%s", kv_get(&f, "sign") == NULL ? "sign missing" : "bad signature");
+        buf_set_error(reason, "%s", kv_get(&f, "sign") == NULL ? "sign missing" : "bad signature");
         return rc == PG_ERR_CONFIG ? rc : PG_ERR_BAD_SIGNATURE;
     }
     v = kv_get(&f, "appid");
     if (v == NULL || strcmp(v, c->appid) != 0) {
-        set_err(reason, "appid mismatch: %.40s", v != NULL ? v : "(none)");
+        buf_set_error(reason, "appid mismatch: %.40s", v != NULL ? v : "(none)");
         return PG_ERR_MISMATCH;
     }
     v = kv_get(&f, "mch_id");
     if (v == NULL || strcmp(v, c->mch_id) != 0) {
-        set_err(reason, "mch_id mismatch: %.40s", v != NULL ? v : "(none)");
+        buf_set_error(reason, "mch_id mismatch: %.40s", v != NULL ? v : "(none)");
         return PG_ERR_MISMATCH;
     }
 
@@ -827,11 +815,11 @@ pg_err wechat_verify_notify(arena_t *a, const wechat_client_t *c, const char *bo
     total = opt_field(&f, "total_fee");
     result_code = kv_get(&f, "result_code");
     if (out->out_trade_no == NULL || total == NULL) {
-        set_err(reason, "missing %s", out->out_trade_no == NULL ? "out_trade_no" : "total_fee");
+        buf_set_error(reason, "missing %s", out->out_trade_no == NULL ? "out_trade_no" : "total_fee");
         goto bad;
     }
     if (money_parse_fen(total, MONEY_MAX_FEN, &out->total_fee) != PG_OK) {
-        set_err(reason, "bad total_fee %.40s", total);
+        buf_set_error(reason, "bad total_fee %.40s", total);
         goto bad;
     }
     out->transaction_id = opt_field(&f, "transaction_id");
@@ -840,17 +828,17 @@ pg_err wechat_verify_notify(arena_t *a, const wechat_client_t *c, const char *bo
     out->trade_type = opt_field(&f, "trade_type");
     if (str_is(result_code, WECHAT_SUCCESS)) {
         if (out->transaction_id == NULL) {
-            set_err(reason, "paid without transaction_id");
+            buf_set_error(reason, "paid without transaction_id");
             goto bad;
         }
         out->paid = true;
-        set_err(reason, "ok");
+        buf_set_error(reason, "ok");
     } else if (str_is(result_code, WECHAT_FAIL)) {
         out->paid = false;
         v = kv_get(&f, "err_code");
-        set_err(reason, "result_code FAIL err_code=%.64s", v != NULL ? v : "");
+        buf_set_error(reason, "result_code FAIL err_code=%.64s", v != NULL ? v : "");
     } else {
-        set_err(reason, "result_code %.16s", result_code != NULL ? result_code : "(none)");
+        buf_set_error(reason, "result_code %.16s", result_code != NULL ? result_code : "(none)");
         goto bad;
     }
     return PG_OK;
@@ -898,11 +886,11 @@ pg_err wechat_decrypt_req_info(arena_t *a, const char *api_key, const char *req_
 
     kv_init(out, a);
     if (is_empty(api_key)) {
-        set_err(err, "wechat: api_key must be configured");
+        buf_set_error(err, "wechat: api_key must be configured");
         return PG_ERR_CONFIG;
     }
     if (is_empty(req_info_b64)) {
-        set_err(err, "wechat: req_info missing");
+        buf_set_error(err, "wechat: req_info missing");
         return PG_ERR_BAD_INPUT;
     }
     buf_init(&compact, NULL);
@@ -919,13 +907,13 @@ pg_err wechat_decrypt_req_info(arena_t *a, const char *api_key, const char *req_
         goto done;
     }
     if (compact.len > 2 * XML_MAX_BYTES) {
-        set_err(err, "wechat: req_info too large");
+        buf_set_error(err, "wechat: req_info too large");
         rc = PG_ERR_TOO_LARGE;
         goto done;
     }
     rc = crypto_base64_decode(compact.data, compact.len, &cipher);
     if (rc != PG_OK) {
-        set_err(err, "wechat: req_info is not base64");
+        buf_set_error(err, "wechat: req_info is not base64");
         goto done;
     }
     /* The key is the lowercase hex MD5 of the API key, used as 32 ASCII
@@ -939,7 +927,7 @@ pg_err wechat_decrypt_req_info(arena_t *a, const char *api_key, const char *req_
     if (rc == PG_ERR_NOMEM || rc == PG_ERR_INTERNAL)
         goto done;
     if (rc != PG_OK) {
-        set_err(err, "wechat: req_info does not decrypt with our key");
+        buf_set_error(err, "wechat: req_info does not decrypt with our key");
         rc = PG_ERR_BAD_SIGNATURE;
         goto done;
     }
@@ -947,7 +935,7 @@ pg_err wechat_decrypt_req_info(arena_t *a, const char *api_key, const char *req_
     if (rc != PG_OK && rc != PG_ERR_NOMEM) {
         char reason[160];
         snprintf(reason, sizeof reason, "%s", err != NULL ? err->data : "");
-        set_err(err, "wechat: decrypted req_info is not our XML: %s", reason);
+        buf_set_error(err, "wechat: decrypted req_info is not our XML: %s", reason);
         rc = PG_ERR_BAD_SIGNATURE;
     }
 done:
@@ -972,7 +960,7 @@ pg_err wechat_verify_refund_notify(arena_t *a, const wechat_client_t *c, const c
 
     memset(out, 0, sizeof *out);
     if (c == NULL || is_empty(c->api_key) || is_empty(c->appid) || is_empty(c->mch_id)) {
-        set_err(reason, "appid, mch_id and api_key must be configured");
+        buf_set_error(reason, "appid, mch_id and api_key must be configured");
         return PG_ERR_CONFIG;
     }
     rc = xml_parse_flat(a, body, len, &f, reason);
@@ -980,24 +968,24 @@ pg_err wechat_verify_refund_notify(arena_t *a, const wechat_client_t *c, const c
         return rc;
     v = kv_get(&f, "return_code");
     if (!str_is(v, WECHAT_SUCCESS)) {
-        set_err(reason, "return_code %.16s", v != NULL ? v : "(none)");
+        buf_set_error(reason, "return_code %.16s", v != NULL ? v : "(none)");
         return PG_ERR_BAD_INPUT;
     }
     /* No sign on refund notifications: the identity fields are checked in
      * clear, and the encrypted req_info authenticates the content. */
     v = kv_get(&f, "appid");
     if (v == NULL || strcmp(v, c->appid) != 0) {
-        set_err(reason, "appid mismatch: %.40s", v != NULL ? v : "(none)");
+        buf_set_error(reason, "appid mismatch: %.40s", v != NULL ? v : "(none)");
         return PG_ERR_MISMATCH;
     }
     v = kv_get(&f, "mch_id");
     if (v == NULL || strcmp(v, c->mch_id) != 0) {
-        set_err(reason, "mch_id mismatch: %.40s", v != NULL ? v : "(none)");
+        buf_set_error(reason, "mch_id mismatch: %.40s", v != NULL ? v : "(none)");
         return PG_ERR_MISMATCH;
     }
     req_info = opt_field(&f, "req_info");
     if (req_info == NULL) {
-        set_err(reason, "req_info missing");
+        buf_set_error(reason, "req_info missing");
         return PG_ERR_BAD_INPUT;
     }
     rc = wechat_decrypt_req_info(a, c->api_key, req_info, &info, reason);
@@ -1006,7 +994,7 @@ pg_err wechat_verify_refund_notify(arena_t *a, const wechat_client_t *c, const c
     if (rc != PG_OK) {
         /* Being able to decrypt is the authentication: anything else
          * (not base64, wrong key, garbage, too large) is unauthenticated. */
-        set_err(reason, "req_info does not decrypt with our key");
+        buf_set_error(reason, "req_info does not decrypt with our key");
         return PG_ERR_BAD_SIGNATURE;
     }
 
@@ -1017,7 +1005,7 @@ pg_err wechat_verify_refund_notify(arena_t *a, const wechat_client_t *c, const c
     fee = opt_field(&info, "refund_fee");
     if (out->out_trade_no == NULL || out->out_refund_no == NULL || out->refund_status == NULL ||
         total == NULL || fee == NULL) {
-        set_err(reason, "req_info lacks %s",
+        buf_set_error(reason, "req_info lacks %s",
                 out->out_trade_no == NULL    ? "out_trade_no"
                 : out->out_refund_no == NULL ? "out_refund_no"
                 : out->refund_status == NULL ? "refund_status"
@@ -1026,18 +1014,18 @@ pg_err wechat_verify_refund_notify(arena_t *a, const wechat_client_t *c, const c
         goto bad;
     }
     if (!known_refund_notify_status(out->refund_status)) {
-        set_err(reason, "req_info refund_status %.32s", out->refund_status);
+        buf_set_error(reason, "req_info refund_status %.32s", out->refund_status);
         goto bad;
     }
     if (money_parse_fen(total, MONEY_MAX_FEN, &out->total_fee) != PG_OK ||
         money_parse_fen(fee, MONEY_MAX_FEN, &out->refund_fee) != PG_OK) {
-        set_err(reason, "req_info has a bad total_fee or refund_fee");
+        buf_set_error(reason, "req_info has a bad total_fee or refund_fee");
         goto bad;
     }
     out->transaction_id = opt_field(&info, "transaction_id");
     out->refund_id = opt_field(&info, "refund_id");
     out->success_time = opt_field(&info, "success_time");
-    set_err(reason, "ok");
+    buf_set_error(reason, "ok");
     return PG_OK;
 bad:
     memset(out, 0, sizeof *out);

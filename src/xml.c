@@ -44,18 +44,6 @@ typedef struct xml_guard {
     char first_error[128];     /* libxml2's first message, for err */
 } xml_guard_t;
 
-static void set_err(buf_t *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_err(buf_t *err, const char *fmt, ...)
-{
-    va_list ap;
-    if (err == NULL)
-        return;
-    buf_clear(err);
-    va_start(ap, fmt);
-    (void)buf_vprintf(err, fmt, ap);
-    va_end(ap);
-}
-
 /* ------------------------------------------------------------------ */
 /* libxml2 error plumbing                                              */
 
@@ -170,20 +158,20 @@ static int contains_ci(const char *s, size_t len, const char *needle)
 static pg_err screen_bytes(const char *doc, size_t len, buf_t *err)
 {
     if (len > XML_MAX_BYTES) {
-        set_err(err, "xml: document of %zu bytes exceeds %d", len, XML_MAX_BYTES);
+        buf_set_error(err, "xml: document of %zu bytes exceeds %d", len, XML_MAX_BYTES);
         return PG_ERR_TOO_LARGE;
     }
     if (doc == NULL || len == 0) {
-        set_err(err, "xml: empty document");
+        buf_set_error(err, "xml: empty document");
         return PG_ERR_BAD_INPUT;
     }
     /* A NUL would also mean UTF-16/32, where the ASCII scan below is blind. */
     if (memchr(doc, '\0', len) != NULL) {
-        set_err(err, "xml: NUL byte in document");
+        buf_set_error(err, "xml: NUL byte in document");
         return PG_ERR_BAD_INPUT;
     }
     if (contains_ci(doc, len, "<!doctype") || contains_ci(doc, len, "<!entity")) {
-        set_err(err, "xml: DOCTYPE/ENTITY refused");
+        buf_set_error(err, "xml: DOCTYPE/ENTITY refused");
         return PG_ERR_BAD_INPUT;
     }
     return PG_OK;
@@ -243,10 +231,10 @@ static pg_err leaf_value(xmlNodePtr el, buf_t *val, buf_t *err)
             continue;
         }
         if (n->type == XML_ELEMENT_NODE)
-            set_err(err, "xml: nested element <%.40s> in <%.40s>", (const char *)n->name,
+            buf_set_error(err, "xml: nested element <%.40s> in <%.40s>", (const char *)n->name,
                     (const char *)el->name);
         else
-            set_err(err, "xml: node type %d in <%.40s> refused", (int)n->type, (const char *)el->name);
+            buf_set_error(err, "xml: node type %d in <%.40s> refused", (int)n->type, (const char *)el->name);
         return PG_ERR_BAD_INPUT;
     }
     return val->failed ? PG_ERR_NOMEM : PG_OK;
@@ -277,7 +265,7 @@ static pg_err check_unique(const kv_list_t *l, buf_t *err)
     qsort(keys, l->count, sizeof *keys, cmp_key_ptr);
     for (i = 0; i + 1 < l->count; i++) {
         if (strcmp(keys[i], keys[i + 1]) == 0) {
-            set_err(err, "xml: repeated field <%.40s>", keys[i]);
+            buf_set_error(err, "xml: repeated field <%.40s>", keys[i]);
             rc = PG_ERR_BAD_INPUT;
             break;
         }
@@ -293,7 +281,7 @@ static pg_err walk_tree(xmlDocPtr doc, const char *const *roots, kv_list_t *out,
     pg_err rc = PG_OK;
 
     if (doc->intSubset != NULL || doc->extSubset != NULL) {
-        set_err(err, "xml: DOCTYPE refused");
+        buf_set_error(err, "xml: DOCTYPE refused");
         return PG_ERR_BAD_INPUT;
     }
     for (n = doc->children; n != NULL; n = n->next) {
@@ -301,15 +289,15 @@ static pg_err walk_tree(xmlDocPtr doc, const char *const *roots, kv_list_t *out,
             root = n;
             continue;
         }
-        set_err(err, "xml: node type %d outside the root refused", (int)n->type);
+        buf_set_error(err, "xml: node type %d outside the root refused", (int)n->type);
         return PG_ERR_BAD_INPUT;
     }
     if (root == NULL || !root_allowed((const char *)root->name, roots)) {
-        set_err(err, "xml: root <%.40s> not allowed", root != NULL ? (const char *)root->name : "");
+        buf_set_error(err, "xml: root <%.40s> not allowed", root != NULL ? (const char *)root->name : "");
         return PG_ERR_BAD_INPUT;
     }
     if (!plain_element(root)) {
-        set_err(err, "xml: attributes or namespaces on the root refused");
+        buf_set_error(err, "xml: attributes or namespaces on the root refused");
         return PG_ERR_BAD_INPUT;
     }
 
@@ -319,12 +307,12 @@ static pg_err walk_tree(xmlDocPtr doc, const char *const *roots, kv_list_t *out,
         if (n->type == XML_TEXT_NODE && is_blank_text(n->content))
             continue;
         if (n->type != XML_ELEMENT_NODE) {
-            set_err(err, "xml: node type %d directly under the root refused", (int)n->type);
+            buf_set_error(err, "xml: node type %d directly under the root refused", (int)n->type);
             rc = PG_ERR_BAD_INPUT;
             goto done;
         }
         if (!is_valid_key(name) || !plain_element(n)) {
-            set_err(err, "xml: element <%.40s> refused (name, attributes or namespace)", name);
+            buf_set_error(err, "xml: element <%.40s> refused (name, attributes or namespace)", name);
             rc = PG_ERR_BAD_INPUT;
             goto done;
         }
@@ -374,12 +362,12 @@ pg_err xml_parse_flat_root(arena_t *a, const char *doc, size_t len, const char *
 
     tree = xmlCtxtReadMemory(ctxt, doc, (int)len, NULL, "UTF-8", XML_PARSE_OPTIONS);
     if (guard.refused != NULL) {
-        set_err(err, "xml: %s", guard.refused);
+        buf_set_error(err, "xml: %s", guard.refused);
         rc = PG_ERR_BAD_INPUT;
         goto done;
     }
     if (tree == NULL || !ctxt->wellFormed) {
-        set_err(err, "xml: not well-formed (%s)",
+        buf_set_error(err, "xml: not well-formed (%s)",
                 guard.first_error[0] != '\0' ? guard.first_error : "no detail");
         rc = PG_ERR_BAD_INPUT;
         goto done;
