@@ -14,6 +14,7 @@
 #include "reconcile.h"
 #include "refund.h"
 #include "store_lifecycle.h"
+#include "text.h"
 #include "webhooks.h"
 #include "xml.h"
 #include "config.h"
@@ -216,13 +217,6 @@ static int parse_opts(int argc, char **argv, cli_opts_t *o)
     return optind;
 }
 
-static bool token_ok(const char *s, size_t max)
-{
-    size_t n = s ? strlen(s) : 0;
-    return n >= 1 && n <= max &&
-           strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
-}
-
 static int report_store_error(cli_t *c, pg_err rc, const char *what)
 {
     if (rc == PG_ERR_CONFLICT)
@@ -251,7 +245,7 @@ static int cmd_product(cli_t *c, int argc, char **argv)
     }
     if (strcmp(argv[0], "add") || parse_opts(argc, argv, &o) < 0)
         return usage();
-    if (!token_ok(o.sku, 64) || !o.title || !*o.title || strlen(o.title) > 200 || !o.price_fen) {
+    if (!text_is_token(o.sku, 64, "_.-") || !o.title || !*o.title || strlen(o.title) > 200 || !o.price_fen) {
         fprintf(stderr, "paygatectl: product add needs --sku (1-64 of [A-Za-z0-9_.-]), --title (1-200 chars) and --price-fen\n");
         return EXIT_USAGE;
     }
@@ -291,7 +285,7 @@ static int cmd_creator(cli_t *c, int argc, char **argv)
     }
     if (strcmp(argv[0], "add") || parse_opts(argc, argv, &o) < 0)
         return usage();
-    if (!token_ok(o.id, 64) || !o.name || !*o.name || strlen(o.name) > 200) {
+    if (!text_is_token(o.id, 64, "_.-") || !o.name || !*o.name || strlen(o.name) > 200) {
         fprintf(stderr, "paygatectl: creator add needs --id (1-64 of [A-Za-z0-9_.-]) and --name (1-200 chars)\n");
         return EXIT_USAGE;
     }

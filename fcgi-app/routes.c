@@ -10,6 +10,7 @@
 #include "lifecycle.h"
 #include "refund.h"
 #include "store_lifecycle.h"
+#include "text.h"
 #include "crypto.h"
 #include "log.h"
 #include "money.h"
@@ -278,18 +279,6 @@ static void handle_return_alipay(pg_app_t *app, arena_t *a, http_request_t *req,
     status_page(app, &o, res);
 }
 
-static bool order_no_ok(const char *s, size_t n)
-{
-    if (n == 0 || n > 32)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
-            return false;
-    }
-    return true;
-}
-
 static void json_field_str(buf_t *b, const char *name, const char *value)
 {
     buf_printf(b, ",\"%s\":", name);
@@ -322,7 +311,7 @@ static void handle_order(pg_app_t *app, arena_t *a, http_request_t *req, const c
     order_view_t o;
     char *order_no;
     pg_err rc;
-    if (!order_no_ok(param, param_len)) {
+    if (!text_is_token_n(param, param_len, 32, "")) {
         http_reply_json_error(res, 404, "not_found", "no such order");
         return;
     }
@@ -382,7 +371,7 @@ static void handle_shop(pg_app_t *app, arena_t *a, http_request_t *req, http_res
         http_reply_json_error(res, 404, "not_found", "no such page");
         return;
     }
-    if (!user || !*user || strlen(user) > 64 || strspn(user, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.@-") != strlen(user))
+    if (!text_is_token(user, 64, "_.@-"))
         user = "demo-buyer";
     rc = store_product_list(app->db, a, true, &products);
     if (rc != PG_OK) {
@@ -491,7 +480,7 @@ static void handle_pay_page(pg_app_t *app, arena_t *a, const char *param, size_t
     order_view_t o;
     bool expired = false;
     pg_err rc = PG_ERR_NOT_FOUND;
-    if (order_no_ok(param, param_len))
+    if (text_is_token_n(param, param_len, 32, ""))
         rc = store_payment_view(app->db, a, arena_strndup(a, param, param_len), &o, &expired);
     if (rc != PG_OK) {
         checkout_error_page(res, rc == PG_ERR_NOT_FOUND ? 404 : 503,
@@ -574,7 +563,7 @@ static void handle_order_close(pg_app_t *app, arena_t *a, http_request_t *req, c
         http_reply_json_error(res, 401, "unauthorized", "send Authorization: Bearer <api_key>");
         return;
     }
-    if (!order_no_ok(param, param_len)) {
+    if (!text_is_token_n(param, param_len, 32, "")) {
         http_reply_json_error(res, 404, "not_found", "no such order");
         return;
     }

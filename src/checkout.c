@@ -9,20 +9,9 @@
 #include "crypto.h"
 #include "log.h"
 #include "money.h"
+#include "text.h"
 
 #define ORDER_NO_LEN 24
-
-static bool chars_ok(const char *s, size_t max, const char *extra)
-{
-    size_t n = 0;
-    for (; s[n]; n++) {
-        char c = s[n];
-        bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-        if (!alnum && !strchr(extra, c))
-            return false;
-    }
-    return n >= 1 && n <= max;
-}
 
 static const char *const CHECKOUT_FIELDS[] = { "product", "user", "channel", "method", "openid",
                                               "request_id", "expires", "sig", "order_no" };
@@ -70,13 +59,13 @@ static pg_err validate(const checkout_request_t *req, checkout_result_t *res, bu
         return fail(res, msg, PG_ERR_BAD_INPUT, "missing_field", "'product' is required");
     if (!req->user || !*req->user)
         return fail(res, msg, PG_ERR_BAD_INPUT, "missing_field", "'user' is required");
-    if (!chars_ok(req->product, 64, "_.-"))
+    if (!text_is_token(req->product, 64, "_.-"))
         return fail(res, msg, PG_ERR_BAD_INPUT, "invalid_field", "'product' must be a SKU of 1-64 of [A-Za-z0-9_.-]");
-    if (!chars_ok(req->user, 64, "_.@-"))
+    if (!text_is_token(req->user, 64, "_.@-"))
         return fail(res, msg, PG_ERR_BAD_INPUT, "invalid_field", "'user' must be 1-64 of [A-Za-z0-9_.@-]");
-    if (req->request_id && !chars_ok(req->request_id, 64, "_.:-"))
+    if (req->request_id && !text_is_token(req->request_id, 64, "_.:-"))
         return fail(res, msg, PG_ERR_BAD_INPUT, "invalid_field", "'request_id' must be 1-64 of [A-Za-z0-9_.:-]");
-    if (req->openid && !chars_ok(req->openid, 128, "_-"))
+    if (req->openid && !text_is_token(req->openid, 128, "_-"))
         return fail(res, msg, PG_ERR_BAD_INPUT, "invalid_field", "'openid' must be 1-128 of [A-Za-z0-9_-]");
     if (req->channel && strcmp(req->channel, "alipay") && strcmp(req->channel, "wechat") &&
         strcmp(req->channel, "auto"))
@@ -254,7 +243,7 @@ static pg_err add_payment(pg_app_t *app, arena_t *a, const checkout_request_t *r
     char payment_no[ORDER_NO_LEN + 1];
     const char *pay_data;
     bool expired = false;
-    pg_err rc = chars_ok(req->order_no, 32, "") ? store_order_by_no(app->db, a, req->order_no, &o) : PG_ERR_NOT_FOUND;
+    pg_err rc = text_is_token(req->order_no, 32, "") ? store_order_by_no(app->db, a, req->order_no, &o) : PG_ERR_NOT_FOUND;
     if (rc == PG_ERR_NOT_FOUND)
         return fail(res, msg, PG_ERR_NOT_FOUND, "not_found", "no such order");
     if (rc != PG_OK)

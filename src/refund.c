@@ -11,20 +11,9 @@
 #include "log.h"
 #include "money.h"
 #include "store_lifecycle.h"
+#include "text.h"
 
 #define REFUND_NO_LEN 24
-
-static bool token_ok(const char *s, size_t max, const char *extra)
-{
-    size_t n = 0;
-    for (; s[n]; n++) {
-        char c = s[n];
-        bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-        if (!alnum && !strchr(extra, c))
-            return false;
-    }
-    return n >= 1 && n <= max;
-}
 
 static pg_err fail(refund_result_t *res, buf_t *msg, pg_err rc, const char *code, const char *text)
 {
@@ -102,13 +91,13 @@ static pg_err result_from_row(pg_app_t *app, arena_t *a, const char *refund_no, 
 
 static pg_err validate(const refund_request_t *req, int64_t *amount, refund_result_t *res, buf_t *msg)
 {
-    if (!req->order_no || !token_ok(req->order_no, 32, ""))
+    if (!req->order_no || !text_is_token(req->order_no, 32, ""))
         return fail(res, msg, PG_ERR_NOT_FOUND, "not_found", "no such order");
     if (req->amount_fen && (money_parse_fen(req->amount_fen, MONEY_MAX_FEN, amount) != PG_OK || *amount <= 0))
         return fail(res, msg, PG_ERR_BAD_INPUT, "invalid_field", "'amount_fen' must be a positive whole number of fen");
     if (req->reason && strlen(req->reason) > 200)
         return fail(res, msg, PG_ERR_BAD_INPUT, "invalid_field", "'reason' is limited to 200 bytes");
-    if (req->request_id && !token_ok(req->request_id, 64, "_.:-"))
+    if (req->request_id && !text_is_token(req->request_id, 64, "_.:-"))
         return fail(res, msg, PG_ERR_BAD_INPUT, "invalid_field", "'request_id' must be 1-64 of [A-Za-z0-9_.:-]");
     return PG_OK;
 }
