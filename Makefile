@@ -60,7 +60,7 @@ $(B)/paygate.fcgi: $(APP_OBJ) $(B)/libpaygate.a
 $(B)/paygatectl: $(CLI_OBJ) $(B)/libpaygate.a
 	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $(CLI_OBJ) $(B)/libpaygate.a $(LDLIBS_ALL)
 
-$(B)/tests/%: tests/unit/%.c $(B)/libpaygate.a
+$(B)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(B)/libpaygate.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(B)/libpaygate.a $(LDLIBS_ALL) -lcmocka
 

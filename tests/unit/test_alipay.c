@@ -26,6 +26,7 @@
 #include "alipay.h"
 #include "httpc.h"
 #include "money.h"
+#include "fake_gw.h"
 
 #define FIX "../fixtures/alipay/"
 #define FIXED_NOW ((time_t)1795522500)   /* 2026-11-24 12:15:00 UTC */
@@ -1015,107 +1016,6 @@ static void test_call_to_closed_port_is_upstream(void **state)
 /* ------------------------------------------------------------------ */
 /* one-shot fake gateway on loopback                                   */
 
-typedef struct fake_gw {
-    pid_t pid;
-    int port;
-    int pipe_rd;            /* the request the child received */
-} fake_gw_t;
-
-/* Child: accepts one connection, answers 100-continue if asked, reads the
- * request (headers + Content-Length body), sends it up the pipe, replies
- * with `status`/`body` (or, with delay_s, says nothing for that long). */
-static void fake_gw_child(int lfd, int wfd, int status, const char *body, unsigned delay_s)
-{
-    char req[65536], hdr[256];
-    size_t have = 0, need = 0;
-    const char *eoh = NULL;
-    int cfd;
-
-    alarm(10);
-    cfd = accept(lfd, NULL, NULL);
-    if (cfd < 0)
-        _exit(2);
-    while (have < sizeof req - 1) {
-        ssize_t n = read(cfd, req + have, sizeof req - 1 - have);
-        if (n <= 0)
-            break;
-        have += (size_t)n;
-        req[have] = '\0';
-        if (eoh == NULL && (eoh = strstr(req, "\r\n\r\n")) != NULL) {
-            const char *cl = strcasestr(req, "\r\ncontent-length:");
-            need = (size_t)(eoh - req) + 4 + (cl != NULL ? strtoul(cl + 17, NULL, 10) : 0);
-            if (strcasestr(req, "\r\nexpect: 100-continue") != NULL &&
-                write(cfd, "HTTP/1.1 100 Continue\r\n\r\n", 25) != 25)
-                _exit(3);
-        }
-        if (eoh != NULL && have >= need)
-            break;
-    }
-    if (write(wfd, req, have) != (ssize_t)have)
-        _exit(4);
-    close(wfd);
-    if (delay_s > 0) {
-        sleep(delay_s);
-        _exit(0);
-    }
-    snprintf(hdr, sizeof hdr,
-             "HTTP/1.1 %d X\r\nContent-Type: text/html;charset=utf-8\r\nContent-Length: %zu\r\n"
-             "Connection: close\r\n\r\n",
-             status, strlen(body));
-    if (write(cfd, hdr, strlen(hdr)) < 0 || write(cfd, body, strlen(body)) < 0)
-        _exit(5);
-    shutdown(cfd, SHUT_WR);
-    close(cfd);
-    _exit(0);
-}
-
-static void fake_gw_start(fake_gw_t *g, int status, const char *body, unsigned delay_s)
-{
-    struct sockaddr_in sa;
-    socklen_t sl = sizeof sa;
-    int lfd, p[2];
-
-    lfd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(lfd >= 0);
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
-    assert_int_equal(listen(lfd, 1), 0);
-    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
-    assert_int_equal(pipe(p), 0);
-    g->port = ntohs(sa.sin_port);
-    g->pid = fork();
-    assert_true(g->pid >= 0);
-    if (g->pid == 0) {
-        close(p[0]);
-        fake_gw_child(lfd, p[1], status, body, delay_s);
-    }
-    close(lfd);
-    close(p[1]);
-    g->pipe_rd = p[0];
-}
-
-/* Waits for the child; returns the raw request it saw (arena string). */
-static char *fake_gw_finish(fake_gw_t *g, arena_t *a, int kill_child)
-{
-    buf_t req;
-    char chunk[4096];
-    ssize_t n;
-    int st = 0;
-
-    if (kill_child)
-        kill(g->pid, SIGKILL);
-    buf_init(&req, a);
-    while ((n = read(g->pipe_rd, chunk, sizeof chunk)) > 0)
-        buf_append(&req, chunk, (size_t)n);
-    close(g->pipe_rd);
-    assert_int_equal(waitpid(g->pid, &st, 0), g->pid);
-    if (!kill_child)
-        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    return req.data;
-}
-
 /* One exchange: what the fake gateway serves, what it saw. status 0 means
  * "never answer" (the client's total timeout is cut to 300 ms); a NULL
  * fixture name with status != 0 serves `text` instead. */
@@ -1137,7 +1037,8 @@ static void exchange_begin(arena_t *a, exchange_t *x, alipay_client_t *c)
     } else if (x->text != NULL) {
         body = x->text;
     }
-    fake_gw_start(&x->g, x->status != 0 ? x->status : 200, body, x->status == 0 ? 5 : 0);
+    fake_gw_start(&x->g, x->status != 0 ? x->status : 200, "text/html;charset=utf-8", body,
+                  x->status == 0 ? 5 : 0);
     c->gateway = arena_printf(a, "http://127.0.0.1:%d/gateway.do", x->g.port);
     if (x->status == 0)
         c->http.total_timeout_ms = 300;

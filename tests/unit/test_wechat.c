@@ -27,6 +27,7 @@
 #include "httpc.h"
 #include "wechat.h"
 #include "xml.h"
+#include "fake_gw.h"
 
 #define FIX "../fixtures/wechat/"
 #define API_KEY "192006250b4c09247ec02edce69f6a2d"
@@ -147,108 +148,6 @@ static void example_params(kv_list_t *l, arena_t *a)
     kv_add(l, "body", "test");
     kv_add(l, "appid", "wxd930ea5d5a258f4f");
     kv_add(l, "device_info", "1000");
-}
-
-/* ---- one-shot fake gateway on loopback -------------------------------- */
-
-typedef struct fake_gw {
-    pid_t pid;
-    int port;
-    int pipe_rd;            /* the request the child received */
-} fake_gw_t;
-
-/* Child: accepts one connection, answers 100-continue if asked, reads the
- * request (headers + Content-Length body), sends it up the pipe, replies
- * with `status`/`body` (or, with delay_s, says nothing for that long). */
-static void fake_gw_child(int lfd, int wfd, int status, const char *body, unsigned delay_s)
-{
-    char req[65536], hdr[256];
-    size_t have = 0, need = 0;
-    int cfd;
-    const char *eoh = NULL;
-
-    alarm(10);
-    cfd = accept(lfd, NULL, NULL);
-    if (cfd < 0)
-        _exit(2);
-    while (have < sizeof req - 1) {
-        ssize_t n = read(cfd, req + have, sizeof req - 1 - have);
-        if (n <= 0)
-            break;
-        have += (size_t)n;
-        req[have] = '\0';
-        if (eoh == NULL && (eoh = strstr(req, "\r\n\r\n")) != NULL) {
-            const char *cl = strcasestr(req, "\r\ncontent-length:");
-            need = (size_t)(eoh - req) + 4 + (cl != NULL ? strtoul(cl + 17, NULL, 10) : 0);
-            if (strcasestr(req, "\r\nexpect: 100-continue") != NULL &&
-                write(cfd, "HTTP/1.1 100 Continue\r\n\r\n", 25) != 25)
-                _exit(3);
-        }
-        if (eoh != NULL && have >= need)
-            break;
-    }
-    if (write(wfd, req, have) != (ssize_t)have)
-        _exit(4);
-    close(wfd);
-    if (delay_s > 0) {
-        sleep(delay_s);
-        _exit(0);
-    }
-    snprintf(hdr, sizeof hdr,
-             "HTTP/1.1 %d X\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
-             status, strlen(body));
-    if (write(cfd, hdr, strlen(hdr)) < 0 || write(cfd, body, strlen(body)) < 0)
-        _exit(5);
-    shutdown(cfd, SHUT_WR);
-    close(cfd);
-    _exit(0);
-}
-
-static void fake_gw_start(fake_gw_t *g, int status, const char *body, unsigned delay_s)
-{
-    struct sockaddr_in sa;
-    socklen_t sl = sizeof sa;
-    int lfd, p[2];
-
-    lfd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(lfd >= 0);
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
-    assert_int_equal(listen(lfd, 1), 0);
-    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
-    assert_int_equal(pipe(p), 0);
-    g->port = ntohs(sa.sin_port);
-    g->pid = fork();
-    assert_true(g->pid >= 0);
-    if (g->pid == 0) {
-        close(p[0]);
-        fake_gw_child(lfd, p[1], status, body, delay_s);
-    }
-    close(lfd);
-    close(p[1]);
-    g->pipe_rd = p[0];
-}
-
-/* Waits for the child; returns the raw request it saw (arena string). */
-static char *fake_gw_finish(fake_gw_t *g, arena_t *a, int kill_child)
-{
-    buf_t req;
-    char chunk[4096];
-    ssize_t n;
-    int st = 0;
-
-    if (kill_child)
-        kill(g->pid, SIGKILL);
-    buf_init(&req, a);
-    while ((n = read(g->pipe_rd, chunk, sizeof chunk)) > 0)
-        buf_append(&req, chunk, (size_t)n);
-    close(g->pipe_rd);
-    assert_int_equal(waitpid(g->pid, &st, 0), g->pid);
-    if (!kill_child)
-        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    return req.data;
 }
 
 static char *gw_url(arena_t *a, const fake_gw_t *g)
@@ -849,7 +748,7 @@ static void test_unifiedorder_native_request_and_reply(void **state)
     body[180] = '\0';
     arena_init(&a, 0);
     buf_init(&err, &a);
-    fake_gw_start(&g, 200, fixture(&a, "reply_unifiedorder_ok.xml"), 0);
+    fake_gw_start(&g, 200, "text/plain", fixture(&a, "reply_unifiedorder_ok.xml"), 0);
     c.gateway = arena_printf(&a, "%s/", gw_url(&a, &g));   /* trailing slash is joined cleanly */
     memset(&o, 0, sizeof o);
     o.out_trade_no = "PG20261124201500W1";
@@ -898,7 +797,7 @@ static void test_unifiedorder_hmac_jsapi_request(void **state)
     arena_init(&a, 0);
     buf_init(&err, &a);
     c.sign_type = WECHAT_SIGN_HMAC_SHA256;
-    fake_gw_start(&g, 200, fixture(&a, "reply_unifiedorder_hmac.xml"), 0);
+    fake_gw_start(&g, 200, "text/plain", fixture(&a, "reply_unifiedorder_hmac.xml"), 0);
     c.gateway = gw_url(&a, &g);
     memset(&o, 0, sizeof o);
     o.out_trade_no = "PG20261124201500W2";
@@ -937,7 +836,7 @@ static void test_unifiedorder_reply_without_required_url(void **state)
     arena_init(&a, 0);
     buf_init(&err, &a);
     /* MWEB needs mweb_url; the NATIVE reply has code_url only */
-    fake_gw_start(&g, 200, fixture(&a, "reply_unifiedorder_ok.xml"), 0);
+    fake_gw_start(&g, 200, "text/plain", fixture(&a, "reply_unifiedorder_ok.xml"), 0);
     c.gateway = gw_url(&a, &g);
     memset(&o, 0, sizeof o);
     o.out_trade_no = "PG20261124201500W9";
@@ -1008,7 +907,7 @@ static void test_orderquery_reply(void **state)
     (void)state;
     arena_init(&a, 0);
     buf_init(&err, &a);
-    fake_gw_start(&g, 200, fixture(&a, "reply_orderquery_ok.xml"), 0);
+    fake_gw_start(&g, 200, "text/plain", fixture(&a, "reply_orderquery_ok.xml"), 0);
     c.gateway = gw_url(&a, &g);
     if (wechat_orderquery(&a, &c, "PG20261124201500W1", &st, code, &err) != PG_OK)
         fail_msg("orderquery: %s", err.data);
@@ -1023,7 +922,7 @@ static void test_orderquery_reply(void **state)
     assert_int_equal(wechat_verify_sign(&req, API_KEY, WECHAT_SIGN_MD5), PG_OK);
 
     /* the reply is about another order */
-    fake_gw_start(&g, 200, fixture(&a, "reply_orderquery_ok.xml"), 0);
+    fake_gw_start(&g, 200, "text/plain", fixture(&a, "reply_orderquery_ok.xml"), 0);
     c.gateway = gw_url(&a, &g);
     assert_int_equal(wechat_orderquery(&a, &c, "PG20261124201500W2", &st, code, &err), PG_ERR_MISMATCH);
     assert_null(st.trade_state);
@@ -1041,7 +940,7 @@ static void test_closeorder_orderpaid_is_conflict(void **state)
     (void)state;
     arena_init(&a, 0);
     buf_init(&err, &a);
-    fake_gw_start(&g, 200, fixture(&a, "reply_result_fail.xml"), 0);
+    fake_gw_start(&g, 200, "text/plain", fixture(&a, "reply_result_fail.xml"), 0);
     c.gateway = gw_url(&a, &g);
     assert_int_equal(wechat_closeorder(&a, &c, "PG20261124201500W1", code, &err), PG_ERR_CONFLICT);
     assert_string_equal(code, "ORDERPAID");
@@ -1062,7 +961,7 @@ static void test_call_http_errors_and_timeouts(void **state)
     buf_init(&err, &a);
 
     /* HTTP 500 */
-    fake_gw_start(&g, 500, "oops", 0);
+    fake_gw_start(&g, 500, "text/plain", "oops", 0);
     c.gateway = gw_url(&a, &g);
     kv_init(&params, &a);
     kv_add(&params, "out_trade_no", "PG1");
@@ -1070,7 +969,7 @@ static void test_call_http_errors_and_timeouts(void **state)
     (void)fake_gw_finish(&g, &a, 0);
 
     /* no answer within the total timeout */
-    fake_gw_start(&g, 200, "", 5);
+    fake_gw_start(&g, 200, "text/plain", "", 5);
     c.gateway = gw_url(&a, &g);
     c.http.total_timeout_ms = 300;
     kv_init(&params, &a);
@@ -1119,7 +1018,7 @@ static wechat_client_t refund_client(void)
 static void exchange_begin(arena_t *a, exchange_t *x, wechat_client_t *c)
 {
     const char *body = x->fixture != NULL ? fixture(a, x->fixture) : x->text != NULL ? x->text : "";
-    fake_gw_start(&x->g, x->status != 0 ? x->status : 200, body, x->status == 0 ? 5 : 0);
+    fake_gw_start(&x->g, x->status != 0 ? x->status : 200, "text/plain", body, x->status == 0 ? 5 : 0);
     c->gateway = gw_url(a, &x->g);
     if (x->status == 0)
         c->http.total_timeout_ms = 300;
