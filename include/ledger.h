@@ -7,10 +7,19 @@
 #include <stdint.h>
 #include <time.h>
 #include "app.h"
+#include "ledger_math.h"
+#include "store.h"
 
-/* A payment just became PAID: clearing, fee, platform, creator entries
- * (txn "pay:<payment_no>"), once; records fee_fen and creator_id on it. */
-pg_err ledger_post_payment_in_tx(pg_app_t *app, arena_t *a, int64_t payment_id, time_t paid_at);
+/* How payment *p is split when it is paid: the fee at its channel's rate,
+ * the platform's commission, the creator's share (none without a creator). */
+pg_err ledger_payment_split(const pg_app_t *app, const payment_t *p, ledger_split_t *out);
+
+/* Payment *p just became PAID (its row locked, split *s recorded on it):
+ * clearing, fee, platform, creator entries in one statement (txn
+ * "pay:<payment_no>"). A payment becomes PAID once, and the unique
+ * txn_id+account key refuses a second posting. */
+pg_err ledger_post_payment_in_tx(pg_app_t *app, arena_t *a, const payment_t *p, const ledger_split_t *s,
+                                 time_t paid_at);
 
 /* A refund just SUCCEEDED: the proportional reversal (txn "refund:<no>"). */
 pg_err ledger_post_refund_in_tx(pg_app_t *app, arena_t *a, int64_t refund_id);

@@ -54,6 +54,7 @@ typedef struct payment {
     const char *status;         /* CREATED | PAID | CLOSED */
     const char *order_status;
     const char *order_no;
+    const char *creator_id;     /* the product's creator, NULL when none */
 } payment_t;
 
 pg_err store_creator_add(db_t *db, const char *id, const char *name);
@@ -92,17 +93,29 @@ pg_err store_payment_view(db_t *db, arena_t *a, const char *payment_no, order_vi
 pg_err store_order_list(db_t *db, arena_t *a, const char *status, db_result_t *out);
 pg_err store_order_payments(db_t *db, arena_t *a, int64_t order_id, db_result_t *out);
 
-/* Inside a transaction: the payment row locked FOR UPDATE, with its order's
- * status. PG_ERR_NOT_FOUND when there is none for that channel. */
+/* Inside a transaction: the payment row and its order's row locked FOR
+ * UPDATE, with the order's status and the product's creator. PG_ERR_NOT_FOUND
+ * when there is none for that channel. */
 pg_err store_payment_lock(db_t *db, arena_t *a, const char *channel, const char *payment_no,
                           payment_t *out);
-/* Conditional moves (they change nothing unless the row is in the expected
- * state); *changed tells whether they did. */
-/* paid_at: UTC seconds, 0 = now. */
-pg_err store_payment_mark_paid(db_t *db, int64_t payment_id, const char *provider_trade_no,
-                               const char *buyer_ref, time_t paid_at, bool *changed);
+
+/* What a payment records when it is paid. paid_at: UTC seconds, 0 = now. */
+typedef struct paid_mark {
+    const char *provider_trade_no;
+    const char *buyer_ref;
+    time_t paid_at;
+    int64_t fee_fen;
+    const char *creator_id;
+} paid_mark_t;
+
+/* Conditional moves (they change nothing unless the rows are in the
+ * expected state); *changed tells whether they did. */
+/* The locked payment *p (CREATED or CLOSED) becomes PAID and, when its
+ * order is still CREATED, the order too, in one statement; *order_changed
+ * tells whether the order moved. */
+pg_err store_payment_mark_paid(db_t *db, const payment_t *p, const paid_mark_t *m, bool *changed,
+                               bool *order_changed);
 pg_err store_payment_mark_closed(db_t *db, int64_t payment_id, bool *changed);
-pg_err store_order_mark_paid(db_t *db, int64_t order_id, time_t paid_at, bool *changed);
 
 typedef struct notification_rec {
     const char *channel;

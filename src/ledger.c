@@ -55,49 +55,30 @@ static pg_err insert_entries(db_t *db, const char *txn_id, const char *kind, con
     return db_exec(db, INSERT_ENTRIES[n], p, n * 10, NULL, NULL);
 }
 
-pg_err ledger_post_payment_in_tx(pg_app_t *app, arena_t *a, int64_t payment_id, time_t paid_at)
+pg_err ledger_payment_split(const pg_app_t *app, const payment_t *p, ledger_split_t *out)
 {
-    char business_date[11];
-    db_val_t p[] = { DB_I(payment_id) };
-    db_result_t r;
-    ledger_split_t s;
+    return ledger_split_payment(p->amount_fen, rate_of(app, p->channel), app->cfg->settlement.platform_commission_bp,
+                                p->creator_id && *p->creator_id, out);
+}
+
+pg_err ledger_post_payment_in_tx(pg_app_t *app, arena_t *a, const payment_t *p, const ledger_split_t *s,
+                                 time_t paid_at)
+{
+    char available[11], business_date[11];
     ledger_entry_t e[LEDGER_MAX_ENTRIES];
-    char available[11];
-    const char *channel, *creator, *txn;
+    time_t day = paid_at ? paid_at : time(NULL);
     size_t n;
-    pg_err rc = db_query(app->db, a,
-                         "SELECT p.payment_no, p.channel, p.amount_fen, pr.creator_id,"
-                         " (SELECT COUNT(*) FROM ledger_entries l WHERE l.txn_id = CONCAT('pay:', p.payment_no)) AS posted"
-                         " FROM payments p JOIN orders o ON o.id = p.order_id JOIN products pr ON pr.id = o.product_id"
-                         " WHERE p.id = ?",
-                         p, 1, &r);
-    if (rc != PG_OK)
-        return rc;
-    if (r.rows == 0)
-        return PG_ERR_NOT_FOUND;
-    if (db_cell_i64(&r, 0, "posted") > 0)
-        return PG_OK;   /* once */
-    channel = db_cell(&r, 0, "channel");
-    creator = db_cell(&r, 0, "creator_id");
-    rc = ledger_split_payment(db_cell_i64(&r, 0, "amount_fen"), rate_of(app, channel),
-                              app->cfg->settlement.platform_commission_bp, creator && *creator, &s);
-    if (rc == PG_OK)
-        rc = ledger_available_date(paid_at ? paid_at : time(NULL), app->cfg->settlement.delayed,
-                                   (int)app->cfg->settlement.delay_days, available);
+    pg_err rc = ledger_available_date(day, app->cfg->settlement.delayed, (int)app->cfg->settlement.delay_days,
+                                      available);
     if (rc == PG_OK)   /* the day the provider was paid: the day of its bill */
-        rc = ledger_available_date(paid_at ? paid_at : time(NULL), false, 0, business_date);
+        rc = ledger_available_date(day, false, 0, business_date);
     if (rc != PG_OK)
         return rc;
-    n = ledger_entries_payment(channel, creator, &s, e);
+    n = ledger_entries_payment(p->channel, p->creator_id, s, e);
     if (n == 0)
         return PG_ERR_INTERNAL;
-    txn = arena_printf(a, "pay:%s", db_cell(&r, 0, "payment_no"));
-    rc = insert_entries(app->db, txn, "payment", channel, payment_id, 0, creator, available, business_date, e, n);
-    if (rc == PG_OK) {
-        db_val_t u[] = { DB_I(s.fee_fen), DB_S(creator), DB_I(payment_id) };
-        rc = db_exec(app->db, "UPDATE payments SET fee_fen = ?, creator_id = ? WHERE id = ?", u, 3, NULL, NULL);
-    }
-    return rc;
+    return insert_entries(app->db, arena_printf(a, "pay:%s", p->payment_no), "payment", p->channel, p->id, 0,
+                          p->creator_id, available, business_date, e, n);
 }
 
 /* The payment's split as it was booked, read back from its entries. */

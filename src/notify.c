@@ -52,23 +52,25 @@ static pg_err apply_anomaly(pg_app_t *app, arena_t *a, const payment_t *p, notif
 static pg_err apply_paid(pg_app_t *app, arena_t *a, const payment_event_t *ev, const payment_t *p,
                          notify_result_t *res)
 {
-    db_t *db = app->db;
+    paid_mark_t mark = { ev->provider_trade_no, ev->buyer_ref, ev->paid_at, 0, p->creator_id };
+    ledger_split_t split;
     bool changed = false, order_changed = false;
     pg_err rc;
     if (!strcmp(p->status, "PAID")) {
         set_outcome(res, true, "duplicate", "payment already recorded as paid");
         return PG_OK;
     }
-    rc = store_payment_mark_paid(db, p->id, ev->provider_trade_no, ev->buyer_ref, ev->paid_at, &changed);
+    rc = ledger_payment_split(app, p, &split);
+    mark.fee_fen = split.fee_fen;
+    if (rc == PG_OK)
+        rc = store_payment_mark_paid(app->db, p, &mark, &changed, &order_changed);
     if (rc == PG_OK && changed)   /* the money is in, whatever the order's state: book it */
-        rc = ledger_post_payment_in_tx(app, a, p->id, ev->paid_at);
-    if (rc == PG_OK && changed)
-        rc = store_order_mark_paid(db, p->order_id, ev->paid_at, &order_changed);
+        rc = ledger_post_payment_in_tx(app, a, p, &split, ev->paid_at);
     if (rc != PG_OK)
         return rc;
     if (!order_changed)
         return apply_anomaly(app, a, p, res);
-    rc = store_entitlement_grant(db, p->order_id);
+    rc = store_entitlement_grant(app->db, p->order_id);
     if (rc == PG_OK)
         rc = events_queue(app, a, "order.paid", p->order_no, NULL);
     if (rc == PG_OK)

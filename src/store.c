@@ -224,8 +224,8 @@ pg_err store_payment_lock(db_t *db, arena_t *a, const char *channel, const char 
     db_result_t r;
     pg_err rc = db_query(db, a,
                          "SELECT p.id, p.order_id, p.payment_no, p.channel, p.method, p.amount_fen, p.status,"
-                         " o.status AS order_status, o.order_no"
-                         " FROM payments p JOIN orders o ON o.id = p.order_id"
+                         " o.status AS order_status, o.order_no, pr.creator_id"
+                         " FROM payments p JOIN orders o ON o.id = p.order_id JOIN products pr ON pr.id = o.product_id"
                          " WHERE p.payment_no = ? AND p.channel = ? FOR UPDATE",
                          p, 2, &r);
     if (rc != PG_OK)
@@ -241,21 +241,36 @@ pg_err store_payment_lock(db_t *db, arena_t *a, const char *channel, const char 
     out->status = db_cell(&r, 0, "status");
     out->order_status = db_cell(&r, 0, "order_status");
     out->order_no = db_cell(&r, 0, "order_no");
+    out->creator_id = db_cell(&r, 0, "creator_id");
     return PG_OK;
 }
 
-pg_err store_payment_mark_paid(db_t *db, int64_t payment_id, const char *provider_trade_no,
-                               const char *buyer_ref, time_t paid_at, bool *changed)
+#define PAYMENT_SET_PAID                                                                            \
+    " SET p.status = 'PAID', p.provider_trade_no = ?, p.buyer_ref = ?,"                             \
+    " p.paid_at = IF(? = 0, UTC_TIMESTAMP(), FROM_UNIXTIME(?)), p.updated_at = UTC_TIMESTAMP(),"     \
+    " p.fee_fen = ?, p.creator_id = ?"
+
+pg_err store_payment_mark_paid(db_t *db, const payment_t *p, const paid_mark_t *m, bool *changed,
+                               bool *order_changed)
 {
-    db_val_t p[] = { DB_S(provider_trade_no), DB_S(buyer_ref), DB_I((int64_t)paid_at), DB_I((int64_t)paid_at),
-                     DB_I(payment_id) };
+    db_val_t v[] = { DB_S(m->provider_trade_no), DB_S(m->buyer_ref), DB_I((int64_t)m->paid_at),
+                     DB_I((int64_t)m->paid_at), DB_I(m->fee_fen), DB_S(m->creator_id),
+                     DB_I((int64_t)m->paid_at), DB_I((int64_t)m->paid_at), DB_I(p->id) };
+    bool with_order = !strcmp(p->order_status, "CREATED");
     uint64_t n = 0;
-    pg_err rc = db_exec(db,
-                        "UPDATE payments SET status = 'PAID', provider_trade_no = ?, buyer_ref = ?,"
-                        " paid_at = IF(? = 0, UTC_TIMESTAMP(), FROM_UNIXTIME(?)), updated_at = UTC_TIMESTAMP()"
-                        " WHERE id = ? AND status IN ('CREATED', 'CLOSED')",
-                        p, 5, &n, NULL);
-    *changed = n == 1;
+    pg_err rc;
+    if (with_order)   /* both rows are locked: they move together or not at all */
+        rc = db_exec(db,
+                     "UPDATE payments p JOIN orders o ON o.id = p.order_id" PAYMENT_SET_PAID ","
+                     " o.status = 'PAID', o.paid_at = IF(? = 0, UTC_TIMESTAMP(), FROM_UNIXTIME(?))"
+                     " WHERE p.id = ? AND p.status IN ('CREATED', 'CLOSED') AND o.status = 'CREATED'",
+                     v, 9, &n, NULL);
+    else
+        rc = db_exec(db,
+                     "UPDATE payments p" PAYMENT_SET_PAID " WHERE p.id = ? AND p.status IN ('CREATED', 'CLOSED')",
+                     (db_val_t[]){ v[0], v[1], v[2], v[3], v[4], v[5], v[8] }, 7, &n, NULL);
+    *changed = n >= 1;
+    *order_changed = with_order && n == 2;
     return rc;
 }
 
@@ -267,18 +282,6 @@ pg_err store_payment_mark_closed(db_t *db, int64_t payment_id, bool *changed)
                         "UPDATE payments SET status = 'CLOSED', closed_at = UTC_TIMESTAMP(),"
                         " updated_at = UTC_TIMESTAMP() WHERE id = ? AND status = 'CREATED'",
                         p, 1, &n, NULL);
-    *changed = n == 1;
-    return rc;
-}
-
-pg_err store_order_mark_paid(db_t *db, int64_t order_id, time_t paid_at, bool *changed)
-{
-    db_val_t p[] = { DB_I((int64_t)paid_at), DB_I((int64_t)paid_at), DB_I(order_id) };
-    uint64_t n = 0;
-    pg_err rc = db_exec(db,
-                        "UPDATE orders SET status = 'PAID', paid_at = IF(? = 0, UTC_TIMESTAMP(), FROM_UNIXTIME(?))"
-                        " WHERE id = ? AND status = 'CREATED'",
-                        p, 3, &n, NULL);
     *changed = n == 1;
     return rc;
 }
