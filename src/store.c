@@ -118,9 +118,10 @@ pg_err store_checkout_insert(db_t *db, const new_checkout_t *c)
     " pr.sku, pr.title, p.payment_no, p.channel, p.method, p.status AS payment_status,"          \
     " p.pay_data, " ISO("p.expires_at") " AS expires_at, p.provider_trade_no, p.id AS payment_id," \
     " TIMESTAMPDIFF(SECOND, p.created_at, UTC_TIMESTAMP()) AS payment_age_s"                     \
-    " FROM orders o JOIN products pr ON pr.id = o.product_id"                                    \
-    " JOIN payments p ON p.id = (SELECT p2.id FROM payments p2 WHERE p2.order_id = o.id"        \
-    "   ORDER BY (p2.status = 'PAID') DESC, p2.id DESC LIMIT 1)"
+    " FROM orders o JOIN products pr ON pr.id = o.product_id JOIN payments p ON p.order_id = o.id"
+
+/* An order shows its paid payment, else its latest one. */
+#define ORDER_VIEW_PICK " ORDER BY (p.status = 'PAID') DESC, p.id DESC LIMIT 1"
 
 static pg_err order_view_fill(const db_result_t *r, order_view_t *out)
 {
@@ -154,7 +155,7 @@ pg_err store_order_by_no(db_t *db, arena_t *a, const char *order_no, order_view_
 {
     db_val_t p[] = { DB_S(order_no) };
     db_result_t r;
-    pg_err rc = db_query(db, a, ORDER_VIEW_SELECT " WHERE o.order_no = ?", p, 1, &r);
+    pg_err rc = db_query(db, a, ORDER_VIEW_SELECT " WHERE o.order_no = ?" ORDER_VIEW_PICK, p, 1, &r);
     return rc != PG_OK ? rc : order_view_fill(&r, out);
 }
 
@@ -162,7 +163,7 @@ pg_err store_order_by_request_id(db_t *db, arena_t *a, const char *request_id, o
 {
     db_val_t p[] = { DB_S(request_id) };
     db_result_t r;
-    pg_err rc = db_query(db, a, ORDER_VIEW_SELECT " WHERE o.request_id = ?", p, 1, &r);
+    pg_err rc = db_query(db, a, ORDER_VIEW_SELECT " WHERE o.request_id = ?" ORDER_VIEW_PICK, p, 1, &r);
     return rc != PG_OK ? rc : order_view_fill(&r, out);
 }
 
@@ -171,7 +172,8 @@ pg_err store_order_by_payment_no(db_t *db, arena_t *a, const char *payment_no, o
     db_val_t p[] = { DB_S(payment_no) };
     db_result_t r;
     pg_err rc = db_query(db, a,
-                         ORDER_VIEW_SELECT " WHERE o.id = (SELECT order_id FROM payments WHERE payment_no = ?)",
+                         ORDER_VIEW_SELECT " WHERE o.id = (SELECT order_id FROM payments WHERE payment_no = ?)"
+                         ORDER_VIEW_PICK,
                          p, 1, &r);
     return rc != PG_OK ? rc : order_view_fill(&r, out);
 }
