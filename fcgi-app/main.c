@@ -41,7 +41,6 @@ static void install_signals(int restart)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);   /* mod_fcgid's graceful stop */
-    signal(SIGPIPE, SIG_IGN);
 }
 
 static const char *param(FCGX_Request *r, const char *name)
@@ -178,6 +177,7 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    signal(SIGPIPE, SIG_IGN);   /* a client gone mid-reply is an error return, not a death */
     install_signals(0);
     FCGX_InitRequest(&request, fd, FCGI_FAIL_ACCEPT_ON_INTR);
     arena_init(&arena, 64 * 1024);
