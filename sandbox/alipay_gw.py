@@ -626,6 +626,8 @@ class AlipayProvider:
                             "text/html; charset=utf-8")
         if faults["timeout"]:
             self.app.stop_event.wait(HANG_SECONDS)
+        if faults["server_delay_ms"]:
+            self.app.stop_event.wait(faults["server_delay_ms"] / 1000.0)
         try:
             self._check_common(params)
             if method not in SERVER_METHODS:

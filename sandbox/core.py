@@ -143,6 +143,7 @@ FAULT_DEFAULTS = {
     "delay_ms": 0,            # wait before each notification attempt
     "http_5xx": False,        # server calls answer 502
     "timeout": False,         # server calls hang 30 s before being served
+    "server_delay_ms": 0,     # server calls wait this long, then are served normally
     "no_notify": False,       # paying sends no payment notification at all
     "refund_timeout": False,  # refund calls are executed, then hang 30 s before replying
 }

@@ -191,6 +191,8 @@ class WechatProvider:
                             "text/html; charset=utf-8")
         if faults["timeout"]:
             self.app.stop_event.wait(HANG_SECONDS)
+        if faults["server_delay_ms"]:
+            self.app.stop_event.wait(faults["server_delay_ms"] / 1000.0)
         if need_cert and req.peer_cert is None:
             return self._fail("client certificate required")
         try:

@@ -220,7 +220,7 @@ def background(fn, *args):
 
 FAULTS_OFF = {"drop_notify": False, "duplicate": 0, "wrong_amount": False, "bad_signature": False,
               "delay_ms": 0, "http_5xx": False, "timeout": False, "no_notify": False,
-              "refund_timeout": False}
+              "refund_timeout": False, "server_delay_ms": 0}
 
 
 def set_faults(harness, **faults):

@@ -1,17 +1,16 @@
 """Disruptive tests, run last (file name): the database goes away and comes
 back; a paygate process gets SIGTERM in the middle of a request."""
 
-import json
+import functools
 import os
 import signal
-import socket
 import time
-import urllib.parse
 
 import requests
 
 import stack as S
-from conftest import (API_KEY, CHECKOUT_SECRET, MOUNT, RUN, TIMEOUT, WEBHOOK_SECRET, WX_API_KEY,
+from chaos_helpers import background, faults
+from conftest import (API_KEY, CHECKOUT_SECRET, RUN, TIMEOUT, WEBHOOK_SECRET, WX_API_KEY,
                       unique_user)
 
 
@@ -94,45 +93,34 @@ def _paygate_holds_connection(pid, port):
 
 
 def test_sigterm_lets_the_request_in_flight_finish(harness):
+    """SIGTERM while paygate waits for the provider (a QR checkout, the
+    sandbox holds its precreate call 3 s): the reply still comes, the order
+    is stored, then the process exits."""
     st = harness.new_stack("lighttpd", name="sigterm", fcgi_children=1)
     st.start()
-    sock = None
     try:
         (pid,) = st.paygate_pids()
-        body = urllib.parse.urlencode({"product": "course-c", "user": unique_user("term"),
-                                       "channel": "alipay", "method": "page"}).encode()
-        head = ("POST %s/checkout HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
-                "Authorization: Bearer %s\r\n"
-                "Content-Type: application/x-www-form-urlencoded\r\n"
-                "Content-Length: %d\r\nConnection: close\r\n\r\n"
-                % (MOUNT, st.port, API_KEY, len(body))).encode()
-        sock = socket.create_connection(("127.0.0.1", st.port), timeout=TIMEOUT)
-        sock.sendall(head + body[:8])
-        # lighttpd streams the body (server.stream-request-body = 2): paygate
-        # has accepted the request and waits for the rest of the body
-        wait_for(lambda: _paygate_holds_connection(pid, st.fcgi_port), 10,
-                 "paygate (pid %d) to accept the FastCGI connection" % pid)
-        os.kill(pid, signal.SIGTERM)
-        time.sleep(1.0)
-        assert S.alive(pid), "paygate died on SIGTERM with a request in flight"
-        sock.sendall(body[8:])
-        data = b""
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        head_b, _, resp_body = data.partition(b"\r\n\r\n")
-        status_line = head_b.split(b"\r\n", 1)[0]
-        assert b" 201 " in status_line, data[:500]
-        reply = json.loads(resp_body)
-        assert reply["status"] == "CREATED" and reply["order_no"]
+        body = {"product": "course-c", "user": unique_user("term"), "channel": "alipay",
+                "method": "qr"}
+        with faults(harness, server_delay_ms=3000):
+            post = functools.partial(requests.post, st.base_url + "/checkout", data=body,
+                                     headers={"Authorization": "Bearer " + API_KEY}, timeout=TIMEOUT)
+            with background(post) as box:
+                wait_for(lambda: _paygate_holds_connection(pid, st.fcgi_port), 10,
+                         "paygate (pid %d) to accept the FastCGI connection" % pid)
+                time.sleep(0.5)   # inside the provider call now
+                os.kill(pid, signal.SIGTERM)
+                time.sleep(1.0)
+                assert S.alive(pid), "paygate died on SIGTERM with a request in flight"
+        assert "error" not in box, box
+        r = box["result"]
+        assert r.status_code == 201, r.text
+        reply = r.json()
+        assert reply["status"] == "CREATED" and reply["order_no"] and reply["qr_code"]
         assert harness.order(reply["order_no"]) is not None
         # and then it exits
         wait_for(lambda: not S.alive(pid), 10, "paygate to exit after the request")
     finally:
-        if sock is not None:
-            sock.close()
         st.stop()
 
 
