@@ -4,7 +4,8 @@
 Builds the optimised paygate (BUILD dir, default build-bench) and the
 baseline programs of bench/ (hello.c: (a) the web stack's ceiling; floor.c
 sign: (b) the floor of a checkout; floor.c verify: (c) the floor of a
-notification), runs `openssl speed rsa2048`, then starts privately under
+notification; floor.c read: (d) the floor of a status read, one indexed
+SELECT, shown next to (a) for order status), runs `openssl speed rsa2048`, then starts privately under
 run/bench: MariaDB (scripts/mariadb.sh), the provider sandbox, paygate under
 spawn-fcgi (-F 2, TCP) and the baselines under spawn-fcgi (-F 2 each),
 lighttpd and Apache mod_proxy_fcgi in front of all four (configs rendered
@@ -247,7 +248,8 @@ class Bench:
         apps = {"paygate": (BUILD / "paygate.fcgi", ["-c", str(self.config)]),
                 "hello": (BB / "hello", []),
                 "floor-sign": (BB / "floor", ["sign", str(key)] + db),
-                "floor-verify": (BB / "floor", ["verify", str(key)] + db)}
+                "floor-verify": (BB / "floor", ["verify", str(key)] + db),
+                "floor-read": (BB / "floor", ["read", str(key)] + db)}
         for name, (app, args) in apps.items():
             port = S.free_port()
             self.fcgi_ports[name] = port
@@ -256,7 +258,7 @@ class Bench:
                                             registry=self.registry)
             log("%s: spawn-fcgi -F 2 on 127.0.0.1:%d, pids %s" % (name, port, self.pools[name]))
         self.mounts = {"paygate": "/pay", "hello": "/hello", "floor-sign": "/floor-sign",
-                       "floor-verify": "/floor-verify"}
+                       "floor-verify": "/floor-verify", "floor-read": "/floor-read"}
         for server in SERVERS:
             self.start_server(server, self.ports[server], RUN / server,
                               {self.mounts[n]: p for n, p in self.fcgi_ports.items()})
@@ -484,7 +486,8 @@ class Bench:
                  ("floor-sign", dict(method="POST", bodies=body,
                                      ctype="application/x-www-form-urlencoded")),
                  ("floor-verify", dict(method="POST", bodies=body,
-                                       ctype="application/x-www-form-urlencoded"))]
+                                       ctype="application/x-www-form-urlencoded")),
+                 ("floor-read", dict(method="GET"))]
         for name, kw in specs:
             if name not in names:
                 continue
@@ -562,6 +565,9 @@ class Bench:
             r = self.measure(server, "paygate", lambda: self.wrk(
                 base + "/orders/x", conns, SECONDS, path="@" + str(f), needle="PAID"))
             check = "%d distinct PAID orders read" % len(self.paid_orders)
+            d = self.baseline.get((server, conns, "floor-read"))
+            if d:
+                check += "; (d) floor-read %.0f req/s: ratio %.2f" % (d, r["rps"] / d)
             r["db_ok"] = True
         rss1 = self.paygate_rss()
         bname, target = BASELINE_OF[sc]
@@ -662,7 +668,8 @@ class Bench:
         w("errors = non-2xx/unexpected status + socket errors (connect/read/write/timeout); "
           "ratio = req/s over the baseline measured behind the same server at the same "
           "connections (checkout → (b) floor-sign, notify → (c) floor-verify, order status → "
-          "(a) hello). CPU µs/req = user+system CPU time of the FastCGI app's processes (paygate or "
+          "(a) hello; the check column adds order status over (d) floor-read, one indexed "
+          "SELECT per request). CPU µs/req = user+system CPU time of the FastCGI app's processes (paygate or "
           "the baseline), mariadbd, the web server (with its children) and the sandbox during "
           "the run, over the completed requests (wrk itself is not counted). DB commands/req = "
           "deltas of MariaDB's SHOW GLOBAL STATUS counters over the completed requests (q = "
@@ -764,13 +771,13 @@ def main():
         speed = openssl_speed()
         # each baseline right before the scenarios compared with it, so that
         # a change in the machine's load hits both as little as possible
-        groups = [("floor-sign", ["checkout-alipay-page", "checkout-wechat-native"]),
-                  ("floor-verify", ["notify-alipay", "notify-wechat"]),
-                  ("hello", ["order-status"])]
+        groups = [(("floor-sign",), ["checkout-alipay-page", "checkout-wechat-native"]),
+                  (("floor-verify",), ["notify-alipay", "notify-wechat"]),
+                  (("hello", "floor-read"), ["order-status"])]
         for server in SERVERS:
             for conns in CONNS:
-                for base, scs in groups:
-                    b.run_baselines(server, conns, (base,))
+                for bases, scs in groups:
+                    b.run_baselines(server, conns, bases)
                     for sc in scs:
                         if sc in SCENARIOS:
                             b.run_scenario(sc, server, conns)

@@ -1,6 +1,6 @@
-/* Baselines (b) and (c): the physical floor of a checkout and of a
- * notification. A FastCGI program (libfcgi) that per request reads the body
- * and then does exactly:
+/* Baselines (b), (c) and (d): the physical floor of a checkout, of a
+ * notification and of a status read. A FastCGI program (libfcgi) that per
+ * request reads the body and then does exactly:
  *
  *   sign:   one RSA-2048 SHA256 signature (OpenSSL EVP, PKCS#1 v1.5) over a
  *           string shaped like an Alipay page.pay request, and one
@@ -9,9 +9,11 @@
  *   verify: one RSA-2048 SHA256 verification of a signature made once at
  *           start-up, and one single-row UPDATE + COMMIT (prepared statement)
  *           of a row of bench_floor (rows taken in turn, never the same row
- *           twice in a row, so no lock waits between processes).
+ *           twice in a row, so no lock waits between processes);
+ *   read:   one single-row SELECT by unique key (prepared statement, rows
+ *           taken in turn), its columns fetched into the JSON reply.
  *
- *   floor sign|verify KEY.pem HOST PORT USER PASSWORD DATABASE
+ *   floor sign|verify|read KEY.pem HOST PORT USER PASSWORD DATABASE
  *
  * The table: bench_floor (created by bench/bench.py). */
 #include <fcgiapp.h>
@@ -61,6 +63,41 @@ static int verify(EVP_PKEY *key, const unsigned char *sig, size_t siglen)
     return ok;
 }
 
+enum mode { SIGN, VERIFY, READ };
+
+static const char *const SQL[] = {
+    [SIGN] = "INSERT INTO bench_floor (payment_no, amount_fen, status) VALUES (?, ?, 'CREATED')",
+    [VERIFY] = "UPDATE bench_floor SET status = 'PAID', amount_fen = ?, updated_at = UTC_TIMESTAMP() WHERE id = ?",
+    [READ] = "SELECT payment_no, amount_fen, status, created_at FROM bench_floor WHERE payment_no = ?",
+};
+
+/* The read's result columns, fetched as text. */
+typedef struct row {
+    char col[4][40];
+    unsigned long len[4];
+    MYSQL_BIND bind[4];
+} row_t;
+
+static int bind_row(MYSQL_STMT *st, row_t *row)
+{
+    memset(row->bind, 0, sizeof row->bind);
+    for (int i = 0; i < 4; i++) {
+        row->bind[i].buffer_type = MYSQL_TYPE_STRING;
+        row->bind[i].buffer = row->col[i];
+        row->bind[i].buffer_length = sizeof row->col[i];
+        row->bind[i].length = &row->len[i];
+    }
+    return mysql_stmt_bind_result(st, row->bind) == 0;
+}
+
+/* One read: execute, fetch the row, free the result. */
+static int read_row(MYSQL_STMT *st)
+{
+    int rc = mysql_stmt_execute(st) == 0 && mysql_stmt_store_result(st) == 0 && mysql_stmt_fetch(st) == 0;
+    mysql_stmt_free_result(st);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     FCGX_Request r;
@@ -69,18 +106,19 @@ int main(int argc, char **argv)
     MYSQL_BIND b[2];
     EVP_PKEY *key;
     FILE *f;
+    row_t row;
     unsigned char sig[512], fixed_sig[512];
     size_t siglen = sizeof sig, fixed_len = sizeof fixed_sig;
-    char sink[4096], no[40], reply[256];
+    char sink[4096], no[40], reply[512];
     unsigned long no_len;
-    long long amount = 9900, row;
+    long long amount = 9900, rowid;
     unsigned long seq = 0;
-    int is_sign;
-    if (argc != 8 || (strcmp(argv[1], "sign") && strcmp(argv[1], "verify"))) {
-        fprintf(stderr, "usage: floor sign|verify KEY.pem HOST PORT USER PASSWORD DB\n");
+    enum mode mode;
+    if (argc != 8 || (strcmp(argv[1], "sign") && strcmp(argv[1], "verify") && strcmp(argv[1], "read"))) {
+        fprintf(stderr, "usage: floor sign|verify|read KEY.pem HOST PORT USER PASSWORD DB\n");
         return 2;
     }
-    is_sign = !strcmp(argv[1], "sign");
+    mode = !strcmp(argv[1], "sign") ? SIGN : !strcmp(argv[1], "verify") ? VERIFY : READ;
     signal(SIGPIPE, SIG_IGN);
     f = fopen(argv[2], "r");
     if (!f)
@@ -93,59 +131,66 @@ int main(int argc, char **argv)
     if (!db || !mysql_real_connect(db, argv[3], argv[5], argv[6], argv[7],
                                    (unsigned)strtoul(argv[4], NULL, 10), NULL, 0))
         return die("connect", db);
-    mysql_autocommit(db, 0);
+    if (mode != READ)
+        mysql_autocommit(db, 0);
     st = mysql_stmt_init(db);
     if (!st)
         return die("stmt_init", db);
-    {
-        const char *sql = is_sign
-            ? "INSERT INTO bench_floor (payment_no, amount_fen, status) VALUES (?, ?, 'CREATED')"
-            : "UPDATE bench_floor SET status = 'PAID', amount_fen = ?, updated_at = UTC_TIMESTAMP() WHERE id = ?";
-        if (mysql_stmt_prepare(st, sql, (unsigned long)strlen(sql)))
-            return die("prepare", db);
-    }
+    if (mysql_stmt_prepare(st, SQL[mode], (unsigned long)strlen(SQL[mode])))
+        return die("prepare", db);
     memset(b, 0, sizeof b);
-    if (is_sign) {
+    if (mode == VERIFY) {
+        b[0].buffer_type = MYSQL_TYPE_LONGLONG;
+        b[0].buffer = &amount;
+        b[1].buffer_type = MYSQL_TYPE_LONGLONG;
+        b[1].buffer = &rowid;
+    } else {
         b[0].buffer_type = MYSQL_TYPE_STRING;
         b[0].buffer = no;
         b[0].length = &no_len;
         b[1].buffer_type = MYSQL_TYPE_LONGLONG;
         b[1].buffer = &amount;
-    } else {
-        b[0].buffer_type = MYSQL_TYPE_LONGLONG;
-        b[0].buffer = &amount;
-        b[1].buffer_type = MYSQL_TYPE_LONGLONG;
-        b[1].buffer = &row;
     }
-    if (mysql_stmt_bind_param(st, b))
+    if (mysql_stmt_bind_param(st, b) || (mode == READ && !bind_row(st, &row)))
         return die("bind", db);
     if (FCGX_Init() != 0 || FCGX_InitRequest(&r, 0, 0) != 0)
         return die("FCGX_Init", NULL);
     srand((unsigned)getpid());
     while (FCGX_Accept_r(&r) >= 0) {
-        int ok, status = 200;
+        int ok = 1, status = 200;
         while (FCGX_GetStr(sink, (int)sizeof sink, r.in) > 0)
             ;
         seq++;
-        if (is_sign) {
+        if (mode == SIGN) {
             siglen = sizeof sig;
             ok = sign(key, sig, &siglen);
             no_len = (unsigned long)snprintf(no, sizeof no, "F%08d%010lu%06d", (int)getpid(),
                                              seq, rand() % 1000000);
-        } else {
+        } else if (mode == VERIFY) {
             ok = verify(key, fixed_sig, fixed_len);
-            row = 1 + (long long)(((unsigned long)getpid() * 7919UL + seq * 2UL) % ROWS);
+            rowid = 1 + (long long)(((unsigned long)getpid() * 7919UL + seq * 2UL) % ROWS);
+        } else {
+            no_len = (unsigned long)snprintf(no, sizeof no, "S%lu",
+                                             1 + ((unsigned long)getpid() * 7919UL + seq) % ROWS);
         }
         if (!ok)
             status = 500;
-        else if (mysql_stmt_execute(st) || mysql_commit(db)) {
+        else if (mode == READ ? !read_row(st) : (mysql_stmt_execute(st) || mysql_commit(db))) {
             fprintf(stderr, "floor: %s\n", mysql_stmt_error(st));
-            mysql_rollback(db);
+            if (mode != READ)
+                mysql_rollback(db);
             status = 503;
         }
-        snprintf(reply, sizeof reply,
-                 "Status: %d\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n"
-                 "{\"ok\":%s}\n", status, status == 200 ? "true" : "null");
+        if (mode == READ && status == 200)
+            snprintf(reply, sizeof reply,
+                     "Status: 200\r\nContent-Type: application/json\r\n\r\n"
+                     "{\"ok\":true,\"payment_no\":\"%.*s\",\"amount_fen\":%.*s,\"status\":\"%.*s\","
+                     "\"created_at\":\"%.*s\"}\n", (int)row.len[0], row.col[0], (int)row.len[1], row.col[1],
+                     (int)row.len[2], row.col[2], (int)row.len[3], row.col[3]);
+        else
+            snprintf(reply, sizeof reply,
+                     "Status: %d\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n"
+                     "{\"ok\":%s}\n", status, status == 200 ? "true" : "null");
         FCGX_PutStr(reply, (int)strlen(reply), r.out);
         FCGX_Finish_r(&r);
     }
