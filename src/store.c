@@ -219,6 +219,11 @@ pg_err store_order_payments(db_t *db, arena_t *a, int64_t order_id, db_result_t 
                     p, 1, out);
 }
 
+/* Locks the payment and its order, nothing else: the product's creator comes
+ * from a subquery, which FOR UPDATE does not lock. (A join would X-lock the
+ * product row until COMMIT, so every notification and every checkout of the
+ * same course — its order INSERT takes a shared lock on the product through
+ * the foreign key — would queue behind one another.) */
 pg_err store_payment_lock(db_t *db, arena_t *a, const char *channel, const char *payment_no,
                           payment_t *out)
 {
@@ -226,8 +231,9 @@ pg_err store_payment_lock(db_t *db, arena_t *a, const char *channel, const char 
     db_result_t r;
     pg_err rc = db_query(db, a,
                          "SELECT p.id, p.order_id, p.payment_no, p.channel, p.method, p.amount_fen, p.status,"
-                         " o.status AS order_status, o.order_no, pr.creator_id"
-                         " FROM payments p JOIN orders o ON o.id = p.order_id JOIN products pr ON pr.id = o.product_id"
+                         " o.status AS order_status, o.order_no,"
+                         " (SELECT pr.creator_id FROM products pr WHERE pr.id = o.product_id) AS creator_id"
+                         " FROM payments p JOIN orders o ON o.id = p.order_id"
                          " WHERE p.payment_no = ? AND p.channel = ? FOR UPDATE",
                          p, 2, &r);
     if (rc != PG_OK)

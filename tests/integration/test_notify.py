@@ -5,6 +5,7 @@ sandbox's Alipay private key (conftest.Harness.notification), so they do not
 depend on the sandbox's own signing code."""
 
 import threading
+import time
 import urllib.parse
 
 import requests
@@ -233,3 +234,30 @@ def test_notification_signed_over_sign_type_too_is_refused(harness, stack_lp):
     r = harness.notify(stack_lp, form)
     assert r.content == b"failure"
     assert outcome_of(harness, form)["outcome"] == "bad_signature"
+
+
+def test_notification_does_not_wait_for_a_checkout_of_the_same_product(harness, stack_lp):
+    """A checkout's order INSERT holds a shared lock on its product row (the
+    foreign key) until it commits. A notification must lock only its payment
+    and order, so it goes through while such a checkout is open."""
+    c = harness.new_payment(stack_lp)
+    product_id = harness.order(c["order_no"])["product_id"]
+    conn = harness.db()
+    try:
+        conn.autocommit(False)
+        with conn.cursor() as cur:
+            cur.execute("START TRANSACTION")
+            cur.execute("INSERT INTO orders (order_no, product_id, user_ref, amount_fen)"
+                        " VALUES (%s, %s, 'open-checkout', %s)",
+                        ("LOCKHOLDER" + c["order_no"][:14], product_id, c["amount_fen"]))
+            form = harness.notification(c["payment_no"], c["amount_fen"])
+            t0 = time.monotonic()
+            r = harness.notify(stack_lp, form)
+            elapsed = time.monotonic() - t0
+            assert (r.status_code, r.content) == (200, b"success")
+            assert elapsed < 2.0, "the notification waited %.1f s for the product row" % elapsed
+            conn.rollback()
+    finally:
+        conn.close()
+    assert harness.payment(c["payment_no"])["status"] == "PAID"
+    assert harness.order(c["order_no"])["status"] == "PAID"
