@@ -5,15 +5,16 @@ Builds the optimised paygate (BUILD dir, default build-bench) and the
 baseline programs of bench/ (hello.c: (a) the web stack's ceiling; floor.c
 sign: (b) the floor of a checkout; floor.c verify: (c) the floor of a
 notification; floor.c read: (d) the floor of a status read, one indexed
-SELECT, shown next to (a) for order status), runs `openssl speed rsa2048`, then starts privately under
-run/bench: MariaDB (scripts/mariadb.sh), the provider sandbox, paygate under
+SELECT, shown next to (a) for order status), runs `openssl speed rsa2048`,
+then starts privately under run/bench: MariaDB (scripts/mariadb.sh), the provider sandbox, paygate under
 spawn-fcgi (-F 2, TCP) and the baselines under spawn-fcgi (-F 2 each),
 lighttpd and Apache mod_proxy_fcgi in front of all four (configs rendered
 from apache-conf/ with scripts/stack.py, as the integration tests do). Drives
 every scenario with wrk on 127.0.0.1 at 16 and 64 connections, checks in
 the database that the work was done, prints one table (also written to
-run/bench/results.md), runs an RSS-flatness run, and profiles paygate under
-callgrind where a target is missed. Everything started is stopped by PID at
+run/bench/results.md), runs an RSS-flatness run, and where a target is
+missed profiles MariaDB's side (performance_schema statement history,
+run/bench/db-profile.md) and paygate's (callgrind). Everything started is stopped by PID at
 the end, also on failure.
 
 Environment: BENCH_SECONDS (per run, default 10), BENCH_CONNS (default
@@ -21,7 +22,8 @@ Environment: BENCH_SECONDS (per run, default 10), BENCH_CONNS (default
 comma-separated), BENCH_FLAT_REQUESTS (default 200000), BENCH_FLAT_SECONDS
 (cap, default 60), BENCH_PROFILE ("auto" = scenarios that miss their target,
 "none", or a comma-separated list of scenarios), BENCH_PROFILE_SECONDS
-(default 20), BUILD (default build-bench), BENCH_THREADS (wrk threads,
+(callgrind load, default 20), BENCH_DB_PROFILE_SECONDS (statement profile
+load, default 4), BENCH_DB_PROFILE_CONNS (default 1), BUILD (default build-bench), BENCH_THREADS (wrk threads,
 default 2).
 """
 
@@ -61,6 +63,9 @@ FLAT_REQUESTS = int(os.environ.get("BENCH_FLAT_REQUESTS", "200000"))
 FLAT_SECONDS = int(os.environ.get("BENCH_FLAT_SECONDS", "60"))
 PROFILE = os.environ.get("BENCH_PROFILE", "auto")
 PROFILE_SECONDS = int(os.environ.get("BENCH_PROFILE_SECONDS", "20"))
+DB_PROFILE_SECONDS = int(os.environ.get("BENCH_DB_PROFILE_SECONDS", "4"))
+DB_PROFILE_CONNS = int(os.environ.get("BENCH_DB_PROFILE_CONNS", "1"))
+PS_HISTORY = 30000   # statement events kept for the statement profile (the latest)
 
 API_KEY = "bench-api-key-0123456789abcdef"
 CHECKOUT_SECRET = "bench-checkout-secret-0123456789"
@@ -197,12 +202,21 @@ class Bench:
 
         self.db_port = S.free_port()
         log("MariaDB on port %d" % self.db_port)
+        # performance_schema is compiled in but every consumer stays off
+        # until the statement profile (db_profile) switches some on
+        env = dict(os.environ, PAYGATE_MARIADB_OPTS=(
+            "--performance-schema=ON "
+            "--performance-schema-events-statements-history-long-size=%d "
+            "--performance-schema-max-sql-text-length=64 "
+            "--performance-schema-instrument=transaction=ON" % PS_HISTORY))
         r = subprocess.run(["bash", str(REPO / "scripts/mariadb.sh"), "start", str(self.db_dir),
                             str(self.db_port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           text=True)
+                           text=True, env=env)
         if r.returncode != 0:
             raise S.StackError("mariadb.sh start failed:\n" + r.stdout)
         self.registry.add(int((self.db_dir / "mysqld.pid").read_text().strip()))
+        self.root_sql("GRANT SELECT, UPDATE, DROP ON performance_schema.* TO 'paygate'@'127.0.0.1';"
+                      "UPDATE performance_schema.setup_consumers SET ENABLED = 'NO'")
 
         sb = RUN / "sandbox"
         self.sandbox_http, self.sandbox_https = S.free_port(), S.free_port()
@@ -340,6 +354,10 @@ class Bench:
         return pymysql.connect(host="127.0.0.1", port=self.db_port, user="paygate",
                                password="paygate", database="paygate", autocommit=True,
                                connect_timeout=10)
+
+    def root_sql(self, sql):
+        subprocess.run(["mariadb", "--no-defaults", "-uroot", "--socket=%s" % (self.db_dir / "mysqld.sock"),
+                        "-e", sql], check=True)
 
     def exec(self, sql, *args):
         c = self.db()
@@ -725,34 +743,156 @@ class Bench:
             log("profile of %s: %s/annotate-self.txt, annotate-inclusive.txt" % (sc, d))
             print("\n".join(Path(d / "annotate-self.txt").read_text().splitlines()[:45]))
 
-    def run_profile_load(self, sc, hport):
+    # -- database statement profile -------------------------------------------
+    def db_profile(self, scenarios):
+        """Where a request's time inside MariaDB goes: performance_schema's
+        statement history (binary-protocol executes carry no SQL text in
+        MariaDB, so statements are identified by their position in the
+        request) over a load through lighttpd, next to the same for the
+        scenario's floor program. One connection by default: requests do not
+        wait for each other's CPU, so the times are the statements' own cost;
+        more connections (BENCH_DB_PROFILE_CONNS) show lock and log waits.
+        """
+        out = ["## MariaDB statement profile (lighttpd, %d connection(s), %d s per load)" % (
+            DB_PROFILE_CONNS, DB_PROFILE_SECONDS), "",
+               "Per statement position in a request (`Execute` = a prepared statement; requests "
+               "are told apart by performance_schema's transaction events): its "
+               "average and p50 server time (µs, wall clock inside mariadbd, lock and log waits "
+               "included), rows examined/affected per call, share of the request's statement time.",
+               ""]
+        port = self.ports["lighttpd"]
+        for sc in scenarios:
+            floor = BASELINE_OF[sc][0]
+            for name in ([floor] if floor != "hello" else ["floor-read"]) + [sc]:
+                self.ps_reset(True)
+                if name == sc:
+                    self.run_profile_load(sc, port, conns=DB_PROFILE_CONNS, seconds=DB_PROFILE_SECONDS,
+                                          notifications=2500 * DB_PROFILE_SECONDS)
+                else:
+                    self.run_baseline_load(name, port)
+                events = self.ps_events()
+                self.ps_reset(False)
+                out += self.ps_table(name, events)
+        text = "\n".join(out) + "\n"
+        (RUN / "db-profile.md").write_text(text)
+        print(text)
+        log("statement profile written to %s" % (RUN / "db-profile.md"))
+
+    def run_baseline_load(self, name, port):
+        body = "product=%s&user=bench-floor&channel=alipay&method=page" % SKU
+        kw = dict(method="GET") if name == "floor-read" else dict(
+            method="POST", bodies=body, ctype="application/x-www-form-urlencoded")
+        self.wrk("http://127.0.0.1:%d%s/x" % (port, self.mounts[name]), DB_PROFILE_CONNS, DB_PROFILE_SECONDS,
+                 needle='"ok":true', **kw)
+
+    def ps_reset(self, on):
+        flag = "YES" if on else "NO"
+        self.exec("UPDATE performance_schema.setup_consumers SET ENABLED = %s WHERE NAME IN "
+                  "('global_instrumentation', 'thread_instrumentation', 'events_statements_current', "
+                  "'events_statements_history_long', 'events_transactions_current')", flag)
+        if on:
+            self.exec("TRUNCATE TABLE performance_schema.events_statements_history_long")
+
+    def ps_events(self):
+        """Statement events of the application's connections, per thread in
+        order: (command, µs, rows examined, rows affected, transaction event)."""
+        rows = self.exec(
+            "SELECT h.THREAD_ID, h.EVENT_NAME, h.TIMER_WAIT, h.ROWS_EXAMINED, h.ROWS_AFFECTED, "
+            "IF(h.NESTING_EVENT_TYPE = 'TRANSACTION', h.NESTING_EVENT_ID, NULL) "
+            "FROM performance_schema.events_statements_history_long h "
+            "JOIN performance_schema.threads t ON t.THREAD_ID = h.THREAD_ID "
+            "WHERE t.PROCESSLIST_USER = 'paygate' AND t.PROCESSLIST_ID <> CONNECTION_ID() "
+            "AND h.EVENT_NAME NOT IN ('statement/com/Quit', 'statement/com/Ping') "
+            "ORDER BY h.THREAD_ID, h.EVENT_ID")
+        threads = {}
+        for tid, ev, wait, exam, aff, tx in rows:
+            threads.setdefault(tid, []).append(
+                [ev.split("/")[-1], (wait or 0) / 1e6, exam or 0, aff or 0, tx])
+        return threads
+
+    @staticmethod
+    def ps_requests(threads):
+        """Splits each thread's statements into requests: statements outside
+        a transaction, then (when there is one) one transaction's statements;
+        with no transaction at all every statement is a request. Names each
+        prepared statement by its role (START TRANSACTION = the statement
+        right before a transaction's first one, when it touches no row; COMMIT =
+        its last). The first
+        and last (possibly cut) request of each thread are dropped."""
+        reqs = []
+        for evs in threads.values():
+            if all(e[4] is None for e in evs):
+                reqs += [[e] for e in evs][1:-1]
+                continue
+            parts, cur = [], []
+            for k, e in enumerate(evs):
+                if cur and cur[-1][4] is not None and e[4] != cur[-1][4]:
+                    parts.append(cur)
+                    cur = []
+                cur.append(e)
+                nxt = evs[k + 1][4] if k + 1 < len(evs) else None
+                if e[0] == "Execute":
+                    if e[4] is None and nxt is not None:
+                        # autocommit off (the floors): the first statement opens it
+                        e[0] = ("Execute: START TRANSACTION" if not e[2] and not e[3]
+                                else "Execute (opens the transaction)")
+                    elif e[4] is not None and nxt != e[4]:
+                        e[0] = "Execute: COMMIT"
+                    elif e[4] is not None:
+                        e[0] = "Execute (in transaction)"
+            reqs += parts[1:]
+        return reqs
+
+    def ps_table(self, name, threads):
+        reqs = self.ps_requests(threads)
+        if not reqs:
+            return ["### %s: no statements recorded" % name, ""]
+        shape = max(set(len(r) for r in reqs), key=[len(r) for r in reqs].count)
+        same = [r for r in reqs if len(r) == shape]
+        total = sum(e[1] for r in same for e in r) / len(same)
+        out = ["### %s: %d requests, %d statements each in %d of them; %.0f µs of statement time "
+               "per request" % (name, len(reqs), shape, len(same), total), "",
+               "| # | command | avg µs | p50 µs | rows examined | rows affected | share |",
+               "|---|---|---|---|---|---|---|"]
+        for i in range(shape):
+            col = [r[i] for r in same]
+            waits = sorted(e[1] for e in col)
+            avg = sum(waits) / len(waits)
+            out.append("| %d | %s | %.1f | %.1f | %.1f | %.1f | %.0f %% |" % (
+                i + 1, col[0][0], avg, waits[len(waits) // 2],
+                sum(e[2] for e in col) / len(col), sum(e[3] for e in col) / len(col),
+                100 * avg / total if total else 0))
+        return out + [""]
+
+    def run_profile_load(self, sc, hport, conns=4, seconds=None, notifications=3000):
+        seconds = seconds or PROFILE_SECONDS
         base = "http://127.0.0.1:%d/pay" % hport
         auth = "Bearer " + API_KEY
         if sc.startswith("checkout"):
             ch, meth = ("alipay", "page") if sc == "checkout-alipay-page" else ("wechat", "native")
             body = "product=%s&user=bench-profile&channel=%s&method=%s" % (SKU, ch, meth)
-            r = self.wrk(base + "/checkout", 4, PROFILE_SECONDS, method="POST", bodies=body,
+            r = self.wrk(base + "/checkout", conns, seconds, method="POST", bodies=body,
                          expect=201, needle='"payment_no"',
                          ctype="application/x-www-form-urlencoded", auth=auth)
         elif sc.startswith("notify"):
             ch = "alipay" if sc == "notify-alipay" else "wechat"
             self.batch += 1
             prefix = "BP%s%03d" % ("A" if ch == "alipay" else "W", self.batch)
-            nos = self.create_payments(prefix, 3000, ch, "page" if ch == "alipay" else "native")
+            nos = self.create_payments(prefix, notifications, ch, "page" if ch == "alipay" else "native")
             f = RUN / ("bodies-profile-%s.txt" % sc)
             if ch == "alipay":
                 self.alipay_bodies(nos, f)
-                r = self.wrk(base + "/notify/alipay", 4, PROFILE_SECONDS, method="POST",
+                r = self.wrk(base + "/notify/alipay", conns, seconds, method="POST",
                              bodies="@" + str(f), needle="success",
                              ctype="application/x-www-form-urlencoded; charset=utf-8")
             else:
                 self.wechat_bodies(nos, f)
-                r = self.wrk(base + "/notify/wechat", 4, PROFILE_SECONDS, method="POST",
+                r = self.wrk(base + "/notify/wechat", conns, seconds, method="POST",
                              bodies="@" + str(f), needle="<![CDATA[OK]]>", ctype="text/xml")
         else:
             f = RUN / "order-paths.txt"
-            r = self.wrk(base + "/orders/x", 4, PROFILE_SECONDS, path="@" + str(f), needle="PAID")
-        log("  profile load: %d requests (%.1f req/s under callgrind), %d errors" % (
+            r = self.wrk(base + "/orders/x", conns, seconds, path="@" + str(f), needle="PAID")
+        log("  profile load: %d requests (%.1f req/s), %d errors" % (
             r["requests"], r["rps"], r["errors"]))
 
 
@@ -791,6 +931,7 @@ def main():
         want = b.missed() if PROFILE == "auto" else [s for s in PROFILE.split(",") if s in BASELINE_OF]
         if PROFILE != "none" and want:
             log("profiling: %s" % ", ".join(want))
+            b.db_profile(want)
             b.profile(want)
     except BaseException as e:
         log("FAILED: %s" % e)

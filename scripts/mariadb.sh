@@ -13,7 +13,8 @@
 # password "paygate" on database "paygate"; override with PAYGATE_DB_NAME,
 # PAYGATE_DB_USER, PAYGATE_DB_PASSWORD. root@localhost has no password and is
 # reachable through the socket only. Works as root (mariadbd --user=root)
-# and as a normal user.
+# and as a normal user. PAYGATE_MARIADB_OPTS adds server options (split on
+# spaces; bench/ starts with performance_schema for its statement profile).
 set -euo pipefail
 
 cmd=${1:-}
@@ -96,7 +97,7 @@ start() {
   setsid nohup mariadbd --no-defaults --datadir="$data" --socket="$sock" \
     --port="$port" --bind-address=127.0.0.1 --pid-file="$pidf" \
     --log-error="$errlog" --skip-log-bin --innodb-buffer-pool-size=64M \
-    --skip-name-resolve "${userarg[@]}" </dev/null >>"$dir/mariadbd.out" 2>&1 &
+    --skip-name-resolve "${userarg[@]}" ${PAYGATE_MARIADB_OPTS:-} </dev/null >>"$dir/mariadbd.out" 2>&1 &
   local spid=$!
 
   local i
