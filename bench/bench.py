@@ -20,7 +20,7 @@ the end, also on failure.
 Environment: BENCH_SECONDS (per run, default 10), BENCH_CONNS (default
 "16,64"), BENCH_SERVERS (default "lighttpd,apache"), BENCH_SCENARIOS (subset,
 comma-separated), BENCH_FLAT_REQUESTS (default 200000), BENCH_FLAT_SECONDS
-(cap, default 60), BENCH_PROFILE ("auto" = scenarios that miss their target,
+(cap, default 120), BENCH_PROFILE ("auto" = scenarios that miss their target,
 "none", or a comma-separated list of scenarios), BENCH_PROFILE_SECONDS
 (callgrind load, default 20), BENCH_DB_PROFILE_SECONDS (statement profile
 load, default 4), BENCH_DB_PROFILE_CONNS (default 1), BUILD (default build-bench), BENCH_THREADS (wrk threads,
@@ -60,7 +60,7 @@ CONNS = [int(c) for c in os.environ.get("BENCH_CONNS", "16,64").split(",")]
 SERVERS = [s for s in os.environ.get("BENCH_SERVERS", "lighttpd,apache").split(",") if s]
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 FLAT_REQUESTS = int(os.environ.get("BENCH_FLAT_REQUESTS", "200000"))
-FLAT_SECONDS = int(os.environ.get("BENCH_FLAT_SECONDS", "60"))
+FLAT_SECONDS = int(os.environ.get("BENCH_FLAT_SECONDS", "120"))
 PROFILE = os.environ.get("BENCH_PROFILE", "auto")
 PROFILE_SECONDS = int(os.environ.get("BENCH_PROFILE_SECONDS", "20"))
 DB_PROFILE_SECONDS = int(os.environ.get("BENCH_DB_PROFILE_SECONDS", "4"))
@@ -603,27 +603,34 @@ class Bench:
             return
         f = RUN / "order-paths.txt"
         f.write_text("".join("/pay/orders/%s\n" % o for o in self.paid_orders))
-        # wrk runs for a fixed time: long enough for FLAT_REQUESTS at the
-        # order-status rate measured above, at most FLAT_SECONDS
+        # wrk runs for a fixed time, so it runs again until FLAT_REQUESTS
+        # requests are done (each run sized from the order-status rate
+        # measured above), at most FLAT_SECONDS in all
         rates = [row["r"]["rps"] for row in self.rows if row["scenario"] == "order-status"
                  and row["server"] == server and row["conns"] == 16]
-        secs = FLAT_SECONDS
-        if rates and rates[-1] > 0:
-            secs = max(5, min(FLAT_SECONDS, int(FLAT_REQUESTS / (0.9 * rates[-1])) + 1))
-        log("RSS flatness: %d s of order-status requests (aim: %d requests, cap %d s; %s, "
-            "16 connections)" % (secs, FLAT_REQUESTS, FLAT_SECONDS, server))
+        rate = rates[-1] if rates and rates[-1] > 0 else 1000.0
+        log("RSS flatness: order-status requests until %d are done (cap %d s; %s, 16 connections)"
+            % (FLAT_REQUESTS, FLAT_SECONDS, server))
         samples = [(0.0, self.paygate_rss())]
         t0 = time.time()
-        p = self.wrk(self.base_url(server, "/pay/orders/x"), 16, secs, path="@" + str(f),
-                     needle="PAID", background=True)
-        while p.poll() is None:
-            time.sleep(1.0)
-            samples.append((time.time() - t0, self.paygate_rss()))
-        r = self.wrk_result(p)
+        total = dict(requests=0, duration_us=0, errors=0)
+        while total["requests"] < FLAT_REQUESTS and time.time() - t0 < FLAT_SECONDS:
+            left = FLAT_SECONDS - (time.time() - t0)
+            secs = int(max(3, min(left, (FLAT_REQUESTS - total["requests"]) / (0.9 * rate) + 1)))
+            p = self.wrk(self.base_url(server, "/pay/orders/x"), 16, secs, path="@" + str(f),
+                         needle="PAID", background=True)
+            while p.poll() is None:
+                time.sleep(1.0)
+                samples.append((time.time() - t0, self.paygate_rss()))
+            r = self.wrk_result(p)
+            for k in total:
+                total[k] += r[k]
+            rate = r["rps"] or rate
         samples.append((time.time() - t0, self.paygate_rss()))
+        total["rps"] = total["requests"] / max(1e-9, total["duration_us"] / 1e6)
         mid_t = samples[-1][0] / 2
         mid = min(samples, key=lambda s: abs(s[0] - mid_t))
-        self.flat = dict(server=server, r=r, start=samples[0], mid=mid, end=samples[-1],
+        self.flat = dict(server=server, r=total, start=samples[0], mid=mid, end=samples[-1],
                          max={pid: max((s[1].get(pid) or 0) for s in samples)
                               for pid in samples[0][1]})
 
@@ -672,8 +679,9 @@ class Bench:
             r = fl["r"]
             w("")
             w("RSS flatness (%s, 16 connections, GET /orders/{no}): %d requests in %.1f s "
-              "(%.0f req/s, %d errors)." % (fl["server"], r["requests"], r["duration_us"] / 1e6,
-                                            r["rps"], r["errors"]))
+              "(%.0f req/s, %d errors; aim %d: %s)." % (
+                  fl["server"], r["requests"], r["duration_us"] / 1e6, r["rps"], r["errors"],
+                  FLAT_REQUESTS, "reached" if r["requests"] >= FLAT_REQUESTS else "SHORT"))
             w("")
             w("| paygate pid | start KiB | middle KiB (t=%.0f s) | end KiB | max KiB | ≤ 16 MiB |" % fl["mid"][0])
             w("|---|---|---|---|---|---|")
