@@ -139,18 +139,20 @@ static int ascii_lower(int c)
     return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
 }
 
-/* Case-insensitive search of an ASCII needle (lowercase) in bytes. */
+/* Case-insensitive search of an ASCII needle (lowercase) in bytes. The
+ * needle's first byte must have no case (here always '<'): memchr jumps
+ * from one candidate to the next. */
 static int contains_ci(const char *s, size_t len, const char *needle)
 {
-    size_t n = strlen(needle), i, j;
-    if (n > len)
-        return 0;
-    for (i = 0; i + n <= len; i++) {
-        for (j = 0; j < n; j++)
-            if (ascii_lower((unsigned char)s[i + j]) != needle[j])
-                break;
+    size_t n = strlen(needle);
+    const char *end = s + len, *p = s;
+    while ((size_t)(end - p) >= n && (p = memchr(p, needle[0], (size_t)(end - p) - n + 1)) != NULL) {
+        size_t j = 1;
+        while (j < n && ascii_lower((unsigned char)p[j]) == needle[j])
+            j++;
         if (j == n)
             return 1;
+        p++;
     }
     return 0;
 }

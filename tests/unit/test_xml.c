@@ -147,6 +147,10 @@ static void test_parse_refuses_external_entity(void **state)
     assert_int_equal(parse_only("<!doctype xml><xml><a>1</a></xml>"), PG_ERR_BAD_INPUT);
     assert_int_equal(parse_only("<!DocType xml><xml><a>1</a></xml>"), PG_ERR_BAD_INPUT);
     assert_int_equal(parse_only("<xml><a><![CDATA[<!ENTITY x \"y\">]]></a></xml>"), PG_ERR_BAD_INPUT);
+    /* the byte screen: after other '<'s, at the very end, after a near miss */
+    assert_int_equal(parse_only("<xml><a>1</a></xml><!eNtItY"), PG_ERR_BAD_INPUT);
+    assert_int_equal(parse_only("<xml><a>1</a><<!<!DOCTYPE x></xml>"), PG_ERR_BAD_INPUT);
+    assert_int_equal(parse_only("<xml><a><![CDATA[<!DOCTYP <!ENTIT]]></a></xml>"), PG_OK);
     /* an entity that was never declared */
     assert_int_equal(parse_only("<xml><a>&x;</a></xml>"), PG_ERR_BAD_INPUT);
 }
