@@ -6,16 +6,17 @@ baseline programs of bench/ (hello.c: (a) the web stack's ceiling; floor.c
 sign: (b) the floor of a checkout; floor.c verify: (c) the floor of a
 notification; floor.c read: (d) the floor of a status read, one indexed
 SELECT, shown next to (a) for order status), runs `openssl speed rsa2048`,
-then starts privately under run/bench: MariaDB (scripts/mariadb.sh), the provider sandbox, paygate under
-spawn-fcgi (-F 2, TCP) and the baselines under spawn-fcgi (-F 2 each),
-lighttpd and Apache mod_proxy_fcgi in front of all four (configs rendered
+then starts privately under run/bench: MariaDB (scripts/mariadb.sh), the
+provider sandbox, paygate under spawn-fcgi (-F 2, TCP) and the baselines
+under spawn-fcgi (-F 2 each), lighttpd and Apache mod_proxy_fcgi in front
+of all five (configs rendered
 from apache-conf/ with scripts/stack.py, as the integration tests do). Drives
 every scenario with wrk on 127.0.0.1 at 16 and 64 connections, checks in
 the database that the work was done, prints one table (also written to
 run/bench/results.md), runs an RSS-flatness run, and where a target is
 missed profiles MariaDB's side (performance_schema statement history,
-run/bench/db-profile.md) and paygate's (callgrind). Everything started is stopped by PID at
-the end, also on failure.
+run/bench/db-profile.md) and paygate's (callgrind). Everything started is
+stopped by PID at the end, also on failure.
 
 Environment: BENCH_SECONDS (per run, default 10), BENCH_CONNS (default
 "16,64"), BENCH_SERVERS (default "lighttpd,apache"), BENCH_SCENARIOS (subset,
@@ -23,8 +24,8 @@ comma-separated), BENCH_FLAT_REQUESTS (default 200000), BENCH_FLAT_SECONDS
 (cap, default 120), BENCH_PROFILE ("auto" = scenarios that miss their target,
 "none", or a comma-separated list of scenarios), BENCH_PROFILE_SECONDS
 (callgrind load, default 20), BENCH_DB_PROFILE_SECONDS (statement profile
-load, default 4), BENCH_DB_PROFILE_CONNS (default 1), BUILD (default build-bench), BENCH_THREADS (wrk threads,
-default 2).
+load, default 4), BENCH_DB_PROFILE_CONNS (default 1), BUILD (default
+build-bench), BENCH_THREADS (wrk threads, default 2).
 """
 
 import base64
@@ -498,17 +499,19 @@ class Bench:
     def base_url(self, server, mount):
         return "http://127.0.0.1:%d%s" % (self.ports[server], mount)
 
-    def run_baselines(self, server, conns, names=("hello", "floor-sign", "floor-verify")):
-        body = "product=%s&user=bench-floor&channel=alipay&method=page" % SKU
-        specs = [("hello", dict(method="GET")),
-                 ("floor-sign", dict(method="POST", bodies=body,
-                                     ctype="application/x-www-form-urlencoded")),
-                 ("floor-verify", dict(method="POST", bodies=body,
-                                       ctype="application/x-www-form-urlencoded")),
-                 ("floor-read", dict(method="GET"))]
-        for name, kw in specs:
+    @staticmethod
+    def baseline_request(name):
+        """wrk arguments of one baseline's request."""
+        if name in ("hello", "floor-read"):
+            return dict(method="GET")
+        return dict(method="POST", ctype="application/x-www-form-urlencoded",
+                    bodies="product=%s&user=bench-floor&channel=alipay&method=page" % SKU)
+
+    def run_baselines(self, server, conns, names):
+        for name in ("hello", "floor-sign", "floor-verify", "floor-read"):
             if name not in names:
                 continue
+            kw = self.baseline_request(name)
             r = self.measure(server, name, lambda: self.wrk(
                 self.base_url(server, self.mounts[name] + "/x"), conns, SECONDS,
                 needle='"ok":true', **kw))
@@ -769,9 +772,12 @@ class Bench:
                "included), rows examined/affected per call, share of the request's statement time.",
                ""]
         port = self.ports["lighttpd"]
+        done = set()
         for sc in scenarios:
             floor = BASELINE_OF[sc][0]
-            for name in ([floor] if floor != "hello" else ["floor-read"]) + [sc]:
+            floor = "floor-read" if floor == "hello" else floor
+            for name in ([] if floor in done else [floor]) + [sc]:
+                done.add(name)
                 self.ps_reset(True)
                 if name == sc:
                     self.run_profile_load(sc, port, conns=DB_PROFILE_CONNS, seconds=DB_PROFILE_SECONDS,
@@ -787,11 +793,8 @@ class Bench:
         log("statement profile written to %s" % (RUN / "db-profile.md"))
 
     def run_baseline_load(self, name, port):
-        body = "product=%s&user=bench-floor&channel=alipay&method=page" % SKU
-        kw = dict(method="GET") if name == "floor-read" else dict(
-            method="POST", bodies=body, ctype="application/x-www-form-urlencoded")
-        self.wrk("http://127.0.0.1:%d%s/x" % (port, self.mounts[name]), DB_PROFILE_CONNS, DB_PROFILE_SECONDS,
-                 needle='"ok":true', **kw)
+        self.wrk("http://127.0.0.1:%d%s/x" % (port, self.mounts[name]), DB_PROFILE_CONNS,
+                 DB_PROFILE_SECONDS, needle='"ok":true', **self.baseline_request(name))
 
     def ps_reset(self, on):
         flag = "YES" if on else "NO"
@@ -824,9 +827,9 @@ class Bench:
         a transaction, then (when there is one) one transaction's statements;
         with no transaction at all every statement is a request. Names each
         prepared statement by its role (START TRANSACTION = the statement
-        right before a transaction's first one, when it touches no row; COMMIT =
-        its last). The first
-        and last (possibly cut) request of each thread are dropped."""
+        right before a transaction's first one, when it touches no row;
+        COMMIT = its last). The first and last (possibly cut) request of each
+        thread are dropped."""
         reqs = []
         for evs in threads.values():
             if all(e[4] is None for e in evs):

@@ -120,8 +120,9 @@ pg_err store_checkout_insert(db_t *db, const new_checkout_t *c)
     " TIMESTAMPDIFF(SECOND, p.created_at, UTC_TIMESTAMP()) AS payment_age_s"                     \
     " FROM orders o JOIN products pr ON pr.id = o.product_id JOIN payments p ON p.order_id = o.id"
 
-/* An order shows its paid payment, else its latest one. */
-#define ORDER_VIEW_PICK " ORDER BY (p.status = 'PAID') DESC, p.id DESC LIMIT 1"
+/* One order found by COND, with its paid payment, else its latest one. */
+#define ORDER_VIEW_WHERE(cond) \
+    ORDER_VIEW_SELECT " WHERE " cond " ORDER BY (p.status = 'PAID') DESC, p.id DESC LIMIT 1"
 
 static pg_err order_view_fill(const db_result_t *r, order_view_t *out)
 {
@@ -155,7 +156,7 @@ pg_err store_order_by_no(db_t *db, arena_t *a, const char *order_no, order_view_
 {
     db_val_t p[] = { DB_S(order_no) };
     db_result_t r;
-    pg_err rc = db_query(db, a, ORDER_VIEW_SELECT " WHERE o.order_no = ?" ORDER_VIEW_PICK, p, 1, &r);
+    pg_err rc = db_query(db, a, ORDER_VIEW_WHERE("o.order_no = ?"), p, 1, &r);
     return rc != PG_OK ? rc : order_view_fill(&r, out);
 }
 
@@ -163,7 +164,7 @@ pg_err store_order_by_request_id(db_t *db, arena_t *a, const char *request_id, o
 {
     db_val_t p[] = { DB_S(request_id) };
     db_result_t r;
-    pg_err rc = db_query(db, a, ORDER_VIEW_SELECT " WHERE o.request_id = ?" ORDER_VIEW_PICK, p, 1, &r);
+    pg_err rc = db_query(db, a, ORDER_VIEW_WHERE("o.request_id = ?"), p, 1, &r);
     return rc != PG_OK ? rc : order_view_fill(&r, out);
 }
 
@@ -171,9 +172,7 @@ pg_err store_order_by_payment_no(db_t *db, arena_t *a, const char *payment_no, o
 {
     db_val_t p[] = { DB_S(payment_no) };
     db_result_t r;
-    pg_err rc = db_query(db, a,
-                         ORDER_VIEW_SELECT " WHERE o.id = (SELECT order_id FROM payments WHERE payment_no = ?)"
-                         ORDER_VIEW_PICK,
+    pg_err rc = db_query(db, a, ORDER_VIEW_WHERE("o.id = (SELECT order_id FROM payments WHERE payment_no = ?)"),
                          p, 1, &r);
     return rc != PG_OK ? rc : order_view_fill(&r, out);
 }
