@@ -123,6 +123,7 @@ class AlipayProvider:
     def routes(self):
         routes = [
             ("GET|POST", r"/gateway\.do", self.gateway),
+            ("POST", r"/_sandbox/alipay/refund_complete", self.ctl_refund_complete),
             ("POST", r"/cashier/pay", self.cashier_pay),
             ("GET", r"/qr/([^/]+)", self.qr_page),
             ("GET", r"/bills/alipay/([A-Za-z0-9]+)\.zip", self.bill_download),
@@ -228,14 +229,21 @@ class AlipayProvider:
 
     @staticmethod
     def _refunded(trade):
+        """What has gone back to the buyer (deferred refunds not yet done excluded)."""
+        return sum(r["refund_fen"] for r in trade["refunds"] if r["refund_status"])
+
+    @staticmethod
+    def _requested(trade):
+        """Every refund accepted so far, done or not: the limit for a new one."""
         return sum(r["refund_fen"] for r in trade["refunds"])
 
     @staticmethod
     def _refund_json(refund):
         return {"out_request_no": refund["out_request_no"],
                 "refund_amount": fen_to_amount(refund["refund_fen"]),
-                "refund_fee": fen_to_amount(refund["cumulative_fen"]),
+                "refund_fee": fen_to_amount(refund["cumulative_fen"] or 0),
                 "refund_reason": refund["refund_reason"],
+                "refund_status": refund["refund_status"],
                 "gmt_refund": refund["gmt_refund"],
                 "gmt_refund_pay": refund["gmt_refund_pay"]}
 
@@ -743,31 +751,47 @@ class AlipayProvider:
             if trade["status"] not in PAID:
                 raise biz_error("ACQ.TRADE_STATUS_ERROR", "交易状态不合法 (trade %s is %s)" % (
                     trade["out_trade_no"], trade["status"]))
-            left = trade["total_fen"] - self._refunded(trade)
+            left = trade["total_fen"] - self._requested(trade)
             if refund_fen > left:
                 raise biz_error("ACQ.REFUND_AMT_NOT_EQUAL_TOTAL",
                                 "退款金额超限 (refund_amount %s, refundable %s)" % (
                                     fen_to_amount(refund_fen), fen_to_amount(left)))
-            now = beijing_now()
             refund = {
                 "out_request_no": out_request_no,
                 "refund_fen": refund_fen,
-                "cumulative_fen": self._refunded(trade) + refund_fen,
+                "cumulative_fen": None,
                 "refund_reason": reason,
-                "gmt_refund": now.strftime("%Y-%m-%d %H:%M:%S.") + "%03d" % (
-                    now.microsecond // 1000),
-                "gmt_refund_pay": beijing_str(now),
+                "refund_status": None,
+                "gmt_refund": None,
+                "gmt_refund_pay": None,
             }
             trade["refunds"].append(refund)
-            if refund["cumulative_fen"] >= trade["total_fen"]:
-                trade["status"] = "TRADE_CLOSED"
-                trade["gmt_close"] = refund["gmt_refund_pay"]
+            if self.app.faults.snapshot()["alipay_refund_deferred"]:
+                # Accepted, no money moved yet: 10000 with fund_change N, as
+                # Alipay answers when the outcome must be confirmed by query.
+                log("alipay refund out_trade_no=%s out_request_no=%s amount=%s deferred "
+                    "(fund_change N)" % (trade["out_trade_no"], out_request_no,
+                                         fen_to_amount(refund_fen)))
+                return self._refund_reply(trade, refund, "N")
+            self._complete_refund(trade, refund)
             reply = self._refund_reply(trade, refund, "Y")
         log("alipay refund out_trade_no=%s out_request_no=%s amount=%s total refunded=%s" % (
             trade["out_trade_no"], out_request_no, fen_to_amount(refund_fen),
             fen_to_amount(refund["cumulative_fen"])))
         self.notify_refund_async(trade, refund)
         return reply
+
+    def _complete_refund(self, trade, refund):
+        """The money goes back (under self.lock)."""
+        now = beijing_now()
+        refund["refund_status"] = "REFUND_SUCCESS"
+        refund["cumulative_fen"] = self._refunded(trade)
+        refund["gmt_refund"] = now.strftime("%Y-%m-%d %H:%M:%S.") + "%03d" % (
+            now.microsecond // 1000)
+        refund["gmt_refund_pay"] = beijing_str(now)
+        if refund["cumulative_fen"] >= trade["total_fen"]:
+            trade["status"] = "TRADE_CLOSED"
+            trade["gmt_close"] = refund["gmt_refund_pay"]
 
     def _refund_reply(self, trade, refund, fund_change):
         reply = {
@@ -801,12 +825,16 @@ class AlipayProvider:
                 "out_request_no": out_request_no,
                 "total_amount": fen_to_amount(trade["total_fen"]),
                 "refund_amount": fen_to_amount(refund["refund_fen"]),
-                "refund_status": "REFUND_SUCCESS",
             }
+            # Alipay returns refund_status only as REFUND_SUCCESS; without it
+            # the refund was not received or has not succeeded (yet).
+            if refund["refund_status"]:
+                reply["refund_status"] = refund["refund_status"]
             if refund["refund_reason"]:
                 reply["refund_reason"] = refund["refund_reason"]
             options = biz.get("query_options")
-            if isinstance(options, list) and "gmt_refund_pay" in options:
+            if (isinstance(options, list) and "gmt_refund_pay" in options
+                    and refund["gmt_refund_pay"]):
                 reply["gmt_refund_pay"] = refund["gmt_refund_pay"]
             return reply
 
@@ -823,7 +851,7 @@ class AlipayProvider:
                 if trade["gmt_payment"] and trade["gmt_payment"].startswith(period):
                     out.append(self._pay_entry(trade, trade["gmt_payment"], rate))
                 for refund in trade["refunds"]:
-                    if refund["gmt_refund_pay"].startswith(period):
+                    if refund["gmt_refund_pay"] and refund["gmt_refund_pay"].startswith(period):
                         entry = self._pay_entry(trade, refund["gmt_refund_pay"], rate)
                         entry.update({"kind": "refund", "refund_fen": refund["refund_fen"],
                                       "fee_fen": bills.fee_fen(refund["refund_fen"], rate),
@@ -1010,6 +1038,32 @@ class AlipayProvider:
 
     def ctl_pay_closed(self, req):
         return self.pay_closed(req.json())
+
+    def ctl_refund_complete(self, req):
+        """A deferred refund (alipay_refund_deferred fault) completes: the money
+        goes back, the refund notification is sent, and from now on the refund
+        query answers refund_status REFUND_SUCCESS."""
+        body = req.json()
+        trade, missing = self._ctl_trade_or_404(str(body.get("out_trade_no", "")))
+        if missing:
+            return missing
+        out_request_no = str(body.get("out_request_no", ""))
+        with self.lock:
+            refund = next((r for r in trade["refunds"]
+                           if r["out_request_no"] == out_request_no), None)
+            if refund is None:
+                return json_response({"error": "unknown out_request_no",
+                                      "out_request_no": out_request_no}, 404)
+            if refund["refund_status"]:
+                return json_response({"error": "refund already completed",
+                                      "trade": self._trade_json(trade)}, 409)
+            self._complete_refund(trade, refund)
+        log("alipay refund out_trade_no=%s out_request_no=%s completed (total refunded %s)" % (
+            trade["out_trade_no"], out_request_no, fen_to_amount(refund["cumulative_fen"])))
+        thread = self.notify_refund_async(trade, refund)
+        if thread is not None:
+            thread.join(ATTEMPT_TIMEOUT + 1)
+        return json_response(self._trade_json(trade))
 
     def pay_closed(self, body):
         """A late payment: the buyer paid just as the trade closed. The trade

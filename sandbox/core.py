@@ -146,6 +146,12 @@ FAULT_DEFAULTS = {
     "server_delay_ms": 0,     # server calls wait this long, then are served normally
     "no_notify": False,       # paying sends no payment notification at all
     "refund_timeout": False,  # refund calls are executed, then hang 30 s before replying
+    # Alipay: alipay.trade.refund answers 10000 with fund_change N and moves no
+    # money yet; the refund completes at POST /_sandbox/alipay/refund_complete.
+    "alipay_refund_deferred": False,
+    # WeChat: refunds end in CHANGE (abnormal: handled by hand in the merchant
+    # platform) instead of SUCCESS; POST /_sandbox/wechat/refund_resolve ends it.
+    "wechat_refund_change": False,
 }
 
 

@@ -129,6 +129,7 @@ class WechatProvider:
             ("POST", base + r"/pay_closed", self.ctl_pay_closed),
             ("POST", base + r"/notify", self.ctl_notify),
             ("POST", base + r"/refund_notify", self.ctl_refund_notify),
+            ("POST", base + r"/refund_resolve", self.ctl_refund_resolve),
             ("POST", base + r"/sign", self.ctl_sign),
         ]
 
@@ -545,6 +546,10 @@ class WechatProvider:
                     "success_time": None,
                     "notify_url": notify_url,
                     "notifications": [],
+                    # wechat_refund_change fault: this refund ends abnormal
+                    # (the buyer's card was cancelled or frozen).
+                    "ends_in": ("CHANGE" if self.app.faults.snapshot()["wechat_refund_change"]
+                                else "SUCCESS"),
                 }
                 self.refunds[out_refund_no] = refund
                 trade["refunds"].append(out_refund_no)
@@ -569,13 +574,38 @@ class WechatProvider:
             refund = self.refunds.get(out_refund_no)
             if refund is None or refund["refund_status"] != "PROCESSING":
                 return
-            refund["refund_status"] = "SUCCESS"
-            refund["success_time"] = beijing_str()
+            status = refund.get("ends_in", "SUCCESS")
+            refund["refund_status"] = status
+            if status == "SUCCESS":
+                refund["success_time"] = beijing_str()
             url = refund["notify_url"]
-        log("wechat refund out_refund_no=%s SUCCESS" % out_refund_no)
+        log("wechat refund out_refund_no=%s %s" % (out_refund_no, status))
         if url:
             note = self._new_note(refund, "refund", "SUCCESS", url, MD5)
             self.attempt(refund, note, 0)
+
+    def ctl_refund_resolve(self, req):
+        """The merchant handled an abnormal (CHANGE) refund by hand in the
+        merchant platform: it becomes SUCCESS (paid out another way) or
+        REFUNDCLOSE. No notification follows; the refund query tells."""
+        body = req.json()
+        out_refund_no = str(body.get("out_refund_no", ""))
+        status = body.get("refund_status", "SUCCESS")
+        if status not in ("SUCCESS", "REFUNDCLOSE"):
+            raise BadRequest("refund_status must be SUCCESS or REFUNDCLOSE")
+        with self.lock:
+            refund = self.refunds.get(out_refund_no)
+            if refund is None:
+                return json_response({"error": "unknown out_refund_no",
+                                      "out_refund_no": out_refund_no}, 404)
+            if refund["refund_status"] != "CHANGE":
+                return json_response({"error": "refund is not abnormal (CHANGE)",
+                                      "refund_status": refund["refund_status"]}, 409)
+            refund["refund_status"] = status
+            if status == "SUCCESS":
+                refund["success_time"] = beijing_str()
+        log("wechat refund out_refund_no=%s CHANGE -> %s (by hand)" % (out_refund_no, status))
+        return json_response(self._refund_json(refund))
 
     def refundquery(self, req):
         return self._server_call(req, self._refundquery)
@@ -804,7 +834,8 @@ class WechatProvider:
                 "refund_status": refund["refund_status"],
                 "settlement_refund_fee": str(fee),
                 "settlement_total_fee": str(refund["total_fee"]),
-                "success_time": refund["success_time"] or beijing_str(),
+                "success_time": refund["success_time"] or (
+                    None if refund["refund_status"] == "CHANGE" else beijing_str()),
                 "total_fee": str(refund["total_fee"]),
                 "transaction_id": refund["transaction_id"],
             }
