@@ -337,6 +337,12 @@ static int order_show(cli_t *c, const char *order_no)
     print_result(c, &payments);
     printf("\nrefunds:\n");
     print_result(c, &refunds);
+    for (size_t i = 0; i < refunds.rows; i++) {
+        if (!strcmp(db_cell(&refunds, i, "status"), "ABNORMAL"))
+            printf("\nattention: refund %s is ABNORMAL at the provider (the money left your account but did not "
+                   "reach the buyer): handle it by hand in the merchant platform; its amount stays reserved\n",
+                   db_cell(&refunds, i, "refund_no"));
+    }
     return 0;
 }
 
@@ -587,6 +593,7 @@ static void print_recon_summary(const recon_summary_t *s, const char *channel, c
     printf("  %-20s %6u\n  %-20s %6u\n  %-20s %6u\n  %-20s %6u\n  %-20s %6u\n  %-20s %6u\n", "matched", s->matched,
            "amount mismatch", s->amount_mismatch, "status mismatch", s->status_mismatch, "fee mismatch",
            s->fee_mismatch, "missing locally", s->missing_local, "missing at provider", s->missing_provider);
+    printf("  %-20s %6u\n", "refunds abnormal", s->refund_abnormal);
 }
 
 static int cmd_reconcile(cli_t *c, int argc, char **argv)
@@ -609,11 +616,12 @@ static int cmd_reconcile(cli_t *c, int argc, char **argv)
     if (reconcile_items(c->app, &c->arena, s.run_id, c->json, &items) != PG_OK)
         return report_store_error(c, PG_ERR_DB, "reconcile");
     if (c->json) {
-        json_t *obj = json_pack("{s:s,s:s,s:I,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i}", "channel", o.channel, "date", o.date,
-                                "run_id", (json_int_t)s.run_id, "rows", s.rows, "imported", s.imported, "matched",
-                                s.matched, "amount_mismatch", s.amount_mismatch, "status_mismatch", s.status_mismatch,
-                                "fee_mismatch", s.fee_mismatch, "missing_local", s.missing_local, "missing_provider",
-                                s.missing_provider, "unexplained", reconcile_unexplained(&s));
+        json_t *obj = json_pack("{s:s,s:s,s:I,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i}", "channel", o.channel, "date",
+                                o.date, "run_id", (json_int_t)s.run_id, "rows", s.rows, "imported", s.imported,
+                                "matched", s.matched, "amount_mismatch", s.amount_mismatch, "status_mismatch",
+                                s.status_mismatch, "fee_mismatch", s.fee_mismatch, "missing_local", s.missing_local,
+                                "missing_provider", s.missing_provider, "refund_abnormal", s.refund_abnormal,
+                                "unexplained", reconcile_unexplained(&s));
         json_object_set_new(obj, "items", result_json(&items));
         json_dumpf(obj, stdout, JSON_INDENT(2));
         fputc('\n', stdout);

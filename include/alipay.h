@@ -117,14 +117,17 @@ pg_err alipay_trade_close(arena_t *a, const alipay_client_t *c, const char *out_
                           buf_t *err);
 
 typedef struct alipay_refund_result {
-    bool fund_change;              /* "Y" */
+    bool fund_change;              /* "Y": this call moved money. N or absent:
+                                      confirm with alipay_refund_query */
     int64_t refund_total_fen;      /* refund_fee: cumulative over the trade */
     const char *trade_no;          /* NULL when not sent */
 } alipay_refund_result_t;
 
 /* alipay.trade.refund with biz_content {out_trade_no, refund_amount (yuan,
  * two decimals), out_request_no, refund_reason (when set)}. Outcome:
- *   PG_OK            refunded (10000)
+ *   PG_OK            accepted (10000); a confirmed refund only when
+ *                    out->fund_change (fund_change "Y"), else confirm it
+ *                    with alipay_refund_query (refund_status REFUND_SUCCESS)
  *   PG_ERR_CONFLICT  definitively refused, nothing happened: 40004 business
  *                    errors other than ACQ.SYSTEM_ERROR (sub_code in err),
  *                    and 40001/40002/40003/40006 (the gateway did not take
@@ -139,9 +142,10 @@ typedef struct alipay_refund_result {
  * A 40004 is believed only when signed (unsigned -> PG_ERR_TIMEOUT). A
  * signed 10000 whose refund_fee is missing or malformed is PG_ERR_TIMEOUT
  * too (it happened, but the reply cannot be read: query). fund_change "N"
- * with 10000 is a repeat of an out_request_no that was already refunded:
- * still PG_OK. Transport failures (connection refused included: httpc
- * cannot say whether bytes left) are unknown. */
+ * with 10000 (a repeat of an out_request_no, or a refund not executed yet)
+ * is PG_OK with fund_change false: "query to confirm", never "refunded".
+ * Transport failures (connection refused included: httpc cannot say whether
+ * bytes left) are unknown. */
 pg_err alipay_trade_refund(arena_t *a, const alipay_client_t *c, const char *out_trade_no,
                            const char *out_request_no, int64_t refund_fen, const char *reason,
                            alipay_refund_result_t *out, buf_t *err);
@@ -158,7 +162,9 @@ typedef struct alipay_refund_query_result {
  * query worked: a refund that does not exist (or is not processed yet; Alipay
  * advises querying 10 s or more after the refund call) comes back without
  * refund_amount -> PG_OK, found=false. The refund succeeded iff found and
- * refund_status is "REFUND_SUCCESS"; any other refund_status value, or a
+ * refund_status is "REFUND_SUCCESS"; found without refund_status means the
+ * refund was not received or failed (Alipay: send it again with the same
+ * out_request_no and amount); any other refund_status value, or a
  * malformed refund_amount -> PG_ERR_UPSTREAM; a reply for another
  * out_trade_no/out_request_no -> PG_ERR_MISMATCH. Other failures as
  * alipay_trade_query. */

@@ -45,8 +45,13 @@ typedef struct channel_refund {
     const char *reason;
 } channel_refund_t;
 
-/* REFUND_UNKNOWN: the provider has no such refund (safe to send it again). */
-typedef enum { REFUND_UNKNOWN, REFUND_PROCESSING, REFUND_DONE, REFUND_REFUSED } channel_refund_state_t;
+/* REFUND_UNKNOWN: the provider has no such refund (safe to send it again).
+ * REFUND_ABNORMAL: the provider took the money but could not pay it back
+ * (WeChat CHANGE: the buyer's card cancelled or frozen); it is handled by
+ * hand in the merchant platform: neither failed nor done. */
+typedef enum {
+    REFUND_UNKNOWN, REFUND_PROCESSING, REFUND_DONE, REFUND_REFUSED, REFUND_ABNORMAL
+} channel_refund_state_t;
 typedef struct channel_refund_outcome {
     channel_refund_state_t state;
     const char *provider_refund_no;

@@ -24,6 +24,7 @@ typedef struct payment_event {
     int64_t amount_fen;          /* what the provider says was paid (the trade's total) */
     const char *refund_no;       /* PAY_EVENT_REFUND: our refund number, NULL if not ours */
     bool refund_succeeded;
+    bool refund_abnormal;        /* PAY_EVENT_REFUND: WeChat CHANGE (neither failed nor succeeded) */
     int64_t refund_fen;          /* PAY_EVENT_REFUND: this refund's amount, 0 = not given */
     const char *provider_refund_no;
     const char *kind_name;       /* notifications.kind: NULL = "payment"/"refund" */

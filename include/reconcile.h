@@ -16,6 +16,7 @@ typedef struct recon_summary {
     unsigned fee_mismatch;
     unsigned missing_local;      /* the provider has it, we do not (e.g. a notification lost, never synced) */
     unsigned missing_provider;   /* we have it, the bill does not */
+    unsigned refund_abnormal;    /* refunds ABNORMAL at the provider (WeChat CHANGE) by that day: by hand */
 } recon_summary_t;
 
 /* channel alipay|wechat, ymd YYYY-MM-DD (Beijing day), bill_file NULL =

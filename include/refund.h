@@ -3,7 +3,9 @@
  * can never exceed what was paid), then sent to the provider with its own
  * refund_no as the provider's idempotency key; an unknown outcome stays
  * PENDING and is settled by refund_drive (query first, resend only when the
- * provider has never seen it). */
+ * provider has never seen it). States: PENDING -> SUCCEEDED | FAILED |
+ * ABNORMAL (provider-side trouble to handle by hand; -> SUCCEEDED or FAILED
+ * when the provider ends it). Every state but FAILED holds its amount. */
 #ifndef REFUND_H
 #define REFUND_H
 #include <stdbool.h>
@@ -19,7 +21,7 @@ typedef struct refund_request {
 
 typedef struct refund_result {
     const char *refund_no;
-    const char *status;        /* PENDING | SUCCEEDED | FAILED */
+    const char *status;        /* PENDING | SUCCEEDED | FAILED | ABNORMAL */
     int64_t amount_fen;
     bool repeated;             /* idempotent repeat of request_id */
     const char *error_code;    /* on failure: invalid_field, not_found, refund_exceeds_paid, ... */
@@ -35,6 +37,15 @@ pg_err refund_drive(pg_app_t *app, arena_t *a, const char *refund_no, buf_t *msg
  * webhook event. *changed false when it was already recorded. */
 pg_err refund_apply_in_tx(pg_app_t *app, arena_t *a, const char *refund_no, bool succeeded,
                           const char *provider_refund_no, const char *failure, bool *changed);
+
+/* The provider says the refund is abnormal (WeChat CHANGE: it took the money
+ * but could not pay the buyer; handled by hand in the merchant platform):
+ * PENDING -> ABNORMAL once, inside the caller's transaction, with an error
+ * log line and a refund.abnormal webhook event. The amount stays reserved
+ * against the paid amount; refund_drive keeps asking (hourly) until the
+ * provider ends it. *changed false when it was not PENDING. */
+pg_err refund_mark_abnormal_in_tx(pg_app_t *app, arena_t *a, const char *refund_no, const char *provider_refund_no,
+                                  bool *changed);
 
 /* A new automatic refund of a whole payment (a late payment, or one made twice),
  * inside the caller's transaction; the refund_no is written to out[25]. */

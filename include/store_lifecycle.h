@@ -19,14 +19,14 @@ typedef struct refund_row {
     int64_t payment_amount_fen;
     int64_t amount_fen;
     const char *kind;            /* merchant | auto */
-    const char *status;          /* PENDING | SUCCEEDED | FAILED */
+    const char *status;          /* PENDING | SUCCEEDED | FAILED | ABNORMAL */
     const char *request_hash;
     int64_t attempts;
     const char *reason;
 } refund_row_t;
 
 /* The order row locked FOR UPDATE with what refunds already hold:
- * reserved = PENDING + SUCCEEDED merchant refunds. */
+ * reserved = every merchant refund not FAILED (PENDING, SUCCEEDED, ABNORMAL). */
 typedef struct order_lock {
     int64_t id;
     const char *order_no;
@@ -50,9 +50,16 @@ pg_err store_refund_insert(db_t *db, const char *refund_no, int64_t order_id, in
                            const char *request_id, const char *request_hash);
 pg_err store_refund_get(db_t *db, arena_t *a, const char *refund_no, bool for_update, refund_row_t *out);
 pg_err store_refund_by_request_id(db_t *db, arena_t *a, const char *request_id, refund_row_t *out);
-/* Conditional: only from PENDING. */
+/* Conditional: only from PENDING or ABNORMAL (an abnormal refund handled by
+ * hand ends SUCCEEDED, or FAILED when the provider closes it). */
 pg_err store_refund_finish(db_t *db, int64_t refund_id, bool succeeded, const char *provider_refund_no,
                            const char *failure, bool *changed);
+/* PENDING -> ABNORMAL (only from PENDING); detail goes to failure. */
+pg_err store_refund_mark_abnormal(db_t *db, int64_t refund_id, const char *provider_refund_no, const char *detail,
+                                  bool *changed);
+/* store_refunds_pending also lists ABNORMAL refunds not asked about for this
+ * long (seconds, as SQL text): the provider may end them after manual handling. */
+#define STORE_REFUND_ABNORMAL_RECHECK_S "3600"
 pg_err store_refund_note_attempt(db_t *db, int64_t refund_id, const char *provider_refund_no);
 pg_err store_refunds_pending(db_t *db, arena_t *a, int min_age_s, db_result_t *out);
 pg_err store_order_refunds(db_t *db, arena_t *a, int64_t order_id, db_result_t *out);

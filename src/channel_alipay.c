@@ -79,7 +79,9 @@ static pg_err alipay_close(pg_app_t *app, arena_t *a, const char *payment_no, bu
     return alipay_trade_close(a, &app->alipay, payment_no, err);
 }
 
-/* Alipay refunds are synchronous: 10000 means the money went back. */
+/* A 10000 reply is a confirmed refund only with fund_change Y (money moved
+ * by this call); N or no fund_change: the outcome is confirmed by the refund
+ * query, so the refund stays PENDING until then. */
 static pg_err alipay_refund(pg_app_t *app, arena_t *a, const channel_refund_t *r, channel_refund_outcome_t *out,
                             buf_t *err)
 {
@@ -87,7 +89,7 @@ static pg_err alipay_refund(pg_app_t *app, arena_t *a, const channel_refund_t *r
     pg_err rc = alipay_trade_refund(a, &app->alipay, r->payment_no, r->refund_no, r->amount_fen, r->reason, &res, err);
     memset(out, 0, sizeof *out);
     if (rc == PG_OK)
-        out->state = REFUND_DONE;
+        out->state = res.fund_change ? REFUND_DONE : REFUND_PROCESSING;
     else if (rc == PG_ERR_CONFLICT)
         out->state = REFUND_REFUSED;
     return rc;
@@ -101,7 +103,11 @@ static pg_err alipay_refund_state(pg_app_t *app, arena_t *a, const channel_refun
     memset(out, 0, sizeof *out);
     if (rc != PG_OK)
         return rc;
-    if (!q.found)
+    /* Only refund_status REFUND_SUCCESS confirms it; the refund's fields
+     * without it mean "not received or failed": Alipay's advice is to send
+     * it again with the same out_request_no and amount (answered
+     * fund_change N if it did go through meanwhile). */
+    if (!q.found || q.refund_status == NULL)
         out->state = REFUND_UNKNOWN;
     else if (q.refund_fen != r->amount_fen)
         return PG_ERR_MISMATCH;

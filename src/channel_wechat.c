@@ -172,8 +172,10 @@ static pg_err wechat_refund_state(pg_app_t *app, arena_t *a, const channel_refun
         out->state = q.refund_fee == r->amount_fen ? REFUND_DONE : REFUND_PROCESSING;
     else if (!strcmp(q.refund_status, "PROCESSING"))
         out->state = REFUND_PROCESSING;
+    else if (!strcmp(q.refund_status, "CHANGE"))
+        out->state = REFUND_ABNORMAL;  /* handled by hand in the merchant platform */
     else
-        out->state = REFUND_REFUSED;   /* REFUNDCLOSE, CHANGE: the money did not go back */
+        out->state = REFUND_REFUSED;   /* REFUNDCLOSE: the money did not go back */
     if (out->state == REFUND_PROCESSING && !strcmp(q.refund_status, "SUCCESS"))
         return PG_ERR_MISMATCH;
     return PG_OK;

@@ -92,14 +92,18 @@ static pg_err apply_refund(pg_app_t *app, arena_t *a, const payment_event_t *ev,
         set_outcome(res, false, "amount_mismatch", "refund does not match ours (payment or amount)");
         return PG_ERR_MISMATCH;
     }
-    rc = refund_apply_in_tx(app, a, ev->refund_no, ev->refund_succeeded, ev->provider_refund_no,
-                            ev->refund_succeeded ? NULL : "refund failed at the provider", &changed);
+    if (ev->refund_abnormal)
+        rc = refund_mark_abnormal_in_tx(app, a, ev->refund_no, ev->provider_refund_no, &changed);
+    else
+        rc = refund_apply_in_tx(app, a, ev->refund_no, ev->refund_succeeded, ev->provider_refund_no,
+                                ev->refund_succeeded ? NULL : "refund failed at the provider", &changed);
     if (rc == PG_ERR_NOT_FOUND) {
         set_outcome(res, true, "ignored", "refund not made through paygate");
         return PG_OK;
     }
     if (rc == PG_OK)
-        set_outcome(res, true, changed ? "accepted" : "duplicate", ev->refund_succeeded ? "refunded" : "refund failed");
+        set_outcome(res, true, changed ? "accepted" : "duplicate",
+                    ev->refund_abnormal ? "refund abnormal" : ev->refund_succeeded ? "refunded" : "refund failed");
     return rc;
 }
 
@@ -429,6 +433,7 @@ void notify_wechat_refund(pg_app_t *app, arena_t *a, const char *body, size_t le
     ev.amount_fen = n.total_fee;
     ev.refund_no = n.out_refund_no;
     ev.refund_succeeded = !strcmp(n.refund_status, "SUCCESS");
+    ev.refund_abnormal = !strcmp(n.refund_status, "CHANGE");
     ev.refund_fen = n.refund_fee;
     ev.provider_refund_no = n.refund_id;
     (void)notify_apply(app, a, &ev, res);

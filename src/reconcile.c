@@ -158,6 +158,8 @@ static pg_err add_item(recon_ctx_t *c, const char *category, const char *kind, c
         s->fee_mismatch++;
     else if (!strcmp(category, "missing_local"))
         s->missing_local++;
+    else if (!strcmp(category, "refund_abnormal"))
+        s->refund_abnormal++;
     else
         s->missing_provider++;
     return db_exec(c->app->db,
@@ -203,6 +205,8 @@ static int64_t rate_of(const recon_ctx_t *c)
     return !strcmp(c->channel, "wechat") ? c->app->cfg->fees.wechat_rate_bp : c->app->cfg->fees.alipay_rate_bp;
 }
 
+#define RECON_ABNORMAL_DETAIL "ABNORMAL at the provider: handle it by hand in the merchant platform"
+
 static pg_err match_refund(recon_ctx_t *c, const db_result_t *rows, size_t i)
 {
     const char *no = db_cell(rows, i, "out_refund_no"), *trade = db_cell(rows, i, "out_trade_no");
@@ -225,6 +229,9 @@ static pg_err match_refund(recon_ctx_t *c, const db_result_t *rows, size_t i)
                             "refunded at the provider, no such refund here");
         return add_item(c, "missing_local", "refund", trade, no, 0, amount, false, "unknown refund");
     }
+    if (!strcmp(db_cell(&r, 0, "status"), "ABNORMAL"))
+        return add_item(c, "refund_abnormal", "refund", trade, no, db_cell_i64(&r, 0, "amount_fen"), amount, true,
+                        RECON_ABNORMAL_DETAIL);
     if (strcmp(db_cell(&r, 0, "status"), "SUCCEEDED"))
         return add_item(c, "status_mismatch", "refund", trade, no, db_cell_i64(&r, 0, "amount_fen"), amount, true,
                         db_cell(&r, 0, "status"));
@@ -268,6 +275,27 @@ static pg_err find_missing_at_provider(recon_ctx_t *c)
     return rc;
 }
 
+/* Every refund of the channel still ABNORMAL by the end of that day (the
+ * provider took the money and could not pay the buyer): listed by each run
+ * until it is handled by hand and the provider ends it. */
+static pg_err find_abnormal_refunds(recon_ctx_t *c)
+{
+    db_val_t p[] = { DB_S(c->channel), DB_S(c->ymd), DB_I(c->run_id) };
+    db_result_t r;
+    pg_err rc = db_query(c->app->db, c->a,
+                         "SELECT p.payment_no, r.refund_no, r.amount_fen FROM refunds r"
+                         " JOIN payments p ON p.id = r.payment_id WHERE p.channel = ? AND r.status = 'ABNORMAL'"
+                         " AND DATE(r.created_at + INTERVAL 8 HOUR) <= ?"
+                         " AND NOT EXISTS (SELECT 1 FROM recon_items i WHERE i.run_id = ?"
+                         "   AND i.out_refund_no = r.refund_no)"
+                         " ORDER BY r.id",
+                         p, 3, &r);
+    for (size_t i = 0; rc == PG_OK && i < r.rows; i++)
+        rc = add_item(c, "refund_abnormal", "refund", db_cell(&r, i, "payment_no"), db_cell(&r, i, "refund_no"),
+                      db_cell_i64(&r, i, "amount_fen"), 0, true, RECON_ABNORMAL_DETAIL);
+    return rc;
+}
+
 static pg_err match_all(recon_ctx_t *c)
 {
     db_val_t p[] = { DB_S(c->channel), DB_S(c->ymd) };
@@ -287,14 +315,16 @@ static pg_err match_all(recon_ctx_t *c)
         rc = !strcmp(db_cell(&rows, i, "kind"), "refund") ? match_refund(c, &rows, i) : match_payment(c, &rows, i);
     if (rc == PG_OK)
         rc = find_missing_at_provider(c);
+    if (rc == PG_OK)
+        rc = find_abnormal_refunds(c);
     if (rc == PG_OK) {
         recon_summary_t *s = c->s;
         db_val_t u[] = { DB_I(s->matched), DB_I(s->amount_mismatch), DB_I(s->status_mismatch), DB_I(s->fee_mismatch),
-                         DB_I(s->missing_local), DB_I(s->missing_provider), DB_I(c->run_id) };
+                         DB_I(s->missing_local), DB_I(s->missing_provider), DB_I(s->refund_abnormal), DB_I(c->run_id) };
         rc = db_exec(c->app->db,
                      "UPDATE recon_runs SET matched = ?, amount_mismatch = ?, status_mismatch = ?, fee_mismatch = ?,"
-                     " missing_local = ?, missing_provider = ? WHERE id = ?",
-                     u, 7, NULL, NULL);
+                     " missing_local = ?, missing_provider = ?, refund_abnormal = ? WHERE id = ?",
+                     u, 8, NULL, NULL);
     }
     return rc;
 }
@@ -367,7 +397,8 @@ pg_err reconcile_run(pg_app_t *app, arena_t *a, const char *channel, const char 
 
 unsigned reconcile_unexplained(const recon_summary_t *s)
 {
-    return s->amount_mismatch + s->status_mismatch + s->fee_mismatch + s->missing_local + s->missing_provider;
+    return s->amount_mismatch + s->status_mismatch + s->fee_mismatch + s->missing_local + s->missing_provider +
+           s->refund_abnormal;
 }
 
 pg_err reconcile_items(pg_app_t *app, arena_t *a, int64_t run_id, bool all, db_result_t *out)

@@ -201,6 +201,47 @@ pg_err refund_apply_in_tx(pg_app_t *app, arena_t *a, const char *refund_no, bool
     return rc;
 }
 
+#define REFUND_ABNORMAL_DETAIL "abnormal at the provider: handle it by hand in the merchant platform"
+
+pg_err refund_mark_abnormal_in_tx(pg_app_t *app, arena_t *a, const char *refund_no, const char *provider_refund_no,
+                                  bool *changed)
+{
+    refund_row_t r;
+    order_lock_t o;
+    char extra[160];
+    pg_err rc = store_refund_get(app->db, a, refund_no, false, &r);
+    *changed = false;
+    if (rc != PG_OK)
+        return rc;
+    rc = store_order_lock_by_id(app->db, a, r.order_id, &o);   /* order first, then refund: one lock order */
+    if (rc == PG_OK)
+        rc = store_refund_mark_abnormal(app->db, r.id, provider_refund_no, REFUND_ABNORMAL_DETAIL, changed);
+    if (rc != PG_OK || !*changed)
+        return rc;
+    log_msg(LOG_ERROR,
+            "refund %s of order %s (%lld fen, %s) is ABNORMAL: the provider took the money but could not pay "
+            "it back to the buyer; handle it by hand in the %s merchant platform (the amount stays reserved)",
+            refund_no, r.order_no, (long long)r.amount_fen, r.channel, r.channel);
+    snprintf(extra, sizeof extra, "\"refund_no\":\"%s\",\"refund_amount_fen\":%lld,\"refund_status\":\"ABNORMAL\"",
+             refund_no, (long long)r.amount_fen);
+    return events_queue(app, a, "refund.abnormal", r.order_no, extra);
+}
+
+typedef struct abnormal_ctx {
+    pg_app_t *app;
+    arena_t *a;
+    const char *refund_no;
+    const char *provider_refund_no;
+    bool changed;
+} abnormal_ctx_t;
+
+static pg_err abnormal_tx(db_t *db, void *arg)
+{
+    abnormal_ctx_t *c = arg;
+    (void)db;
+    return refund_mark_abnormal_in_tx(c->app, c->a, c->refund_no, c->provider_refund_no, &c->changed);
+}
+
 static pg_err apply_tx(db_t *db, void *arg)
 {
     apply_ctx_t *c = arg;
@@ -232,6 +273,10 @@ static pg_err handle_outcome(pg_app_t *app, arena_t *a, const refund_row_t *r, p
     }
     if (out->state == REFUND_DONE)
         return apply(app, a, r->refund_no, true, out->provider_refund_no, NULL);
+    if (out->state == REFUND_ABNORMAL && !strcmp(r->status, "PENDING")) {
+        abnormal_ctx_t c = { app, a, r->refund_no, out->provider_refund_no, false };
+        return db_tx(app->db, abnormal_tx, &c);
+    }
     if (out->provider_refund_no)
         return store_refund_note_attempt(app->db, r->id, out->provider_refund_no);
     return PG_OK;
@@ -251,6 +296,25 @@ static pg_err send_refund(pg_app_t *app, arena_t *a, const pay_channel_t *ch, co
     return handle_outcome(app, a, r, rc, &out, msg);
 }
 
+/* An abnormal refund is never sent again, only asked about (hourly, see
+ * store_refunds_pending) until the provider ends it after it was handled by
+ * hand: SUCCESS -> SUCCEEDED, REFUNDCLOSE -> FAILED. */
+static pg_err recheck_abnormal(pg_app_t *app, arena_t *a, const pay_channel_t *ch, const refund_row_t *r,
+                               const channel_refund_t *cr, buf_t *msg)
+{
+    channel_refund_outcome_t out;
+    pg_err rc;
+    memset(&out, 0, sizeof out);
+    rc = ch->refund_query(app, a, cr, &out, msg);
+    if (rc == PG_OK && (out.state == REFUND_DONE || out.state == REFUND_REFUSED))
+        return handle_outcome(app, a, r, rc, &out, msg);
+    if (rc == PG_OK && out.state == REFUND_UNKNOWN)
+        log_msg(LOG_ERROR, "abnormal refund %s: the provider no longer knows it; check the merchant platform",
+                r->refund_no);
+    (void)store_refund_note_attempt(app->db, r->id, out.provider_refund_no);   /* next look in an hour */
+    return rc;
+}
+
 pg_err refund_drive(pg_app_t *app, arena_t *a, const char *refund_no, buf_t *msg)
 {
     refund_row_t r;
@@ -258,7 +322,7 @@ pg_err refund_drive(pg_app_t *app, arena_t *a, const char *refund_no, buf_t *msg
     channel_refund_outcome_t out;
     const pay_channel_t *ch;
     pg_err rc = store_refund_get(app->db, a, refund_no, false, &r);
-    if (rc != PG_OK || strcmp(r.status, "PENDING"))
+    if (rc != PG_OK || (strcmp(r.status, "PENDING") && strcmp(r.status, "ABNORMAL")))
         return rc;
     ch = channel_find(r.channel);
     if (!ch || !ch->enabled(app))
@@ -269,6 +333,8 @@ pg_err refund_drive(pg_app_t *app, arena_t *a, const char *refund_no, buf_t *msg
     cr.payment_amount_fen = r.payment_amount_fen;
     cr.amount_fen = r.amount_fen;
     cr.reason = r.reason;
+    if (!strcmp(r.status, "ABNORMAL"))
+        return recheck_abnormal(app, a, ch, &r, &cr, msg);
     if (r.attempts == 0)
         return send_refund(app, a, ch, &r, &cr, msg);
     memset(&out, 0, sizeof out);

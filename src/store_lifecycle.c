@@ -8,7 +8,7 @@
 #define ORDER_LOCK_SELECT                                                                          \
     "SELECT o.id, o.order_no, o.status, o.amount_fen, o.refunded_fen, o.user_ref, o.product_id,"   \
     " COALESCE((SELECT SUM(r.amount_fen) FROM refunds r WHERE r.order_id = o.id"                   \
-    "   AND r.kind = 'merchant' AND r.status IN ('PENDING','SUCCEEDED')), 0) AS reserved_fen,"     \
+    "   AND r.kind = 'merchant' AND r.status <> 'FAILED'), 0) AS reserved_fen,"                    \
     " p.id AS paid_payment_id, p.payment_no AS paid_payment_no, p.channel AS paid_channel,"        \
     " p.amount_fen AS paid_payment_amount_fen"                                                     \
     " FROM orders o LEFT JOIN payments p ON p.order_id = o.id AND p.status = 'PAID'"               \
@@ -117,8 +117,22 @@ pg_err store_refund_finish(db_t *db, int64_t refund_id, bool succeeded, const ch
     pg_err rc = db_exec(db,
                         "UPDATE refunds SET status = ?, provider_refund_no = COALESCE(?, provider_refund_no),"
                         " failure = LEFT(?, 200), succeeded_at = IF(? = 1, UTC_TIMESTAMP(), NULL)"
-                        " WHERE id = ? AND status = 'PENDING'",
+                        " WHERE id = ? AND status IN ('PENDING','ABNORMAL')",
                         p, 5, &n, NULL);
+    *changed = n == 1;
+    return rc;
+}
+
+pg_err store_refund_mark_abnormal(db_t *db, int64_t refund_id, const char *provider_refund_no, const char *detail,
+                                  bool *changed)
+{
+    db_val_t p[] = { DB_S(provider_refund_no), DB_S(detail), DB_I(refund_id) };
+    uint64_t n = 0;
+    pg_err rc = db_exec(db,
+                        "UPDATE refunds SET status = 'ABNORMAL', provider_refund_no = COALESCE(?, provider_refund_no),"
+                        " failure = LEFT(?, 200), last_attempt_at = UTC_TIMESTAMP()"
+                        " WHERE id = ? AND status = 'PENDING'",
+                        p, 3, &n, NULL);
     *changed = n == 1;
     return rc;
 }
@@ -136,8 +150,10 @@ pg_err store_refunds_pending(db_t *db, arena_t *a, int min_age_s, db_result_t *o
 {
     db_val_t p[] = { DB_I(min_age_s) };
     return db_query(db, a,
-                    "SELECT refund_no FROM refunds WHERE status = 'PENDING'"
-                    " AND (last_attempt_at IS NULL OR last_attempt_at < UTC_TIMESTAMP() - INTERVAL ? SECOND)"
+                    "SELECT refund_no FROM refunds WHERE (status = 'PENDING'"
+                    " AND (last_attempt_at IS NULL OR last_attempt_at < UTC_TIMESTAMP() - INTERVAL ? SECOND))"
+                    " OR (status = 'ABNORMAL' AND last_attempt_at < UTC_TIMESTAMP() - INTERVAL "
+                    STORE_REFUND_ABNORMAL_RECHECK_S " SECOND)"
                     " ORDER BY id LIMIT 200",
                     p, 1, out);
 }
