@@ -285,8 +285,14 @@ static int cmd_creator(cli_t *c, int argc, char **argv)
     }
     if (strcmp(argv[0], "add") || parse_opts(argc, argv, &o) < 0)
         return usage();
-    if (!text_is_token(o.id, 64, "_.-") || !o.name || !*o.name || strlen(o.name) > 200) {
-        fprintf(stderr, "paygatectl: creator add needs --id (1-64 of [A-Za-z0-9_.-]) and --name (1-200 chars)\n");
+    if (o.id && strlen(o.id) > STORE_CREATOR_ID_MAX) {   /* its ledger accounts would not fit */
+        fprintf(stderr, "paygatectl: --id is %zu characters long; a creator id is at most %d characters"
+                " (the ledger's account names are built from it)\n", strlen(o.id), STORE_CREATOR_ID_MAX);
+        return EXIT_USAGE;
+    }
+    if (!text_is_token(o.id, STORE_CREATOR_ID_MAX, "_.-") || !o.name || !*o.name || strlen(o.name) > 200) {
+        fprintf(stderr, "paygatectl: creator add needs --id (1-%d of [A-Za-z0-9_.-]) and --name (1-200 chars)\n",
+                STORE_CREATOR_ID_MAX);
         return EXIT_USAGE;
     }
     if (open_app(c))
@@ -435,11 +441,11 @@ static int cmd_close(cli_t *c, int argc, char **argv)
 static void print_cron_report(const cli_t *c, const cron_report_t *r, bool with_expiry)
 {
     if (c->json) {
-        printf("{\"skipped\":%s,\"expired_closed\":%u,\"orders_closed\":%u,\"synced_paid\":%u,"
+        printf("{\"skipped\":%s,\"lease_lost\":%s,\"expired_closed\":%u,\"orders_closed\":%u,\"synced_paid\":%u,"
                "\"synced_closed\":%u,\"queries_failed\":%u,\"refunds_examined\":%u,\"refunds_open\":%u,"
                "\"webhooks_delivered\":%u,\"webhooks_failed\":%u,\"webhooks_dead\":%u,\"daily_done\":%s,"
                "\"settled_batches\":%u,\"recon_unexplained\":%u}\n",
-               r->skipped ? "true" : "false", r->expired.closed, r->expired.orders_closed, r->synced.paid,
+               r->skipped ? "true" : "false", r->lease_lost ? "true" : "false", r->expired.closed, r->expired.orders_closed, r->synced.paid,
                r->synced.closed, r->synced.failed + r->expired.failed, r->refunds_examined, r->refunds_open,
                r->webhooks.delivered, r->webhooks.failed, r->webhooks.dead, r->daily_done ? "true" : "false",
                r->settled_batches, r->recon_unexplained);
@@ -484,7 +490,10 @@ static int cmd_cron(cli_t *c)
         return 1;
     rc = cron_run(c->app, &c->arena, &r);
     print_cron_report(c, &r, true);
-    if (rc != PG_OK)
+    if (r.lease_lost)
+        fprintf(stderr, "paygatectl: cron stopped: its lease was taken over or could not be renewed"
+                        " (the next pass does the rest)\n");
+    else if (rc != PG_OK)
         fprintf(stderr, "paygatectl: cron failed: %s\n", db_last_error(c->app->db));
     return rc == PG_OK ? 0 : 1;
 }

@@ -32,7 +32,9 @@ typedef struct settle_result {
 
 /* Closes one batch per creator for date D (YYYY-MM-DD): every payable entry
  * available on or before D and not yet settled; writes the payout CSV to
- * csv_path (NULL = none). A second run for the same D changes nothing. */
+ * csv_path (NULL = none). A second run for the same D changes nothing.
+ * A batch is exactly the entries read (by id, under FOR UPDATE): its amount
+ * is their sum, and an entry committed during the run waits for the next. */
 pg_err ledger_settle(pg_app_t *app, arena_t *a, const char *ymd, const char *csv_path, settle_result_t *out,
                      buf_t *msg);
 

@@ -20,7 +20,13 @@
 #include "pg_err.h"
 
 #define LEDGER_MAX_ENTRIES 4
-#define LEDGER_ACCOUNT_SZ  80
+/* An account name is at most ledger_entries.account's VARCHAR(80) long;
+ * the longest ones are "payable:creator:" / "settled:creator:" (16) + a
+ * creator id of up to LEDGER_CREATOR_ID_MAX (64) = 80, so every creator
+ * that can be created has accounts (checked at compile time in ledger.c). */
+#define LEDGER_ACCOUNT_MAX 80
+#define LEDGER_ACCOUNT_SZ  (LEDGER_ACCOUNT_MAX + 1)
+#define LEDGER_CREATOR_ID_MAX 64         /* creators.id VARCHAR(64), [A-Za-z0-9_.-] */
 #define LEDGER_DATE_SZ     11            /* "YYYY-MM-DD" + NUL */
 #define LEDGER_BEIJING_OFFSET_S (8 * 3600)   /* UTC+8, no daylight saving */
 #define LEDGER_MAX_DELAY_DAYS 3660

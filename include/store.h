@@ -57,6 +57,10 @@ typedef struct payment {
     const char *creator_id;     /* the product's creator, NULL when none */
 } payment_t;
 
+/* A creator id is 1..STORE_CREATOR_ID_MAX of [A-Za-z0-9_.-] (the ledger's
+ * account names are built from it: LEDGER_CREATOR_ID_MAX), a name 1..200
+ * bytes; PG_ERR_BAD_INPUT otherwise, nothing stored. */
+#define STORE_CREATOR_ID_MAX 64
 pg_err store_creator_add(db_t *db, const char *id, const char *name);
 pg_err store_creator_list(db_t *db, arena_t *a, db_result_t *out);
 pg_err store_product_add(db_t *db, const char *sku, const char *title, int64_t price_fen,

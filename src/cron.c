@@ -1,8 +1,12 @@
 /* cron: see include/cron.h. */
 #include "cron.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#include "crypto.h"
 
 #include "ledger.h"
 #include "ledger_math.h"
@@ -84,35 +88,116 @@ static pg_err daily_duties(pg_app_t *app, arena_t *a, cron_report_t *r)
     return PG_OK;
 }
 
-static pg_err take_lock(pg_app_t *app, arena_t *a, bool *got)
+/* The lease (sql/005_cron_lease.sql). Times are the server's clock. */
+#define CRON_LEASE_NAME "cron"
+
+typedef struct cron_lease {
+    arena_t *a;
+    char holder[65];
+    bool takeover;      /* also take it when it expired (the start of a pass) */
+    bool held;
+} cron_lease_t;
+
+static pg_err lease_claim_tx(db_t *db, void *arg)
 {
-    db_result_t res;
-    pg_err rc = db_query(app->db, a, "SELECT GET_LOCK('paygate_cron', 0) AS got", NULL, 0, &res);
-    *got = rc == PG_OK && db_cell_i64(&res, 0, "got") == 1;
+    cron_lease_t *l = arg;
+    db_val_t u[] = { DB_S(l->holder), DB_S(l->holder), DB_I(CRON_LEASE_TTL_S), DB_S(CRON_LEASE_NAME),
+                     DB_S(l->holder), DB_I(l->takeover ? 1 : 0) };
+    db_val_t q[] = { DB_S(CRON_LEASE_NAME) };
+    db_result_t r;
+    pg_err rc;
+    l->held = false;
+    /* ours already, or (starting) free: one statement, the row locked */
+    rc = db_exec(db,
+                 "UPDATE cron_leases SET taken_at = IF(holder = ?, taken_at, UTC_TIMESTAMP(6)),"
+                 " holder = ?, expires_at = UTC_TIMESTAMP(6) + INTERVAL ? SECOND"
+                 " WHERE name = ? AND (holder = ? OR (? AND expires_at <= UTC_TIMESTAMP(6)))",
+                 u, 6, NULL, NULL);
+    if (rc == PG_OK)
+        rc = db_query(db, l->a, "SELECT holder FROM cron_leases WHERE name = ?", q, 1, &r);
+    if (rc != PG_OK)
+        return rc;
+    if (r.rows == 1) {
+        l->held = !strcmp(db_cell(&r, 0, "holder"), l->holder);
+    } else if (l->takeover) {   /* first pass ever: the row is made, ours */
+        db_val_t n[] = { DB_S(CRON_LEASE_NAME), DB_S(l->holder), DB_I(CRON_LEASE_TTL_S) };
+        rc = db_exec(db,
+                     "INSERT INTO cron_leases (name, holder, expires_at, taken_at)"
+                     " VALUES (?, ?, UTC_TIMESTAMP(6) + INTERVAL ? SECOND, UTC_TIMESTAMP(6))",
+                     n, 3, NULL, NULL);
+        l->held = rc == PG_OK;
+        if (rc == PG_ERR_CONFLICT)   /* another pass made it first: its lease */
+            rc = PG_OK;
+    }
     return rc;
+}
+
+static pg_err lease_take(pg_app_t *app, cron_lease_t *l)
+{
+    char suffix[9], host[41] = "";
+    pg_err rc = crypto_random_alnum(suffix, 8);
+    if (rc != PG_OK)
+        return rc;
+    if (gethostname(host, sizeof host - 1) != 0)
+        host[0] = '\0';
+    host[sizeof host - 1] = '\0';
+    snprintf(l->holder, sizeof l->holder, "%s:%ld:%s", host, (long)getpid(), suffix);
+    l->takeover = true;
+    return db_tx(app->db, lease_claim_tx, l);
+}
+
+/* Between duties: still ours? Renewed then; otherwise the pass stops. */
+static pg_err lease_keep(pg_app_t *app, cron_lease_t *l, cron_report_t *r)
+{
+    pg_err rc;
+    l->takeover = false;
+    rc = db_tx(app->db, lease_claim_tx, l);
+    if (rc == PG_OK && !l->held)
+        rc = PG_ERR_CONFLICT;
+    if (rc != PG_OK) {
+        r->lease_lost = true;
+        log_msg(LOG_ERROR, "cron %s: the lease %s; pass stopped, the next pass does the rest", l->holder,
+                rc == PG_ERR_CONFLICT ? "was taken over by another pass" : "could not be renewed");
+    }
+    return rc;
+}
+
+static void lease_give_back(pg_app_t *app, const cron_lease_t *l)
+{
+    db_val_t p[] = { DB_S(CRON_LEASE_NAME), DB_S(l->holder) };
+    (void)db_exec(app->db, "UPDATE cron_leases SET expires_at = UTC_TIMESTAMP(6) WHERE name = ? AND holder = ?", p,
+                  2, NULL, NULL);
 }
 
 pg_err cron_run(pg_app_t *app, arena_t *a, cron_report_t *r)
 {
-    db_result_t res;
-    bool got = false;
+    cron_lease_t lease;
     pg_err rc;
     memset(r, 0, sizeof *r);
-    rc = take_lock(app, a, &got);
+    memset(&lease, 0, sizeof lease);
+    lease.a = a;
+    rc = lease_take(app, &lease);
     if (rc != PG_OK)
         return rc;
-    if (!got) {
+    if (!lease.held) {
         r->skipped = true;
-        log_msg(LOG_INFO, "cron: another pass is running; nothing done");
+        log_msg(LOG_INFO, "cron: another pass holds the lease; nothing done");
         return PG_OK;
     }
     rc = lifecycle_expire(app, a, CRON_EXPIRY_GRACE_S, &r->expired);
     if (rc == PG_OK)
+        rc = lease_keep(app, &lease, r);
+    if (rc == PG_OK)
         rc = cron_sync(app, a, CRON_SYNC_AFTER_S, r);
+    if (rc == PG_OK)
+        rc = lease_keep(app, &lease, r);
     if (rc == PG_OK)
         rc = webhooks_deliver(app, a, &r->webhooks);
     if (rc == PG_OK)
+        rc = lease_keep(app, &lease, r);
+    if (rc == PG_OK)
         rc = daily_duties(app, a, r);
-    (void)db_query(app->db, a, "SELECT RELEASE_LOCK('paygate_cron')", NULL, 0, &res);
+    if (!r->lease_lost)
+        lease_give_back(app, &lease);
     return rc;
 }

@@ -9,8 +9,16 @@
 #include "ledger_math.h"
 #include "log.h"
 #include "money.h"
+#include "store.h"
 
 #define BEIJING_TODAY "DATE(UTC_TIMESTAMP() + INTERVAL 8 HOUR)"
+
+/* Every creator that can be created has its payable and settled accounts. */
+_Static_assert(sizeof "payable:creator:" - 1 + STORE_CREATOR_ID_MAX <= LEDGER_ACCOUNT_MAX,
+               "a creator id must fit in a payable account name");
+_Static_assert(sizeof "settled:creator:" - 1 + STORE_CREATOR_ID_MAX <= LEDGER_ACCOUNT_MAX,
+               "a creator id must fit in a settled account name");
+_Static_assert(STORE_CREATOR_ID_MAX == LEDGER_CREATOR_ID_MAX, "one creator id limit");
 
 static int64_t rate_of(const pg_app_t *app, const char *channel)
 {
@@ -157,33 +165,89 @@ typedef struct settle_ctx {
     bool made;
 } settle_ctx_t;
 
+/* The batch's entries, marked by id in fixed-size statements (the cache
+ * keeps one prepared statement); a short last chunk is padded with id 0,
+ * which no entry has. */
+#define SETTLE_MARK_CHUNK 32
+#define Q8 "?, ?, ?, ?, ?, ?, ?, ?"
+static const char SETTLE_MARK_SQL[] = "UPDATE ledger_entries SET settlement_batch_id = ?"
+                                      " WHERE settlement_batch_id IS NULL AND id IN (" Q8 ", " Q8 ", " Q8 ", " Q8 ")";
+#undef Q8
+
+/* Sum of the amounts read, overflow-checked. */
+static pg_err settle_sum(const db_result_t *r, int64_t *sum_fen)
+{
+    int64_t s = 0;
+    for (size_t i = 0; i < r->rows; i++) {
+        if (__builtin_add_overflow(s, db_cell_i64(r, i, "amount_fen"), &s))
+            return PG_ERR_INTERNAL;
+    }
+    *sum_fen = s;
+    return PG_OK;
+}
+
+/* Exactly the rows of r (locked by the caller's FOR UPDATE) get batch_id;
+ * any other count of changed rows is a bug and rolls the batch back. */
+static pg_err settle_mark(db_t *db, uint64_t batch_id, const db_result_t *r)
+{
+    for (size_t i = 0; i < r->rows; i += SETTLE_MARK_CHUNK) {
+        db_val_t p[1 + SETTLE_MARK_CHUNK];
+        size_t k = r->rows - i < SETTLE_MARK_CHUNK ? r->rows - i : SETTLE_MARK_CHUNK;
+        uint64_t affected = 0;
+        pg_err rc;
+        p[0] = DB_I((int64_t)batch_id);
+        for (size_t j = 0; j < SETTLE_MARK_CHUNK; j++)
+            p[1 + j] = DB_I(j < k ? db_cell_i64(r, i + j, "id") : 0);
+        rc = db_exec(db, SETTLE_MARK_SQL, p, 1 + SETTLE_MARK_CHUNK, &affected, NULL);
+        if (rc != PG_OK)
+            return rc;
+        if (affected != k) {
+            log_msg(LOG_ERROR, "settlement: batch %llu marked %llu of %zu entries; rolled back",
+                    (unsigned long long)batch_id, (unsigned long long)affected, k);
+            return PG_ERR_INTERNAL;
+        }
+    }
+    return PG_OK;
+}
+
+/* One creator's batch for c->ymd. The entries are read with their ids under
+ * FOR UPDATE, summed here, and exactly those ids are marked: an entry
+ * committed meanwhile (READ COMMITTED takes no gap locks) is neither paid
+ * nor marked, and waits for the next batch. */
 static pg_err settle_creator_tx(db_t *db, void *arg)
 {
     settle_ctx_t *c = arg;
     db_val_t q[] = { DB_S(c->creator_id), DB_S(c->ymd) };
     db_result_t r;
-    char batch_no[49], suffix[9];
+    char batch_no[49], suffix[9], settle_txn[56];
     uint64_t batch_id = 0;
-    int64_t owed;
+    int64_t balance = 0, owed;
     ledger_entry_t e[2];
     pg_err rc = db_query(db, c->a,
-                         "SELECT COALESCE(SUM(amount_fen), 0) AS balance, COUNT(*) AS n FROM ledger_entries"
+                         "SELECT id, amount_fen FROM ledger_entries"
                          " WHERE creator_id = ? AND account LIKE 'payable:%' AND settlement_batch_id IS NULL"
-                         " AND available_on <= ? FOR UPDATE",
+                         " AND available_on <= ? ORDER BY id FOR UPDATE",
                          q, 2, &r);
     c->made = false;
+    if (rc == PG_OK)
+        rc = settle_sum(&r, &balance);
     if (rc != PG_OK)
         return rc;
-    owed = -db_cell_i64(&r, 0, "balance");   /* payable is a credit: negative means we owe */
-    if (owed <= 0 || db_cell_i64(&r, 0, "n") == 0)
+    owed = -balance;   /* payable is a credit: negative means we owe */
+    if (owed <= 0 || r.rows == 0)
         return PG_OK;   /* nothing to pay, or refunds exceed earnings: carried to the next batch */
+    if (ledger_account_payable(c->creator_id, e[0].account) != PG_OK ||
+        ledger_account_settled(c->creator_id, e[1].account) != PG_OK)
+        return PG_ERR_INTERNAL;
+    e[0].amount_fen = owed;
+    e[1].amount_fen = -owed;
     rc = crypto_random_alnum(suffix, 8);
     if (rc != PG_OK)
         return rc;
     snprintf(batch_no, sizeof batch_no, "S%.4s%.2s%.2s-%s", c->ymd, c->ymd + 5, c->ymd + 8, suffix);
+    snprintf(settle_txn, sizeof settle_txn, "settle:%s", batch_no);
     {
-        db_val_t b[] = { DB_S(batch_no), DB_S(c->creator_id), DB_S(c->ymd), DB_I(owed),
-                         DB_I(db_cell_i64(&r, 0, "n")) };
+        db_val_t b[] = { DB_S(batch_no), DB_S(c->creator_id), DB_S(c->ymd), DB_I(owed), DB_I((int64_t)r.rows) };
         rc = db_exec(db,
                      "INSERT INTO settlement_batches (batch_no, creator_id, settle_date, amount_fen, entries)"
                      " VALUES (?, ?, ?, ?, ?)",
@@ -191,22 +255,12 @@ static pg_err settle_creator_tx(db_t *db, void *arg)
     }
     if (rc == PG_ERR_CONFLICT)
         return PG_OK;   /* this creator's batch for the date exists: settled already */
-    if (rc == PG_OK) {
-        db_val_t m[] = { DB_I((int64_t)batch_id), DB_S(c->creator_id), DB_S(c->ymd) };
-        rc = db_exec(db,
-                     "UPDATE ledger_entries SET settlement_batch_id = ? WHERE creator_id = ?"
-                     " AND account LIKE 'payable:%' AND settlement_batch_id IS NULL AND available_on <= ?",
-                     m, 3, NULL, NULL);
-    }
-    snprintf(e[0].account, sizeof e[0].account, "payable:creator:%s", c->creator_id);
-    e[0].amount_fen = owed;
-    snprintf(e[1].account, sizeof e[1].account, "settled:creator:%s", c->creator_id);
-    e[1].amount_fen = -owed;
     if (rc == PG_OK)
-        rc = insert_entries(db, arena_printf(c->a, "settle:%s", batch_no), "settlement", NULL, 0, 0, NULL, NULL, NULL,
-                            e, 2);
+        rc = settle_mark(db, batch_id, &r);
+    if (rc == PG_OK)
+        rc = insert_entries(db, settle_txn, "settlement", NULL, 0, 0, NULL, NULL, NULL, e, 2);
     if (rc == PG_OK) {   /* the settling entry itself belongs to the batch */
-        db_val_t m[] = { DB_I((int64_t)batch_id), DB_S(arena_printf(c->a, "settle:%s", batch_no)) };
+        db_val_t m[] = { DB_I((int64_t)batch_id), DB_S(settle_txn) };
         rc = db_exec(db, "UPDATE ledger_entries SET settlement_batch_id = ?, creator_id = NULL WHERE txn_id = ?", m, 2,
                      NULL, NULL);
     }

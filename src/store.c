@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "text.h"
+
 #define ISO(col) "DATE_FORMAT(" col ", '%Y-%m-%dT%H:%i:%sZ')"
 
 void store_format_datetime(time_t t, char out[20])
@@ -17,6 +19,8 @@ void store_format_datetime(time_t t, char out[20])
 pg_err store_creator_add(db_t *db, const char *id, const char *name)
 {
     db_val_t p[] = { DB_S(id), DB_S(name) };
+    if (!text_is_token(id, STORE_CREATOR_ID_MAX, "_.-") || !name || !*name || strlen(name) > 200)
+        return PG_ERR_BAD_INPUT;
     return db_exec(db, "INSERT INTO creators (id, name) VALUES (?, ?)", p, 2, NULL, NULL);
 }
 

@@ -908,6 +908,12 @@ def test_a_refund_after_settlement_leaves_settled_money_alone(lh, day, tmp_path)
 
 
 def test_settlement_batches_equal_the_ledger(lh, day):
+    # every batch is exactly the entries marked with it
+    bad = lh.query("SELECT b.id, b.amount_fen, b.entries, COALESCE(-SUM(e.amount_fen), 0) AS owed, "
+                   "COUNT(e.id) AS n FROM settlement_batches b LEFT JOIN ledger_entries e "
+                   "ON e.settlement_batch_id = b.id AND e.kind <> 'settlement' "
+                   "GROUP BY b.id, b.amount_fen, b.entries HAVING owed <> b.amount_fen OR n <> b.entries")
+    assert bad == [], bad
     for creator in ("alice", "bob"):
         total = sum(b["amount_fen"] for b in batches(lh) if b["creator_id"] == creator)
         assert account_sum(lh, "settled:creator:" + creator) == -total

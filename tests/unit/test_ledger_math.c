@@ -283,16 +283,22 @@ static void test_ledger_entries_reject_bad_names_and_splits(void **state)
     assert_int_equal(ledger_entries_payment(NULL, "c", &s, e), 0);
     assert_int_equal(ledger_entries_payment("", "c", &s, e), 0);
     assert_int_equal(ledger_entries_payment("alipay", "c", NULL, e), 0);
-    /* "payable:creator:" is 16 chars: a 63-char id fits in 80, 64 does not */
+    /* "payable:creator:" is 16 chars: the longest creator id (64) fills the
+     * account column's 80 exactly; one more does not fit */
     char id[70];
     memset(id, 'a', sizeof id);
-    id[63] = '\0';
+    id[LEDGER_CREATOR_ID_MAX] = '\0';
     size_t n = ledger_entries_payment("alipay", id, &s, e);
     assert_int_equal(n, 4);
-    assert_int_equal(strlen(e[3].account), 79);
-    id[63] = 'a';
-    id[64] = '\0';
+    assert_int_equal(strlen(e[3].account), LEDGER_ACCOUNT_MAX);
+    assert_int_equal(ledger_entries_refund("alipay", id, &s, e), 4);
+    char acct64[LEDGER_ACCOUNT_SZ];
+    assert_int_equal(ledger_account_settled(id, acct64), PG_OK);
+    assert_int_equal(strlen(acct64), LEDGER_ACCOUNT_MAX);
+    id[LEDGER_CREATOR_ID_MAX] = 'a';
+    id[LEDGER_CREATOR_ID_MAX + 1] = '\0';
     assert_int_equal(ledger_entries_refund("alipay", id, &s, e), 0);
+    assert_int_equal(ledger_account_payable(id, acct64), PG_ERR_BAD_INPUT);
     char ch[80];
     memset(ch, 'w', sizeof ch);
     ch[79] = '\0';
