@@ -285,6 +285,8 @@ class Bench:
         """lighttpd or Apache (mod_proxy_fcgi) on PORT with each mount ->
         a FastCGI TCP port, from the apache-conf/ templates."""
         d.mkdir(parents=True, exist_ok=True)
+        if server != "lighttpd" and os.geteuid() == 0:  # Apache's children must reach d
+            d = S.children_dir(d, *S.current_user_group())
         (d / "htdocs").mkdir(exist_ok=True)
         conf_dir = REPO / "apache-conf"
         parts = []
@@ -344,6 +346,8 @@ class Bench:
             except Exception:
                 pass
         self.procs, self.pools = [], {}
+        for server in SERVERS:
+            S.release_children_dir(RUN / server)
         if (self.db_dir / "mysqld.pid").exists():
             sh(["bash", str(REPO / "scripts/mariadb.sh"), "stop", str(self.db_dir)], check=False,
                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

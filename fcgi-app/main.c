@@ -115,6 +115,7 @@ static void serve_one(pg_app_t *app, arena_t *a, FCGX_Request *r)
     req.content_type = param(r, "CONTENT_TYPE");
     req.authorization = param(r, "HTTP_AUTHORIZATION");
     req.user_agent = param(r, "HTTP_USER_AGENT");
+    req.accept_language = param(r, "HTTP_ACCEPT_LANGUAGE");
     req.remote_addr = param(r, "REMOTE_ADDR");
     if (!req.method)
         req.method = "GET";

@@ -12,6 +12,7 @@
 #include "store_lifecycle.h"
 #include "text.h"
 #include "crypto.h"
+#include "i18n.h"
 #include "log.h"
 #include "money.h"
 #include "notify.h"
@@ -64,27 +65,60 @@ static int checkout_status(const checkout_result_t *r, pg_err rc)
     return app_http_status(rc);
 }
 
-/* A browser's error page: the message for people, the stable code for
- * scripts (in the page and in X-Paygate-Error). */
-static void checkout_error_page_code(http_response_t *res, int status, const char *code, const char *message)
+/* The buyer's language: [server] locale, unless Accept-Language prefers
+ * the other one. */
+static i18n_locale_t buyer_locale(const pg_app_t *app, const http_request_t *req)
 {
-    http_html_begin(res, status, "Payment could not start");
-    buf_puts(&res->body, "<p>");
-    buf_append_html(&res->body, message);
-    buf_puts(&res->body, "</p>\n<p class=\"code\">Error code: <code id=\"error-code\">");
+    return i18n_negotiate(app->cfg->server.locale_en ? I18N_EN : I18N_ZH_CN, req->accept_language);
+}
+
+static void page_begin(http_response_t *res, int status, i18n_locale_t loc, i18n_msg_t title)
+{
+    http_html_begin_lang(res, status, i18n_locale_name(loc), i18n_msg(loc, title));
+    buf_puts(&res->headers, "Vary: Accept-Language\r\n");
+}
+
+static void page_para(http_response_t *res, i18n_locale_t loc, const char *id, i18n_msg_t msg)
+{
+    buf_puts(&res->body, id ? "<p id=\"" : "<p>");
+    if (id) {
+        buf_puts(&res->body, id);
+        buf_puts(&res->body, "\">");
+    }
+    i18n_append_html(&res->body, loc, msg, NULL);
+    buf_puts(&res->body, "</p>\n");
+}
+
+/* A browser's error page: the catalogue's message for the stable error
+ * code, and the code itself for scripts and support (in the page and in
+ * X-Paygate-Error). Details go to the log, never to the page. */
+static void checkout_error_page_code(http_response_t *res, i18n_locale_t loc, int status, const char *code)
+{
+    page_begin(res, status, loc, MSG_TITLE_CHECKOUT_FAILED);
+    buf_puts(&res->body, "<p id=\"error-message\">");
+    buf_append_html(&res->body, i18n_error_msg(loc, code));
+    buf_puts(&res->body, "</p>\n<p class=\"code\">");
+    i18n_append_html(&res->body, loc, MSG_ERROR_CODE, NULL);
+    buf_puts(&res->body, "<code id=\"error-code\">");
     buf_append_html(&res->body, code);
     buf_puts(&res->body, "</code></p>\n");
     http_html_end(res);
     buf_printf(&res->headers, "X-Paygate-Error: %s\r\n", code);
 }
 
-static void checkout_error_page(http_response_t *res, int status, const char *message)
+/* The way back to the shop: return_url with the order's number, so that
+ * the shop can confirm the purchase ("" without a return_url). */
+static const char *return_link(pg_app_t *app, arena_t *a, const char *order_no)
 {
-    http_html_begin(res, status, "Payment could not start");
-    buf_puts(&res->body, "<p>");
-    buf_append_html(&res->body, message);
-    buf_puts(&res->body, "</p>\n");
-    http_html_end(res);
+    const char *ret = app->cfg->merchant.return_url;
+    buf_t b;
+    if (!ret || !*ret)
+        return "";
+    buf_init(&b, a);
+    buf_puts(&b, ret);
+    buf_puts(&b, strchr(ret, '?') ? "&order_no=" : "?order_no=");
+    buf_append_urlencoded(&b, order_no);
+    return b.data;
 }
 
 static const char *mweb_with_redirect(pg_app_t *app, arena_t *a, const checkout_result_t *r)
@@ -101,18 +135,21 @@ static const char *mweb_with_redirect(pg_app_t *app, arena_t *a, const checkout_
 
 /* A pay object for a client-side API (WeChat JSAPI): the page hands it to
  * the provider's in-app bridge, then follows the order like the QR page. */
-static void browser_pay_object_page(pg_app_t *app, const checkout_result_t *r, http_response_t *res)
+static void browser_pay_object_page(pg_app_t *app, arena_t *a, i18n_locale_t loc, const checkout_result_t *r,
+                                    http_response_t *res)
 {
-    http_html_begin(res, 200, "Confirm the payment");
+    page_begin(res, 200, loc, MSG_TITLE_CONFIRM_PAYMENT);
     buf_puts(&res->body, "<div id=\"pay\" data-order-url=\"");
     buf_append_html(&res->body, app->cfg->server.base_url);
     buf_puts(&res->body, "/orders/");
     buf_append_html(&res->body, r->order.order_no);
     buf_puts(&res->body, "\" data-return-url=\"");
-    buf_append_html(&res->body, app->cfg->merchant.return_url ? app->cfg->merchant.return_url : "");
+    buf_append_html(&res->body, return_link(app, a, r->order.order_no));
     buf_puts(&res->body, "\" data-pay-object=\"");
     buf_append_html(&res->body, r->pay_value);
-    buf_puts(&res->body, "\"><p>Confirm the payment in WeChat.</p></div>\n"
+    buf_puts(&res->body, "\"><p>");
+    i18n_append_html(&res->body, loc, MSG_CONFIRM_IN_WECHAT, NULL);
+    buf_puts(&res->body, "</p></div>\n"
                          "<script>(function(){var el=document.getElementById('pay');"
                          "var obj=JSON.parse(el.dataset.payObject);function go(){if(el.dataset.returnUrl)location.href=el.dataset.returnUrl;}"
                          "function pay(){WeixinJSBridge.invoke('getBrandWCPayRequest',obj,function(r){"
@@ -130,6 +167,7 @@ static void handle_checkout(pg_app_t *app, arena_t *a, http_request_t *req, http
     const char *code = NULL;
     buf_t msg;
     bool browser = false;
+    i18n_locale_t loc = buyer_locale(app, req);
     pg_err rc;
     buf_init(&msg, a);
     memset(&creq, 0, sizeof creq);
@@ -150,7 +188,8 @@ static void handle_checkout(pg_app_t *app, arena_t *a, http_request_t *req, http
         browser = true;
         rc = checkout_verify_link(app->cfg->server.checkout_secret, &fields, time(NULL), &code, &msg);
         if (rc != PG_OK) {
-            checkout_error_page_code(res, 403, code, msg.data);
+            log_msg(LOG_INFO, "checkout link refused: %s %s", code, msg.data);
+            checkout_error_page_code(res, loc, 403, code);
             return;
         }
     } else {
@@ -170,7 +209,9 @@ static void handle_checkout(pg_app_t *app, arena_t *a, http_request_t *req, http
         if (!cres.error_code)
             log_msg(LOG_ERROR, "checkout failed: %s %s", pg_err_name(rc), msg.data);
         if (browser) {
-            checkout_error_page_code(res, status, ecode, msg.len ? msg.data : ecode);
+            if (cres.error_code)
+                log_msg(LOG_INFO, "checkout refused: %s %s", ecode, msg.data);
+            checkout_error_page_code(res, loc, status, ecode);
         } else {
             http_reply_json_error(res, status, ecode, msg.len ? msg.data : ecode);
         }
@@ -182,7 +223,7 @@ static void handle_checkout(pg_app_t *app, arena_t *a, http_request_t *req, http
         if (cres.pay_scan)   /* a code to scan: our QR page */
             http_reply_redirect(res, arena_printf(a, "%s/pay/%s", app->cfg->server.base_url, cres.order.payment_no));
         else if (cres.pay_is_json)
-            browser_pay_object_page(app, &cres, res);
+            browser_pay_object_page(app, a, loc, &cres, res);
         else if (!strcmp(cres.pay_field, "mweb_url"))   /* WeChat H5 comes back to our status page */
             http_reply_redirect(res, mweb_with_redirect(app, a, &cres));
         else
@@ -225,24 +266,50 @@ static void handle_notify_wechat_refund(pg_app_t *app, arena_t *a, http_request_
     wechat_reply(nr.ack, nr.ack ? "OK" : (nr.outcome ? nr.outcome : "not recorded"), &res->body);
 }
 
-static void status_page(pg_app_t *app, const order_view_t *o, http_response_t *res)
+/* "Order <no>: <title>, ¥99.00" -- the order line of the buyer's pages. */
+static void order_line(http_response_t *res, i18n_locale_t loc, const order_view_t *o, bool amount)
 {
-    char yuan[MONEY_YUAN_BUFSZ];
-    money_format_yuan(o->amount_fen, yuan);
-    http_html_begin(res, 200, !strcmp(o->status, "PAID") ? "Payment received" : "Payment status");
-    buf_puts(&res->body, "<p>Order <code id=\"order-no\">");
+    buf_puts(&res->body, "<p>");
+    i18n_append_html(&res->body, loc, MSG_ORDER, NULL);
+    buf_puts(&res->body, "<code id=\"order-no\">");
     buf_append_html(&res->body, o->order_no);
     buf_puts(&res->body, "</code>: ");
     buf_append_html(&res->body, o->product_title);
-    buf_printf(&res->body, ", &yen;%s.</p>\n<p>Status: <span class=\"status\" id=\"order-status\">", yuan);
-    buf_append_html(&res->body, o->status);
+    if (amount) {
+        buf_puts(&res->body, ", <strong id=\"amount\">");
+        i18n_append_amount(&res->body, o->amount_fen);
+        buf_puts(&res->body, "</strong>");
+    }
+    buf_puts(&res->body, "</p>\n");
+}
+
+/* The status as a code (#order-status, for scripts) and in words. */
+static void status_line(http_response_t *res, i18n_locale_t loc, const char *status)
+{
+    const char *words = i18n_status_msg(loc, status);
+    buf_puts(&res->body, "<p>");
+    i18n_append_html(&res->body, loc, MSG_STATUS, NULL);
+    buf_puts(&res->body, "<span id=\"status-text\">");
+    buf_append_html(&res->body, words ? words : status);
+    buf_puts(&res->body, "</span> <span class=\"status\" id=\"order-status\">");
+    buf_append_html(&res->body, status);
     buf_puts(&res->body, "</span></p>\n");
+}
+
+static void status_page(pg_app_t *app, arena_t *a, i18n_locale_t loc, const order_view_t *o, http_response_t *res)
+{
+    const char *ret = return_link(app, a, o->order_no);
+    page_begin(res, 200, loc, !strcmp(o->status, "PAID") ? MSG_TITLE_PAYMENT_RECEIVED : MSG_TITLE_PAYMENT_STATUS);
+    order_line(res, loc, o, true);
+    status_line(res, loc, o->status);
     if (strcmp(o->status, "PAID"))
-        buf_puts(&res->body, "<p>If you have just paid, the confirmation may take a moment: reload this page.</p>\n");
-    if (app->cfg->merchant.return_url && *app->cfg->merchant.return_url) {
-        buf_puts(&res->body, "<p><a class=\"button\" href=\"");
-        buf_append_html(&res->body, app->cfg->merchant.return_url);
-        buf_puts(&res->body, "\">Back to the shop</a></p>\n");
+        page_para(res, loc, NULL, MSG_MAY_TAKE_A_MOMENT);
+    if (*ret) {
+        buf_puts(&res->body, "<p><a class=\"button\" id=\"back-to-shop\" href=\"");
+        buf_append_html(&res->body, ret);
+        buf_puts(&res->body, "\">");
+        i18n_append_html(&res->body, loc, MSG_BACK_TO_SHOP, NULL);
+        buf_puts(&res->body, "</a></p>\n");
     }
     http_html_end(res);
 }
@@ -254,29 +321,30 @@ static void handle_return_alipay(pg_app_t *app, arena_t *a, http_request_t *req,
     const char *payment_no = NULL;
     order_view_t o;
     buf_t reason;
+    i18n_locale_t loc = buyer_locale(app, req);
     pg_err rc;
     buf_init(&reason, a);
     if (!app->cfg->alipay.enabled) {
-        checkout_error_page(res, 404, "Alipay is not enabled here.");
+        checkout_error_page_code(res, loc, 404, "alipay_disabled");
         return;
     }
     rc = alipay_verify_return(&app->alipay, &req->query, &payment_no, &reason);
     if (rc != PG_OK) {
         log_msg(LOG_WARN, "alipay return rejected: %s", reason.data);
-        http_html_begin(res, 403, "Unverified return");
-        buf_puts(&res->body, "<p>This return link could not be verified.</p>\n");
+        page_begin(res, 403, loc, MSG_TITLE_UNVERIFIED_RETURN);
+        page_para(res, loc, NULL, MSG_RETURN_NOT_VERIFIED);
         http_html_end(res);
         return;
     }
     rc = store_order_by_payment_no(app->db, a, payment_no, &o);
     if (rc != PG_OK) {
-        checkout_error_page(res, rc == PG_ERR_NOT_FOUND ? 404 : 503,
-                            rc == PG_ERR_NOT_FOUND ? "No such payment." : "Please try again in a moment.");
+        checkout_error_page_code(res, loc, rc == PG_ERR_NOT_FOUND ? 404 : 503,
+                                 rc == PG_ERR_NOT_FOUND ? "not_found" : "database_unavailable");
         return;
     }
     res->log_order_no = o.order_no;
     res->log_payment_no = o.payment_no;
-    status_page(app, &o, res);
+    status_page(app, a, loc, &o, res);
 }
 
 static void json_field_str(buf_t *b, const char *name, const char *value)
@@ -360,12 +428,47 @@ static void shop_link(pg_app_t *app, buf_t *b, const char *sku, const char *user
                channel, method, label);
 }
 
+/* The demo shop's answer to a buyer coming back (return_url?order_no=):
+ * the purchase confirmed, or still waiting (the page reloads itself). The
+ * buyer is the order's. */
+static const char *shop_returning_buyer(pg_app_t *app, arena_t *a, http_request_t *req, http_response_t *res)
+{
+    const char *order_no = kv_get(&req->query, "order_no");
+    order_view_t o;
+    if (!text_is_token(order_no, 32, "") || store_order_by_no(app->db, a, order_no, &o) != PG_OK)
+        return NULL;
+    if (!strcmp(o.status, "PAID")) {
+        buf_puts(&res->body, "<p id=\"purchase-confirmed\" class=\"status\">Purchase confirmed: ");
+        buf_append_html(&res->body, o.product_title);
+        buf_puts(&res->body, " (order <code>");
+        buf_append_html(&res->body, o.order_no);
+        buf_puts(&res->body, "</code>). Thank you!</p>\n");
+    } else if (!strcmp(o.status, "CREATED")) {
+        buf_puts(&res->body, "<p id=\"purchase-pending\">Waiting for the payment of order <code>");
+        buf_append_html(&res->body, o.order_no);
+        buf_puts(&res->body, "</code> to be confirmed&hellip;</p>\n"
+                             "<script>setTimeout(function(){location.reload();},2000);</script>\n");
+    }
+    return o.user_ref;
+}
+
+/* Whether the buyer owns SKU: an active entitlement (what GET
+ * /entitlements lists). */
+static bool shop_owned(const db_result_t *ent, const char *sku)
+{
+    for (size_t i = 0; i < ent->rows; i++)
+        if (!strcmp(db_cell(ent, i, "product"), sku))
+            return true;
+    return false;
+}
+
 /* The demo storefront: what a shop's own page would render. */
 static void handle_shop(pg_app_t *app, arena_t *a, http_request_t *req, http_response_t *res)
 {
     const char *user = kv_get(&req->query, "user");
+    const char *returning;
     char expires[24];
-    db_result_t products;
+    db_result_t products, owned;
     pg_err rc;
     if (!app->cfg->demo.storefront) {
         http_reply_json_error(res, 404, "not_found", "no such page");
@@ -373,22 +476,29 @@ static void handle_shop(pg_app_t *app, arena_t *a, http_request_t *req, http_res
     }
     if (!text_is_token(user, 64, "_.@-"))
         user = "demo-buyer";
+    http_html_begin(res, 200, "Demo shop");
+    returning = shop_returning_buyer(app, a, req, res);
+    if (returning && text_is_token(returning, 64, "_.@-"))
+        user = returning;
     rc = store_product_list(app->db, a, true, &products);
+    if (rc == PG_OK)
+        rc = store_entitlements_of(app->db, a, user, &owned);
     if (rc != PG_OK) {
-        checkout_error_page(res, 503, "The catalogue is not available right now.");
+        checkout_error_page_code(res, buyer_locale(app, req), 503, "database_unavailable");
         return;
     }
     snprintf(expires, sizeof expires, "%lld", (long long)time(NULL) + 3600);
-    http_html_begin(res, 200, "Demo shop");
-    buf_puts(&res->body, "<p>Buying as <code>");
+    buf_puts(&res->body, "<p>Buying as <code id=\"buyer\">");
     buf_append_html(&res->body, user);
     buf_puts(&res->body, "</code>. Payments go to the provider sandbox: no real money moves.</p>\n<table>\n"
-                         "<tr><th>Course</th><th>Price</th><th>Pay with Alipay</th><th>Pay with WeChat</th></tr>\n");
+                         "<tr><th>Course</th><th>Price</th><th>Pay with Alipay</th><th>Pay with WeChat</th><th>Yours</th></tr>\n");
     for (size_t i = 0; i < products.rows; i++) {
         char yuan[MONEY_YUAN_BUFSZ];
         const char *sku = db_cell(&products, i, "sku");
         money_format_yuan(db_cell_i64(&products, i, "price_fen"), yuan);
-        buf_puts(&res->body, "<tr><td>");
+        buf_puts(&res->body, "<tr data-sku=\"");
+        buf_append_html(&res->body, sku);
+        buf_puts(&res->body, "\"><td>");
         buf_append_html(&res->body, db_cell(&products, i, "title"));
         buf_printf(&res->body, "</td><td>&yen;%s</td><td>", yuan);
         if (app->cfg->alipay.enabled) {
@@ -401,7 +511,8 @@ static void handle_shop(pg_app_t *app, arena_t *a, http_request_t *req, http_res
             shop_link(app, &res->body, sku, user, expires, "wechat", "native", "QR code");
             shop_link(app, &res->body, sku, user, expires, "wechat", "mweb", "Mobile");
         }
-        buf_puts(&res->body, "</td></tr>\n");
+        buf_puts(&res->body, shop_owned(&owned, sku) ? "</td><td class=\"owned\">&#10003; Owned</td></tr>\n"
+                                                     : "</td><td></td></tr>\n");
     }
     buf_puts(&res->body, "</table>\n");
     http_html_end(res);
@@ -422,18 +533,17 @@ static const char PAY_PAGE_SCRIPT[] =
     "setTimeout(poll,1500);})();\n"
     "</script>\n";
 
-static void pay_page_qr(pg_app_t *app, arena_t *a, const order_view_t *o, http_response_t *res)
+static void pay_page_qr(pg_app_t *app, arena_t *a, i18n_locale_t loc, const order_view_t *o,
+                        http_response_t *res)
 {
     checkout_result_t pd;
     const char *code;
-    const char *ret = app->cfg->merchant.return_url ? app->cfg->merchant.return_url : "";
-    char yuan[MONEY_YUAN_BUFSZ];
+    const char *ret = return_link(app, a, o->order_no);
     bool wechat = !strcmp(o->channel, "wechat");
-    money_format_yuan(o->amount_fen, yuan);
     if (checkout_pay_data_read(a, o->pay_data, &pd) != PG_OK)
         pd.pay_scan = false;
     code = pd.pay_scan ? pd.pay_value : NULL;
-    http_html_begin(res, 200, wechat ? "Pay with WeChat" : "Pay with Alipay");
+    page_begin(res, 200, loc, wechat ? MSG_TITLE_PAY_WECHAT : MSG_TITLE_PAY_ALIPAY);
     buf_puts(&res->body, "<div id=\"pay\" data-status-url=\"");
     buf_append_html(&res->body, app->cfg->server.base_url);
     buf_puts(&res->body, "/orders/");
@@ -444,62 +554,81 @@ static void pay_page_qr(pg_app_t *app, arena_t *a, const order_view_t *o, http_r
     buf_append_html(&res->body, o->expires_at);
     buf_puts(&res->body, "\">\n<p>");
     buf_append_html(&res->body, o->product_title);
-    buf_printf(&res->body, " &mdash; <strong id=\"amount\">&yen;%s</strong></p>\n", yuan);
+    buf_puts(&res->body, " &mdash; <strong id=\"amount\">");
+    i18n_append_amount(&res->body, o->amount_fen);
+    buf_puts(&res->body, "</strong></p>\n");
     if (code) {
+        buf_t until;
+        buf_init(&until, a);
+        if (i18n_append_time(&until, loc, o->expires_at) != PG_OK)
+            buf_puts(&until, o->expires_at);
         buf_puts(&res->body, "<div id=\"qr\" data-code=\"");
         buf_append_html(&res->body, code);
         buf_puts(&res->body, "\">");
         if (qr_svg(code, 240, &res->body) != PG_OK)
-            buf_puts(&res->body, "<p>The code could not be drawn.</p>");
-        buf_printf(&res->body, "<p>Scan with the %s app to pay. Payable until %s UTC.</p></div>\n",
-                   wechat ? "WeChat" : "Alipay", o->expires_at);
+            page_para(res, loc, NULL, MSG_QR_NOT_DRAWN);
+        buf_puts(&res->body, "<p>");
+        i18n_append_html(&res->body, loc, wechat ? MSG_SCAN_WECHAT : MSG_SCAN_ALIPAY, NULL);
+        buf_puts(&res->body, " <span id=\"payable-until\">");
+        i18n_append_html(&res->body, loc, MSG_PAYABLE_UNTIL, until.data);
+        buf_puts(&res->body, "</span></p></div>\n");
     } else {
-        buf_puts(&res->body, "<div id=\"qr\"><p>Waiting for the payment to be confirmed&hellip;</p></div>\n");
+        buf_puts(&res->body, "<div id=\"qr\">");
+        page_para(res, loc, NULL, MSG_WAITING_CONFIRMATION);
+        buf_puts(&res->body, "</div>\n");
     }
-    buf_puts(&res->body, "<p>Order <code id=\"order-no\">");
-    buf_append_html(&res->body, o->order_no);
-    buf_puts(&res->body, "</code>: <span class=\"status\" id=\"order-status\">");
-    buf_append_html(&res->body, o->status);
-    buf_puts(&res->body, "</span></p>\n<p id=\"paid\" hidden>Paid. Thank you!");
+    order_line(res, loc, o, false);
+    status_line(res, loc, o->status);
+    buf_puts(&res->body, "<p id=\"paid\" hidden>");
+    i18n_append_html(&res->body, loc, MSG_PAID_THANKS, NULL);
     if (*ret) {
         buf_puts(&res->body, " <a class=\"button\" href=\"");
         buf_append_html(&res->body, ret);
-        buf_puts(&res->body, "\">Continue</a>");
+        buf_puts(&res->body, "\">");
+        i18n_append_html(&res->body, loc, MSG_CONTINUE, NULL);
+        buf_puts(&res->body, "</a>");
     }
-    buf_puts(&res->body, "</p>\n<p id=\"expired\" hidden>This payment has expired. Go back to the shop to start again.</p>\n"
-                         "<noscript><p>After paying, <a href=\"\">reload this page</a>.</p></noscript>\n</div>\n");
+    buf_puts(&res->body, "</p>\n");
+    buf_puts(&res->body, "<p id=\"expired\" hidden>");
+    i18n_append_html(&res->body, loc, MSG_EXPIRED_START_AGAIN, NULL);
+    buf_puts(&res->body, "</p>\n<noscript><p>");
+    i18n_append_html(&res->body, loc, MSG_AFTER_PAYING, NULL);
+    buf_puts(&res->body, "<a href=\"\">");
+    i18n_append_html(&res->body, loc, MSG_RELOAD_PAGE, NULL);
+    buf_puts(&res->body, "</a></p></noscript>\n</div>\n");
     buf_puts(&res->body, PAY_PAGE_SCRIPT);
     http_html_end(res);
 }
 
 /* GET /pay/{payment_no}: the page a buyer scans from (Alipay qr, WeChat
  * native). It polls the order and moves on to the shop once paid. */
-static void handle_pay_page(pg_app_t *app, arena_t *a, const char *param, size_t param_len,
+static void handle_pay_page(pg_app_t *app, arena_t *a, http_request_t *req, const char *param, size_t param_len,
                             http_response_t *res)
 {
     order_view_t o;
     bool expired = false;
+    i18n_locale_t loc = buyer_locale(app, req);
     pg_err rc = PG_ERR_NOT_FOUND;
     if (text_is_token_n(param, param_len, 32, ""))
         rc = store_payment_view(app->db, a, arena_strndup(a, param, param_len), &o, &expired);
     if (rc != PG_OK) {
-        checkout_error_page(res, rc == PG_ERR_NOT_FOUND ? 404 : 503,
-                            rc == PG_ERR_NOT_FOUND ? "No such payment." : "Please try again in a moment.");
+        checkout_error_page_code(res, loc, rc == PG_ERR_NOT_FOUND ? 404 : 503,
+                                 rc == PG_ERR_NOT_FOUND ? "not_found" : "database_unavailable");
         return;
     }
     res->log_order_no = o.order_no;
     res->log_payment_no = o.payment_no;
     if (strcmp(o.status, "CREATED")) {
-        status_page(app, &o, res);
+        status_page(app, a, loc, &o, res);
         return;
     }
     if (expired || strcmp(o.payment_status, "CREATED")) {
-        http_html_begin(res, 200, "Payment expired");
-        buf_puts(&res->body, "<p id=\"expired\">This payment has expired. Go back to the shop to start again.</p>\n");
+        page_begin(res, 200, loc, MSG_TITLE_PAYMENT_EXPIRED);
+        page_para(res, loc, "expired", MSG_EXPIRED_START_AGAIN);
         http_html_end(res);
         return;
     }
-    pay_page_qr(app, a, &o, res);
+    pay_page_qr(app, a, loc, &o, res);
 }
 
 static void reply_refund(http_response_t *res, int status, const refund_result_t *r)
@@ -657,7 +786,7 @@ void routes_handle(pg_app_t *app, arena_t *a, http_request_t *req, http_response
     case R_RETURN_ALIPAY: handle_return_alipay(app, a, req, res); break;
     case R_ORDER: handle_order(app, a, req, m.param, m.param_len, res); break;
     case R_SHOP: handle_shop(app, a, req, res); break;
-    case R_PAY_PAGE: handle_pay_page(app, a, m.param, m.param_len, res); break;
+    case R_PAY_PAGE: handle_pay_page(app, a, req, m.param, m.param_len, res); break;
     default: http_reply_json_error(res, 404, "not_found", "no such endpoint"); break;
     }
 }

@@ -18,6 +18,7 @@ typedef struct pg_config {
         char *checkout_secret;
         int64_t order_ttl;     /* seconds */
         char *log_file;        /* "-" = stderr */
+        bool locale_en;        /* locale = en; else zh-CN (buyer pages' default) */
     } server;
     struct {
         char *host;

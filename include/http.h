@@ -20,6 +20,7 @@ typedef struct http_request {
     const char *content_type;
     const char *authorization;
     const char *user_agent;
+    const char *accept_language;  /* NULL when absent */
     const char *remote_addr;
     const char *body;
     size_t body_len;
@@ -54,7 +55,8 @@ void http_reply_json_error(http_response_t *res, int status, const char *code, c
 void http_reply_text(http_response_t *res, int status, const char *text);
 void http_reply_redirect(http_response_t *res, const char *location);
 /* Starts an HTML page with a title (escaped); http_html_end closes it. */
-void http_html_begin(http_response_t *res, int status, const char *title);
+void http_html_begin(http_response_t *res, int status, const char *title);   /* lang "en" */
+void http_html_begin_lang(http_response_t *res, int status, const char *lang, const char *title);
 void http_html_end(http_response_t *res);
 
 #endif

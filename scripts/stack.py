@@ -426,6 +426,74 @@ def chown_tree(path, user, group):
             os.chown(os.path.join(root, f), uid, gid)
 
 
+# Apache started as root hands its children (and mod_fcgid's paygate
+# processes) to User/Group. They re-open the mutex files by name (else
+# "(13)Permission denied: AH02479: could not init proxy_mutex in child"),
+# create mod_fcgid's sockets, and run paygate.fcgi with its config, keys and
+# log. A folder the root parent can use is not enough: every folder above it
+# must be searchable by User too, which a checkout under /root (mode 0700) or
+# another 0700 home is not. The kernel decides, so ask it as that user.
+
+def user_can(user, group, *test_args):
+    """True when `test TEST_ARGS` succeeds run as USER:GROUP (root only)."""
+    r = subprocess.run(["test"] + [str(a) for a in test_args], user=user, group=group,
+                       extra_groups=[], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    return r.returncode == 0
+
+
+_RELOCATED_PREFIX = "paygate-apache-"
+
+
+def children_dir(d, user, group):
+    """A folder for the files Apache's children use, reachable by USER: D
+    itself when USER can search every folder above it, else a fresh folder
+    in the system temp folder (searchable by everyone) that D's contents move
+    to, with D left as a symbolic link to it. Owned by USER:GROUP when root.
+    Returns the real path; undo with release_children_dir(D)."""
+    d = Path(d)
+    d.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        return d.resolve()
+    if d.is_symlink():
+        release_children_dir(d)
+    parent_ok = user_can(user, group, "-x", d.parent)
+    real = d
+    if not parent_ok:
+        import tempfile
+        real = Path(tempfile.mkdtemp(prefix=_RELOCATED_PREFIX + d.name + "-"))
+        os.chmod(real, 0o755)
+        for entry in d.iterdir():
+            shutil.move(str(entry), str(real / entry.name))
+        d.rmdir()
+        d.symlink_to(real, target_is_directory=True)
+        if not user_can(user, group, "-x", real):
+            raise StackError("%s: no folder that %s can reach (tried %s)" % (d, user, real))
+    chown_tree(real, user, group)
+    return real.resolve()
+
+
+def release_children_dir(d):
+    """Undo children_dir: move the relocated folder's files back to D
+    (sockets and the like are dropped), so that nothing is left behind in
+    the temp folder and the logs are where they were."""
+    d = Path(d)
+    if not d.is_symlink():
+        return
+    real = d.resolve()
+    d.unlink()
+    if not real.name.startswith(_RELOCATED_PREFIX) or not real.is_dir():
+        d.mkdir(exist_ok=True)
+        return
+    import stat
+    for root, _dirs, files in os.walk(real):
+        for f in files:
+            fp = os.path.join(root, f)
+            if not stat.S_ISREG(os.lstat(fp).st_mode) and not os.path.islink(fp):
+                os.unlink(fp)
+    shutil.move(str(real), str(d))
+
+
 class Stack:
     """One web server + paygate combination on a private port.
 
@@ -452,10 +520,17 @@ class Stack:
         self.fcgi_children = fcgi_children
         self.registry = registry
         self.fcgi_port = fcgi_port
-        self.asan_options = asan_options
+        self.asan_options = self._asan_options_asked = asan_options
+        self._asan_home = None
         self.user, self.group = user_group or current_user_group()
         self.server_proc = None
         self.fcgi_pids = []
+        self.home = self.dir       # where the caller asked for it (dir may move)
+        self.app = self.build_dir / "paygate.fcgi"
+        self._set_dir(self.dir)
+
+    def _set_dir(self, d):
+        self.dir = Path(d)
         self.config = self.dir / "paygate.ini"
         self.paygate_log = self.dir / "paygate.log"
 
@@ -466,12 +541,17 @@ class Stack:
         return {n: self.dir / n for n in names if (self.dir / n).exists()}
 
     def start(self):
+        if self.dir.is_symlink():  # left by a session that crashed
+            release_children_dir(self.dir)
         self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "htdocs").mkdir(exist_ok=True)
-        self.config_writer(self)
         app = self.build_dir / "paygate.fcgi"
         if not os.access(app, os.X_OK):
             raise StackError("%s is missing (build it first)" % app)
+        if self.kind.startswith("apache") and os.geteuid() == 0:
+            self._children_can_reach(app)
+        (self.dir / "htdocs").mkdir(exist_ok=True)
+        self.config_writer(self)
+        app = self.app
         try:
             if self.kind in ("lighttpd", "lighttpd-unix", "apache-proxy-fcgi"):
                 self._start_spawn_fcgi(app)
@@ -504,6 +584,42 @@ class Stack:
                                         host="127.0.0.1", port=self.fcgi_port,
                                         children=self.fcgi_children, env=self.env,
                                         log=log, registry=self.registry)
+
+    def _children_can_reach(self, app):
+        """Root only: Apache's children run as self.user. Give them a stack
+        folder they can reach (children_dir) and, for mod_fcgid, a
+        paygate.fcgi and a sanitizer log folder they can use: the config
+        and everything it names must be in the stack folder (config_writer
+        puts private copies there)."""
+        self._set_dir(children_dir(self.home, self.user, self.group))
+        self.app = app
+        self.asan_options, self._asan_home = self._asan_options_asked, None
+        if self.kind != "apache-fcgid":
+            return
+        if not user_can(self.user, self.group, "-x", app):
+            bindir = self.dir / "bin"
+            bindir.mkdir(exist_ok=True)
+            self.app = bindir / "paygate.fcgi"
+            shutil.copy2(app, self.app)
+        m = re.search(r"log_path=([^:]*)/[^/:]*", self.asan_options)
+        if m and not user_can(self.user, self.group, "-w", m.group(1), "-a", "-x", m.group(1)):
+            self._asan_home = Path(m.group(1))
+            asan = self.dir / "asan"
+            asan.mkdir(exist_ok=True)
+            os.chmod(asan, 0o1777)
+            self.asan_options = self.asan_options.replace("log_path=%s/" % m.group(1),
+                                                          "log_path=%s/" % asan)
+
+    def _release_dir(self):
+        """Sanitizer reports back where the caller looks for them; the stack
+        folder back where it was asked for."""
+        home = self._asan_home
+        if home is not None and (self.dir / "asan").is_dir():
+            for f in sorted((self.dir / "asan").glob("*")):
+                shutil.move(str(f), str(home / f.name))
+        if self.dir != self.home:
+            release_children_dir(self.home)
+            self._set_dir(self.home)
 
     def _check_server(self):
         if self.server_proc is not None and self.server_proc.poll() is not None:
@@ -538,7 +654,7 @@ class Stack:
                              {"MOUNT": self.mount, "FCGI_ADDR": "127.0.0.1:%d" % self.fcgi_port})
         else:
             mode = "PAYGATE_FCGID"
-            app = (self.build_dir / "paygate.fcgi").resolve()
+            app = self.app.resolve()
             snippet = render(CONF_DIR / "apache-fcgid.conf", self.dir / "paygate-snippet.conf",
                              {"MOUNT": self.mount, "PAYGATE_FCGI": app, "BINDIR": app.parent,
                               "CONFIG": self.config})
@@ -550,7 +666,8 @@ class Stack:
         if os.geteuid() == 0:
             # Apache's children (and mod_fcgid's paygate processes) run as
             # www-data: they write logs, sockets and mutexes under the run dir
-            # and read the config and the key it names.
+            # (reachable: _children_can_reach) and read the config and the
+            # key it names.
             chown_tree(self.dir, self.user, self.group)
         env = dict(self.env)
         env.pop("ASAN_OPTIONS", None)  # Apache itself is not instrumented
@@ -573,7 +690,7 @@ class Stack:
         if self.kind == "apache-fcgid":
             if not self.server_proc:
                 return []
-            app = str((self.build_dir / "paygate.fcgi").resolve())
+            app = str(self.app.resolve())
             return [p for p in descendants(self.server_proc.pid)
                     if (_cmdline(p) or "").split(" ")[0] == app]
         return [p for p in self.fcgi_pids if alive(p)]
@@ -591,6 +708,7 @@ class Stack:
             self.server_proc = None
         stop_pids(list(self.fcgi_pids) + extra, grace=20)
         self.fcgi_pids = []
+        self._release_dir()
 
 
 if __name__ == "__main__":

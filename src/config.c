@@ -26,6 +26,7 @@ static const config_key_t CONFIG_KEYS[] = {
     K("server", "checkout_secret", CK_STR, server.checkout_secret, NULL),
     K("server", "order_ttl", CK_INT, server.order_ttl, NULL),
     K("server", "log_file", CK_STR, server.log_file, NULL),
+    K("server", "locale", CK_ENUM, server.locale_en, "zh-CN|en"),
     K("database", "host", CK_STR, database.host, NULL),
     K("database", "port", CK_INT, database.port, NULL),
     K("database", "socket", CK_STR, database.socket, NULL),

@@ -132,11 +132,18 @@ void http_reply_redirect(http_response_t *res, const char *location)
 
 void http_html_begin(http_response_t *res, int status, const char *title)
 {
+    http_html_begin_lang(res, status, "en", title);
+}
+
+void http_html_begin_lang(http_response_t *res, int status, const char *lang, const char *title)
+{
     res->status = status;
     res->content_type = "text/html; charset=utf-8";
     buf_clear(&res->body);
+    buf_puts(&res->body, "<!doctype html>\n<html lang=\"");
+    buf_append_html(&res->body, lang);
     buf_puts(&res->body,
-             "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+             "\"><head><meta charset=\"utf-8\">"
              "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>");
     buf_append_html(&res->body, title);
     buf_puts(&res->body,

@@ -4,6 +4,7 @@
 // (no browser is ever downloaded). Run by tests/integration/test_browser.py.
 //
 //   node shop.js wechat|alipay --shop URL --sandbox URL --user-data-dir DIR [--product SKU]
+//                [--lang zh-CN|en]   (the browser's language: Accept-Language)
 //
 // wechat: the shop's "QR code" link under "Pay with WeChat" -> our QR page
 //   (inline SVG) -> a second page plays the phone: /wechat/scan?code_url=...
@@ -11,6 +12,8 @@
 //   to the shop's return_url.
 // alipay: the shop's "PC" link -> the sandbox cashier -> #pay-button -> the
 //   return page shows the order PAID.
+// Both end in the shop (return_url?order_no=...), which confirms the purchase
+// and marks the course owned.
 // Prints one JSON line with what it saw; exits 1 on failure.
 'use strict';
 
@@ -26,6 +29,7 @@ const shopUrl = arg('shop');
 const sandboxUrl = arg('sandbox');
 const userDataDir = arg('user-data-dir');
 const product = arg('product', 'course-c');
+const lang = arg('lang', 'zh-CN');
 const TIMEOUT = 30000;
 
 async function buyWithWechat(context) {
@@ -46,6 +50,11 @@ async function buyWithWechat(context) {
   out.code_url = await page.locator('#qr').getAttribute('data-code');
   out.status_before = (await page.locator('#order-status').textContent()).trim();
   out.order_no = (await page.locator('#order-no').textContent()).trim();
+  out.qr_title = await page.title();
+  out.qr_lang = await page.locator('html').getAttribute('lang');
+  out.qr_amount = (await page.locator('#amount').textContent()).trim();
+  out.qr_payable_until = (await page.locator('#payable-until').textContent()).trim();
+  out.qr_status_text = (await page.locator('#status-text').textContent()).trim();
 
   // the phone: scan the code, press Pay
   const phone = await context.newPage();
@@ -61,7 +70,17 @@ async function buyWithWechat(context) {
   out.moved_after_ms = Date.now() - startedWaiting;
   out.final_url = page.url();
   out.final_title = await page.title();
+  await shopSeen(page, out);
   return out;
+}
+
+// The shop after the way back: the confirmation and the owned mark.
+async function shopSeen(page, out) {
+  await page.locator('#purchase-confirmed').waitFor({ timeout: TIMEOUT });
+  out.shop_confirmed = (await page.locator('#purchase-confirmed').textContent()).trim();
+  out.shop_buyer = (await page.locator('#buyer').textContent()).trim();
+  out.shop_owned = (await page.locator(`tr[data-sku="${product}"] td.owned`).count()) === 1;
+  out.shop_owned_count = await page.locator('td.owned').count();
 }
 
 async function buyWithAlipay(context) {
@@ -81,6 +100,13 @@ async function buyWithAlipay(context) {
   out.order_no = (await page.locator('#order-no').textContent()).trim();
   out.status = (await page.locator('#order-status').textContent()).trim();
   out.final_title = await page.title();
+  out.return_lang = await page.locator('html').getAttribute('lang');
+  out.return_amount = (await page.locator('#amount').textContent()).trim();
+  out.return_status_text = (await page.locator('#status-text').textContent()).trim();
+  await Promise.all([page.waitForURL((u) => /\/shop$/.test(u.pathname)),
+                     page.locator('#back-to-shop').click()]);
+  out.final_url = page.url();
+  await shopSeen(page, out);
   return out;
 }
 
@@ -90,6 +116,7 @@ async function buyWithAlipay(context) {
     context = await chromium.launchPersistentContext(userDataDir, {
       executablePath: '/usr/bin/chromium',
       headless: true,
+      locale: lang,                 // sets Accept-Language
       ignoreHTTPSErrors: true,   // the sandbox's gateway uses its own test CA
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
              '--disable-background-networking', '--disable-component-update', '--disable-sync'],

@@ -535,12 +535,12 @@ class Harness:
                 "client_key": self.wx_client_key if client_key is None else client_key}
 
     def write_config(self, path, base_url, log_file, key_file, wechat=UNSET, webhook_url=UNSET,
-                     extra=""):
+                     extra="", alipay_public_key=None, ca_file=None):
         return S.write_config(
             path, base_url=base_url, db_port=self.db_port, log_file=log_file, app_id=APP_ID,
             gateway=self.gateway, app_private_key=key_file,
-            alipay_public_key=self.alipay_public_key_file, seller_id=SELLER_ID,
-            ca_file=self.ca_file, return_url="%s/shop" % base_url, api_key=API_KEY,
+            alipay_public_key=alipay_public_key or self.alipay_public_key_file, seller_id=SELLER_ID,
+            ca_file=ca_file or self.ca_file, return_url="%s/shop" % base_url, api_key=API_KEY,
             checkout_secret=CHECKOUT_SECRET, storefront=True,
             webhook_url=self.webhooks.url if webhook_url is UNSET else webhook_url,
             webhook_secret=WEBHOOK_SECRET,
@@ -568,8 +568,16 @@ class Harness:
             os.chmod(ckey, 0o600)
             wechat = self.wechat_config(sign_type=sign_type, client_cert=cert, client_key=ckey,
                                         enabled=wechat_enabled)
+            # the sandbox's CA and public key too: as root the run folder
+            # may be out of www-data's reach (a checkout under /root), and
+            # the stack folder is then moved where it can reach it
+            ca, apub = st.dir / "ca.pem", st.dir / "alipay_public_key.pem"
+            shutil.copyfile(self.ca_file, ca)
+            shutil.copyfile(self.alipay_public_key_file, apub)
+            if wechat:
+                wechat["ca_file"] = ca
             self.write_config(st.config, st.base_url, st.paygate_log, key, wechat=wechat,
-                              extra=extra)
+                              extra=extra, alipay_public_key=apub, ca_file=ca)
         return write
 
     def new_stack(self, kind, name=None, fcgi_children=2, wechat_enabled=True, port=None,

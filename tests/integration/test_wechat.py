@@ -447,7 +447,8 @@ def test_qr_page_shows_the_code_then_expired_or_paid(harness, stack_pair):
     assert p.svg, page.text[:500]
     assert p.by_id["qr"]["data-code"] == c["code_url"]
     assert p.by_id["pay"]["data-status-url"] == "%s/orders/%s" % (st.base_url, c["order_no"])
-    assert p.by_id["pay"]["data-return-url"] == st.base_url + "/shop"
+    # the way back to the shop names the order (the shop confirms it)
+    assert p.by_id["pay"]["data-return-url"] == st.base_url + "/shop?order_no=" + c["order_no"]
     assert "19.90" in page.text
     assert "hidden" in p.by_id["expired"] and "hidden" in p.by_id["paid"]
 

@@ -118,6 +118,7 @@ static void test_config_bad_values_are_named(void **state)
     assert_error_mentions("[fees]\nmode = maybe\n", "[fees] mode");
     assert_error_mentions("[database]\nport = 99999\n", "[database] port");
     assert_error_mentions("[demo]\nstorefront = sure\n", "[demo] storefront");
+    assert_error_mentions("[server]\nlocale = fr\n", "[server] locale: 'fr' is not one of zh-CN|en");
 }
 
 static void test_config_missing_required_key_is_named(void **state)
