@@ -116,6 +116,7 @@ static void serve_one(pg_app_t *app, arena_t *a, FCGX_Request *r)
     req.authorization = param(r, "HTTP_AUTHORIZATION");
     req.user_agent = param(r, "HTTP_USER_AGENT");
     req.remote_addr = param(r, "REMOTE_ADDR");
+    req.forwarded_for = param(r, "HTTP_X_FORWARDED_FOR");
     if (!req.method)
         req.method = "GET";
     rc = read_body(r, a, &req);

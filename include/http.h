@@ -21,6 +21,7 @@ typedef struct http_request {
     const char *authorization;
     const char *user_agent;
     const char *remote_addr;
+    const char *forwarded_for;  /* X-Forwarded-For, believed only from [server] trusted_proxies */
     const char *body;
     size_t body_len;
     kv_list_t query;            /* decoded query string */
