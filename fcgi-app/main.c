@@ -117,6 +117,7 @@ static void serve_one(pg_app_t *app, arena_t *a, FCGX_Request *r)
     req.user_agent = param(r, "HTTP_USER_AGENT");
     req.accept_language = param(r, "HTTP_ACCEPT_LANGUAGE");
     req.remote_addr = param(r, "REMOTE_ADDR");
+    req.forwarded_for = param(r, "HTTP_X_FORWARDED_FOR");
     if (!req.method)
         req.method = "GET";
     rc = read_body(r, a, &req);

@@ -15,6 +15,7 @@
 #include "i18n.h"
 #include "log.h"
 #include "money.h"
+#include "netaddr.h"
 #include "notify.h"
 #include "qr.h"
 #include "router.h"
@@ -44,6 +45,13 @@ static bool bearer_ok(const pg_app_t *app, const http_request_t *req)
 {
     const char *token = http_bearer_token(req);
     return token && crypto_ct_streq(token, app->cfg->server.api_key);
+}
+
+/* The client's address: REMOTE_ADDR, or behind [server] trusted_proxies
+ * the rightmost X-Forwarded-For hop that is not one of them. */
+static const char *client_addr(const pg_app_t *app, arena_t *a, const http_request_t *req)
+{
+    return netaddr_client(a, &app->cfg->server.trusted_proxies, req->remote_addr, req->forwarded_for);
 }
 
 static void handle_healthz(pg_app_t *app, http_response_t *res)
@@ -189,7 +197,7 @@ static void handle_checkout(pg_app_t *app, arena_t *a, http_request_t *req, http
         rc = checkout_verify_link(app->cfg->server.checkout_secret, &fields, time(NULL), &code, &msg);
         if (rc != PG_OK) {
             log_msg(LOG_INFO, "checkout link refused: %s %s", code, msg.data);
-            checkout_error_page_code(res, loc, 403, code);
+            checkout_error_page_code(res, loc, rc == PG_ERR_BAD_INPUT ? 400 : 403, code);
             return;
         }
     } else {
@@ -198,7 +206,7 @@ static void handle_checkout(pg_app_t *app, arena_t *a, http_request_t *req, http
     }
     rc = checkout_request_from_fields(&fields, &creq, &code, &msg);
     creq.user_agent = req->user_agent;
-    creq.client_ip = req->remote_addr;
+    creq.client_ip = client_addr(app, a, req);
     if (rc == PG_OK)
         rc = checkout_create(app, a, &creq, &cres, &msg);
     else
@@ -208,6 +216,10 @@ static void handle_checkout(pg_app_t *app, arena_t *a, http_request_t *req, http
         const char *ecode = cres.error_code ? cres.error_code : app_error_code(rc);
         if (!cres.error_code)
             log_msg(LOG_ERROR, "checkout failed: %s %s", pg_err_name(rc), msg.data);
+        if (!cres.error_code && status >= 500) {   /* logged above: the buyer gets a plain word */
+            buf_clear(&msg);
+            buf_puts(&msg, "the payment could not be started; please try again in a moment");
+        }
         if (browser) {
             if (cres.error_code)
                 log_msg(LOG_INFO, "checkout refused: %s %s", ecode, msg.data);
@@ -238,7 +250,7 @@ static void handle_checkout(pg_app_t *app, arena_t *a, http_request_t *req, http
 static void handle_notify_alipay(pg_app_t *app, arena_t *a, http_request_t *req, http_response_t *res)
 {
     notify_result_t nr;
-    notify_alipay(app, a, req->body, req->body_len, &nr);
+    notify_alipay(app, a, client_addr(app, a, req), req->body, req->body_len, &nr);
     res->log_order_no = nr.order_no;
     res->log_payment_no = nr.payment_no;
     /* Exactly "success" once committed; anything else makes Alipay retry. */
@@ -248,7 +260,7 @@ static void handle_notify_alipay(pg_app_t *app, arena_t *a, http_request_t *req,
 static void handle_notify_wechat(pg_app_t *app, arena_t *a, http_request_t *req, http_response_t *res)
 {
     notify_result_t nr;
-    notify_wechat(app, a, req->body, req->body_len, &nr);
+    notify_wechat(app, a, client_addr(app, a, req), req->body, req->body_len, &nr);
     res->log_order_no = nr.order_no;
     res->log_payment_no = nr.payment_no;
     res->content_type = "text/xml; charset=utf-8";
@@ -259,7 +271,7 @@ static void handle_notify_wechat(pg_app_t *app, arena_t *a, http_request_t *req,
 static void handle_notify_wechat_refund(pg_app_t *app, arena_t *a, http_request_t *req, http_response_t *res)
 {
     notify_result_t nr;
-    notify_wechat_refund(app, a, req->body, req->body_len, &nr);
+    notify_wechat_refund(app, a, client_addr(app, a, req), req->body, req->body_len, &nr);
     res->log_order_no = nr.order_no;
     res->log_payment_no = nr.payment_no;
     res->content_type = "text/xml; charset=utf-8";

@@ -20,7 +20,8 @@ typedef struct checkout_request {
     const char *request_id;
     const char *order_no;       /* a further payment of this open order (the buyer switched channel) */
     const char *user_agent;
-    const char *client_ip;
+    const char *client_ip;      /* the caller's address (after trusted proxies) */
+    const char *buyer_ip;       /* server-to-server: the buyer's address, named by the shop */
 } checkout_request_t;
 
 typedef struct checkout_result {
@@ -53,7 +54,9 @@ void checkout_reply_json(const checkout_result_t *res, buf_t *out);
 void   checkout_link_sig(const char *secret, const char *product, const char *user,
                          const char *expires, char out[65]);
 /* PG_OK, PG_ERR_BAD_SIGNATURE (code "bad_signature") or PG_ERR_BAD_SIGNATURE with
- * code "link_expired"; error_code tells which. */
+ * code "link_expired"; error_code tells which. PG_ERR_BAD_INPUT (code
+ * "invalid_field") when the link carries a server-to-server field that the
+ * signature does not cover (request_id, buyer_ip). */
 pg_err checkout_verify_link(const char *secret, const kv_list_t *fields, time_t now,
                             const char **error_code, buf_t *msg);
 

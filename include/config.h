@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include "buf.h"
 #include "crypto.h"
+#include "netaddr.h"
 #include "pg_err.h"
 
 typedef struct pg_config {
@@ -19,6 +20,10 @@ typedef struct pg_config {
         int64_t order_ttl;     /* seconds */
         char *log_file;        /* "-" = stderr */
         bool locale_en;        /* locale = en; else zh-CN (buyer pages' default) */
+        int64_t notification_retention_days;   /* rejected notifications are pruned after this */
+        int64_t rejected_notifications_per_minute;   /* stored per source and minute; beyond: counted */
+        char *trusted_proxies_text;            /* as written */
+        netaddr_list_t trusted_proxies;        /* whose X-Forwarded-For is believed */
     } server;
     struct {
         char *host;

@@ -22,6 +22,7 @@ typedef struct cron_report {
     bool daily_done;              /* settlement and reconciliation for yesterday ran in this pass */
     unsigned settled_batches;
     unsigned recon_unexplained;
+    unsigned long long notifications_pruned;   /* rejected notifications past [server] notification_retention_days */
 } cron_report_t;
 
 /* Payments and refunds waiting longer than this are asked about. */
@@ -33,5 +34,8 @@ typedef struct cron_report {
 
 pg_err cron_sync(pg_app_t *app, arena_t *a, int older_than_s, cron_report_t *r);
 pg_err cron_run(pg_app_t *app, arena_t *a, cron_report_t *r);
+/* Retention: deletes notifications that were not accepted and are older
+ * than [server] notification_retention_days (part of every pass). */
+pg_err cron_prune_notifications(pg_app_t *app, cron_report_t *r);
 
 #endif

@@ -35,7 +35,8 @@ void   crypto_sha256_hex(const void *data, size_t len, char out[65]);
 pg_err crypto_base64_encode(const void *data, size_t len, buf_t *out);
 pg_err crypto_base64_decode(const char *b64, size_t len, buf_t *out);   /* PG_ERR_BAD_INPUT on junk */
 
-/* Constant-time equality; different lengths are unequal (length may leak). */
+/* Constant-time equality; different lengths are unequal (length may leak),
+ * and an empty value equals nothing, not even another empty one. */
 bool   crypto_ct_equal(const void *a, size_t a_len, const void *b, size_t b_len);
 bool   crypto_ct_streq(const char *a, const char *b);
 /* Random [A-Za-z0-9] string of n chars (+NUL) from the OS CSPRNG. */

@@ -30,7 +30,15 @@ typedef struct payment_event {
     const char *kind_name;       /* notifications.kind: NULL = "payment"/"refund" */
     const char *raw_body;
     size_t raw_len;
+    const char *source;          /* the sender's address (after trusted proxies), NULL if unknown */
 } payment_event_t;
+
+/* What the public notify endpoints keep of what they refuse: the first
+ * NOTIFY_REJECTED_KEEP_BYTES of the body (with its length and SHA-256), and
+ * from one source at most [server] rejected_notifications_per_minute such
+ * rows a minute (the rest are only counted). Accepted notifications are
+ * kept whole. */
+#define NOTIFY_REJECTED_KEEP_BYTES 2048
 
 typedef struct notify_result {
     bool ack;                    /* reply success to the provider */
@@ -49,11 +57,15 @@ pg_err notify_apply(pg_app_t *app, arena_t *a, const payment_event_t *ev, notify
  * last 40 days up to 5 minutes ahead). */
 time_t notify_beijing_time(const char *s);
 
-/* POST /notify/alipay: body is the raw form. Always fills res. */
-void notify_alipay(pg_app_t *app, arena_t *a, const char *body, size_t len, notify_result_t *res);
+/* POST /notify/alipay: body is the raw form. Always fills res. source is
+ * the sender's address (rate limit of stored rejections), NULL if unknown. */
+void notify_alipay(pg_app_t *app, arena_t *a, const char *source, const char *body, size_t len,
+                   notify_result_t *res);
 /* POST /notify/wechat: body is the raw XML. Always fills res. */
-void notify_wechat(pg_app_t *app, arena_t *a, const char *body, size_t len, notify_result_t *res);
+void notify_wechat(pg_app_t *app, arena_t *a, const char *source, const char *body, size_t len,
+                   notify_result_t *res);
 /* POST /notify/wechat/refund: encrypted req_info. Always fills res. */
-void notify_wechat_refund(pg_app_t *app, arena_t *a, const char *body, size_t len, notify_result_t *res);
+void notify_wechat_refund(pg_app_t *app, arena_t *a, const char *source, const char *body, size_t len,
+                          notify_result_t *res);
 
 #endif

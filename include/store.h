@@ -130,8 +130,20 @@ typedef struct notification_rec {
     const char *detail;
     const char *raw_body;
     size_t raw_len;
+    size_t keep_len;            /* store at most this many bytes of raw_body; 0 = all */
+    const char *source;         /* sender address, NULL if unknown */
 } notification_rec_t;
+/* Stores the record with raw_len and the SHA-256 of the whole body; the
+ * body itself cut to keep_len bytes when keep_len is set. */
 pg_err store_notification_add(db_t *db, const notification_rec_t *n);
+/* Counts one rejected notification from source in the minute of now (in
+ * the database: every process shares the count); *count is the minute's
+ * count including this one. */
+pg_err store_notification_source_count(db_t *db, arena_t *a, const char *source, time_t now, int64_t *count);
+/* Deletes notifications that were not accepted and were received more
+ * than days ago, and source counts older than a day; *deleted counts the
+ * notifications. Accepted ones stay (the payment's evidence). */
+pg_err store_notifications_prune(db_t *db, int64_t days, uint64_t *deleted);
 
 /* "2026-11-24 12:00:00" (UTC) for DATETIME parameters. */
 void store_format_datetime(time_t t, char out[20]);

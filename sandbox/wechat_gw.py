@@ -364,11 +364,18 @@ class WechatProvider:
             raise ReturnFail("fee_type参数格式错误 (CNY only)")
         if trade_type == "JSAPI" and not params.get("openid"):
             raise BizFail("PARAM_ERROR", "trade_type=JSAPI时（即JSAPI支付），openid为必传参数")
+        scene = None
         if params.get("scene_info"):
             try:
-                json.loads(params["scene_info"])
+                scene = json.loads(params["scene_info"])
             except ValueError:
                 raise ReturnFail("scene_info参数格式错误 (not JSON)")
+        if trade_type == "MWEB":
+            # H5 needs the site it is paid from: h5_info {type Wap, wap_url, wap_name}
+            h5 = scene.get("h5_info") if isinstance(scene, dict) else None
+            if not isinstance(h5, dict) or not h5.get("wap_url") or not h5.get("wap_name"):
+                raise BizFail("PARAM_ERROR", "trade_type=MWEB时，scene_info的h5_info.wap_url和"
+                              "wap_name为必传参数 (the site's URL and name)")
         expire = params.get("time_expire")
         if expire:
             deadline = parse_time14(expire)
@@ -996,6 +1003,16 @@ class WechatProvider:
         trade = self._by_prepay_id(query.get("prepay_id", ""))
         if trade is None:
             return self._error_page("ORDERNOTEXIST", "unknown prepay_id", 404)
+        # WeChat compares the address the H5 cashier is opened from with the
+        # order's spbill_create_ip: a proxy's or the shop backend's address
+        # there fails the buyer ("网络环境未能通过安全验证").
+        if trade["trade_type"] == "MWEB" and req.client != trade["spbill_create_ip"]:
+            log("wechat mweb out_trade_no=%s opened from %s, spbill_create_ip %s: refused" % (
+                trade["out_trade_no"], req.client, trade["spbill_create_ip"]))
+            return self._error_page("NETWORK_ENV_CHECK_FAILED",
+                                    "网络环境未能通过安全验证，请稍后再试 (opened from %s, the order's "
+                                    "spbill_create_ip is %s)" % (req.client, trade["spbill_create_ip"]),
+                                    403)
         return html_response(page("WeChat Pay sandbox: H5 payment", self._pay_form(
             trade, "WeChat Pay in the mobile browser (MWEB).",
             [("redirect_url", query.get("redirect_url", ""))])))

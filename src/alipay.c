@@ -12,6 +12,7 @@
 #include <string.h>
 #include <jansson.h>
 #include "money.h"
+#include "text.h"
 
 #define ALIPAY_SUCCESS_CODE "10000"
 /* Nesting bound for the reply scanner; Alipay replies are a few levels deep. */
@@ -183,19 +184,26 @@ static pg_err trade_biz_content(arena_t *a, const alipay_trade_t *t, const char 
     char yuan[MONEY_YUAN_BUFSZ], expire[20];
     json_t *obj = NULL;
     char *text = NULL;
+    buf_t subject;
     pg_err rc;
 
     if (t == NULL || is_empty(t->out_trade_no) || is_empty(t->subject) ||
         t->amount_fen <= 0 || t->amount_fen > MONEY_MAX_FEN)
         return PG_ERR_BAD_INPUT;
     money_format_yuan(t->amount_fen, yuan);
+    /* the product's title, without what Alipay's subject must not carry */
+    buf_init(&subject, a);
+    if (!text_alipay_subject(t->subject, TEXT_ALIPAY_SUBJECT_MAX, &subject))
+        return PG_ERR_BAD_INPUT;
+    if (subject.failed)
+        return PG_ERR_NOMEM;
 
     obj = json_object();
     if (obj == NULL)
         return PG_ERR_NOMEM;
     if ((rc = json_set_str(obj, "out_trade_no", t->out_trade_no)) != PG_OK ||
         (rc = json_set_str(obj, "total_amount", yuan)) != PG_OK ||
-        (rc = json_set_str(obj, "subject", t->subject)) != PG_OK)
+        (rc = json_set_str(obj, "subject", subject.data)) != PG_OK)
         goto done;
     if (product_code != NULL && (rc = json_set_str(obj, "product_code", product_code)) != PG_OK)
         goto done;

@@ -37,6 +37,25 @@ static char *jsapi_object(arena_t *a, const kv_list_t *params)
     return copy;
 }
 
+/* MWEB's scene_info: h5_info with the site's URL (the origin of base_url:
+ * WeChat checks the H5 page's domain against it), not an empty one. */
+static const char *mweb_scene_info(arena_t *a, const char *base_url)
+{
+    const char *host = strstr(base_url, "://");
+    const char *slash = host ? strchr(host + 3, '/') : NULL;
+    json_t *h5 = json_object(), *root = json_object();
+    char *text, *copy;
+    json_object_set_new(h5, "type", json_string("Wap"));
+    json_object_set_new(h5, "wap_url", json_stringn(base_url, slash ? (size_t)(slash - base_url) : strlen(base_url)));
+    json_object_set_new(h5, "wap_name", json_string("shop"));
+    json_object_set_new(root, "h5_info", h5);
+    text = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    copy = text ? arena_strdup(a, text) : NULL;
+    free(text);
+    return copy;
+}
+
 static pg_err wechat_start(pg_app_t *app, arena_t *a, const char *method, const channel_payment_t *p,
                            channel_instruction_t *out, buf_t *err)
 {
@@ -57,8 +76,8 @@ static pg_err wechat_start(pg_app_t *app, arena_t *a, const char *method, const 
     o.spbill_create_ip = p->client_ip;
     o.product_id = p->product_sku;
     o.expires_at = p->expires_at;
-    if (!strcmp(method, "mweb"))
-        o.scene_info = "{\"h5_info\":{\"type\":\"Wap\",\"wap_url\":\"\",\"wap_name\":\"shop\"}}";
+    if (!strcmp(method, "mweb") && (o.scene_info = mweb_scene_info(a, app->cfg->server.base_url)) == NULL)
+        return PG_ERR_NOMEM;
     rc = wechat_unifiedorder(a, &app->wechat, &o, &prepay, err_code, err);
     if (rc != PG_OK)
         return rc;

@@ -9,12 +9,13 @@
 #include "crypto.h"
 #include "log.h"
 #include "money.h"
+#include "netaddr.h"
 #include "text.h"
 
 #define ORDER_NO_LEN 24
 
 static const char *const CHECKOUT_FIELDS[] = { "product", "user", "channel", "method", "openid",
-                                              "request_id", "expires", "sig", "order_no" };
+                                              "request_id", "expires", "sig", "order_no", "buyer_ip" };
 
 pg_err checkout_request_from_fields(const kv_list_t *fields, checkout_request_t *req,
                                     const char **error_code, buf_t *msg)
@@ -33,6 +34,9 @@ pg_err checkout_request_from_fields(const kv_list_t *fields, checkout_request_t 
     req->openid = kv_get(fields, "openid");
     req->request_id = kv_get(fields, "request_id");
     req->order_no = kv_get(fields, "order_no");
+    req->buyer_ip = kv_get(fields, "buyer_ip");
+    if (req->buyer_ip && !*req->buyer_ip)
+        req->buyer_ip = NULL;
     if (req->order_no && !*req->order_no)
         req->order_no = NULL;
     if (req->channel && !*req->channel)
@@ -65,6 +69,8 @@ static pg_err validate(const checkout_request_t *req, checkout_result_t *res, bu
         return fail(res, msg, PG_ERR_BAD_INPUT, "invalid_field", "'user' must be 1-64 of [A-Za-z0-9_.@-]");
     if (req->request_id && !text_is_token(req->request_id, 64, "_.:-"))
         return fail(res, msg, PG_ERR_BAD_INPUT, "invalid_field", "'request_id' must be 1-64 of [A-Za-z0-9_.:-]");
+    if (req->buyer_ip && !netaddr_is_ip(req->buyer_ip))
+        return fail(res, msg, PG_ERR_BAD_INPUT, "invalid_field", "'buyer_ip' must be an IPv4 or IPv6 address");
     if (req->openid && !text_is_token(req->openid, 128, "_-"))
         return fail(res, msg, PG_ERR_BAD_INPUT, "invalid_field", "'openid' must be 1-128 of [A-Za-z0-9_-]");
     if (req->channel && strcmp(req->channel, "alipay") && strcmp(req->channel, "wechat") &&
@@ -182,6 +188,23 @@ static pg_err repeat_from_request_id(pg_app_t *app, arena_t *a, const char *requ
     return pay_data_read(a, res->order.pay_data, res);
 }
 
+/* A provider's failure is the operator's business: the whole detail
+ * (provider, method, the curl/TLS error or the provider's sub-code) goes to
+ * the log; buyers and the API get a plain message with the error code (no
+ * host names, no provider texts). A combination the channel cannot do
+ * (UNSUPPORTED) is the caller's: its message stays. */
+static void provider_failed(const pay_channel_t *ch, const char *method, const channel_payment_t *p,
+                            pg_err rc, const char *code, buf_t *msg)
+{
+    if (rc == PG_ERR_UNSUPPORTED)
+        return;
+    log_msg(LOG_ERROR, "checkout: %s %s for payment %s failed at the provider (%s, %s): %s", ch->name, method,
+            p->payment_no, code, pg_err_name(rc), msg->len ? msg->data : "(no detail)");
+    buf_clear(msg);
+    buf_puts(msg, rc == PG_ERR_TIMEOUT ? "the payment provider did not answer in time; please try again in a moment"
+                                       : "the payment provider could not start this payment; please try again later");
+}
+
 static pg_err start_at_provider(pg_app_t *app, arena_t *a, const pay_channel_t *ch, const char *method,
                                 const channel_payment_t *p, checkout_result_t *res, buf_t *msg)
 {
@@ -199,6 +222,8 @@ static pg_err start_at_provider(pg_app_t *app, arena_t *a, const pay_channel_t *
         res->error_code = rc == PG_ERR_TIMEOUT       ? "upstream_timeout"
                           : rc == PG_ERR_UNSUPPORTED ? "unsupported_method"
                                                      : "upstream_error";
+    if (rc != PG_OK)
+        provider_failed(ch, method, p, rc, res->error_code, msg);
     return rc;
 }
 
@@ -263,7 +288,7 @@ static pg_err add_payment(pg_app_t *app, arena_t *a, const checkout_request_t *r
     pay.expires_at = time(NULL) + (time_t)app->cfg->server.order_ttl;
     pay.quit_url = app->cfg->merchant.return_url;
     pay.openid = req->openid;
-    pay.client_ip = req->client_ip;
+    pay.client_ip = req->buyer_ip ? req->buyer_ip : req->client_ip;
     rc = start_at_provider(app, a, channel, method, &pay, res, msg);
     if (rc != PG_OK)
         return rc;
@@ -345,7 +370,7 @@ pg_err checkout_create(pg_app_t *app, arena_t *a, const checkout_request_t *req,
     pay.expires_at = nc.expires_at;
     pay.quit_url = app->cfg->merchant.return_url;
     pay.openid = req->openid;
-    pay.client_ip = req->client_ip;
+    pay.client_ip = req->buyer_ip ? req->buyer_ip : req->client_ip;
     /* Ask the provider first: a failure there leaves nothing behind here. */
     rc = start_at_provider(app, a, channel, method, &pay, res, msg);
     if (rc != PG_OK)
@@ -423,12 +448,23 @@ pg_err checkout_verify_link(const char *secret, const kv_list_t *fields, time_t 
 {
     const char *product = kv_get(fields, "product"), *user = kv_get(fields, "user");
     const char *expires = kv_get(fields, "expires"), *sig = kv_get(fields, "sig");
+    static const char *const server_only[] = { "request_id", "buyer_ip" };
     char want[65];
     time_t exp;
     *error_code = "bad_signature";
     if (!product || !user || !expires || !sig) {
         buf_puts(msg, "a signed link needs product, user, expires and sig");
         return PG_ERR_BAD_SIGNATURE;
+    }
+    /* Not covered by the signature: a link holder must not choose them
+     * (take the shop's idempotency key, probe which exist, name an IP). */
+    for (size_t i = 0; i < sizeof server_only / sizeof server_only[0]; i++) {
+        if (kv_count_key(fields, server_only[i]) > 0) {
+            *error_code = "invalid_field";
+            buf_printf(msg, "'%s' is a server-to-server field: a signed checkout link cannot carry it",
+                       server_only[i]);
+            return PG_ERR_BAD_INPUT;
+        }
     }
     checkout_link_sig(secret, product, user, expires, want);
     if (!crypto_ct_streq(want, sig)) {

@@ -27,6 +27,9 @@ static const config_key_t CONFIG_KEYS[] = {
     K("server", "order_ttl", CK_INT, server.order_ttl, NULL),
     K("server", "log_file", CK_STR, server.log_file, NULL),
     K("server", "locale", CK_ENUM, server.locale_en, "zh-CN|en"),
+    K("server", "notification_retention_days", CK_INT, server.notification_retention_days, NULL),
+    K("server", "trusted_proxies", CK_STR, server.trusted_proxies_text, NULL),
+    K("server", "rejected_notifications_per_minute", CK_INT, server.rejected_notifications_per_minute, NULL),
     K("database", "host", CK_STR, database.host, NULL),
     K("database", "port", CK_INT, database.port, NULL),
     K("database", "socket", CK_STR, database.socket, NULL),
@@ -214,6 +217,8 @@ static void set_defaults(pg_config_t *c)
 {
     c->server.order_ttl = 900;
     c->server.log_file = strdup("-");
+    c->server.notification_retention_days = 90;
+    c->server.rejected_notifications_per_minute = 30;
     c->database.host = strdup("127.0.0.1");
     c->database.port = 3306;
     c->database.name = strdup("paygate");
@@ -248,6 +253,17 @@ static void derive_base_path(config_loader_t *l)
         config_problem(l, "server", "base_url", "must not carry a query or fragment");
 }
 
+static void validate_trusted_proxies(config_loader_t *l)
+{
+    pg_config_t *c = l->cfg;
+    buf_t why;
+    buf_init(&why, NULL);
+    if (netaddr_list_parse(c->server.trusted_proxies_text, &c->server.trusted_proxies, &why) != PG_OK)
+        config_problem(l, "server", "trusted_proxies", "%s (a list of addresses or CIDR ranges)",
+                       why.len ? why.data : "out of memory");
+    buf_free(&why);
+}
+
 static void validate_server(config_loader_t *l)
 {
     pg_config_t *c = l->cfg;
@@ -264,6 +280,11 @@ static void validate_server(config_loader_t *l)
         config_problem(l, "server", "checkout_secret", "too short: use at least 16 random characters");
     if (c->server.order_ttl < 60 || c->server.order_ttl > 86400 * 15)
         config_problem(l, "server", "order_ttl", "must be between 60 and 1296000 seconds");
+    if (c->server.notification_retention_days < 1 || c->server.notification_retention_days > 3650)
+        config_problem(l, "server", "notification_retention_days", "must be between 1 and 3650 days");
+    if (c->server.rejected_notifications_per_minute < 1)
+        config_problem(l, "server", "rejected_notifications_per_minute", "must be at least 1");
+    validate_trusted_proxies(l);
     require(l, "database", "user", c->database.user);
     require(l, "database", "name", c->database.name);
 }
@@ -406,6 +427,8 @@ void config_free(pg_config_t *c)
     free_secret(c->server.api_key);
     free_secret(c->server.checkout_secret);
     free(c->server.log_file);
+    free(c->server.trusted_proxies_text);
+    netaddr_list_free(&c->server.trusted_proxies);
     free(c->database.host);
     free(c->database.socket);
     free(c->database.user);

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "reconcile.h"
 #include "refund.h"
+#include "store.h"
 #include "store_lifecycle.h"
 
 static pg_err drive_refunds(pg_app_t *app, arena_t *a, int min_age_s, cron_report_t *r)
@@ -86,6 +87,17 @@ static pg_err daily_duties(pg_app_t *app, arena_t *a, cron_report_t *r)
     }
     r->daily_done = true;
     return PG_OK;
+}
+
+pg_err cron_prune_notifications(pg_app_t *app, cron_report_t *r)
+{
+    uint64_t deleted = 0;
+    pg_err rc = store_notifications_prune(app->db, app->cfg->server.notification_retention_days, &deleted);
+    r->notifications_pruned = deleted;
+    if (rc == PG_OK && deleted > 0)
+        log_msg(LOG_INFO, "cron: pruned %llu rejected notification(s) older than %lld days",
+                (unsigned long long)deleted, (long long)app->cfg->server.notification_retention_days);
+    return rc;
 }
 
 /* The lease (sql/005_cron_lease.sql). Times are the server's clock. */
@@ -197,6 +209,10 @@ pg_err cron_run(pg_app_t *app, arena_t *a, cron_report_t *r)
         rc = lease_keep(app, &lease, r);
     if (rc == PG_OK)
         rc = daily_duties(app, a, r);
+    if (rc == PG_OK)
+        rc = lease_keep(app, &lease, r);
+    if (rc == PG_OK)
+        rc = cron_prune_notifications(app, r);
     if (!r->lease_lost)
         lease_give_back(app, &lease);
     return rc;

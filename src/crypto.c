@@ -591,10 +591,10 @@ junk:
 
 bool crypto_ct_equal(const void *a, size_t a_len, const void *b, size_t b_len)
 {
-    if (a_len != b_len)
+    /* Nothing is not a signature: two empty values (a failed digest, an
+     * unset key) must never compare equal. */
+    if (a_len != b_len || a_len == 0 || !a || !b)
         return false;
-    if (a_len == 0)
-        return true;
     return CRYPTO_memcmp(a, b, a_len) == 0;
 }
 

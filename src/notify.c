@@ -33,14 +33,15 @@ static void set_outcome(notify_result_t *res, bool ack, const char *outcome, con
 static pg_err apply_anomaly(pg_app_t *app, arena_t *a, const payment_t *p, notify_result_t *res)
 {
     const char *anomaly = !strcmp(p->order_status, "CLOSED") ? "late_payment" : "double_payment";
-    char refund_no[25], extra[200];
+    char refund_no[25] = "", extra[200];
     pg_err rc = store_payment_set_anomaly(app->db, p->id, anomaly);
     if (rc == PG_OK)
         rc = refund_queue_auto_in_tx(app, p->order_id, p->id, p->amount_fen, anomaly, refund_no);
+    if (rc != PG_OK)   /* no refund number was made: nothing to format */
+        return rc;
     snprintf(extra, sizeof extra, "\"anomaly\":\"%s\",\"anomaly_payment_no\":\"%s\",\"refund_no\":\"%s\"",
              anomaly, p->payment_no, refund_no);
-    if (rc == PG_OK)
-        rc = events_queue(app, a, "payment.anomaly", p->order_no, extra);
+    rc = events_queue(app, a, "payment.anomaly", p->order_no, extra);
     if (rc != PG_OK)
         return rc;
     log_msg(LOG_WARN, "%s: payment %s of order %s (%s); automatic refund %s queued", anomaly, p->payment_no,
@@ -157,13 +158,30 @@ static pg_err apply_in_tx(db_t *db, void *arg)
     rec.detail = res->detail;
     rec.raw_body = ev->raw_body;
     rec.raw_len = ev->raw_len;
+    rec.source = ev->source;
+    /* Only an accepted notification is evidence worth its whole body. */
+    rec.keep_len = strcmp(res->outcome, "accepted") ? NOTIFY_REJECTED_KEEP_BYTES : 0;
     return store_notification_add(db, &rec);
 }
 
-/* Rejected notifications are logged outside the (rolled back) transaction. */
-static void record_rejection(pg_app_t *app, const payment_event_t *ev, const notify_result_t *res)
+/* Rejected notifications are logged outside the (rolled back) transaction:
+ * their first bytes with length and hash, and from one source only so many
+ * a minute (counted in the database, so across processes); beyond that
+ * they are counted, not stored. */
+static void record_rejection(pg_app_t *app, arena_t *a, const payment_event_t *ev, const notify_result_t *res)
 {
     notification_rec_t rec;
+    int64_t count = 0, limit = app->cfg->server.rejected_notifications_per_minute;
+    if (store_notification_source_count(app->db, a, ev->source, time(NULL), &count) != PG_OK) {
+        log_msg(LOG_ERROR, "could not count a rejected %s notification: %s", ev->channel, db_last_error(app->db));
+        return;
+    }
+    if (count > limit) {
+        if (count == limit + 1)
+            log_msg(LOG_WARN, "%s notifications rejected from %s: more than %lld this minute, the rest are only counted",
+                    ev->channel, ev->source ? ev->source : "-", (long long)limit);
+        return;
+    }
     memset(&rec, 0, sizeof rec);
     rec.channel = ev->channel;
     rec.kind = ev->kind_name ? ev->kind_name : ev->kind == PAY_EVENT_REFUND ? "refund" : "payment";
@@ -173,6 +191,8 @@ static void record_rejection(pg_app_t *app, const payment_event_t *ev, const not
     rec.detail = res->detail;
     rec.raw_body = ev->raw_body;
     rec.raw_len = ev->raw_len;
+    rec.keep_len = NOTIFY_REJECTED_KEEP_BYTES;
+    rec.source = ev->source;
     if (store_notification_add(app->db, &rec) != PG_OK)
         log_msg(LOG_ERROR, "could not store a rejected %s notification: %s", ev->channel,
                 db_last_error(app->db));
@@ -247,14 +267,14 @@ pg_err notify_apply(pg_app_t *app, arena_t *a, const payment_event_t *ev, notify
         !fits(ev->refund_no, 32) || !fits(ev->provider_refund_no, 64)) {
         set_outcome(res, false, "bad_input", "a field is longer than any value we issue or store");
         log_rejection(ev->channel, res->outcome, res->detail);
-        record_rejection(app, ev, res);
+        record_rejection(app, a, ev, res);
         return PG_OK;
     }
     rc = db_tx(app->db, apply_in_tx, &ctx);
     if (rc == PG_OK)
         return PG_OK;
     if (rc == PG_ERR_NOT_FOUND || rc == PG_ERR_MISMATCH) {
-        record_rejection(app, ev, res);
+        record_rejection(app, a, ev, res);
         return PG_OK;
     }
     set_outcome(res, false, NULL, "database error");
@@ -264,7 +284,8 @@ pg_err notify_apply(pg_app_t *app, arena_t *a, const payment_event_t *ev, notify
 }
 
 /* Probes and forgeries can come in floods: one log line per 10 s per
- * process is enough (every one is still stored with its reason). */
+ * process is enough (the first ones a minute from each source are stored
+ * with their reason). */
 static void log_rejection(const char *channel, const char *outcome, const char *detail)
 {
     static time_t last;
@@ -280,19 +301,20 @@ static void log_rejection(const char *channel, const char *outcome, const char *
     suppressed = 0;
 }
 
-static void reject(pg_app_t *app, const char *channel, const char *body, size_t len, const char *payment_no,
-                   const char *outcome, const char *detail, notify_result_t *res)
+static void reject(pg_app_t *app, arena_t *a, const char *source, const char *channel, const char *body, size_t len,
+                   const char *payment_no, const char *outcome, const char *detail, notify_result_t *res)
 {
     payment_event_t ev;
     memset(&ev, 0, sizeof ev);
     ev.channel = channel;
+    ev.source = source;
     ev.payment_no = payment_no;
     ev.raw_body = body;
     ev.raw_len = len;
     set_outcome(res, false, outcome, detail);
     res->payment_no = payment_no;
     log_rejection(channel, outcome, detail);
-    record_rejection(app, &ev, res);
+    record_rejection(app, a, &ev, res);
 }
 
 static const char *outcome_of(pg_err rc)
@@ -327,7 +349,8 @@ static bool alipay_envelope_ok(const kv_list_t *form)
     return !charset || !strcasecmp(charset, "utf-8") || !strcasecmp(charset, "utf8");
 }
 
-void notify_alipay(pg_app_t *app, arena_t *a, const char *body, size_t len, notify_result_t *res)
+void notify_alipay(pg_app_t *app, arena_t *a, const char *source, const char *body, size_t len,
+                   notify_result_t *res)
 {
     kv_list_t form;
     alipay_notify_t n;
@@ -342,17 +365,17 @@ void notify_alipay(pg_app_t *app, arena_t *a, const char *body, size_t len, noti
         return;
     }
     if (form_parse(body, len, &form) != PG_OK) {
-        reject(app, "alipay", body, len, NULL, "bad_input", "body is not a valid form", res);
+        reject(app, a, source, "alipay", body, len, NULL, "bad_input", "body is not a valid form", res);
         return;
     }
     if (!alipay_envelope_ok(&form)) {
-        reject(app, "alipay", body, len, kv_get(&form, "out_trade_no"), "bad_input",
+        reject(app, a, source, "alipay", body, len, kv_get(&form, "out_trade_no"), "bad_input",
                "sign_type must be RSA2 and charset utf-8", res);
         return;
     }
     rc = alipay_verify_notify(&app->alipay, &form, &n, &reason);
     if (rc != PG_OK) {
-        reject(app, "alipay", body, len, kv_get(&form, "out_trade_no"), outcome_of(rc),
+        reject(app, a, source, "alipay", body, len, kv_get(&form, "out_trade_no"), outcome_of(rc),
                reason.len ? reason.data : pg_err_name(rc), res);
         return;
     }
@@ -369,10 +392,12 @@ void notify_alipay(pg_app_t *app, arena_t *a, const char *body, size_t len, noti
     ev.refund_succeeded = true;   /* Alipay notifies refunds that happened */
     ev.raw_body = body;
     ev.raw_len = len;
+    ev.source = source;
     (void)notify_apply(app, a, &ev, res);
 }
 
-void notify_wechat(pg_app_t *app, arena_t *a, const char *body, size_t len, notify_result_t *res)
+void notify_wechat(pg_app_t *app, arena_t *a, const char *source, const char *body, size_t len,
+                   notify_result_t *res)
 {
     wechat_notify_t n;
     payment_event_t ev;
@@ -387,7 +412,7 @@ void notify_wechat(pg_app_t *app, arena_t *a, const char *body, size_t len, noti
     rc = wechat_verify_notify(a, &app->wechat, body, len, &n, &reason);
     if (rc != PG_OK) {
         /* The payment number of an unverified message is only a hint for the log. */
-        reject(app, "wechat", body, len, NULL, outcome_of(rc), reason.len ? reason.data : pg_err_name(rc), res);
+        reject(app, a, source, "wechat", body, len, NULL, outcome_of(rc), reason.len ? reason.data : pg_err_name(rc), res);
         return;
     }
     memset(&ev, 0, sizeof ev);
@@ -400,10 +425,12 @@ void notify_wechat(pg_app_t *app, arena_t *a, const char *body, size_t len, noti
     ev.amount_fen = n.total_fee;
     ev.raw_body = body;
     ev.raw_len = len;
+    ev.source = source;
     (void)notify_apply(app, a, &ev, res);
 }
 
-void notify_wechat_refund(pg_app_t *app, arena_t *a, const char *body, size_t len, notify_result_t *res)
+void notify_wechat_refund(pg_app_t *app, arena_t *a, const char *source, const char *body, size_t len,
+                          notify_result_t *res)
 {
     wechat_refund_notify_t n;
     payment_event_t ev;
@@ -416,13 +443,14 @@ void notify_wechat_refund(pg_app_t *app, arena_t *a, const char *body, size_t le
     ev.kind = PAY_EVENT_REFUND;
     ev.raw_body = body;
     ev.raw_len = len;
+    ev.source = source;
     if (!app->cfg->wechat.enabled) {
         set_outcome(res, false, NULL, "wechat channel disabled");
         return;
     }
     rc = wechat_verify_refund_notify(a, &app->wechat, body, len, &n, &reason);
     if (rc != PG_OK) {
-        reject(app, "wechat", body, len, NULL, outcome_of(rc), reason.len ? reason.data : pg_err_name(rc), res);
+        reject(app, a, source, "wechat", body, len, NULL, outcome_of(rc), reason.len ? reason.data : pg_err_name(rc), res);
         return;
     }
     if (!strcmp(n.refund_status, "PROCESSING")) {

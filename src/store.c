@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include "crypto.h"
 
 #include "text.h"
 
@@ -325,20 +326,71 @@ static void text_for_column(const char *s, char *out, size_t max)
 
 pg_err store_notification_add(db_t *db, const notification_rec_t *n)
 {
-    char detail[256], payment_no[65], notify_id[129];
-    db_val_t p[7];
+    char detail[256], payment_no[65], notify_id[129], source[46], sha[65];
+    size_t len = n->raw_body ? n->raw_len : 0;
+    size_t keep = n->keep_len && n->keep_len < len ? n->keep_len : len;
+    db_val_t p[10];
     text_for_column(n->detail ? n->detail : "", detail, sizeof detail);
     text_for_column(n->payment_no, payment_no, sizeof payment_no);
     text_for_column(n->notify_id, notify_id, sizeof notify_id);
+    text_for_column(n->source, source, sizeof source);
+    crypto_sha256_hex(n->raw_body ? n->raw_body : "", len, sha);
     p[0] = DB_S(n->channel);
     p[1] = DB_S(n->kind);
     p[2] = DB_S(n->payment_no ? payment_no : NULL);
     p[3] = DB_S(n->notify_id ? notify_id : NULL);
     p[4] = DB_S(n->outcome);
     p[5] = DB_S(detail);
-    p[6] = DB_B(n->raw_body ? n->raw_body : "", n->raw_body ? n->raw_len : 0);
+    p[6] = DB_B(n->raw_body ? n->raw_body : "", keep);
+    p[7] = DB_I((int64_t)len);
+    p[8] = DB_S(sha[0] ? sha : NULL);
+    p[9] = DB_S(n->source ? source : NULL);
     return db_exec(db,
-                   "INSERT INTO notifications (channel, kind, payment_no, notify_id, outcome, detail, raw_body)"
-                   " VALUES (?, ?, LEFT(?, 64), LEFT(?, 128), ?, ?, ?)",
-                   p, 7, NULL, NULL);
+                   "INSERT INTO notifications (channel, kind, payment_no, notify_id, outcome, detail, raw_body,"
+                   " raw_len, raw_sha256, source)"
+                   " VALUES (?, ?, LEFT(?, 64), LEFT(?, 128), ?, ?, ?, ?, ?, ?)",
+                   p, 10, NULL, NULL);
+}
+
+pg_err store_notification_source_count(db_t *db, arena_t *a, const char *source, time_t now, int64_t *count)
+{
+    char minute[20], src[46];
+    db_result_t r;
+    db_val_t p[2];
+    pg_err rc;
+    store_format_datetime(now - now % 60, minute);
+    text_for_column(source ? source : "-", src, sizeof src);
+    p[0] = DB_S(src);
+    p[1] = DB_S(minute);
+    *count = 0;
+    rc = db_exec(db,
+                 "INSERT INTO notification_sources (source, minute, rejected) VALUES (?, ?, 1)"
+                 " ON DUPLICATE KEY UPDATE rejected = rejected + 1",
+                 p, 2, NULL, NULL);
+    if (rc == PG_OK)
+        rc = db_query(db, a, "SELECT rejected FROM notification_sources WHERE source = ? AND minute = ?", p, 2, &r);
+    if (rc == PG_OK && r.rows == 1)
+        *count = db_cell_i64(&r, 0, "rejected");
+    return rc;
+}
+
+pg_err store_notifications_prune(db_t *db, int64_t days, uint64_t *deleted)
+{
+    db_val_t p[1] = { DB_I(days) };
+    uint64_t n = 0;
+    pg_err rc;
+    *deleted = 0;
+    /* In slices: a flood's worth of rows never holds locks for long. */
+    do {
+        rc = db_exec(db,
+                     "DELETE FROM notifications WHERE outcome <> 'accepted'"
+                     " AND received_at < UTC_TIMESTAMP(3) - INTERVAL ? DAY LIMIT 5000",
+                     p, 1, &n, NULL);
+        if (rc == PG_OK)
+            *deleted += n;
+    } while (rc == PG_OK && n == 5000);
+    if (rc == PG_OK)
+        rc = db_exec(db, "DELETE FROM notification_sources WHERE minute < UTC_TIMESTAMP() - INTERVAL 1 DAY",
+                     NULL, 0, NULL, NULL);
+    return rc;
 }

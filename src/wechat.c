@@ -163,10 +163,12 @@ pg_err wechat_verify_sign(const kv_list_t *params, const char *api_key, wechat_s
         return PG_ERR_BAD_INPUT;
     if (is_empty(given))
         return PG_ERR_BAD_SIGNATURE;
-    /* The message's own sign_type wins: a merchant configured for one
-     * algorithm still receives messages that name the other. */
+    /* The message's own sign_type is used (a merchant configured for MD5
+     * may receive HMAC-SHA256 messages), but never to downgrade: with
+     * HMAC-SHA256 configured, a message that says MD5 is refused, whatever
+     * its sign - the sender does not choose the weaker algorithm. */
     if (!is_empty(named)) {
-        if (strcmp(named, "MD5") == 0)
+        if (strcmp(named, "MD5") == 0 && configured == WECHAT_SIGN_MD5)
             t = WECHAT_SIGN_MD5;
         else if (strcmp(named, "HMAC-SHA256") == 0)
             t = WECHAT_SIGN_HMAC_SHA256;

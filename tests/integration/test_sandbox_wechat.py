@@ -38,6 +38,7 @@ PYTHON = "/usr/bin/python3"
 APPID = "wx2421b1c4370ec43b"
 MCH_ID = "1900000109"
 API_KEY = "sandboxsandboxsandboxsandbox1234"
+MWEB_SCENE = '{"h5_info":{"type":"Wap","wap_url":"https://shop.example","wap_name":"shop"}}'
 sys.path.insert(0, SANDBOX_DIR)
 
 import wechat_sign  # noqa: E402  (the module under test)
@@ -659,7 +660,7 @@ def test_scan_page_pays_by_code_url(sandbox, receiver):
 
 def test_mweb_pays_and_redirects(sandbox, receiver):
     reply = sandbox.order("wx_page_2", notify_url=receiver.url, trade_type="MWEB",
-                          product_id=None)
+                          product_id=None, scene_info=MWEB_SCENE)
     back = "http://127.0.0.1:9/shop/return?order=7"
     status, _, body = http_call(urllib.request.Request(
         reply["mweb_url"] + "&redirect_url=" + urllib.parse.quote(back, safe="")))
