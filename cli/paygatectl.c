@@ -405,6 +405,7 @@ static int cmd_refund(cli_t *c, int argc, char **argv)
     rq.reason = o.reason;
     rq.request_id = o.request_id;
     buf_init(&msg, &c->arena);
+    /* outcome_unknown (COMMIT reply lost, not resolved): the message names the refund_no to look up. */
     rc = refund_create(c->app, &c->arena, &rq, &rr, &msg);
     if (rc != PG_OK) {
         fprintf(stderr, "paygatectl: refund refused (%s): %s\n", rr.error_code ? rr.error_code : pg_err_name(rc),

@@ -1,7 +1,8 @@
 /* db: the storage adapter, the only user of MariaDB Connector/C. Prepared
  * statements only (cached per connection), results as strings in an arena,
  * transactions retried on deadlock / lock-wait timeout, reconnection after a
- * lost connection. MariaDB error numbers become pg_err codes here. */
+ * lost connection, a lost COMMIT reply reported as such (never re-run).
+ * MariaDB error numbers become pg_err codes here. */
 #ifndef DB_H
 #define DB_H
 #include <stddef.h>
@@ -54,7 +55,10 @@ void   db_close(db_t *db);
 pg_err db_ping(db_t *db);
 
 /* Executes sql with params (? placeholders). affected / insert_id may be NULL.
- * PG_ERR_CONFLICT on a duplicate key (1062), PG_ERR_DB otherwise. */
+ * PG_ERR_CONFLICT on a duplicate key (1062), PG_ERR_DB otherwise. Outside a
+ * transaction a statement whose connection was lost is executed once more
+ * after reconnecting: autocommit writes must be safe to repeat (paygate's are
+ * conditional claims/leases, idempotent updates or counters). */
 pg_err db_exec(db_t *db, const char *sql, const db_val_t *params, size_t n,
                uint64_t *affected, uint64_t *insert_id);
 pg_err db_query(db_t *db, arena_t *a, const char *sql, const db_val_t *params, size_t n,
@@ -65,10 +69,27 @@ int64_t     db_cell_i64(const db_result_t *r, size_t row, const char *col); /* 0
 
 /* Runs fn inside BEGIN ... COMMIT. fn returns PG_OK to commit, anything else
  * to roll back (that code is returned). Deadlocks, lock-wait timeouts and a
- * connection lost before COMMIT are retried (fn must be safe to repeat).
- * fn must not keep arena allocations across attempts it does not expect. */
+ * connection lost BEFORE COMMIT was sent are retried (nothing was committed;
+ * fn runs again from the start, so it must not keep arena allocations or
+ * counts across attempts it does not expect).
+ * PG_ERR_COMMIT_UNKNOWN: COMMIT was sent and its reply lost (connection cut,
+ * server restarted, read timeout): the transaction may or may not have
+ * committed. db_tx never re-runs such a transaction; the caller decides by
+ * looking its effect up again by a key chosen before the first attempt (a
+ * refund_no, an order_no, a batch_no), or answers so that its own caller
+ * asks again (a provider notification is answered failure and redelivered).
+ * The connection has been reopened (or will be on next use). */
 typedef pg_err (*db_tx_fn)(db_t *db, void *ctx);
 pg_err db_tx(db_t *db, db_tx_fn fn, void *ctx);
+
+/* db_tx for a transaction whose effect carries a key chosen before the first
+ * attempt. When the COMMIT reply is lost, found runs in a new transaction and
+ * looks the effect up by that key with a locking read (which waits for a
+ * transaction that is still committing): PG_OK = it had committed (found
+ * fills ctx as fn would have), PG_ERR_NOT_FOUND = it had not, and fn runs
+ * again (safe: same key). Returns PG_ERR_COMMIT_UNKNOWN when it still cannot
+ * tell (the database is unreachable). */
+pg_err db_tx_resolve(db_t *db, db_tx_fn fn, db_tx_fn found, void *ctx);
 
 /* The last MariaDB error text (for logs; never shown to clients). */
 const char *db_last_error(const db_t *db);

@@ -49,7 +49,9 @@ typedef struct notify_result {
 } notify_result_t;
 
 /* PG_OK when recorded (res->ack tells what to answer); PG_ERR_DB when the
- * database failed (answer failure: the provider retries). */
+ * database failed, PG_ERR_COMMIT_UNKNOWN when the COMMIT reply was lost
+ * (both: answer failure, the provider retries and a committed first try
+ * makes the retry a duplicate). */
 pg_err notify_apply(pg_app_t *app, arena_t *a, const payment_event_t *ev, notify_result_t *res);
 
 /* A provider's Beijing-time stamp ("2026-11-24 20:15:00" or "20261124201500")

@@ -19,7 +19,8 @@ typedef enum pg_err {
     PG_ERR_UPSTREAM,       /* provider answered with an error (502) */
     PG_ERR_TIMEOUT,        /* provider did not answer in time (504) */
     PG_ERR_CONFIG,         /* configuration invalid */
-    PG_ERR_INTERNAL        /* our own bug or a library failure */
+    PG_ERR_INTERNAL,       /* our own bug or a library failure */
+    PG_ERR_COMMIT_UNKNOWN  /* COMMIT was sent, its reply was lost: it may or may not have committed (503) */
 } pg_err;
 
 const char *pg_err_name(pg_err e);

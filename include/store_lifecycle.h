@@ -61,6 +61,12 @@ pg_err store_refund_mark_abnormal(db_t *db, int64_t refund_id, const char *provi
  * long (seconds, as SQL text): the provider may end them after manual handling. */
 #define STORE_REFUND_ABNORMAL_RECHECK_S "3600"
 pg_err store_refund_note_attempt(db_t *db, int64_t refund_id, const char *provider_refund_no);
+/* The right to send a refund to its provider: an atomic UPDATE that succeeds
+ * (*got) only for a PENDING refund whose attempts are still attempts_seen and
+ * whose claim is free or expired; it counts the attempt before anything is
+ * sent. The claim lasts ttl_s (longer than any provider call). */
+pg_err store_refund_claim(db_t *db, int64_t refund_id, int64_t attempts_seen, int ttl_s, bool *got);
+pg_err store_refund_release(db_t *db, int64_t refund_id);
 pg_err store_refunds_pending(db_t *db, arena_t *a, int min_age_s, db_result_t *out);
 pg_err store_order_refunds(db_t *db, arena_t *a, int64_t order_id, db_result_t *out);
 pg_err store_order_add_refunded(db_t *db, int64_t order_id, int64_t amount_fen, const char **new_status,

@@ -122,6 +122,7 @@ int app_http_status(pg_err e)
     case PG_ERR_TOO_LARGE: return 413;
     case PG_ERR_UPSTREAM: return 502;
     case PG_ERR_DB: return 503;
+    case PG_ERR_COMMIT_UNKNOWN: return 503;
     case PG_ERR_TIMEOUT: return 504;
     default: return 500;
     }
@@ -140,6 +141,7 @@ const char *app_error_code(pg_err e)
     case PG_ERR_TOO_LARGE: return "body_too_large";
     case PG_ERR_UPSTREAM: return "upstream_error";
     case PG_ERR_DB: return "database_unavailable";
+    case PG_ERR_COMMIT_UNKNOWN: return "outcome_unknown";
     case PG_ERR_TIMEOUT: return "upstream_timeout";
     default: return "internal_error";
     }

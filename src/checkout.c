@@ -386,6 +386,8 @@ pg_err checkout_create(pg_app_t *app, arena_t *a, const checkout_request_t *req,
     nc.pay_data = pay_data_json(a, res);
     if (!nc.pay_data)
         return PG_ERR_NOMEM;
+    /* A lost COMMIT reply is resolved inside by order_no (chosen above, with the
+     * payment_no); PG_ERR_COMMIT_UNKNOWN left = 503, the shop repeats with its request_id. */
     rc = store_checkout_insert(app->db, &nc);
     if (rc == PG_ERR_CONFLICT && req->request_id) {   /* a concurrent twin won the race */
         res->pay_field = res->pay_value = NULL;

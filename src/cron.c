@@ -27,6 +27,7 @@ static pg_err drive_refunds(pg_app_t *app, arena_t *a, int min_age_s, cron_repor
         buf_t msg;
         buf_init(&msg, a);
         r->refunds_examined++;
+        /* Sends only under the refund's claim; an unknown outcome stays PENDING for the next pass. */
         (void)refund_drive(app, a, db_cell(&pending, i, "refund_no"), &msg);
         if (store_refund_get(app->db, a, db_cell(&pending, i, "refund_no"), false, &row) == PG_OK &&
             !strcmp(row.status, "PENDING"))
@@ -57,6 +58,7 @@ static pg_err daily_duties(pg_app_t *app, arena_t *a, cron_report_t *r)
     if (rc != PG_OK)
         return rc;
     buf_init(&msg, a);
+    /* A lost COMMIT reply: found again by batch_no, or the pass fails and the next one settles. */
     rc = ledger_settle(app, a, yesterday, NULL, &st, &msg);
     if (rc != PG_OK)
         return rc;

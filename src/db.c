@@ -431,11 +431,23 @@ static void backoff(int attempt)
     nanosleep(&ts, NULL);
 }
 
+/* COMMIT goes as mysql_commit's plain COM_QUERY "COMMIT" (not a prepared
+ * statement): one packet, so "sent or not" is a single point. */
+static pg_err db_commit(db_t *db)
+{
+    if (!db->conn || db->lost)
+        return PG_ERR_DB;
+    if (mysql_commit(db->conn) == 0)
+        return PG_OK;
+    db_note_error(db, mysql_errno(db->conn), mysql_error(db->conn));
+    return map_errno(db->last_errno);
+}
+
 pg_err db_tx(db_t *db, db_tx_fn fn, void *ctx)
 {
     pg_err rc = PG_ERR_DB;
     for (int attempt = 0; attempt < DB_TX_ATTEMPTS; attempt++) {
-        bool retry;
+        bool retry, committing = false;
         db->lost = false;
         if (attempt > 0)
             backoff(attempt);
@@ -446,8 +458,19 @@ pg_err db_tx(db_t *db, db_tx_fn fn, void *ctx)
             continue;
         db->in_tx = true;
         rc = fn(db, ctx);
-        if (rc == PG_OK)
-            rc = db_simple(db, "COMMIT");
+        if (rc == PG_OK && db->lost)
+            rc = PG_ERR_DB;   /* fn ignored a lost connection: nothing can be committed */
+        if (rc == PG_OK) {
+            committing = !db->lost;
+            rc = db_commit(db);
+        }
+        if (committing && rc != PG_OK && errno_is_lost(db->last_errno)) {
+            /* COMMIT left, its reply did not come back: the server may have
+             * committed. Never re-run: the caller finds the effect again. */
+            db->in_tx = false;
+            (void)db_reopen(db);
+            return PG_ERR_COMMIT_UNKNOWN;
+        }
         retry = rc == PG_ERR_DB && (errno_is_retryable(db->last_errno) || db->lost ||
                                     errno_is_lost(db->last_errno));
         if (rc != PG_OK && !db->lost)
@@ -457,6 +480,22 @@ pg_err db_tx(db_t *db, db_tx_fn fn, void *ctx)
             return rc;
     }
     return rc;
+}
+
+pg_err db_tx_resolve(db_t *db, db_tx_fn fn, db_tx_fn found, void *ctx)
+{
+    pg_err rc = PG_ERR_COMMIT_UNKNOWN;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        rc = db_tx(db, fn, ctx);
+        if (rc != PG_ERR_COMMIT_UNKNOWN)
+            return rc;
+        rc = db_tx(db, found, ctx);
+        if (rc == PG_OK)
+            return PG_OK;   /* it had committed */
+        if (rc != PG_ERR_NOT_FOUND)
+            return PG_ERR_COMMIT_UNKNOWN;   /* cannot tell yet: the key is there to ask again later */
+    }
+    return rc == PG_ERR_NOT_FOUND ? PG_ERR_COMMIT_UNKNOWN : rc;
 }
 
 const char *db_last_error(const db_t *db)

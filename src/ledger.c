@@ -163,7 +163,19 @@ typedef struct settle_ctx {
     const char *ymd;
     int64_t amount_fen;
     bool made;
+    char batch_no[49];       /* chosen before the first attempt: the key of the batch */
 } settle_ctx_t;
+
+/* S<yyyymmdd>-<8 random>, made once per creator and run. */
+static pg_err settle_batch_no(const char *ymd, char out[49])
+{
+    char suffix[9];
+    pg_err rc = crypto_random_alnum(suffix, 8);
+    if (rc == PG_OK)
+        snprintf(out, 49, "S%.4s%.2s%.2s-%s", ymd, ymd + 5, ymd + 8, suffix);
+    return rc;
+}
+
 
 /* The batch's entries, marked by id in fixed-size statements (the cache
  * keeps one prepared statement); a short last chunk is padded with id 0,
@@ -219,7 +231,8 @@ static pg_err settle_creator_tx(db_t *db, void *arg)
     settle_ctx_t *c = arg;
     db_val_t q[] = { DB_S(c->creator_id), DB_S(c->ymd) };
     db_result_t r;
-    char batch_no[49], suffix[9], settle_txn[56];
+    const char *batch_no = c->batch_no;
+    char settle_txn[56];
     uint64_t batch_id = 0;
     int64_t balance = 0, owed;
     ledger_entry_t e[2];
@@ -241,10 +254,6 @@ static pg_err settle_creator_tx(db_t *db, void *arg)
         return PG_ERR_INTERNAL;
     e[0].amount_fen = owed;
     e[1].amount_fen = -owed;
-    rc = crypto_random_alnum(suffix, 8);
-    if (rc != PG_OK)
-        return rc;
-    snprintf(batch_no, sizeof batch_no, "S%.4s%.2s%.2s-%s", c->ymd, c->ymd + 5, c->ymd + 8, suffix);
     snprintf(settle_txn, sizeof settle_txn, "settle:%s", batch_no);
     {
         db_val_t b[] = { DB_S(batch_no), DB_S(c->creator_id), DB_S(c->ymd), DB_I(owed), DB_I((int64_t)r.rows) };
@@ -267,6 +276,24 @@ static pg_err settle_creator_tx(db_t *db, void *arg)
     c->amount_fen = owed;
     c->made = rc == PG_OK;
     return rc;
+}
+
+/* After a lost COMMIT reply: the batch exists by its batch_no, or it was not
+ * made (settle_creator_tx runs again with the same batch_no). */
+static pg_err settle_found(db_t *db, void *arg)
+{
+    settle_ctx_t *c = arg;
+    db_val_t p[] = { DB_S(c->batch_no) };
+    db_result_t r;
+    pg_err rc = db_query(db, c->a, "SELECT amount_fen FROM settlement_batches WHERE batch_no = ? FOR UPDATE", p, 1,
+                         &r);
+    if (rc != PG_OK)
+        return rc;
+    if (r.rows == 0)
+        return PG_ERR_NOT_FOUND;
+    c->amount_fen = db_cell_i64(&r, 0, "amount_fen");
+    c->made = true;
+    return PG_OK;
 }
 
 static pg_err write_payouts(pg_app_t *app, arena_t *a, const char *ymd, const char *path, buf_t *msg)
@@ -314,8 +341,12 @@ pg_err ledger_settle(pg_app_t *app, arena_t *a, const char *ymd, const char *csv
     }
     rc = db_query(app->db, a, "SELECT id FROM creators ORDER BY id", NULL, 0, &creators);
     for (size_t i = 0; rc == PG_OK && i < creators.rows; i++) {
-        settle_ctx_t c = { app, a, db_cell(&creators, i, "id"), ymd, 0, false };
-        rc = db_tx(app->db, settle_creator_tx, &c);
+        settle_ctx_t c = { app, a, db_cell(&creators, i, "id"), ymd, 0, false, "" };
+        rc = settle_batch_no(ymd, c.batch_no);
+        /* COMMIT reply lost: found again by batch_no; still unknown stops the run (re-run it: the
+         * creator's batch for the date is unique). */
+        if (rc == PG_OK)
+            rc = db_tx_resolve(app->db, settle_creator_tx, settle_found, &c);
         if (c.made) {
             out->batches++;
             out->total_fen += c.amount_fen;

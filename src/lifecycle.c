@@ -48,6 +48,7 @@ pg_err lifecycle_sync_payment(pg_app_t *app, arena_t *a, int64_t payment_id, con
     ev.raw_body = arena_printf(a, "%s query: %s %s %lld", channel, t.state == TRADE_PAID ? "PAID" : "CLOSED",
                                t.provider_trade_no ? t.provider_trade_no : "-", (long long)t.amount_fen);
     ev.raw_len = strlen(ev.raw_body);
+    /* PG_ERR_COMMIT_UNKNOWN: not counted; the next pass queries again and finds it recorded. */
     rc = notify_apply(app, a, &ev, &res);
     if (rc == PG_OK && res.outcome && !strcmp(res.outcome, "accepted")) {
         if (t.state == TRADE_PAID)
@@ -111,6 +112,27 @@ static pg_err close_in_tx(db_t *db, void *arg)
     return rc;
 }
 
+/* After a lost COMMIT reply: closed when the payment (expiry) or every payment
+ * and the order (the shop's close) is no longer open, keyed by their ids;
+ * else close_in_tx runs again (its updates are conditional on CREATED, its
+ * event queued only on a change, so it happens once). */
+static pg_err close_found(db_t *db, void *arg)
+{
+    close_ctx_t *c = arg;
+    order_lock_t o;
+    db_result_t open;
+    pg_err rc = store_order_lock_by_id(db, c->a, c->order_id, &o);
+    if (rc == PG_OK)
+        rc = store_order_open_payments(db, c->a, c->order_id, &open);
+    if (rc != PG_OK)
+        return rc;
+    for (size_t i = 0; i < open.rows; i++) {
+        if (c->whole_order || db_cell_i64(&open, i, "id") == c->payment_id)
+            return PG_ERR_NOT_FOUND;
+    }
+    return c->whole_order && !strcmp(o.status, "CREATED") ? PG_ERR_NOT_FOUND : PG_OK;
+}
+
 /* At the provider first: a payment it reports as paid is recorded, not closed. */
 static pg_err close_at_provider(pg_app_t *app, arena_t *a, int64_t payment_id, const char *payment_no,
                                 const char *channel, buf_t *msg)
@@ -166,7 +188,7 @@ pg_err lifecycle_close_order(pg_app_t *app, arena_t *a, const char *order_no, co
     c.a = a;
     c.order_id = o.id;
     c.whole_order = true;
-    rc = db_tx(app->db, close_in_tx, &c);
+    rc = db_tx_resolve(app->db, close_in_tx, close_found, &c);   /* still unknown: 503, the shop closes again */
     if (rc == PG_OK)
         log_msg(LOG_INFO, "order %s closed (%u payment%s)", order_no, c.payments_closed,
                 c.payments_closed == 1 ? "" : "s");
@@ -200,7 +222,8 @@ pg_err lifecycle_expire(pg_app_t *app, arena_t *a, int grace_s, lifecycle_stats_
         c.a = a;
         c.order_id = db_cell_i64(&due, i, "order_id");
         c.payment_id = id;
-        if (db_tx(app->db, close_in_tx, &c) == PG_OK) {
+        /* still unknown: the next pass finds the payment CLOSED (not due) or closes it then */
+        if (db_tx_resolve(app->db, close_in_tx, close_found, &c) == PG_OK) {
             st->closed += c.payments_closed;
             st->orders_closed += c.order_closed;
         }

@@ -270,9 +270,18 @@ pg_err notify_apply(pg_app_t *app, arena_t *a, const payment_event_t *ev, notify
         record_rejection(app, a, ev, res);
         return PG_OK;
     }
+    /* COMMIT reply lost: answered failure (never acknowledged unconfirmed); the
+     * provider redelivers, and the redelivery finds the payment (the key: its
+     * payment_no) already moved and is a duplicate with no second effect. */
     rc = db_tx(app->db, apply_in_tx, &ctx);
     if (rc == PG_OK)
         return PG_OK;
+    if (rc == PG_ERR_COMMIT_UNKNOWN) {
+        set_outcome(res, false, "commit_unknown", "database did not confirm the commit: the provider sends it again");
+        log_msg(LOG_WARN, "%s notification for %s: commit not confirmed, answered failure", ev->channel,
+                ev->payment_no ? ev->payment_no : "-");
+        return rc;
+    }
     if (rc == PG_ERR_NOT_FOUND || rc == PG_ERR_MISMATCH) {
         record_rejection(app, a, ev, res);
         return PG_OK;

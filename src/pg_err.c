@@ -20,6 +20,7 @@ const char *pg_err_name(pg_err e)
     case PG_ERR_TIMEOUT:       return "timeout";
     case PG_ERR_CONFIG:        return "config";
     case PG_ERR_INTERNAL:      return "internal";
+    case PG_ERR_COMMIT_UNKNOWN: return "commit_unknown";
     }
     return "unknown";
 }

@@ -17,6 +17,7 @@ typedef struct recon_ctx {
     const char *ymd;
     int64_t run_id;
     recon_summary_t *s;
+    recon_summary_t start;   /* the counts before matching: every attempt starts from them */
 } recon_ctx_t;
 
 static pg_err read_file(arena_t *a, const char *path, buf_t *out, buf_t *msg)
@@ -332,12 +333,25 @@ static pg_err match_all(recon_ctx_t *c)
 static pg_err match_tx(db_t *db, void *arg)
 {
     recon_ctx_t *c = arg;
-    recon_summary_t keep = *c->s;
     pg_err rc;
     (void)db;
+    *c->s = c->start;   /* a retried transaction starts the counts again */
     rc = match_all(c);
     if (rc != PG_OK)
-        *c->s = keep;   /* a retried transaction starts the counts again */
+        *c->s = c->start;
+    return rc;
+}
+
+/* After a lost COMMIT reply: the run is there by its id (given by the server
+ * before COMMIT), with the counts this attempt made; or match_tx runs again. */
+static pg_err match_found(db_t *db, void *arg)
+{
+    recon_ctx_t *c = arg;
+    db_val_t p[] = { DB_I(c->run_id) };
+    db_result_t r;
+    pg_err rc = db_query(db, c->a, "SELECT id FROM recon_runs WHERE id = ? FOR UPDATE", p, 1, &r);
+    if (rc == PG_OK && r.rows == 0)
+        rc = PG_ERR_NOT_FOUND;
     return rc;
 }
 
@@ -387,8 +401,10 @@ pg_err reconcile_run(pg_app_t *app, arena_t *a, const char *channel, const char 
         rc = bill_is_for_day(&bill, c.ymd, msg);
     if (rc == PG_OK)
         rc = import_rows(&c, &bill);
+    c.start = *out;
+    /* Still unknown: an error; the run is repeated (a second run row for the day is harmless). */
     if (rc == PG_OK)
-        rc = db_tx(app->db, match_tx, &c);
+        rc = db_tx_resolve(app->db, match_tx, match_found, &c);
     if (rc == PG_OK)
         log_msg(LOG_INFO, "reconcile %s %s: %u rows, %u matched, %u unexplained", channel, day, out->rows, out->matched,
                 reconcile_unexplained(out));

@@ -14,6 +14,7 @@
 #include "text.h"
 
 #define REFUND_NO_LEN 24
+#define REFUND_CLAIM_S 120   /* longer than any provider call */
 
 static pg_err fail(refund_result_t *res, buf_t *msg, pg_err rc, const char *code, const char *text)
 {
@@ -70,10 +71,21 @@ static pg_err reserve_in_tx(db_t *db, void *arg)
         c->res->error_code = "refund_exceeds_paid";
         return PG_ERR_CONFLICT;
     }
-    rc = crypto_random_alnum(c->refund_no, REFUND_NO_LEN);
+    /* c->refund_no was chosen before the first attempt: a re-run after a lost
+     * COMMIT reply can never make a second refund (unique refund_no). */
+    return store_refund_insert(db, c->refund_no, o.id, o.paid_payment_id, c->amount_fen, c->req->reason,
+                               "merchant", c->req->request_id, c->hash);
+}
+
+/* After a lost COMMIT reply: did the reservation commit? A locking read by
+ * refund_no waits for a transaction that is still committing. */
+static pg_err reserve_found(db_t *db, void *arg)
+{
+    reserve_ctx_t *c = arg;
+    refund_row_t r;
+    pg_err rc = store_refund_get(db, c->a, c->refund_no, true, &r);
     if (rc == PG_OK)
-        rc = store_refund_insert(db, c->refund_no, o.id, o.paid_payment_id, c->amount_fen, c->req->reason,
-                                 "merchant", c->req->request_id, c->hash);
+        c->amount_fen = r.amount_fen;
     return rc;
 }
 
@@ -142,9 +154,24 @@ pg_err refund_create(pg_app_t *app, arena_t *a, const refund_request_t *req, ref
     ctx.amount_given = req->amount_fen != NULL;
     ctx.res = res;
     ctx.msg = msg;
-    rc = db_tx(app->db, reserve_in_tx, &ctx);
+    rc = crypto_random_alnum(ctx.refund_no, REFUND_NO_LEN);
+    if (rc != PG_OK)
+        return rc;
+    /* Outcome unknown (COMMIT reply lost): looked up again by refund_no; if it
+     * still cannot be told, the client gets the refund_no and a retryable error. */
+    rc = db_tx_resolve(app->db, reserve_in_tx, reserve_found, &ctx);
     if (rc == PG_ERR_CONFLICT && !res->error_code && req->request_id)   /* a concurrent twin */
         return repeat_of(app, a, req, hash, res, msg);
+    if (rc == PG_ERR_COMMIT_UNKNOWN) {
+        log_msg(LOG_ERROR, "refund %s of order %s: the database did not confirm the reservation", ctx.refund_no,
+                req->order_no);
+        res->refund_no = arena_strdup(a, ctx.refund_no);
+        buf_clear(msg);
+        buf_printf(msg, "the database did not confirm refund %s: look at the order's refunds before asking again",
+                   ctx.refund_no);
+        res->error_code = "outcome_unknown";
+        return rc;
+    }
     if (rc != PG_OK)
         return rc;
     log_msg(LOG_INFO, "refund %s of order %s: %lld fen reserved", ctx.refund_no, req->order_no,
@@ -250,11 +277,25 @@ static pg_err apply_tx(db_t *db, void *arg)
                               &c->changed);
 }
 
+/* After a lost COMMIT reply: the outcome is recorded when the refund is no
+ * longer PENDING (whoever recorded it); otherwise apply_tx runs again
+ * (conditional on PENDING, so it is recorded once). */
+static pg_err apply_found(db_t *db, void *arg)
+{
+    apply_ctx_t *c = arg;
+    refund_row_t r;
+    pg_err rc = store_refund_get(db, c->a, c->refund_no, true, &r);
+    if (rc != PG_OK)
+        return rc;
+    return strcmp(r.status, "PENDING") ? PG_OK : PG_ERR_NOT_FOUND;
+}
+
 static pg_err apply(pg_app_t *app, arena_t *a, const char *refund_no, bool succeeded, const char *provider_no,
                     const char *failure)
 {
     apply_ctx_t c = { app, a, refund_no, succeeded, provider_no, failure, false };
-    return db_tx(app->db, apply_tx, &c);
+    /* Still unknown: the refund stays PENDING here and the next pass asks the provider again. */
+    return db_tx_resolve(app->db, apply_tx, apply_found, &c);
 }
 
 static pg_err handle_outcome(pg_app_t *app, arena_t *a, const refund_row_t *r, pg_err rc,
@@ -282,16 +323,14 @@ static pg_err handle_outcome(pg_app_t *app, arena_t *a, const refund_row_t *r, p
     return PG_OK;
 }
 
+/* Only under the claim (which counted the attempt before anything is sent:
+ * after a crash the next pass asks before resending). */
 static pg_err send_refund(pg_app_t *app, arena_t *a, const pay_channel_t *ch, const refund_row_t *r,
                           const channel_refund_t *cr, buf_t *msg)
 {
     channel_refund_outcome_t out;
     pg_err rc;
     memset(&out, 0, sizeof out);
-    /* Counted before sending: after a crash the next pass asks before resending. */
-    rc = store_refund_note_attempt(app->db, r->id, NULL);
-    if (rc != PG_OK)
-        return rc;
     rc = ch->refund(app, a, cr, &out, msg);
     return handle_outcome(app, a, r, rc, &out, msg);
 }
@@ -315,35 +354,70 @@ static pg_err recheck_abnormal(pg_app_t *app, arena_t *a, const pay_channel_t *c
     return rc;
 }
 
+
+static pg_err drive_claimed(pg_app_t *app, arena_t *a, const pay_channel_t *ch, const refund_row_t *r,
+                            buf_t *msg)
+{
+    channel_refund_t cr;
+    channel_refund_outcome_t out;
+    pg_err rc;
+    memset(&cr, 0, sizeof cr);
+    cr.payment_no = r->payment_no;
+    cr.refund_no = r->refund_no;
+    cr.payment_amount_fen = r->payment_amount_fen;
+    cr.amount_fen = r->amount_fen;
+    cr.reason = r->reason;
+    if (r->attempts == 0)   /* the claim proved nobody sent it before */
+        return send_refund(app, a, ch, r, &cr, msg);
+    memset(&out, 0, sizeof out);
+    rc = ch->refund_query(app, a, &cr, &out, msg);
+    if (rc != PG_OK) {   /* it may have been sent before: a failed query decides nothing */
+        log_msg(LOG_WARN, "refund %s: query failed (%s): stays PENDING", r->refund_no, pg_err_name(rc));
+        return rc;
+    }
+    if (out.state == REFUND_UNKNOWN)   /* never arrived: the same refund_no is safe to send */
+        return send_refund(app, a, ch, r, &cr, msg);
+    return handle_outcome(app, a, r, rc, &out, msg);
+}
+
+/* API requests and cron passes may reach the same PENDING refund at once:
+ * only the one whose claim succeeds talks to the provider. */
 pg_err refund_drive(pg_app_t *app, arena_t *a, const char *refund_no, buf_t *msg)
 {
     refund_row_t r;
-    channel_refund_t cr;
-    channel_refund_outcome_t out;
     const pay_channel_t *ch;
+    bool got = false;
     pg_err rc = store_refund_get(app->db, a, refund_no, false, &r);
     if (rc != PG_OK || (strcmp(r.status, "PENDING") && strcmp(r.status, "ABNORMAL")))
         return rc;
     ch = channel_find(r.channel);
     if (!ch || !ch->enabled(app))
         return PG_ERR_UNSUPPORTED;
-    memset(&cr, 0, sizeof cr);
-    cr.payment_no = r.payment_no;
-    cr.refund_no = r.refund_no;
-    cr.payment_amount_fen = r.payment_amount_fen;
-    cr.amount_fen = r.amount_fen;
-    cr.reason = r.reason;
-    if (!strcmp(r.status, "ABNORMAL"))
+    if (!strcmp(r.status, "ABNORMAL")) {   /* only asked about, never sent: no claim needed */
+        channel_refund_t cr;
+        memset(&cr, 0, sizeof cr);
+        cr.payment_no = r.payment_no;
+        cr.refund_no = r.refund_no;
+        cr.payment_amount_fen = r.payment_amount_fen;
+        cr.amount_fen = r.amount_fen;
+        cr.reason = r.reason;
         return recheck_abnormal(app, a, ch, &r, &cr, msg);
-    if (r.attempts == 0)
-        return send_refund(app, a, ch, &r, &cr, msg);
-    memset(&out, 0, sizeof out);
-    rc = ch->refund_query(app, a, &cr, &out, msg);
-    if (rc == PG_OK && out.state == REFUND_UNKNOWN)   /* never arrived: the same refund_no is safe to send */
-        return send_refund(app, a, ch, &r, &cr, msg);
-    return handle_outcome(app, a, &r, rc, &out, msg);
+    }
+    rc = store_refund_claim(app->db, r.id, r.attempts, REFUND_CLAIM_S, &got);
+    if (rc != PG_OK)
+        return rc;
+    if (!got) {
+        log_msg(LOG_INFO, "refund %s: another process is sending or asking about it", refund_no);
+        return PG_OK;
+    }
+    rc = drive_claimed(app, a, ch, &r, msg);
+    (void)store_refund_release(app->db, r.id);   /* else it expires */
+    return rc;
 }
 
+/* Inside the notification's transaction, which is never re-run after a lost
+ * COMMIT reply (answered failure; the redelivery finds the payment PAID and
+ * is a duplicate), so a fresh refund_no here cannot make a second refund. */
 pg_err refund_queue_auto_in_tx(pg_app_t *app, int64_t order_id, int64_t payment_id, int64_t amount_fen,
                                const char *reason, char out[25])
 {

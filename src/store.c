@@ -112,9 +112,27 @@ pg_err store_payment_insert(db_t *db, const char *payment_no, int64_t order_id, 
     }
 }
 
+/* After a lost COMMIT reply: the order is there by its order_no (chosen
+ * before the first attempt, with the payment_no) or checkout_tx runs again. */
+static pg_err checkout_found(db_t *db, void *ctx)
+{
+    const new_checkout_t *c = ctx;
+    db_val_t p[] = { DB_S(c->order_no) };
+    db_result_t r;
+    arena_t a;
+    pg_err rc;
+    arena_init(&a, 1024);
+    rc = db_query(db, &a, "SELECT id FROM orders WHERE order_no = ? FOR UPDATE", p, 1, &r);
+    if (rc == PG_OK && r.rows == 0)
+        rc = PG_ERR_NOT_FOUND;
+    arena_free(&a);
+    return rc;
+}
+
 pg_err store_checkout_insert(db_t *db, const new_checkout_t *c)
 {
-    return db_tx(db, checkout_tx, (void *)(uintptr_t)c);
+    /* Still unknown: the shop gets a retryable 503 (its request_id finds the order). */
+    return db_tx_resolve(db, checkout_tx, checkout_found, (void *)(uintptr_t)c);
 }
 
 #define ORDER_VIEW_SELECT                                                                        \

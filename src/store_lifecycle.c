@@ -146,11 +146,32 @@ pg_err store_refund_note_attempt(db_t *db, int64_t refund_id, const char *provid
                    p, 2, NULL, NULL);
 }
 
+pg_err store_refund_claim(db_t *db, int64_t refund_id, int64_t attempts_seen, int ttl_s, bool *got)
+{
+    db_val_t p[] = { DB_I(ttl_s), DB_I(refund_id), DB_I(attempts_seen) };
+    uint64_t n = 0;
+    pg_err rc = db_exec(db,
+                        "UPDATE refunds SET claimed_until = UTC_TIMESTAMP() + INTERVAL ? SECOND,"
+                        " attempts = attempts + 1, last_attempt_at = UTC_TIMESTAMP()"
+                        " WHERE id = ? AND status = 'PENDING' AND attempts = ?"
+                        " AND (claimed_until IS NULL OR claimed_until < UTC_TIMESTAMP())",
+                        p, 3, &n, NULL);
+    *got = rc == PG_OK && n == 1;
+    return rc;
+}
+
+pg_err store_refund_release(db_t *db, int64_t refund_id)
+{
+    db_val_t p[] = { DB_I(refund_id) };
+    return db_exec(db, "UPDATE refunds SET claimed_until = NULL WHERE id = ?", p, 1, NULL, NULL);
+}
+
 pg_err store_refunds_pending(db_t *db, arena_t *a, int min_age_s, db_result_t *out)
 {
     db_val_t p[] = { DB_I(min_age_s) };
     return db_query(db, a,
                     "SELECT refund_no FROM refunds WHERE (status = 'PENDING'"
+                    " AND (claimed_until IS NULL OR claimed_until < UTC_TIMESTAMP())"
                     " AND (last_attempt_at IS NULL OR last_attempt_at < UTC_TIMESTAMP() - INTERVAL ? SECOND))"
                     " OR (status = 'ABNORMAL' AND last_attempt_at < UTC_TIMESTAMP() - INTERVAL "
                     STORE_REFUND_ABNORMAL_RECHECK_S " SECOND)"

@@ -75,6 +75,8 @@ static pg_err deliver_batch(pg_app_t *app, arena_t *a, webhook_stats_t *st, size
             continue;
         buf_init(&err, a);
         if (post_event(app, a, db_cell(&due, i, "payload"), &err) == PG_OK) {
+            /* No db_tx here: single conditional statements. A lost reply at worst sends the
+             * event again after the lease (at least once; receivers dedupe by event_id). */
             (void)store_webhook_delivered(app->db, id);
             st->delivered++;
             continue;
