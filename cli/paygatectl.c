@@ -423,6 +423,7 @@ static int cmd_refund(cli_t *c, int argc, char **argv)
 static int cmd_close(cli_t *c, int argc, char **argv)
 {
     const char *code = NULL;
+    int retry_after_s = 0;
     buf_t msg;
     pg_err rc;
     if (argc != 1)
@@ -430,7 +431,7 @@ static int cmd_close(cli_t *c, int argc, char **argv)
     if (open_app(c))
         return 1;
     buf_init(&msg, &c->arena);
-    rc = lifecycle_close_order(c->app, &c->arena, argv[0], &code, &msg);
+    rc = lifecycle_close_order(c->app, &c->arena, argv[0], &code, &retry_after_s, &msg);
     if (rc != PG_OK) {
         fprintf(stderr, "paygatectl: close failed (%s): %s\n", code ? code : pg_err_name(rc), msg.data);
         return 1;

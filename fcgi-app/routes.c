@@ -696,6 +696,7 @@ static void handle_order_close(pg_app_t *app, arena_t *a, http_request_t *req, c
                                http_response_t *res)
 {
     const char *code = NULL;
+    int retry_after_s = 0;
     char *order_no;
     buf_t msg;
     order_view_t o;
@@ -711,9 +712,11 @@ static void handle_order_close(pg_app_t *app, arena_t *a, http_request_t *req, c
     buf_init(&msg, a);
     order_no = arena_strndup(a, param, param_len);
     res->log_order_no = order_no;
-    rc = lifecycle_close_order(app, a, order_no, &code, &msg);
+    rc = lifecycle_close_order(app, a, order_no, &code, &retry_after_s, &msg);
     if (rc != PG_OK) {
         const char *ecode = code ? code : app_error_code(rc);
+        if (retry_after_s > 0)
+            buf_printf(&res->headers, "Retry-After: %d\r\n", retry_after_s);
         http_reply_json_error(res, app_http_status(rc), ecode, msg.len ? msg.data : ecode);
         return;
     }

@@ -107,8 +107,9 @@ pg_err alipay_trade_query(arena_t *a, const alipay_client_t *c, const char *out_
                           alipay_query_result_t *out, buf_t *err);
 
 /* alipay.trade.close. 10000 -> PG_OK; ACQ.TRADE_NOT_EXIST -> PG_OK (never
- * scanned: nothing to close at Alipay); ACQ.TRADE_STATUS_ERROR (paid,
- * finished or closed) -> PG_ERR_CONFLICT; timeouts, HTTP 5xx, 20000,
+ * scanned: nothing to close at Alipay); ACQ.TRADE_STATUS_ERROR (not
+ * WAIT_BUYER_PAY: paid, finished or already closed -- the caller queries to
+ * know which, never concludes "paid" from it) -> PG_ERR_CONFLICT; timeouts, HTTP 5xx, 20000,
  * ACQ.SYSTEM_ERROR -> PG_ERR_TIMEOUT; a reply whose signature fails ->
  * PG_ERR_BAD_SIGNATURE; anything else -> PG_ERR_UPSTREAM (connection
  * refused, other HTTP statuses, other codes). Business answers count only

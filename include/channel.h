@@ -71,8 +71,16 @@ typedef struct pay_channel {
     int64_t (*fee_rate_bp)(const pg_app_t *app);
     /* PG_OK with the state; PG_ERR_TIMEOUT/UPSTREAM when the provider did not say. */
     pg_err (*query)(pg_app_t *app, arena_t *a, const char *payment_no, channel_trade_t *out, buf_t *err);
-    /* PG_OK closed (or never seen); PG_ERR_CONFLICT when it was paid meanwhile. */
+    /* PG_OK closed (or never seen); PG_ERR_CONFLICT when the provider refused
+     * to close it (paid, or already closed: the caller queries to know which). */
     pg_err (*close)(pg_app_t *app, arena_t *a, const char *payment_no, buf_t *err);
+    /* The provider's rule: no close before a payment is this old (WeChat: 300 s). */
+    int min_close_age_s;
+    /* How long what the buyer gets for a method stays usable, 0 = as long as
+     * the trade: the payment's life is capped at trade_max_s (the code's),
+     * and stored pay data older than pay_data_ttl_s is never handed out again. */
+    int64_t (*trade_max_s)(const char *method);
+    int64_t (*pay_data_ttl_s)(const char *method);
     /* PG_OK (out says DONE or PROCESSING); PG_ERR_CONFLICT refused, nothing
      * happened; PG_ERR_TIMEOUT outcome unknown: ask refund_query, never guess. */
     pg_err (*refund)(pg_app_t *app, arena_t *a, const channel_refund_t *r, channel_refund_outcome_t *out,

@@ -78,7 +78,12 @@ pg_err store_payment_set_anomaly(db_t *db, int64_t payment_id, const char *anoma
 pg_err store_payment_claim_query(db_t *db, int64_t payment_id, int interval_s, bool *claimed);
 pg_err store_payments_to_sync(db_t *db, arena_t *a, int older_than_s, db_result_t *out);
 pg_err store_payments_expired(db_t *db, arena_t *a, int grace_s, db_result_t *out);
+/* id, payment_no, channel, status, age_s (seconds since created). */
 pg_err store_order_open_payments(db_t *db, arena_t *a, int64_t order_id, db_result_t *out);
+/* CREATED orders none of whose payments is open or paid (id, order_no). */
+pg_err store_orders_left_open(db_t *db, arena_t *a, db_result_t *out);
+/* A CREATED payment's expires_at moved to now (a fresh one replaced it). */
+pg_err store_payment_expire_now(db_t *db, int64_t payment_id);
 pg_err store_order_mark_closed(db_t *db, int64_t order_id, bool *changed);
 
 pg_err store_entitlement_grant(db_t *db, int64_t order_id);

@@ -107,6 +107,9 @@ typedef struct wechat_trade_state {
 pg_err wechat_orderquery(arena_t *a, const wechat_client_t *c, const char *out_trade_no,
                          wechat_trade_state_t *out, char err_code[64], buf_t *err);
 
+/* WeChat's rule: an order is not closed within 5 minutes of its creation. */
+#define WECHAT_MIN_CLOSE_AGE_S 300
+
 /* /pay/closeorder. err_code ORDERPAID -> PG_ERR_CONFLICT; ORDERCLOSED (closed
  * already) -> PG_OK with err_code still set. */
 pg_err wechat_closeorder(arena_t *a, const wechat_client_t *c, const char *out_trade_no,

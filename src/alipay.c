@@ -880,7 +880,7 @@ pg_err alipay_trade_close(arena_t *a, const alipay_client_t *c, const char *out_
     if (rc == PG_ERR_UPSTREAM && reply_sub_is(&reply, ALIPAY_SUB_NOT_EXIST))
         return PG_OK;   /* never scanned: there is nothing to close at Alipay */
     if (rc == PG_ERR_UPSTREAM && reply_sub_is(&reply, ALIPAY_SUB_STATUS_ERROR))
-        return PG_ERR_CONFLICT;   /* paid, finished or closed meanwhile */
+        return PG_ERR_CONFLICT;   /* refused: paid, finished or closed -- the caller queries */
     return map_common(rc, stage, status, &reply);
 }
 

@@ -74,6 +74,13 @@ static pg_err alipay_query(pg_app_t *app, arena_t *a, const char *payment_no, ch
     return PG_OK;
 }
 
+/* A precreate qr_code lives at most 2 hours; page/wap URLs are signed
+ * requests to the gateway, good for the trade's life. */
+static int64_t alipay_trade_max_s(const char *method)
+{
+    return !strcmp(method, "qr") ? 7200 : 0;
+}
+
 static pg_err alipay_close(pg_app_t *app, arena_t *a, const char *payment_no, buf_t *err)
 {
     return alipay_trade_close(a, &app->alipay, payment_no, err);
@@ -125,6 +132,9 @@ const pay_channel_t CHANNEL_ALIPAY = {
     .fee_rate_bp = alipay_fee_rate_bp,
     .query = alipay_query,
     .close = alipay_close,
+    .min_close_age_s = 0,
+    .trade_max_s = alipay_trade_max_s,
+    .pay_data_ttl_s = alipay_trade_max_s,
     .refund = alipay_refund,
     .refund_query = alipay_refund_state,
 };

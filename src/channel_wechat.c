@@ -140,6 +140,19 @@ static pg_err wechat_query(pg_app_t *app, arena_t *a, const char *payment_no, ch
     return PG_OK;
 }
 
+/* prepay_id and code_url live 2 hours; an mweb_url 5 minutes (the trade
+ * behind it lives on with its prepay_id). */
+static int64_t wechat_trade_max_s(const char *method)
+{
+    (void)method;
+    return 7200;
+}
+
+static int64_t wechat_pay_data_ttl_s(const char *method)
+{
+    return !strcmp(method, "mweb") ? 300 : 7200;
+}
+
 static pg_err wechat_close(pg_app_t *app, arena_t *a, const char *payment_no, buf_t *err)
 {
     char err_code[64] = "";
@@ -209,6 +222,9 @@ const pay_channel_t CHANNEL_WECHAT = {
     .fee_rate_bp = wechat_fee_rate_bp,
     .query = wechat_query,
     .close = wechat_close,
+    .min_close_age_s = WECHAT_MIN_CLOSE_AGE_S,
+    .trade_max_s = wechat_trade_max_s,
+    .pay_data_ttl_s = wechat_pay_data_ttl_s,
     .refund = wechat_refund_start,
     .refund_query = wechat_refund_state,
 };

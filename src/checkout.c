@@ -10,6 +10,7 @@
 #include "log.h"
 #include "money.h"
 #include "netaddr.h"
+#include "store_lifecycle.h"
 #include "text.h"
 
 #define ORDER_NO_LEN 24
@@ -175,9 +176,46 @@ static pg_err pay_data_read(arena_t *a, const char *pay_data, checkout_result_t 
     return checkout_pay_data_read(a, pay_data, res);
 }
 
-static pg_err repeat_from_request_id(pg_app_t *app, arena_t *a, const char *request_id,
+static pg_err pay_order_again(pg_app_t *app, arena_t *a, const order_view_t *o_in, const checkout_request_t *req,
+                              const pay_channel_t *channel, const char *method, checkout_result_t *res, buf_t *msg);
+
+/* Stored pay data with less than this left is not handed out again. */
+#define PAY_DATA_MARGIN_S 60
+
+/* The open order's open payment carries a code that has expired (or is
+ * about to): an mweb_url after 5 minutes, a QR code / prepay_id near 2 hours. */
+static bool pay_data_stale(const order_view_t *o)
+{
+    const pay_channel_t *ch = o->channel ? channel_find(o->channel) : NULL;
+    int64_t ttl = ch && ch->pay_data_ttl_s && o->method ? ch->pay_data_ttl_s(o->method) : 0;
+    if (!o->status || strcmp(o->status, "CREATED") || !o->payment_status || strcmp(o->payment_status, "CREATED"))
+        return false;
+    return ttl > 0 && o->payment_age_s >= ttl - PAY_DATA_MARGIN_S;
+}
+
+/* A fresh payment of the same order, same channel and method; the stale one
+ * expires now (cron closes it at the provider, WeChat once it may). */
+static pg_err refresh_payment(pg_app_t *app, arena_t *a, const checkout_request_t *req, checkout_result_t *res,
+                              buf_t *msg)
+{
+    order_view_t old = res->order;
+    const pay_channel_t *ch = channel_find(old.channel);
+    pg_err rc;
+    if (!ch || !ch->enabled(app))
+        return fail(res, msg, PG_ERR_UNSUPPORTED, "channel_disabled", "the order's channel is not enabled");
+    rc = pay_order_again(app, a, &old, req, ch, old.method, res, msg);
+    if (rc == PG_OK)
+        rc = store_payment_expire_now(app->db, old.payment_id);
+    if (rc == PG_OK)
+        log_msg(LOG_INFO, "order %s: %s pay data of payment %s stale after %lld s, new payment %s", old.order_no,
+                old.method, old.payment_no, (long long)old.payment_age_s, res->order.payment_no);
+    return rc;
+}
+
+static pg_err repeat_from_request_id(pg_app_t *app, arena_t *a, const checkout_request_t *req,
                                      const char *hash, checkout_result_t *res, buf_t *msg)
 {
+    const char *request_id = req->request_id;
     pg_err rc = store_order_by_request_id(app->db, a, request_id, &res->order);
     if (rc != PG_OK)
         return rc;
@@ -185,6 +223,8 @@ static pg_err repeat_from_request_id(pg_app_t *app, arena_t *a, const char *requ
         return fail(res, msg, PG_ERR_CONFLICT, "idempotency_conflict",
                     "request_id was already used for a checkout with other fields");
     res->repeated = true;
+    if (pay_data_stale(&res->order))
+        return refresh_payment(app, a, req, res, msg);
     return pay_data_read(a, res->order.pay_data, res);
 }
 
@@ -258,16 +298,20 @@ static pg_err new_numbers(char order_no[ORDER_NO_LEN + 1], char payment_no[ORDER
     return rc;
 }
 
+/* A payment lives order_ttl, but never longer than what the buyer is given
+ * for it (a QR code, a prepay_id: 2 hours), so no code outlives its trade. */
+static time_t payment_expiry(const pg_app_t *app, const pay_channel_t *ch, const char *method)
+{
+    int64_t ttl = app->cfg->server.order_ttl, cap = ch->trade_max_s ? ch->trade_max_s(method) : 0;
+    return time(NULL) + (time_t)(cap > 0 && cap < ttl ? cap : ttl);
+}
+
 /* The buyer switched channel: a new payment of the same open order. The
  * order's amount stands (a surcharge was fixed when the order was made). */
 static pg_err add_payment(pg_app_t *app, arena_t *a, const checkout_request_t *req, const pay_channel_t *channel,
                           const char *method, checkout_result_t *res, buf_t *msg)
 {
     order_view_t o;
-    channel_payment_t pay;
-    char payment_no[ORDER_NO_LEN + 1];
-    const char *pay_data;
-    bool expired = false;
     pg_err rc = text_is_token(req->order_no, 32, "") ? store_order_by_no(app->db, a, req->order_no, &o) : PG_ERR_NOT_FOUND;
     if (rc == PG_ERR_NOT_FOUND)
         return fail(res, msg, PG_ERR_NOT_FOUND, "not_found", "no such order");
@@ -277,7 +321,20 @@ static pg_err add_payment(pg_app_t *app, arena_t *a, const checkout_request_t *r
         return fail(res, msg, PG_ERR_CONFLICT, "order_not_open", "the order is not open for payment");
     if (strcmp(o.product_sku, req->product) || strcmp(o.user_ref, req->user))
         return fail(res, msg, PG_ERR_CONFLICT, "order_mismatch", "product or user differ from the order's");
-    rc = crypto_random_alnum(payment_no, ORDER_NO_LEN);
+    return pay_order_again(app, a, &o, req, channel, method, res, msg);
+}
+
+/* A new payment of the open order o at channel/method; res->order is then
+ * the order seen through it. */
+static pg_err pay_order_again(pg_app_t *app, arena_t *a, const order_view_t *o_in, const checkout_request_t *req,
+                              const pay_channel_t *channel, const char *method, checkout_result_t *res, buf_t *msg)
+{
+    order_view_t o = *o_in;
+    channel_payment_t pay;
+    char payment_no[ORDER_NO_LEN + 1];
+    const char *pay_data;
+    bool expired = false;
+    pg_err rc = crypto_random_alnum(payment_no, ORDER_NO_LEN);
     if (rc != PG_OK)
         return rc;
     memset(&pay, 0, sizeof pay);
@@ -285,7 +342,7 @@ static pg_err add_payment(pg_app_t *app, arena_t *a, const checkout_request_t *r
     pay.amount_fen = o.amount_fen;
     pay.subject = o.product_title;
     pay.product_sku = o.product_sku;
-    pay.expires_at = time(NULL) + (time_t)app->cfg->server.order_ttl;
+    pay.expires_at = payment_expiry(app, channel, method);
     pay.quit_url = app->cfg->merchant.return_url;
     pay.openid = req->openid;
     pay.client_ip = req->buyer_ip ? req->buyer_ip : req->client_ip;
@@ -345,7 +402,7 @@ pg_err checkout_create(pg_app_t *app, arena_t *a, const checkout_request_t *req,
         return add_payment(app, a, req, channel, method, res, msg);
     request_hash(req, channel->name, method, hash);
     if (req->request_id) {
-        rc = repeat_from_request_id(app, a, req->request_id, hash, res, msg);
+        rc = repeat_from_request_id(app, a, req, hash, res, msg);
         if (rc != PG_ERR_NOT_FOUND)
             return rc;
     }
@@ -361,7 +418,7 @@ pg_err checkout_create(pg_app_t *app, arena_t *a, const checkout_request_t *req,
     nc.amount_fen = product.price_fen;
     if (app->cfg->fees.surcharge)
         nc.amount_fen += money_fee_fen(product.price_fen, channel->fee_rate_bp(app));
-    nc.expires_at = time(NULL) + (time_t)app->cfg->server.order_ttl;
+    nc.expires_at = payment_expiry(app, channel, method);
     memset(&pay, 0, sizeof pay);
     pay.payment_no = payment_no;
     pay.amount_fen = nc.amount_fen;
@@ -391,7 +448,7 @@ pg_err checkout_create(pg_app_t *app, arena_t *a, const checkout_request_t *req,
     rc = store_checkout_insert(app->db, &nc);
     if (rc == PG_ERR_CONFLICT && req->request_id) {   /* a concurrent twin won the race */
         res->pay_field = res->pay_value = NULL;
-        return repeat_from_request_id(app, a, req->request_id, hash, res, msg);
+        return repeat_from_request_id(app, a, req, hash, res, msg);
     }
     if (rc != PG_OK)
         return rc;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "wechat.h"
 
 typedef enum { CK_STR, CK_INT, CK_BOOL, CK_ENUM } config_kind_t;
 
@@ -356,6 +357,10 @@ static void validate_wechat(config_loader_t *l)
     check_readable(l, "wechat", "client_cert", c->wechat.client_cert);
     check_readable(l, "wechat", "client_key", c->wechat.client_key);
     check_readable(l, "wechat", "ca_file", c->wechat.ca_file);
+    if (c->server.order_ttl < WECHAT_MIN_CLOSE_AGE_S)
+        config_problem(l, "server", "order_ttl",
+                       "must be at least %d seconds when WeChat is enabled: WeChat does not close an order "
+                       "within 5 minutes of creating it", WECHAT_MIN_CLOSE_AGE_S);
 }
 
 static void validate_money(config_loader_t *l)

@@ -8,6 +8,7 @@
 #include "alipay.h"
 #include "events.h"
 #include "ledger.h"
+#include "lifecycle.h"
 #include "log.h"
 #include "refund.h"
 #include "store.h"
@@ -114,7 +115,7 @@ static pg_err apply_in_tx(db_t *db, void *arg)
     const payment_event_t *ev = c->ev;
     notify_result_t *res = c->res;
     payment_t p;
-    bool changed = false;
+    bool changed = false, order_closed = false;
     notification_rec_t rec;
     pg_err rc = store_payment_lock(db, c->a, ev->channel, ev->payment_no, &p);
     if (rc == PG_ERR_NOT_FOUND) {
@@ -141,7 +142,10 @@ static pg_err apply_in_tx(db_t *db, void *arg)
             break;
         }
         rc = store_payment_mark_closed(db, p.id, &changed);
-        set_outcome(res, true, changed ? "accepted" : "duplicate", "payment closed");
+        if (rc == PG_OK)   /* the last open payment closed: so is the order */
+            rc = lifecycle_close_idle_order_in_tx(c->app, c->a, p.order_id, p.order_no, &order_closed);
+        set_outcome(res, true, changed || order_closed ? "accepted" : "duplicate",
+                    order_closed ? "payment and order closed" : "payment closed");
         break;
     case PAY_EVENT_REFUND:
         rc = apply_refund(c->app, c->a, ev, res);

@@ -240,7 +240,9 @@ pg_err store_payments_expired(db_t *db, arena_t *a, int grace_s, db_result_t *ou
 {
     db_val_t p[] = { DB_I(grace_s) };
     return db_query(db, a,
-                    "SELECT p.id, p.payment_no, p.channel, p.order_id FROM payments p WHERE p.status = 'CREATED'"
+                    "SELECT p.id, p.payment_no, p.channel, p.order_id,"
+                    " TIMESTAMPDIFF(SECOND, p.created_at, UTC_TIMESTAMP()) AS age_s"
+                    " FROM payments p WHERE p.status = 'CREATED'"
                     " AND p.expires_at < UTC_TIMESTAMP() - INTERVAL ? SECOND ORDER BY p.id LIMIT 500",
                     p, 1, out);
 }
@@ -249,9 +251,27 @@ pg_err store_order_open_payments(db_t *db, arena_t *a, int64_t order_id, db_resu
 {
     db_val_t p[] = { DB_I(order_id) };
     return db_query(db, a,
-                    "SELECT id, payment_no, channel, status FROM payments WHERE order_id = ? AND status = 'CREATED'"
-                    " ORDER BY id",
+                    "SELECT id, payment_no, channel, status, TIMESTAMPDIFF(SECOND, created_at, UTC_TIMESTAMP()) AS age_s"
+                    " FROM payments WHERE order_id = ? AND status = 'CREATED' ORDER BY id",
                     p, 1, out);
+}
+
+pg_err store_orders_left_open(db_t *db, arena_t *a, db_result_t *out)
+{
+    return db_query(db, a,
+                    "SELECT o.id, o.order_no FROM orders o WHERE o.status = 'CREATED'"
+                    " AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.order_id = o.id AND p.status <> 'CLOSED')"
+                    " ORDER BY o.id LIMIT 500",
+                    NULL, 0, out);
+}
+
+pg_err store_payment_expire_now(db_t *db, int64_t payment_id)
+{
+    db_val_t p[] = { DB_I(payment_id) };
+    return db_exec(db,
+                   "UPDATE payments SET expires_at = LEAST(expires_at, UTC_TIMESTAMP()), updated_at = UTC_TIMESTAMP()"
+                   " WHERE id = ? AND status = 'CREATED'",
+                   p, 1, NULL, NULL);
 }
 
 pg_err store_order_mark_closed(db_t *db, int64_t order_id, bool *changed)

@@ -144,6 +144,29 @@ static void test_config_enabled_wechat_needs_32_char_key(void **state)
                           "[wechat] api_key: must be exactly 32 characters");
 }
 
+/* WeChat closes no order within 5 minutes of creating it: a shorter
+ * order_ttl could never be honoured. Alipay alone may go down to 60 s. */
+static void test_config_wechat_needs_order_ttl_of_5_minutes(void **state)
+{
+    pg_config_t *cfg = NULL;
+    buf_t err;
+    (void)state;
+    assert_error_mentions("[wechat]\nenabled = true\nappid = wx1\nmch_id = 1900000000\n"
+                          "api_key = 0123456789abcdef0123456789abcdef\n[server]\norder_ttl = 299\n",
+                          "[server] order_ttl: must be at least 300 seconds when WeChat is enabled");
+    write_ini(KEYS "app_private_pkcs1.pem", ALIPAY "alipay_public.pem",
+              "[wechat]\nenabled = true\nappid = wx1\nmch_id = 1900000000\n"
+              "api_key = 0123456789abcdef0123456789abcdef\n[server]\norder_ttl = 300\n");
+    assert_int_equal(load(&err, &cfg), PG_OK);
+    config_free(cfg);
+    buf_free(&err);
+    write_ini(KEYS "app_private_pkcs1.pem", ALIPAY "alipay_public.pem", "[server]\norder_ttl = 60\n");
+    assert_int_equal(load(&err, &cfg), PG_OK);
+    assert_int_equal(cfg->server.order_ttl, 60);
+    config_free(cfg);
+    buf_free(&err);
+}
+
 static void test_config_unreadable_key_file_is_named(void **state)
 {
     pg_config_t *cfg = NULL;
@@ -205,6 +228,7 @@ int main(void)
         cmocka_unit_test(test_config_bad_values_are_named),
         cmocka_unit_test(test_config_missing_required_key_is_named),
         cmocka_unit_test(test_config_enabled_wechat_needs_32_char_key),
+        cmocka_unit_test(test_config_wechat_needs_order_ttl_of_5_minutes),
         cmocka_unit_test(test_config_unreadable_key_file_is_named),
         cmocka_unit_test(test_config_rejects_key_that_does_not_parse),
         cmocka_unit_test(test_config_refuses_app_public_key_as_alipay_key),
