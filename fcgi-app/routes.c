@@ -636,6 +636,10 @@ static void handle_entitlements(pg_app_t *app, arena_t *a, http_request_t *req, 
  * bearer token of [metrics] only. */
 static void handle_metrics(pg_app_t *app, arena_t *a, http_request_t *req, http_response_t *res)
 {
+    if (!app->cfg->metrics.enabled) {
+        http_reply_json_error(res, 404, "not_found", "no such endpoint");
+        return;
+    }
     if (!metrics_access_ok(app->cfg->metrics.allow, app->cfg->metrics.token, req->remote_addr,
                            http_bearer_token(req))) {
         http_reply_json_error(res, 403, "forbidden", "the metrics are not public: see [metrics] allow and token");

@@ -68,6 +68,7 @@ typedef struct pg_config {
         bool storefront;
     } demo;
     struct {
+        bool enabled;          /* default true; false: no counting, /metrics is 404 */
         char *state_file;      /* shared counters; NULL = metrics_default_path */
         char *allow;           /* CIDR list allowed to GET /metrics; NULL = none */
         char *token;           /* bearer token for GET /metrics; NULL = none */

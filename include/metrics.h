@@ -28,6 +28,9 @@
  * logs why, and /metrics says paygate_metrics_shared 0. */
 pg_err metrics_open(const char *state_file, const char *config_path);
 void   metrics_close(void);
+/* [metrics] enabled = false: every increment returns at once (the bench
+ * compares the cost) and GET /metrics is 404. */
+void   metrics_disable(void);
 /* The default state file of a config: /dev/shm/paygate-UID-HASH.metrics. */
 void   metrics_default_path(const char *config_path, char *out, size_t n);
 

@@ -76,7 +76,10 @@ pg_err app_open(const char *config_path, pg_app_t **out, buf_t *err)
     if (log_open(app->cfg->server.log_file) != 0)
         buf_printf(err, "%s: [server] log_file: cannot open '%s'; logging to stderr\n",
                    config_path, app->cfg->server.log_file);
-    (void)metrics_open(app->cfg->metrics.state_file, app->cfg->path);   /* failure: logged, counts stay local */
+    if (!app->cfg->metrics.enabled)
+        metrics_disable();
+    else
+        (void)metrics_open(app->cfg->metrics.state_file, app->cfg->path);   /* failure: logged, counts stay local */
     if (app->cfg->alipay.enabled)
         alipay_setup(app);
     if (app->cfg->wechat.enabled)

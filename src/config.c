@@ -59,6 +59,7 @@ static const config_key_t CONFIG_KEYS[] = {
     K("merchant", "webhook_secret", CK_STR, merchant.webhook_secret, NULL),
     K("merchant", "return_url", CK_STR, merchant.return_url, NULL),
     K("demo", "storefront", CK_BOOL, demo.storefront, NULL),
+    K("metrics", "enabled", CK_BOOL, metrics.enabled, NULL),
     K("metrics", "state_file", CK_STR, metrics.state_file, NULL),
     K("metrics", "allow", CK_STR, metrics.allow, NULL),
     K("metrics", "token", CK_STR, metrics.token, NULL),
@@ -228,6 +229,7 @@ static void set_defaults(pg_config_t *c)
     c->settlement.delayed = true;
     c->settlement.delay_days = 7;
     c->settlement.platform_commission_bp = 3000;
+    c->metrics.enabled = true;
 }
 
 static void validate_url(config_loader_t *l, const char *section, const char *key, const char *url)

@@ -111,6 +111,7 @@ typedef struct met_file {
 static met_file_t *g_file;       /* the mapping, or g_private */
 static met_file_t g_private;     /* when the file could not be used */
 static bool g_shared;
+static bool g_off;               /* [metrics] enabled = false */
 
 static met_counters_t *counters(void)
 {
@@ -277,6 +278,7 @@ pg_err metrics_open(const char *state_file, const char *config_path)
     const char *path = state_file;
     uint64_t hash = layout_hash();
     metrics_close();
+    g_off = false;
     if (!path || !*path) {
         metrics_default_path(config_path, def, sizeof def);
         path = def;
@@ -304,6 +306,12 @@ pg_err metrics_open(const char *state_file, const char *config_path)
     log_msg(LOG_WARN, "metrics: cannot use the shared counters file %s (%s): counting in this process only",
             path, errno ? strerror(errno) : "not ours or not a regular file");
     return PG_ERR_INTERNAL;
+}
+
+void metrics_disable(void)
+{
+    metrics_close();
+    g_off = true;
 }
 
 void metrics_close(void)
@@ -361,6 +369,8 @@ void metrics_request(const char *route, int status, long long duration_us)
 {
     size_t r = route ? index_of(ROUTES, ROUTE_OTHER, route, ROUTE_OTHER) : ROUTE_UNMATCHED;
     met_counters_t *c = counters();
+    if (g_off)
+        return;
     add(&c->requests[r][status_index(status)], 1);
     observe(&c->request_latency[r], duration_us);
 }
@@ -383,14 +393,19 @@ void metrics_checkout(const char *channel, const char *method, pg_err rc, bool r
 {
     size_t ch = index_of(CHANNELS, CH_N, channel, CH_N - 1);
     size_t m = index_of(METHODS, METHOD_N, method, METHOD_N - 1);
+    if (g_off)
+        return;
     add(&counters()->checkouts[ch][m][checkout_result(rc, repeated)], 1);
 }
 
 void metrics_notification(const char *channel, const char *kind, const char *outcome)
 {
-    size_t ch = index_of(CHANNELS, CH_N, channel, CH_N - 1);
-    size_t k = index_of(NOTIFY_KINDS, NKIND_N, kind, 0);
-    size_t o = outcome ? index_of(NOTIFY_OUTCOMES, NOUT_N, outcome, NOUT_N - 1) : 8 /* error */;
+    size_t ch, k, o;
+    if (g_off)
+        return;
+    ch = index_of(CHANNELS, CH_N, channel, CH_N - 1);
+    k = index_of(NOTIFY_KINDS, NKIND_N, kind, 0);
+    o = outcome ? index_of(NOTIFY_OUTCOMES, NOUT_N, outcome, NOUT_N - 1) : 8 /* error */;
     add(&counters()->notifications[ch][k][o], 1);
 }
 
@@ -410,6 +425,8 @@ void metrics_provider_call(const char *channel, const char *operation, const cha
 {
     size_t ch = index_of(CHANNELS, CH_N, channel, CH_N - 1);
     size_t op = operation_index(operation);
+    if (g_off)
+        return;
     met_counters_t *c = counters();
     add(&c->provider_calls[ch][op][index_of(CALL_OUTCOMES, COUT_N, outcome, COUT_N - 1)], 1);
     observe(&c->provider_latency[ch][op], duration_us);
@@ -433,11 +450,15 @@ long long metrics_now_us(void)
 
 void metrics_db_error(const char *kind)
 {
+    if (g_off)
+        return;
     add(&counters()->db_errors[index_of(DB_ERROR_KINDS, DBE_N, kind, DBE_N - 1)], 1);
 }
 
 void metrics_db_reconnect(bool ok)
 {
+    if (g_off)
+        return;
     add(&counters()->db_reconnects[ok ? 0 : 1], 1);
 }
 

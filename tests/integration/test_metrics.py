@@ -319,3 +319,24 @@ def test_metrics_scraped_by_prometheus(harness, mstack, tmp_path_factory):
         S.stop_pids([proc.pid])
         proc.wait(timeout=20)
     assert int(found["q"]["data"]["result"][0]["value"][1]) >= 3
+
+
+def test_metrics_disabled_counts_nothing_and_hides_the_page(harness, mstack):
+    """[metrics] enabled = false (the bench's comparison rows): GET /metrics
+    is 404 and the process adds nothing to the shared counters."""
+    off = mstack.dir / "paygate-metrics-off.ini"
+    off.write_text(mstack.config.read_text().replace("[metrics]\n", "[metrics]\nenabled = false\n"))
+    os.chmod(off, 0o600)
+
+    def healthz():
+        return value(parse(scrape(mstack)), "paygate_http_requests_total", route="/healthz", status="200")
+
+    before = healthz()
+    p = Standalone(harness, off, mstack.dir / "standalone-off.log")
+    try:
+        assert p.get("/metrics")[0] == 404
+        for _ in range(5):
+            assert p.get("/healthz")[0] == 200
+    finally:
+        p.stop()
+    assert healthz() == before
