@@ -14,6 +14,8 @@
 #include "crypto.h"
 #include "i18n.h"
 #include "log.h"
+#include "metrics.h"
+#include "metrics_report.h"
 #include "money.h"
 #include "netaddr.h"
 #include "notify.h"
@@ -23,7 +25,8 @@
 
 enum {
     R_HEALTHZ, R_CHECKOUT, R_NOTIFY_ALIPAY, R_NOTIFY_WECHAT, R_NOTIFY_WECHAT_REFUND, R_RETURN_ALIPAY, R_ORDER,
-    R_ORDER_REFUND, R_ORDER_CLOSE, R_ENTITLEMENTS, R_SHOP, R_PAY_PAGE
+    R_ORDER_REFUND, R_ORDER_CLOSE, R_ENTITLEMENTS, R_SHOP, R_PAY_PAGE,
+    R_METRICS
 };
 
 static const route_t ROUTES[] = {
@@ -39,6 +42,7 @@ static const route_t ROUTES[] = {
     { "GET", "/entitlements", R_ENTITLEMENTS },
     { "GET", "/shop", R_SHOP },
     { "GET", "/pay/*", R_PAY_PAGE },
+    { "GET", "/metrics", R_METRICS },
 };
 
 static bool bearer_ok(const pg_app_t *app, const http_request_t *req)
@@ -211,6 +215,8 @@ static void handle_checkout(pg_app_t *app, arena_t *a, http_request_t *req, http
         rc = checkout_create(app, a, &creq, &cres, &msg);
     else
         cres.error_code = code;
+    metrics_checkout(rc == PG_OK ? cres.order.channel : creq.channel, rc == PG_OK ? cres.order.method : creq.method,
+                     rc, cres.repeated);
     if (rc != PG_OK) {
         int status = checkout_status(&cres, rc);
         const char *ecode = cres.error_code ? cres.error_code : app_error_code(rc);
@@ -251,6 +257,7 @@ static void handle_notify_alipay(pg_app_t *app, arena_t *a, http_request_t *req,
 {
     notify_result_t nr;
     notify_alipay(app, a, client_addr(app, a, req), req->body, req->body_len, &nr);
+    metrics_notification("alipay", "payment", nr.outcome);
     res->log_order_no = nr.order_no;
     res->log_payment_no = nr.payment_no;
     /* Exactly "success" once committed; anything else makes Alipay retry. */
@@ -261,6 +268,7 @@ static void handle_notify_wechat(pg_app_t *app, arena_t *a, http_request_t *req,
 {
     notify_result_t nr;
     notify_wechat(app, a, client_addr(app, a, req), req->body, req->body_len, &nr);
+    metrics_notification("wechat", "payment", nr.outcome);
     res->log_order_no = nr.order_no;
     res->log_payment_no = nr.payment_no;
     res->content_type = "text/xml; charset=utf-8";
@@ -272,6 +280,7 @@ static void handle_notify_wechat_refund(pg_app_t *app, arena_t *a, http_request_
 {
     notify_result_t nr;
     notify_wechat_refund(app, a, client_addr(app, a, req), req->body, req->body_len, &nr);
+    metrics_notification("wechat", "refund", nr.outcome);
     res->log_order_no = nr.order_no;
     res->log_payment_no = nr.payment_no;
     res->content_type = "text/xml; charset=utf-8";
@@ -768,6 +777,23 @@ static void handle_entitlements(pg_app_t *app, arena_t *a, http_request_t *req, 
     buf_puts(&res->body, "]}\n");
 }
 
+/* GET /metrics: Prometheus text format, for the allowed addresses or the
+ * bearer token of [metrics] only. */
+static void handle_metrics(pg_app_t *app, arena_t *a, http_request_t *req, http_response_t *res)
+{
+    if (!app->cfg->metrics.enabled) {
+        http_reply_json_error(res, 404, "not_found", "no such endpoint");
+        return;
+    }
+    if (!metrics_access_ok(app->cfg->metrics.allow, app->cfg->metrics.token, req->remote_addr,
+                           http_bearer_token(req))) {
+        http_reply_json_error(res, 403, "forbidden", "the metrics are not public: see [metrics] allow and token");
+        return;
+    }
+    res->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    metrics_write_all(app->db, a, &res->body);
+}
+
 void routes_handle(pg_app_t *app, arena_t *a, http_request_t *req, http_response_t *res)
 {
     route_match_t m;
@@ -781,6 +807,7 @@ void routes_handle(pg_app_t *app, arena_t *a, http_request_t *req, http_response
         return;
     }
     router_match(ROUTES, sizeof ROUTES / sizeof ROUTES[0], req->method, req->path, &m);
+    res->route = m.pattern;
     if (m.id < 0) {
         http_reply_json_error(res, 404, "not_found", "no such endpoint");
         return;
@@ -802,6 +829,7 @@ void routes_handle(pg_app_t *app, arena_t *a, http_request_t *req, http_response
     case R_ORDER: handle_order(app, a, req, m.param, m.param_len, res); break;
     case R_SHOP: handle_shop(app, a, req, res); break;
     case R_PAY_PAGE: handle_pay_page(app, a, req, m.param, m.param_len, res); break;
+    case R_METRICS: handle_metrics(app, a, req, res); break;
     default: http_reply_json_error(res, 404, "not_found", "no such endpoint"); break;
     }
 }

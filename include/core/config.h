@@ -73,6 +73,12 @@ typedef struct pg_config {
     struct {
         bool storefront;
     } demo;
+    struct {
+        bool enabled;          /* default true; false: no counting, /metrics is 404 */
+        char *state_file;      /* shared counters; NULL = metrics_default_path */
+        char *allow;           /* CIDR list allowed to GET /metrics; NULL = none */
+        char *token;           /* bearer token for GET /metrics; NULL = none */
+    } metrics;
 } pg_config_t;
 
 /* Reads and validates path. On failure returns PG_ERR_CONFIG and appends one

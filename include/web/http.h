@@ -35,6 +35,7 @@ typedef struct http_response {
     buf_t body;
     const char *log_order_no;   /* for the access log */
     const char *log_payment_no;
+    const char *route;          /* the matched route pattern (metrics label), NULL if none */
 } http_response_t;
 
 void http_response_init(http_response_t *r, arena_t *a);

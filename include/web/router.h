@@ -16,6 +16,7 @@ typedef struct route_match {
     int method_allowed;    /* 0: the path matched but not with this method (405) */
     const char *param;     /* the '*' segment (points into path), or NULL */
     size_t param_len;
+    const char *pattern;   /* the matched route's pattern (a metrics label), or NULL */
 } route_match_t;
 
 void router_match(const route_t *routes, size_t n, const char *method, const char *path,

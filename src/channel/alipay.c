@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
+#include "metrics.h"
 #include "money.h"
 #include "text.h"
 
@@ -598,9 +599,9 @@ typedef enum {
     CALL_REPLY          /* alipay_check_response ran */
 } call_stage_t;
 
-static pg_err call_staged(arena_t *a, const alipay_client_t *c, const char *method,
-                          const char *biz_content, alipay_reply_t *reply, call_stage_t *stage,
-                          long *http_status, buf_t *err)
+static pg_err call_staged_unmetered(arena_t *a, const alipay_client_t *c, const char *method,
+                                    const char *biz_content, alipay_reply_t *reply, call_stage_t *stage,
+                                    long *http_status, buf_t *err)
 {
     kv_list_t params;
     buf_t form;
@@ -641,6 +642,19 @@ static pg_err call_staged(arena_t *a, const alipay_client_t *c, const char *meth
     }
     *stage = CALL_REPLY;
     return alipay_check_response(a, c, method, resp.body.data, resp.body.len, reply, err);
+}
+
+/* Every call that went out is counted, with its duration, for GET /metrics. */
+static pg_err call_staged(arena_t *a, const alipay_client_t *c, const char *method,
+                          const char *biz_content, alipay_reply_t *reply, call_stage_t *stage,
+                          long *http_status, buf_t *err)
+{
+    long long t0 = metrics_now_us();
+    pg_err rc = call_staged_unmetered(a, c, method, biz_content, reply, stage, http_status, err);
+    if (*stage != CALL_NOT_SENT)
+        metrics_provider_call("alipay", method, metrics_call_outcome(*stage == CALL_REPLY, *stage == CALL_HTTP_STATUS, rc),
+                              metrics_now_us() - t0);
+    return rc;
 }
 
 pg_err alipay_call(arena_t *a, const alipay_client_t *c, const char *method,

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "crypto.h"
+#include "metrics.h"
 #include "money.h"
 #include "xml.h"
 
@@ -258,9 +259,9 @@ typedef enum {
     CALL_REPLY          /* wechat_check_reply ran */
 } call_stage_t;
 
-static pg_err call_staged(arena_t *a, const wechat_client_t *c, const char *path, kv_list_t *params,
-                          bool with_client_cert, kv_list_t *reply, char err_code[64],
-                          call_stage_t *stage, buf_t *err)
+static pg_err call_staged_unmetered(arena_t *a, const wechat_client_t *c, const char *path, kv_list_t *params,
+                                    bool with_client_cert, kv_list_t *reply, char err_code[64],
+                                    call_stage_t *stage, buf_t *err)
 {
     char nonce[WECHAT_NONCE_LEN + 1], sign[65];
     httpc_opts_t opts;
@@ -329,6 +330,19 @@ static pg_err call_staged(arena_t *a, const wechat_client_t *c, const char *path
     }
     *stage = CALL_REPLY;
     return wechat_check_reply(a, c, resp.body.data, resp.body.len, reply, err_code, err);
+}
+
+/* Every call that went out is counted, with its duration, for GET /metrics. */
+static pg_err call_staged(arena_t *a, const wechat_client_t *c, const char *path, kv_list_t *params,
+                          bool with_client_cert, kv_list_t *reply, char err_code[64],
+                          call_stage_t *stage, buf_t *err)
+{
+    long long t0 = metrics_now_us();
+    pg_err rc = call_staged_unmetered(a, c, path, params, with_client_cert, reply, err_code, stage, err);
+    if (*stage != CALL_NOT_SENT)
+        metrics_provider_call("wechat", path, metrics_call_outcome(*stage == CALL_REPLY, *stage == CALL_HTTP_STATUS, rc),
+                              metrics_now_us() - t0);
+    return rc;
 }
 
 pg_err wechat_call(arena_t *a, const wechat_client_t *c, const char *path, kv_list_t *params,

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "log.h"
+#include "metrics.h"
 
 static char *join_url(const char *base, const char *path)
 {
@@ -75,6 +76,10 @@ pg_err app_open(const char *config_path, pg_app_t **out, buf_t *err)
     if (log_open(app->cfg->server.log_file) != 0)
         buf_printf(err, "%s: [server] log_file: cannot open '%s'; logging to stderr\n",
                    config_path, app->cfg->server.log_file);
+    if (!app->cfg->metrics.enabled)
+        metrics_disable();
+    else
+        (void)metrics_open(app->cfg->metrics.state_file, app->cfg->path);   /* failure: logged, counts stay local */
     if (app->cfg->alipay.enabled)
         alipay_setup(app);
     if (app->cfg->wechat.enabled)
@@ -100,6 +105,7 @@ void app_close(pg_app_t *app)
     if (!app)
         return;
     db_close(app->db);
+    metrics_close();
     free(app->alipay_notify_url);
     free(app->alipay_return_url);
     free(app->wechat_notify_url);

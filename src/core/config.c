@@ -1,5 +1,6 @@
 /* config: INI loading (inih) and validation. See include/config.h. */
 #include "config.h"
+#include "metrics.h"
 
 #include <errno.h>
 #include <ini.h>
@@ -63,6 +64,10 @@ static const config_key_t CONFIG_KEYS[] = {
     K("merchant", "webhook_secret", CK_STR, merchant.webhook_secret, NULL),
     K("merchant", "return_url", CK_STR, merchant.return_url, NULL),
     K("demo", "storefront", CK_BOOL, demo.storefront, NULL),
+    K("metrics", "enabled", CK_BOOL, metrics.enabled, NULL),
+    K("metrics", "state_file", CK_STR, metrics.state_file, NULL),
+    K("metrics", "allow", CK_STR, metrics.allow, NULL),
+    K("metrics", "token", CK_STR, metrics.token, NULL),
 };
 #undef K
 #define CONFIG_KEY_COUNT (sizeof CONFIG_KEYS / sizeof CONFIG_KEYS[0])
@@ -231,6 +236,7 @@ static void set_defaults(pg_config_t *c)
     c->settlement.delayed = true;
     c->settlement.delay_days = 7;
     c->settlement.platform_commission_bp = 3000;
+    c->metrics.enabled = true;
 }
 
 static void validate_url(config_loader_t *l, const char *section, const char *key, const char *url)
@@ -380,6 +386,18 @@ static void validate_money(config_loader_t *l)
         config_problem(l, "merchant", "webhook_secret", "missing (required when webhook_url is set)");
 }
 
+static void validate_metrics(config_loader_t *l)
+{
+    pg_config_t *c = l->cfg;
+    buf_t why;
+    buf_init(&why, NULL);
+    if (is_set(c->metrics.allow) && metrics_allow_check(c->metrics.allow, &why) != PG_OK)
+        config_problem(l, "metrics", "allow", "%s", why.data);
+    if (is_set(c->metrics.token) && strlen(c->metrics.token) < 16)
+        config_problem(l, "metrics", "token", "too short: use at least 16 random characters");
+    buf_free(&why);
+}
+
 pg_err config_load(const char *path, bool load_keys, pg_config_t **out, buf_t *errors)
 {
     config_loader_t l;
@@ -406,6 +424,7 @@ pg_err config_load(const char *path, bool load_keys, pg_config_t **out, buf_t *e
     validate_alipay(&l, load_keys);
     validate_wechat(&l);
     validate_money(&l);
+    validate_metrics(&l);
     if (l.problems > 0) {
         config_free(l.cfg);
         return PG_ERR_CONFIG;
@@ -458,6 +477,9 @@ void config_free(pg_config_t *c)
     free(c->merchant.webhook_url);
     free_secret(c->merchant.webhook_secret);
     free(c->merchant.return_url);
+    free(c->metrics.state_file);
+    free(c->metrics.allow);
+    free_secret(c->metrics.token);
     free(c);
 }
 

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "metrics.h"
+
 #define DB_STMT_CACHE 64
 #define DB_TX_ATTEMPTS 6
 #define DB_MAX_PARAMS 48
@@ -37,10 +39,14 @@ static char *dup_or_null(const char *s)
     return s ? strdup(s) : NULL;
 }
 
+static bool errno_is_lost(unsigned no);
+static bool errno_is_retryable(unsigned no);
+
 static void db_note_error(db_t *db, unsigned no, const char *msg)
 {
     db->last_errno = no;
     snprintf(db->last_error, sizeof db->last_error, "%u: %s", no, msg ? msg : "");
+    metrics_db_error(errno_is_lost(no) ? "lost" : errno_is_retryable(no) ? "lock" : no == ER_DUP_ENTRY ? "duplicate" : "other");
 }
 
 static bool errno_is_lost(unsigned no)
@@ -102,11 +108,14 @@ static pg_err db_open(db_t *db)
 
 static pg_err db_reopen(db_t *db)
 {
+    pg_err rc;
     cache_clear(db);
     if (db->conn)
         mysql_close(db->conn);
     db->conn = NULL;
-    return db_open(db);
+    rc = db_open(db);
+    metrics_db_reconnect(rc == PG_OK);
+    return rc;
 }
 
 pg_err db_connect(const db_params_t *p, db_t **out, buf_t *err)

@@ -51,6 +51,7 @@ void router_match(const route_t *routes, size_t n, const char *method, const cha
     out->method_allowed = 0;
     out->param = NULL;
     out->param_len = 0;
+    out->pattern = NULL;
     for (size_t i = 0; i < n; i++) {
         const char *param;
         size_t len;
@@ -59,6 +60,7 @@ void router_match(const route_t *routes, size_t n, const char *method, const cha
         out->id = routes[i].id;
         out->param = param;
         out->param_len = len;
+        out->pattern = routes[i].pattern;
         if (method_listed(routes[i].method, method)) {
             out->method_allowed = 1;
             return;

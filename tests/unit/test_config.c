@@ -167,6 +167,15 @@ static void test_config_wechat_needs_order_ttl_of_5_minutes(void **state)
     buf_free(&err);
 }
 
+static void test_config_metrics_allow_and_token_are_checked(void **state)
+{
+    (void)state;
+    assert_error_mentions("[metrics]\nallow = 127.0.0.1/32, localhost\n",
+                          "[metrics] allow: 'localhost' is not an address or CIDR network");
+    assert_error_mentions("[metrics]\nallow = 10.0.0.0/33\n", "[metrics] allow");
+    assert_error_mentions("[metrics]\ntoken = short\n", "[metrics] token: too short");
+}
+
 static void test_config_unreadable_key_file_is_named(void **state)
 {
     pg_config_t *cfg = NULL;
@@ -234,6 +243,7 @@ int main(void)
         cmocka_unit_test(test_config_refuses_app_public_key_as_alipay_key),
         cmocka_unit_test(test_config_refuses_private_key_as_alipay_public_key),
         cmocka_unit_test(test_config_key_given_twice_is_an_error),
+        cmocka_unit_test(test_config_metrics_allow_and_token_are_checked),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
