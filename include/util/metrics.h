@@ -52,14 +52,6 @@ void metrics_db_reconnect(bool ok);
 
 /* Access: address in the allow list (CIDR, IPv4 and IPv6, comma separated),
  * or the bearer token (constant-time; an empty token never matches). */
-typedef struct metrics_cidr {
-    int family;                /* 4 or 6 */
-    unsigned prefix;           /* bits */
-    unsigned char addr[16];
-} metrics_cidr_t;
-/* "10.0.0.0/8", "::1", "2001:db8::/32"; no prefix = the single address. */
-pg_err metrics_cidr_parse(const char *text, metrics_cidr_t *out);
-bool   metrics_cidr_contains(const metrics_cidr_t *net, const char *addr);
 /* PG_ERR_BAD_INPUT (why in err) when an entry of the list is not a CIDR. */
 pg_err metrics_allow_check(const char *list, buf_t *err);
 bool   metrics_addr_allowed(const char *list, const char *addr);

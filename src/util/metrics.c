@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "netaddr.h"
 #include "crypto.h"
 
 /* ------------------------------------------------------------------ */
@@ -465,139 +466,25 @@ void metrics_db_reconnect(bool ok)
 /* ------------------------------------------------------------------ */
 /* Access                                                               */
 
-pg_err metrics_cidr_parse(const char *text, metrics_cidr_t *out)
-{
-    char host[64];
-    const char *slash;
-    size_t len;
-    unsigned max;
-    memset(out, 0, sizeof *out);
-    while (*text == ' ' || *text == '\t')
-        text++;
-    len = strlen(text);
-    while (len > 0 && (text[len - 1] == ' ' || text[len - 1] == '\t'))
-        len--;
-    slash = memchr(text, '/', len);
-    if ((slash ? (size_t)(slash - text) : len) >= sizeof host || len == 0)
-        return PG_ERR_BAD_INPUT;
-    memcpy(host, text, slash ? (size_t)(slash - text) : len);
-    host[slash ? (size_t)(slash - text) : len] = '\0';
-    if (inet_pton(AF_INET, host, out->addr) == 1) {
-        out->family = 4;
-        max = 32;
-    } else if (inet_pton(AF_INET6, host, out->addr) == 1) {
-        out->family = 6;
-        max = 128;
-    } else {
-        return PG_ERR_BAD_INPUT;
-    }
-    out->prefix = max;
-    if (slash) {
-        const char *p = slash + 1, *end = text + len;
-        unsigned v = 0;
-        if (p == end || end - p > 3)
-            return PG_ERR_BAD_INPUT;
-        for (; p < end; p++) {
-            if (*p < '0' || *p > '9')
-                return PG_ERR_BAD_INPUT;
-            v = v * 10 + (unsigned)(*p - '0');
-        }
-        if (v > max)
-            return PG_ERR_BAD_INPUT;
-        out->prefix = v;
-    }
-    return PG_OK;
-}
-
-/* An IPv4-mapped IPv6 address (::ffff:a.b.c.d) counts as its IPv4 address. */
-static int parse_addr(const char *addr, unsigned char out[16])
-{
-    static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-    if (!addr)
-        return 0;
-    if (inet_pton(AF_INET, addr, out) == 1)
-        return 4;
-    if (inet_pton(AF_INET6, addr, out) != 1)
-        return 0;
-    if (!memcmp(out, mapped, sizeof mapped)) {
-        memmove(out, out + 12, 4);
-        return 4;
-    }
-    return 6;
-}
-
-bool metrics_cidr_contains(const metrics_cidr_t *net, const char *addr)
-{
-    unsigned char a[16];
-    unsigned full, rest;
-    if (parse_addr(addr, a) != net->family)
-        return false;
-    full = net->prefix / 8;
-    rest = net->prefix % 8;
-    if (memcmp(a, net->addr, full))
-        return false;
-    if (rest) {
-        unsigned char mask = (unsigned char)(0xff << (8 - rest));
-        if ((a[full] & mask) != (net->addr[full] & mask))
-            return false;
-    }
-    return true;
-}
-
-/* Calls fn for each comma-separated entry; stops at the first non-PG_OK. */
-static pg_err each_entry(const char *list, pg_err (*fn)(const char *entry, void *ctx), void *ctx)
-{
-    const char *p = list;
-    char entry[80];
-    while (p && *p) {
-        const char *comma = strchr(p, ',');
-        size_t n;
-        pg_err rc;
-        while (*p == ' ' || *p == '\t')
-            p++;
-        n = comma ? (size_t)(comma - p) : strlen(p);
-        while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
-            n--;
-        if (n >= sizeof entry)
-            return PG_ERR_BAD_INPUT;
-        memcpy(entry, p, n);
-        entry[n] = '\0';
-        rc = fn(entry, ctx);
-        if (rc != PG_OK)
-            return rc;
-        p = comma ? comma + 1 : NULL;
-    }
-    return PG_OK;
-}
-
-static pg_err check_entry(const char *entry, void *ctx)
-{
-    metrics_cidr_t net;
-    if (metrics_cidr_parse(entry, &net) != PG_OK) {
-        buf_printf(ctx, "'%s' is not an address or CIDR network", entry);
-        return PG_ERR_BAD_INPUT;
-    }
-    return PG_OK;
-}
-
+/* The allow list is parsed by netaddr (the same ranges as trusted_proxies). */
 pg_err metrics_allow_check(const char *list, buf_t *err)
 {
-    return each_entry(list, check_entry, err);
-}
-
-static pg_err match_entry(const char *entry, void *ctx)
-{
-    metrics_cidr_t net;
-    if (metrics_cidr_parse(entry, &net) == PG_OK && metrics_cidr_contains(&net, ctx))
-        return PG_ERR_NOT_FOUND;   /* found: stop */
-    return PG_OK;
+    netaddr_list_t l = { 0 };
+    pg_err rc = netaddr_list_parse(list, &l, err);
+    netaddr_list_free(&l);
+    return rc;
 }
 
 bool metrics_addr_allowed(const char *list, const char *addr)
 {
+    netaddr_list_t l = { 0 };
+    bool in = false;
     if (!list || !addr)
         return false;
-    return each_entry(list, match_entry, (void *)(uintptr_t)addr) == PG_ERR_NOT_FOUND;
+    if (netaddr_list_parse(list, &l, NULL) == PG_OK)
+        in = netaddr_list_contains(&l, addr);
+    netaddr_list_free(&l);
+    return in;
 }
 
 bool metrics_access_ok(const char *allow, const char *token, const char *remote_addr, const char *bearer)

@@ -171,7 +171,7 @@ static void test_config_metrics_allow_and_token_are_checked(void **state)
 {
     (void)state;
     assert_error_mentions("[metrics]\nallow = 127.0.0.1/32, localhost\n",
-                          "[metrics] allow: 'localhost' is not an address or CIDR network");
+                          "[metrics] allow: 'localhost' is not an IP address or CIDR range");
     assert_error_mentions("[metrics]\nallow = 10.0.0.0/33\n", "[metrics] allow");
     assert_error_mentions("[metrics]\ntoken = short\n", "[metrics] token: too short");
 }
