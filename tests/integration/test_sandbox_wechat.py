@@ -688,7 +688,7 @@ def test_mweb_pays_and_redirects(sandbox, receiver):
 def test_mweb_url_lives_5_minutes_and_code_url_2_hours(sandbox):
     """WeChat: an mweb_url is good for 5 minutes, a code_url / prepay_id for
     2 hours. The trade's clock is moved with the control API."""
-    mweb = sandbox.order("wx_life_1", trade_type="MWEB", product_id=None)
+    mweb = sandbox.order("wx_life_1", trade_type="MWEB", product_id=None, scene_info=MWEB_SCENE)
     sandbox.ctl("/_sandbox/wechat/age", {"out_trade_no": "wx_life_1", "seconds": 299})
     assert http_call(urllib.request.Request(mweb["mweb_url"]))[0] == 200
     sandbox.ctl("/_sandbox/wechat/age", {"out_trade_no": "wx_life_1", "seconds": 2})
