@@ -159,12 +159,19 @@ static int cmd_check_config(cli_t *c)
     printf("  database  %s@%s:%d/%s\n", cfg->database.user,
            cfg->database.socket && *cfg->database.socket ? cfg->database.socket : cfg->database.host,
            cfg->database.port, cfg->database.name);
-    if (cfg->alipay.enabled)
+    if (cfg->alipay.enabled && cfg->alipay.cert_mode)
+        printf("  alipay    app_id %s, certificate mode: app_cert_sn %s, alipay_cert_sn %s, "
+               "alipay_root_cert_sn %s (app key matches app_cert, alipay_cert under the root: OK)\n",
+               cfg->alipay.app_id, cfg->alipay.app_cert_sn, cfg->alipay.alipay_cert_sn,
+               cfg->alipay.alipay_root_cert_sn);
+    else if (cfg->alipay.enabled)
         printf("  alipay    app_id %s, app private key %s, Alipay public key %s (a different key pair: OK)\n",
                cfg->alipay.app_id, cfg->alipay.app_private_key_file, cfg->alipay.alipay_public_key_file);
     else
         printf("  alipay    disabled\n");
     printf("  wechat    %s\n", cfg->wechat.enabled ? "enabled (not available in this build yet)" : "disabled");
+    if (cfg->alipay.warnings)
+        fputs(cfg->alipay.warnings, stderr);
     buf_free(&err);
     config_free(cfg);
     return 0;

@@ -21,7 +21,13 @@ typedef struct alipay_client {
     const char *notify_url;
     const char *return_url;
     const crypto_key_t *app_private_key;
-    const crypto_key_t *alipay_public_key;
+    const crypto_key_t *alipay_public_key;   /* certificate mode: alipay_cert's key */
+    /* Certificate mode (all three set; NULL/"" = public-key mode): requests
+     * carry app_cert_sn and alipay_root_cert_sn, and a signed reply counts
+     * only when its alipay_cert_sn is alipay_cert_sn. */
+    const char *app_cert_sn;
+    const char *alipay_root_cert_sn;
+    const char *alipay_cert_sn;
     httpc_opts_t http;             /* ca_file, timeouts */
 } alipay_client_t;
 

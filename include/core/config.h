@@ -42,7 +42,16 @@ typedef struct pg_config {
         char *seller_id;
         char *ca_file;
         crypto_key_t *app_private_key;
-        crypto_key_t *alipay_public_key;
+        crypto_key_t *alipay_public_key;   /* in certificate mode: alipay_cert's key */
+        /* certificate mode (SPEC §12.2): all three set instead of alipay_public_key */
+        char *app_cert_file;
+        char *alipay_cert_file;
+        char *alipay_root_cert_file;
+        bool cert_mode;
+        char app_cert_sn[33];              /* computed when the keys are loaded */
+        char alipay_cert_sn[33];
+        char *alipay_root_cert_sn;
+        char *warnings;                    /* lines for check-config (expiry), NULL = none */
     } alipay;
     struct {
         bool enabled;

@@ -132,6 +132,11 @@ pg_err alipay_sign_request(const alipay_client_t *c, const char *method,
         (rc = kv_add(params_out, "timestamp", ts)) != PG_OK ||
         (rc = kv_add(params_out, "version", "1.0")) != PG_OK)
         return rc;
+    if (!is_empty(c->app_cert_sn) &&
+        ((rc = kv_add(params_out, "app_cert_sn", c->app_cert_sn)) != PG_OK ||
+         (rc = kv_add(params_out, "alipay_root_cert_sn",
+                      c->alipay_root_cert_sn != NULL ? c->alipay_root_cert_sn : "")) != PG_OK))
+        return rc;
     if (!is_empty(c->notify_url) && (rc = kv_add(params_out, "notify_url", c->notify_url)) != PG_OK)
         return rc;
     if (with_return_url && !is_empty(c->return_url) &&
@@ -384,11 +389,11 @@ static int key_is(const char *raw, size_t n, int has_escape, const char *want)
  * when malformed, when `key` is not an object, or when `key` or "sign"
  * repeats. *sign_out is NULL when there is no "sign". */
 static pg_err scan_reply(arena_t *a, const char *body, size_t len, const char *key,
-                         const char **span, size_t *span_len, char **sign_out)
+                         const char **span, size_t *span_len, char **sign_out, char **cert_sn_out)
 {
     const char *p = body, *end = body + len;
-    const char *found = NULL, *sign_raw = NULL;
-    size_t found_len = 0, sign_raw_len = 0;
+    const char *found = NULL, *sign_raw = NULL, *sn_raw = NULL;
+    size_t found_len = 0, sign_raw_len = 0, sn_raw_len = 0;
 
     if (body == NULL || key == NULL)
         return PG_ERR_BAD_INPUT;
@@ -427,6 +432,11 @@ static pg_err scan_reply(arena_t *a, const char *body, size_t len, const char *k
                     return PG_ERR_BAD_INPUT;
                 sign_raw = vstart;
                 sign_raw_len = (size_t)(p - vstart);
+            } else if (key_is(kstart, klen, esc, "alipay_cert_sn")) {
+                if (sn_raw != NULL || *vstart != '"')
+                    return PG_ERR_BAD_INPUT;
+                sn_raw = vstart;
+                sn_raw_len = (size_t)(p - vstart);
             }
 
             skip_ws(&p, end);
@@ -457,6 +467,11 @@ static pg_err scan_reply(arena_t *a, const char *body, size_t len, const char *k
                 return PG_ERR_BAD_INPUT;
         }
     }
+    if (cert_sn_out != NULL) {
+        *cert_sn_out = NULL;
+        if (sn_raw != NULL && (*cert_sn_out = decode_json_string(a, sn_raw, sn_raw_len)) == NULL)
+            return PG_ERR_BAD_INPUT;
+    }
     *span = found;
     *span_len = found_len;
     return PG_OK;
@@ -465,7 +480,7 @@ static pg_err scan_reply(arena_t *a, const char *body, size_t len, const char *k
 pg_err alipay_extract_response(arena_t *a, const char *body, size_t len, const char *key,
                                const char **span, size_t *span_len, char **sign_out)
 {
-    pg_err rc = scan_reply(a, body, len, key, span, span_len, sign_out);
+    pg_err rc = scan_reply(a, body, len, key, span, span_len, sign_out, NULL);
     return rc == PG_ERR_NOT_FOUND ? PG_ERR_BAD_INPUT : rc;
 }
 
@@ -527,7 +542,7 @@ pg_err alipay_check_response(arena_t *a, const alipay_client_t *c, const char *m
 {
     const char *span = NULL;
     size_t span_len = 0, i;
-    char *key, *sign = NULL, *msg = NULL;
+    char *key, *sign = NULL, *msg = NULL, *cert_sn = NULL;
     int is_error = 0;
     pg_err rc;
 
@@ -543,9 +558,9 @@ pg_err alipay_check_response(arena_t *a, const alipay_client_t *c, const char *m
         if (key[i] == '.')
             key[i] = '_';
 
-    rc = scan_reply(a, body, len, key, &span, &span_len, &sign);
+    rc = scan_reply(a, body, len, key, &span, &span_len, &sign, &cert_sn);
     if (rc == PG_ERR_NOT_FOUND) {
-        rc = scan_reply(a, body, len, "error_response", &span, &span_len, &sign);
+        rc = scan_reply(a, body, len, "error_response", &span, &span_len, &sign, &cert_sn);
         is_error = 1;
     }
     if (rc == PG_ERR_NOMEM)
@@ -572,6 +587,16 @@ pg_err alipay_check_response(arena_t *a, const alipay_client_t *c, const char *m
         return PG_ERR_BAD_SIGNATURE;
     }
 
+    if (!is_empty(c->alipay_cert_sn) &&
+        (cert_sn == NULL || !crypto_ct_streq(cert_sn, c->alipay_cert_sn))) {
+        /* Certificate mode: a signed reply names the certificate it was
+         * signed under; another one (Alipay rotated it, or not Alipay) is
+         * not checked against a key we did not configure. */
+        buf_set_error(err, "alipay: reply to %s is signed under alipay_cert_sn %.40s, configured %s: "
+                "download Alipay's current certificate (alipay_cert)", method,
+                cert_sn != NULL ? cert_sn : "(none)", c->alipay_cert_sn);
+        return PG_ERR_BAD_SIGNATURE;
+    }
     if (crypto_rsa_sha256_verify_b64(c->alipay_public_key, span, span_len, sign) != PG_OK) {
         buf_set_error(err, "alipay: reply signature does not verify (%s)", method);
         return PG_ERR_BAD_SIGNATURE;
