@@ -24,7 +24,7 @@ import threading
 
 from core import BadRequest, beijing_str, json_response
 
-OUT_BIZ_NO_RE = re.compile(r"[A-Za-z0-9_]{1,64}\Z")
+OUT_BIZ_NO_RE = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 AMOUNT_RE = re.compile(r"(0|[1-9][0-9]*)\.([0-9]{2})\Z")
 IDENTITY_TYPES = ("ALIPAY_LOGON_ID", "ALIPAY_USER_ID", "ALIPAY_OPEN_ID")
 

@@ -83,6 +83,11 @@ typedef struct pg_config {
         bool storefront;
     } demo;
     struct {
+        bool enabled;          /* [payouts] enabled: pay settlement batches by transfer */
+        char *channel;         /* "alipay" (transfer to an Alipay account) | "wechat" */
+        int64_t min_fen;       /* smaller balances wait for the next batch */
+    } payouts;
+    struct {
         bool enabled;          /* default true; false: no counting, /metrics is 404 */
         char *state_file;      /* shared counters; NULL = metrics_default_path */
         char *allow;           /* CIDR list allowed to GET /metrics; NULL = none */

@@ -70,6 +70,9 @@ static const config_key_t CONFIG_KEYS[] = {
     K("merchant", "webhook_secret", CK_STR, merchant.webhook_secret, NULL),
     K("merchant", "return_url", CK_STR, merchant.return_url, NULL),
     K("demo", "storefront", CK_BOOL, demo.storefront, NULL),
+    K("payouts", "enabled", CK_BOOL, payouts.enabled, NULL),
+    K("payouts", "channel", CK_ENUM, payouts.channel, "alipay|wechat"),
+    K("payouts", "min_fen", CK_INT, payouts.min_fen, NULL),
     K("metrics", "enabled", CK_BOOL, metrics.enabled, NULL),
     K("metrics", "state_file", CK_STR, metrics.state_file, NULL),
     K("metrics", "allow", CK_STR, metrics.allow, NULL),
@@ -185,7 +188,7 @@ static void store_value(config_loader_t *l, const config_key_t *k, const char *v
             config_problem(l, k->section, k->name, "'%s' is not one of %s", value, k->choices);
             return;
         }
-        if (!strcmp(k->name, "sign_type")) {
+        if (!strcmp(k->name, "sign_type") || !strcmp(k->section, "payouts")) {   /* string enums */
             char **slot = field;
             free(*slot);
             *slot = strdup(value);
@@ -243,6 +246,8 @@ static void set_defaults(pg_config_t *c)
     c->settlement.delay_days = 7;
     c->settlement.platform_commission_bp = 3000;
     c->metrics.enabled = true;
+    c->payouts.channel = strdup("alipay");
+    c->payouts.min_fen = 100;
 }
 
 static void validate_url(config_loader_t *l, const char *section, const char *key, const char *url)
@@ -519,6 +524,21 @@ static void validate_metrics(config_loader_t *l)
     buf_free(&why);
 }
 
+static void validate_payouts(config_loader_t *l)
+{
+    pg_config_t *c = l->cfg;
+    if (!c->payouts.enabled)
+        return;
+    if (c->payouts.min_fen < 1)
+        config_problem(l, "payouts", "min_fen", "must be at least 1");
+    if (!strcmp(c->payouts.channel, "wechat"))
+        config_problem(l, "payouts", "channel", "wechat merchant transfers are not available in this build "
+                       "(they need WeChat Pay API v3): use alipay");
+    else if (!c->alipay.enabled || !c->alipay.cert_mode)
+        config_problem(l, "payouts", "channel", "alipay transfers need [alipay] enabled in certificate mode "
+                       "(app_cert, alipay_cert, alipay_root_cert)");
+}
+
 pg_err config_load(const char *path, bool load_keys, pg_config_t **out, buf_t *errors)
 {
     config_loader_t l;
@@ -546,6 +566,7 @@ pg_err config_load(const char *path, bool load_keys, pg_config_t **out, buf_t *e
     validate_wechat(&l);
     validate_money(&l);
     validate_metrics(&l);
+    validate_payouts(&l);
     if (l.problems > 0) {
         config_free(l.cfg);
         return PG_ERR_CONFIG;
@@ -603,6 +624,7 @@ void config_free(pg_config_t *c)
     free(c->merchant.webhook_url);
     free_secret(c->merchant.webhook_secret);
     free(c->merchant.return_url);
+    free(c->payouts.channel);
     free(c->metrics.state_file);
     free(c->metrics.allow);
     free_secret(c->metrics.token);
