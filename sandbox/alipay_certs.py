@@ -69,6 +69,16 @@ def _cert(subject, issuer, public_key, signer, algo, ca, days=3650):
     return builder.sign(signer, algo)
 
 
+def _load_all(data):
+    """Every certificate of a PEM file (cryptography < 39 has no
+    load_pem_x509_certificates)."""
+    marker = b"-----END CERTIFICATE-----"
+    blocks = [b + marker for b in data.split(marker) if b"-----BEGIN CERTIFICATE-----" in b]
+    if not blocks:
+        raise ValueError("no certificate")
+    return [x509.load_pem_x509_certificate(b.strip() + b"\n") for b in blocks]
+
+
 def _pem(*certs):
     return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
 
@@ -93,9 +103,9 @@ class CertMode:
     def _load(self, app_key, alipay_key):
         try:
             with open(self.path(ROOT_FILE), "rb") as f:
-                self.roots = x509.load_pem_x509_certificates(f.read())
+                self.roots = _load_all(f.read())
             with open(self.path(ALIPAY_FILE), "rb") as f:
-                self.alipay_chain = x509.load_pem_x509_certificates(f.read())
+                self.alipay_chain = _load_all(f.read())
             with open(self.path(self.app_file), "rb") as f:
                 self.app_cert = x509.load_pem_x509_certificate(f.read())
         except (OSError, ValueError):
