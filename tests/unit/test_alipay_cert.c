@@ -19,6 +19,7 @@
 #include "alipay_cert.h"
 #include "certs.h"
 #include "config.h"
+#include "fake_gw.h"
 
 #define CF "../fixtures/alipay_cert/"
 #define AF "../fixtures/alipay/"
@@ -231,6 +232,137 @@ static void test_reply_alipay_cert_sn_is_checked(void **state)
     crypto_key_free(ali);
 }
 
+
+/* ---- transfers ----------------------------------------------------------
+ * Replies signed here with alipay_private.pem (what is under test is the
+ * outcome class, not the signature; signing is checked against openssl in
+ * test_alipay.c), served by the one-shot fake gateway. */
+
+static char *signed_reply(arena_t *a, const char *method_key, const char *inner, const char *cert_sn)
+{
+    crypto_key_t *k = key(AF "alipay_private.pem", 1);
+    buf_t sig;
+    char *body;
+    buf_init(&sig, a);
+    assert_int_equal(crypto_rsa_sha256_sign_b64(k, inner, strlen(inner), &sig), PG_OK);
+    body = arena_printf(a, "{\"%s\":%s,\"alipay_cert_sn\":\"%s\",\"sign\":\"%s\"}", method_key, inner,
+                        cert_sn, sig.data);
+    crypto_key_free(k);
+    return body;
+}
+
+static const alipay_payee_t PAYEE = { "creator@example.com", "ALIPAY_LOGON_ID", "Zhang San" };
+
+static pg_err transfer_with(arena_t *a, alipay_client_t *c, int status, const char *body,
+                            alipay_transfer_result_t *t, char **request)
+{
+    fake_gw_t g;
+    buf_t err;
+    pg_err rc;
+    buf_init(&err, a);
+    fake_gw_start(&g, status, "application/json;charset=utf-8", body, 0);
+    c->gateway = arena_printf(a, "http://127.0.0.1:%d/gateway.do", g.port);
+    c->http.total_timeout_ms = 3000;
+    rc = alipay_fund_transfer(a, c, "S20261207-ab12CD34", 6888, "creator payout", &PAYEE, t, &err);
+    *request = fake_gw_finish(&g, a, 0);
+    return rc;
+}
+
+#define TKEY "alipay_fund_trans_uni_transfer_response"
+
+static void test_transfer_outcome_classes(void **state)
+{
+    crypto_key_t *priv = key(AF "app_private.pem", 1), *ali = key(AF "alipay_public.pem", 0);
+    alipay_client_t c = cert_client(priv, ali);
+    alipay_transfer_result_t t;
+    arena_t a;
+    char *req;
+    (void)state;
+    arena_init(&a, 0);
+    /* success: the request is a certificate-mode transfer of 68.88 */
+    assert_int_equal(transfer_with(&a, &c, 200, signed_reply(&a, TKEY,
+        "{\"code\":\"10000\",\"msg\":\"Success\",\"out_biz_no\":\"S20261207-ab12CD34\",\"order_id\":\"O1\","
+        "\"pay_fund_order_id\":\"F1\",\"status\":\"SUCCESS\",\"trans_date\":\"2026-12-07 10:00:00\"}",
+        SDK_ALIPAY_CERT_SN), &t, &req), PG_OK);
+    assert_int_equal(t.status, ALIPAY_TRANSFER_SUCCESS);
+    assert_string_equal(t.order_id, "O1");
+    assert_non_null(strstr(req, "method=alipay.fund.trans.uni.transfer"));
+    assert_non_null(strstr(req, "app_cert_sn=" SDK_APP_CERT_SN));
+    assert_non_null(strstr(req, "%22trans_amount%22%3A%2268.88%22"));
+    assert_non_null(strstr(req, "%22identity_type%22%3A%22ALIPAY_LOGON_ID%22"));
+    /* a reply for another out_biz_no: unknown, to be queried */
+    assert_int_equal(transfer_with(&a, &c, 200, signed_reply(&a, TKEY,
+        "{\"code\":\"10000\",\"msg\":\"Success\",\"out_biz_no\":\"OTHER\",\"status\":\"SUCCESS\"}",
+        SDK_ALIPAY_CERT_SN), &t, &req), PG_ERR_TIMEOUT);
+    /* signed business refusal: definitive, with the sub_code */
+    assert_int_equal(transfer_with(&a, &c, 200, signed_reply(&a, TKEY,
+        "{\"code\":\"40004\",\"msg\":\"Business Failed\",\"sub_code\":\"PAYEE_NOT_EXIST\",\"sub_msg\":\"x\"}",
+        SDK_ALIPAY_CERT_SN), &t, &req), PG_ERR_CONFLICT);
+    assert_string_equal(t.sub_code, "PAYEE_NOT_EXIST");
+    /* SYSTEM_ERROR, even signed: unknown */
+    assert_int_equal(transfer_with(&a, &c, 200, signed_reply(&a, TKEY,
+        "{\"code\":\"40004\",\"msg\":\"Business Failed\",\"sub_code\":\"SYSTEM_ERROR\",\"sub_msg\":\"x\"}",
+        SDK_ALIPAY_CERT_SN), &t, &req), PG_ERR_TIMEOUT);
+    /* the same refusal unsigned, or under another certificate: unknown */
+    assert_int_equal(transfer_with(&a, &c, 200,
+        "{\"" TKEY "\":{\"code\":\"40004\",\"msg\":\"Business Failed\",\"sub_code\":\"PAYEE_NOT_EXIST\"}}",
+        &t, &req), PG_ERR_TIMEOUT);
+    assert_int_equal(transfer_with(&a, &c, 200, signed_reply(&a, TKEY,
+        "{\"code\":\"40004\",\"msg\":\"Business Failed\",\"sub_code\":\"PAYEE_NOT_EXIST\",\"sub_msg\":\"x\"}",
+        "00000000000000000000000000000000"), &t, &req), PG_ERR_TIMEOUT);
+    /* HTTP 502: unknown */
+    assert_int_equal(transfer_with(&a, &c, 502, "<html>bad gateway</html>", &t, &req), PG_ERR_TIMEOUT);
+    /* public-key mode: nothing is sent */
+    c.app_cert_sn = NULL;
+    {
+        buf_t err;
+        buf_init(&err, &a);
+        assert_int_equal(alipay_fund_transfer(&a, &c, "S1", 100, "t", &PAYEE, &t, &err), PG_ERR_CONFIG);
+    }
+    arena_free(&a);
+    crypto_key_free(priv);
+    crypto_key_free(ali);
+}
+
+static void test_transfer_query_classes(void **state)
+{
+    crypto_key_t *priv = key(AF "app_private.pem", 1), *ali = key(AF "alipay_public.pem", 0);
+    alipay_client_t c = cert_client(priv, ali);
+    alipay_transfer_result_t t;
+    fake_gw_t g;
+    arena_t a;
+    buf_t err;
+    static const char *const cases[][2] = {
+        { "{\"code\":\"40004\",\"msg\":\"Business Failed\",\"sub_code\":\"ORDER_NOT_EXIST\",\"sub_msg\":\"x\"}", "N" },
+        { "{\"code\":\"10000\",\"msg\":\"Success\",\"out_biz_no\":\"S1\",\"status\":\"DEALING\"}", "D" },
+        { "{\"code\":\"10000\",\"msg\":\"Success\",\"out_biz_no\":\"S1\",\"status\":\"FAIL\",\"fail_reason\":\"r\"}", "F" },
+        { "{\"code\":\"10000\",\"msg\":\"Success\",\"out_biz_no\":\"S1\",\"status\":\"SUCCESS\"}", "S" },
+        { "{\"code\":\"10000\",\"msg\":\"Success\",\"out_biz_no\":\"S2\",\"status\":\"SUCCESS\"}", "M" },
+    };
+    size_t i;
+    (void)state;
+    arena_init(&a, 0);
+    buf_init(&err, &a);
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        pg_err rc;
+        fake_gw_start(&g, 200, "application/json", signed_reply(&a, "alipay_fund_trans_common_query_response",
+                                                               cases[i][0], SDK_ALIPAY_CERT_SN), 0);
+        c.gateway = arena_printf(&a, "http://127.0.0.1:%d/gateway.do", g.port);
+        rc = alipay_fund_transfer_query(&a, &c, "S1", &t, &err);
+        fake_gw_finish(&g, &a, 0);
+        switch (cases[i][1][0]) {
+        case 'N': assert_int_equal(rc, PG_OK); assert_int_equal(t.status, ALIPAY_TRANSFER_NOT_FOUND); break;
+        case 'D': assert_int_equal(rc, PG_OK); assert_int_equal(t.status, ALIPAY_TRANSFER_DEALING); break;
+        case 'F': assert_int_equal(rc, PG_OK); assert_int_equal(t.status, ALIPAY_TRANSFER_FAIL); break;
+        case 'S': assert_int_equal(rc, PG_OK); assert_int_equal(t.status, ALIPAY_TRANSFER_SUCCESS); break;
+        default: assert_int_equal(rc, PG_ERR_MISMATCH); break;
+        }
+    }
+    arena_free(&a);
+    crypto_key_free(priv);
+    crypto_key_free(ali);
+}
+
 /* ---- configuration ---------------------------------------------------- */
 
 static char dir[64], ini[128];
@@ -343,9 +475,12 @@ int main(void)
         cmocka_unit_test(test_chain_checks),
         cmocka_unit_test(test_requests_carry_cert_sns_signed),
         cmocka_unit_test(test_reply_alipay_cert_sn_is_checked),
+        cmocka_unit_test(test_transfer_outcome_classes),
+        cmocka_unit_test(test_transfer_query_classes),
         cmocka_unit_test_setup_teardown(test_config_cert_mode_loads_sns, cfg_setup, cfg_teardown),
         cmocka_unit_test_setup_teardown(test_config_refuses_mixed_and_broken_cert_setups, cfg_setup, cfg_teardown),
         cmocka_unit_test_setup_teardown(test_config_warns_of_expiry, cfg_setup, cfg_teardown),
     };
+    httpc_global_init();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
