@@ -16,6 +16,7 @@ import urllib.parse
 import uuid
 
 import alipay_sign
+import alipay_transfer
 import bills
 from core import (BEIJING, BadRequest, Response, beijing_now, beijing_str,
                   html_response, json_response, log, page, post, redirect)
@@ -29,6 +30,7 @@ PAGE_METHODS = {
 SERVER_METHODS = ("alipay.trade.precreate", "alipay.trade.query", "alipay.trade.close",
                   "alipay.trade.refund", "alipay.trade.fastpay.refund.query",
                   "alipay.data.dataservice.bill.downloadurl.query")
+TRANSFER_METHODS = ("alipay.fund.trans.uni.transfer", "alipay.fund.trans.common.query")
 PAID = ("TRADE_SUCCESS", "TRADE_FINISHED")
 AMOUNT_RE = re.compile(r"(0|[1-9][0-9]*)\.([0-9]{2})\Z")
 OUT_TRADE_NO_RE = re.compile(r"[A-Za-z0-9_]{1,64}\Z")
@@ -117,6 +119,8 @@ class AlipayProvider:
         self.bill_files = {}      # token -> (zip bytes, monotonic expiry)
         self._serial = 0
         self._prefix = "%06d" % random.SystemRandom().randrange(10 ** 6)
+        self.certs = None         # alipay_certs.CertMode, set by sandbox.py
+        self.transfers = alipay_transfer.Transfers(app)
 
     # ------------------------------------------------------------------
     # routing
@@ -131,7 +135,8 @@ class AlipayProvider:
             ("POST", r"/_sandbox/alipay/pay_closed", self.ctl_pay_closed),
             ("POST", r"/_sandbox/alipay/age", self.ctl_age),
             ("POST", r"/_sandbox/alipay/scan", self.ctl_scan),
-        ]
+            ("GET", r"/_sandbox/alipay/certs", self.ctl_certs),
+        ] + self.transfers.routes()
         for base in ("/_sandbox", "/_sandbox/alipay"):
             routes += [
                 ("GET", base + r"/trades", self.ctl_trades),
@@ -146,6 +151,7 @@ class AlipayProvider:
         with self.lock:
             self.trades.clear()
             self.bill_files.clear()
+        self.transfers.reset()
 
     def knows(self, out_trade_no):
         with self.lock:
@@ -286,12 +292,34 @@ class AlipayProvider:
     def _sign(self, text):
         return alipay_sign.rsa2_sign(self.alipay_private_key, text)
 
-    def _server_reply(self, method, fields, http_status=200):
-        """{"<method>_response":{...},"sign":"..."}; sign over the exact text."""
+    def _server_reply(self, method, fields, http_status=200, cert=False):
+        """{"<method>_response":{...},"sign":"..."}; sign over the exact text.
+        In certificate mode also "alipay_cert_sn" (outside the signed text)."""
         key = method.replace(".", "_") + "_response"
         inner = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
-        body = '{"%s":%s,"sign":"%s"}' % (key, inner, self._sign(inner))
+        sn = ""
+        if cert and self.certs is not None:
+            other = self.app.faults.snapshot()["alipay_cert_sn_other"]
+            sn = ',"alipay_cert_sn":"%s"' % ("0" * 32 if other else self.certs.alipay_cert_sn)
+        body = '{"%s":%s%s,"sign":"%s"}' % (key, inner, sn, self._sign(inner))
         return Response(http_status, body, "application/json;charset=utf-8")
+
+    def _check_cert_sns(self, params):
+        """Certificate mode is chosen per request by app_cert_sn: both SNs
+        must be the ones of the certificates this sandbox issued."""
+        if not params.get("app_cert_sn") and not params.get("alipay_root_cert_sn"):
+            return False
+        if self.certs is None:
+            raise GatewayError("40002", "Invalid Arguments", "isv.cert-mode-not-enabled",
+                               "app is not in certificate mode", envelope=True)
+        if params.get("app_cert_sn") != self.certs.app_cert_sn:
+            raise GatewayError("40002", "Invalid Arguments", "isv.invalid-app-cert-sn",
+                               "app_cert_sn %s does not match the app certificate" % params.get("app_cert_sn"),
+                               envelope=True)
+        if params.get("alipay_root_cert_sn") != self.certs.root_cert_sn:
+            raise GatewayError("40002", "Invalid Arguments", "isv.invalid-alipay-root-cert-sn",
+                               "alipay_root_cert_sn does not match alipayRootCert.crt", envelope=True)
+        return True
 
     @staticmethod
     def _error_envelope(err):
@@ -647,11 +675,16 @@ class AlipayProvider:
             self.app.stop_event.wait(HANG_SECONDS)
         if faults["server_delay_ms"]:
             self.app.stop_event.wait(faults["server_delay_ms"] / 1000.0)
+        cert = False
         try:
             self._check_common(params)
-            if method not in SERVER_METHODS:
+            cert = self._check_cert_sns(params)
+            if method not in SERVER_METHODS and method not in TRANSFER_METHODS:
                 raise GatewayError("40004", "Business Failed", "isv.invalid-method",
                                    "不存在的方法名: %s" % method, envelope=True)
+            if method in TRANSFER_METHODS and not cert:
+                raise GatewayError("40002", "Invalid Arguments", "isv.cert-mode-required",
+                                   "%s requires public-key certificate mode" % method, envelope=True)
             biz = self._biz(params)
             handler = {
                 "alipay.trade.precreate": self._precreate,
@@ -660,15 +693,21 @@ class AlipayProvider:
                 "alipay.trade.refund": self._refund,
                 "alipay.trade.fastpay.refund.query": self._refund_query,
                 "alipay.data.dataservice.bill.downloadurl.query": self._bill_url,
+                "alipay.fund.trans.uni.transfer": self.transfers.transfer,
+                "alipay.fund.trans.common.query": self.transfers.query,
             }[method]
-            reply = self._server_reply(method, handler(params, biz))
+            reply = self._server_reply(method, handler(params, biz), cert=cert)
         except GatewayError as err:
             if err.envelope:
                 return self._error_envelope(err)
-            reply = self._server_reply(method, err.fields())
-        if method == "alipay.trade.refund" and self.app.faults.snapshot()["refund_timeout"]:
-            # The refund has been executed; the caller only sees a timeout.
-            log("alipay refund reply held back %.0f s (refund_timeout fault)" % HANG_SECONDS)
+            reply = self._server_reply(method, err.fields(), cert=cert)
+        except alipay_transfer.TransferError as err:
+            reply = self._server_reply(method, err.fields, cert=cert)
+        held = (method == "alipay.trade.refund" and self.app.faults.snapshot()["refund_timeout"]) or \
+            (method == "alipay.fund.trans.uni.transfer" and self.app.faults.snapshot()["transfer_timeout"])
+        if held:
+            # Executed; the caller only sees a timeout.
+            log("alipay %s reply held back %.0f s (timeout fault)" % (method, HANG_SECONDS))
             self.app.stop_event.wait(HANG_SECONDS)
         return reply
 
@@ -1165,6 +1204,11 @@ class AlipayProvider:
                               "notify_id": note["notify_id"],
                               "error": note["attempts"][-1].get("error"),
                               "form": form})
+
+    def ctl_certs(self, _req):
+        if self.certs is None:
+            raise BadRequest("certificate mode is not set up")
+        return json_response(self.certs.describe())
 
     def ctl_sign(self, req):
         body = req.json()

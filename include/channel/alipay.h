@@ -21,7 +21,13 @@ typedef struct alipay_client {
     const char *notify_url;
     const char *return_url;
     const crypto_key_t *app_private_key;
-    const crypto_key_t *alipay_public_key;
+    const crypto_key_t *alipay_public_key;   /* certificate mode: alipay_cert's key */
+    /* Certificate mode (all three set; NULL/"" = public-key mode): requests
+     * carry app_cert_sn and alipay_root_cert_sn, and a signed reply counts
+     * only when its alipay_cert_sn is alipay_cert_sn. */
+    const char *app_cert_sn;
+    const char *alipay_root_cert_sn;
+    const char *alipay_cert_sn;
     httpc_opts_t http;             /* ca_file, timeouts */
 } alipay_client_t;
 
@@ -172,6 +178,55 @@ typedef struct alipay_refund_query_result {
 pg_err alipay_refund_query(arena_t *a, const alipay_client_t *c, const char *out_trade_no,
                            const char *out_request_no, alipay_refund_query_result_t *out,
                            buf_t *err);
+
+/* ---- transfers to an Alipay account (certificate mode only) ---------- */
+
+typedef struct alipay_payee {
+    const char *identity;          /* logon id (email/phone), user id 2088..., or open id */
+    const char *identity_type;     /* ALIPAY_LOGON_ID (needs name) | ALIPAY_USER_ID | ALIPAY_OPEN_ID */
+    const char *name;              /* real name; NULL when not sent */
+} alipay_payee_t;
+
+typedef enum {
+    ALIPAY_TRANSFER_SUCCESS,       /* the money reached the payee */
+    ALIPAY_TRANSFER_DEALING,       /* accepted, still processing: query later */
+    ALIPAY_TRANSFER_FAIL,          /* failed; nothing moved (or it came back: REFUND) */
+    ALIPAY_TRANSFER_NOT_FOUND      /* query only: Alipay never saw this out_biz_no */
+} alipay_transfer_status_t;
+
+typedef struct alipay_transfer_result {
+    alipay_transfer_status_t status;
+    const char *order_id;          /* arena strings; NULL when not sent */
+    const char *pay_fund_order_id;
+    char sub_code[64];             /* a refusal's sub_code / a FAIL's reason, "" when none */
+    char sub_msg[256];
+} alipay_transfer_result_t;
+
+/* alipay.fund.trans.uni.transfer {out_biz_no, trans_amount, product_code
+ * TRANS_ACCOUNT_NO_PWD, biz_scene DIRECT_TRANSFER, order_title, payee_info}.
+ * Needs certificate mode (PG_ERR_CONFIG otherwise, nothing sent).
+ *   PG_OK            signed 10000 for our out_biz_no: out->status SUCCESS,
+ *                    DEALING (query later) or FAIL
+ *   PG_ERR_CONFLICT  signed business refusal, nothing moved: out->sub_code
+ *                    (PAYEE_NOT_EXIST, PAYEE_USER_INFO_ERROR, BALANCE_IS_NOT_ENOUGH,
+ *                    EXCEED_LIMIT_..., ...), and 40001/40002/40003/40006
+ *   PG_ERR_TIMEOUT   outcome unknown (timeout, transport, HTTP status, 20000,
+ *                    SYSTEM_ERROR, unsigned or badly signed replies, another
+ *                    alipay_cert_sn, a reply for another out_biz_no or
+ *                    without a known status): query before sending again
+ *   PG_ERR_BAD_INPUT nothing sent (bad arguments) */
+pg_err alipay_fund_transfer(arena_t *a, const alipay_client_t *c, const char *out_biz_no, int64_t amount_fen,
+                            const char *order_title, const alipay_payee_t *payee,
+                            alipay_transfer_result_t *out, buf_t *err);
+
+/* alipay.fund.trans.common.query {out_biz_no, product_code, biz_scene}:
+ * PG_OK with status SUCCESS | DEALING | FAIL (FAIL and REFUND: the money did
+ * not reach the payee or came back; fail_reason in sub_code) | NOT_FOUND
+ * (signed 40004 ORDER_NOT_EXIST: never received, safe to send again with the
+ * same out_biz_no); a reply for another out_biz_no -> PG_ERR_MISMATCH;
+ * anything else that is not a signed answer -> PG_ERR_TIMEOUT (ask later). */
+pg_err alipay_fund_transfer_query(arena_t *a, const alipay_client_t *c, const char *out_biz_no,
+                                  alipay_transfer_result_t *out, buf_t *err);
 
 typedef enum {
     ALIPAY_WAIT_BUYER_PAY, ALIPAY_TRADE_SUCCESS, ALIPAY_TRADE_FINISHED, ALIPAY_TRADE_CLOSED

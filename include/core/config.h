@@ -42,7 +42,16 @@ typedef struct pg_config {
         char *seller_id;
         char *ca_file;
         crypto_key_t *app_private_key;
-        crypto_key_t *alipay_public_key;
+        crypto_key_t *alipay_public_key;   /* in certificate mode: alipay_cert's key */
+        /* certificate mode (SPEC §12.2): all three set instead of alipay_public_key */
+        char *app_cert_file;
+        char *alipay_cert_file;
+        char *alipay_root_cert_file;
+        bool cert_mode;
+        char app_cert_sn[33];              /* computed when the keys are loaded */
+        char alipay_cert_sn[33];
+        char *alipay_root_cert_sn;
+        char *warnings;                    /* lines for check-config (expiry), NULL = none */
     } alipay;
     struct {
         bool enabled;
@@ -73,6 +82,11 @@ typedef struct pg_config {
     struct {
         bool storefront;
     } demo;
+    struct {
+        bool enabled;          /* [payouts] enabled: pay settlement batches by transfer */
+        char *channel;         /* "alipay" (transfer to an Alipay account) | "wechat" */
+        int64_t min_fen;       /* smaller balances wait for the next batch */
+    } payouts;
     struct {
         bool enabled;          /* default true; false: no counting, /metrics is 404 */
         char *state_file;      /* shared counters; NULL = metrics_default_path */

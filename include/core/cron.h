@@ -22,6 +22,8 @@ typedef struct cron_report {
     bool daily_done;              /* settlement and reconciliation for yesterday ran in this pass */
     unsigned settled_batches;
     unsigned recon_unexplained;
+    unsigned payouts_paid;        /* [payouts] enabled: paid / failed in this pass */
+    unsigned payouts_failed;
     unsigned long long notifications_pruned;   /* rejected notifications past [server] notification_retention_days */
 } cron_report_t;
 

@@ -38,6 +38,12 @@ typedef struct settle_result {
 pg_err ledger_settle(pg_app_t *app, arena_t *a, const char *ymd, const char *csv_path, settle_result_t *out,
                      buf_t *msg);
 
+/* A payout was PAID (its row locked by the caller): the creator's settled
+ * balance moves to paidout:creator:<id> (txn "payout:<payout_no>", kind
+ * settlement); the unique txn_id+account key refuses a second posting. */
+pg_err ledger_post_payout_in_tx(pg_app_t *app, const char *payout_no, const char *creator_id,
+                                const char *channel, int64_t amount_fen);
+
 /* Per day and channel between from and to (inclusive): gross, refunds,
  * fees, platform revenue, creator share. */
 pg_err ledger_report(pg_app_t *app, arena_t *a, const char *from, const char *to, db_result_t *out);

@@ -88,6 +88,8 @@ pg_err ledger_account_clearing(const char *channel, char out[LEDGER_ACCOUNT_SZ])
 pg_err ledger_account_fees(const char *channel, char out[LEDGER_ACCOUNT_SZ]);
 pg_err ledger_account_payable(const char *creator_id, char out[LEDGER_ACCOUNT_SZ]);
 pg_err ledger_account_settled(const char *creator_id, char out[LEDGER_ACCOUNT_SZ]);
+/* paidout:creator:<id> -- what was transferred to the creator (payouts). */
+pg_err ledger_account_paidout(const char *creator_id, char out[LEDGER_ACCOUNT_SZ]);
 #define LEDGER_ACCOUNT_PLATFORM "revenue:platform"
 
 /* Settlement: a payment paid at paid_at (unix seconds) becomes available to

@@ -132,6 +132,11 @@ pg_err alipay_sign_request(const alipay_client_t *c, const char *method,
         (rc = kv_add(params_out, "timestamp", ts)) != PG_OK ||
         (rc = kv_add(params_out, "version", "1.0")) != PG_OK)
         return rc;
+    if (!is_empty(c->app_cert_sn) &&
+        ((rc = kv_add(params_out, "app_cert_sn", c->app_cert_sn)) != PG_OK ||
+         (rc = kv_add(params_out, "alipay_root_cert_sn",
+                      c->alipay_root_cert_sn != NULL ? c->alipay_root_cert_sn : "")) != PG_OK))
+        return rc;
     if (!is_empty(c->notify_url) && (rc = kv_add(params_out, "notify_url", c->notify_url)) != PG_OK)
         return rc;
     if (with_return_url && !is_empty(c->return_url) &&
@@ -384,11 +389,11 @@ static int key_is(const char *raw, size_t n, int has_escape, const char *want)
  * when malformed, when `key` is not an object, or when `key` or "sign"
  * repeats. *sign_out is NULL when there is no "sign". */
 static pg_err scan_reply(arena_t *a, const char *body, size_t len, const char *key,
-                         const char **span, size_t *span_len, char **sign_out)
+                         const char **span, size_t *span_len, char **sign_out, char **cert_sn_out)
 {
     const char *p = body, *end = body + len;
-    const char *found = NULL, *sign_raw = NULL;
-    size_t found_len = 0, sign_raw_len = 0;
+    const char *found = NULL, *sign_raw = NULL, *sn_raw = NULL;
+    size_t found_len = 0, sign_raw_len = 0, sn_raw_len = 0;
 
     if (body == NULL || key == NULL)
         return PG_ERR_BAD_INPUT;
@@ -427,6 +432,11 @@ static pg_err scan_reply(arena_t *a, const char *body, size_t len, const char *k
                     return PG_ERR_BAD_INPUT;
                 sign_raw = vstart;
                 sign_raw_len = (size_t)(p - vstart);
+            } else if (key_is(kstart, klen, esc, "alipay_cert_sn")) {
+                if (sn_raw != NULL || *vstart != '"')
+                    return PG_ERR_BAD_INPUT;
+                sn_raw = vstart;
+                sn_raw_len = (size_t)(p - vstart);
             }
 
             skip_ws(&p, end);
@@ -457,6 +467,11 @@ static pg_err scan_reply(arena_t *a, const char *body, size_t len, const char *k
                 return PG_ERR_BAD_INPUT;
         }
     }
+    if (cert_sn_out != NULL) {
+        *cert_sn_out = NULL;
+        if (sn_raw != NULL && (*cert_sn_out = decode_json_string(a, sn_raw, sn_raw_len)) == NULL)
+            return PG_ERR_BAD_INPUT;
+    }
     *span = found;
     *span_len = found_len;
     return PG_OK;
@@ -465,7 +480,7 @@ static pg_err scan_reply(arena_t *a, const char *body, size_t len, const char *k
 pg_err alipay_extract_response(arena_t *a, const char *body, size_t len, const char *key,
                                const char **span, size_t *span_len, char **sign_out)
 {
-    pg_err rc = scan_reply(a, body, len, key, span, span_len, sign_out);
+    pg_err rc = scan_reply(a, body, len, key, span, span_len, sign_out, NULL);
     return rc == PG_ERR_NOT_FOUND ? PG_ERR_BAD_INPUT : rc;
 }
 
@@ -527,7 +542,7 @@ pg_err alipay_check_response(arena_t *a, const alipay_client_t *c, const char *m
 {
     const char *span = NULL;
     size_t span_len = 0, i;
-    char *key, *sign = NULL, *msg = NULL;
+    char *key, *sign = NULL, *msg = NULL, *cert_sn = NULL;
     int is_error = 0;
     pg_err rc;
 
@@ -543,9 +558,9 @@ pg_err alipay_check_response(arena_t *a, const alipay_client_t *c, const char *m
         if (key[i] == '.')
             key[i] = '_';
 
-    rc = scan_reply(a, body, len, key, &span, &span_len, &sign);
+    rc = scan_reply(a, body, len, key, &span, &span_len, &sign, &cert_sn);
     if (rc == PG_ERR_NOT_FOUND) {
-        rc = scan_reply(a, body, len, "error_response", &span, &span_len, &sign);
+        rc = scan_reply(a, body, len, "error_response", &span, &span_len, &sign, &cert_sn);
         is_error = 1;
     }
     if (rc == PG_ERR_NOMEM)
@@ -572,6 +587,16 @@ pg_err alipay_check_response(arena_t *a, const alipay_client_t *c, const char *m
         return PG_ERR_BAD_SIGNATURE;
     }
 
+    if (!is_empty(c->alipay_cert_sn) &&
+        (cert_sn == NULL || !crypto_ct_streq(cert_sn, c->alipay_cert_sn))) {
+        /* Certificate mode: a signed reply names the certificate it was
+         * signed under; another one (Alipay rotated it, or not Alipay) is
+         * not checked against a key we did not configure. */
+        buf_set_error(err, "alipay: reply to %s is signed under alipay_cert_sn %.40s, configured %s: "
+                "download Alipay's current certificate (alipay_cert)", method,
+                cert_sn != NULL ? cert_sn : "(none)", c->alipay_cert_sn);
+        return PG_ERR_BAD_SIGNATURE;
+    }
     if (crypto_rsa_sha256_verify_b64(c->alipay_public_key, span, span_len, sign) != PG_OK) {
         buf_set_error(err, "alipay: reply signature does not verify (%s)", method);
         return PG_ERR_BAD_SIGNATURE;
@@ -1060,6 +1085,161 @@ done:
     if (rc != PG_OK)
         memset(out, 0, sizeof *out);
     return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Transfers to an Alipay account (certificate mode)                   */
+
+#define ALIPAY_SUB_TRANS_SYSTEM_ERROR "SYSTEM_ERROR"
+#define ALIPAY_SUB_ORDER_NOT_EXIST "ORDER_NOT_EXIST"
+
+static pg_err transfer_biz(arena_t *a, const char *out_biz_no, int64_t amount_fen, const char *title,
+                           const alipay_payee_t *payee, char **biz)
+{
+    char yuan[MONEY_YUAN_BUFSZ];
+    json_t *pi = json_object();
+    const char *pairs[] = { "out_biz_no", out_biz_no, "trans_amount", yuan,
+                            "product_code", "TRANS_ACCOUNT_NO_PWD", "biz_scene", "DIRECT_TRANSFER",
+                            "order_title", title };
+    if (pi == NULL)
+        return PG_ERR_NOMEM;
+    money_format_yuan(amount_fen, yuan);
+    if (json_set_str(pi, "identity", payee->identity) != PG_OK ||
+        json_set_str(pi, "identity_type", payee->identity_type) != PG_OK ||
+        (!is_empty(payee->name) && json_set_str(pi, "name", payee->name) != PG_OK)) {
+        json_decref(pi);
+        return PG_ERR_BAD_INPUT;
+    }
+    return biz_from_pairs(a, pairs, sizeof pairs / sizeof pairs[0], pi, "payee_info", biz);
+}
+
+static int transfer_sub_retry(const alipay_reply_t *r)
+{
+    return strcmp(r->code, ALIPAY_CODE_UNAVAILABLE) == 0 ||
+           strcmp(r->sub_code, ALIPAY_SUB_TRANS_SYSTEM_ERROR) == 0 || reply_says_retry(r);
+}
+
+/* Reads status (SUCCESS | DEALING | FAIL | REFUND) and the order ids of a
+ * signed 10000 for our out_biz_no; PG_ERR_TIMEOUT when it cannot be read. */
+static pg_err transfer_read(arena_t *a, const alipay_reply_t *reply, const char *out_biz_no,
+                            alipay_transfer_result_t *out, buf_t *err)
+{
+    json_t *obj = json_loadb(reply->json, reply->json_len, 0, NULL);
+    const char *st, *echo, *reason;
+    pg_err rc = PG_OK;
+
+    if (obj == NULL)
+        return PG_ERR_NOMEM;
+    echo = obj_str(obj, "out_biz_no");
+    st = obj_str(obj, "status");
+    if (echo == NULL || strcmp(echo, out_biz_no) != 0) {
+        buf_set_error(err, "alipay: transfer reply is for out_biz_no %.64s, not %s", echo ? echo : "(none)",
+                out_biz_no);
+        rc = PG_ERR_MISMATCH;
+    } else if (st != NULL && strcmp(st, "SUCCESS") == 0) {
+        out->status = ALIPAY_TRANSFER_SUCCESS;
+    } else if (st != NULL && (strcmp(st, "DEALING") == 0 || strcmp(st, "WAIT_PAY") == 0 ||
+                              strcmp(st, "INIT") == 0)) {
+        out->status = ALIPAY_TRANSFER_DEALING;
+    } else if (st != NULL && (strcmp(st, "FAIL") == 0 || strcmp(st, "REFUND") == 0 ||
+                              strcmp(st, "CLOSED") == 0)) {
+        out->status = ALIPAY_TRANSFER_FAIL;
+        reason = obj_str(obj, "fail_reason");
+        copy_field(out->sub_code, sizeof out->sub_code, st);
+        copy_field(out->sub_msg, sizeof out->sub_msg, reason != NULL ? reason : "");
+    } else {
+        buf_set_error(err, "alipay: transfer reply has status %.40s", st != NULL ? st : "(none)");
+        rc = PG_ERR_TIMEOUT;
+    }
+    if (rc == PG_OK) {
+        out->order_id = obj_dup(a, obj, "order_id");
+        out->pay_fund_order_id = obj_dup(a, obj, "pay_fund_order_id");
+    }
+    json_decref(obj);
+    return rc;
+}
+
+static int valid_payee(const alipay_payee_t *p)
+{
+    if (p == NULL || is_empty(p->identity) || strlen(p->identity) > 100 || is_empty(p->identity_type))
+        return 0;
+    if (strcmp(p->identity_type, "ALIPAY_LOGON_ID") == 0)
+        return !is_empty(p->name);
+    return strcmp(p->identity_type, "ALIPAY_USER_ID") == 0 || strcmp(p->identity_type, "ALIPAY_OPEN_ID") == 0;
+}
+
+pg_err alipay_fund_transfer(arena_t *a, const alipay_client_t *c, const char *out_biz_no, int64_t amount_fen,
+                            const char *order_title, const alipay_payee_t *payee,
+                            alipay_transfer_result_t *out, buf_t *err)
+{
+    alipay_reply_t reply;
+    call_stage_t stage;
+    long status;
+    char *biz = NULL;
+    pg_err rc;
+
+    memset(out, 0, sizeof *out);
+    if (c == NULL || is_empty(c->app_cert_sn)) {
+        buf_set_error(err, "alipay: transfers need certificate mode (app_cert, alipay_cert, alipay_root_cert)");
+        return PG_ERR_CONFIG;
+    }
+    if (!valid_out_no(out_biz_no) || amount_fen <= 0 || amount_fen > MONEY_MAX_FEN || is_empty(order_title) ||
+        !valid_payee(payee)) {
+        buf_set_error(err, "alipay: bad transfer request (out_biz_no, amount, title or payee)");
+        return PG_ERR_BAD_INPUT;
+    }
+    if ((rc = transfer_biz(a, out_biz_no, amount_fen, order_title, payee, &biz)) != PG_OK) {
+        buf_set_error(err, "alipay: transfer request cannot be written");
+        return rc;
+    }
+    rc = call_staged(a, c, "alipay.fund.trans.uni.transfer", biz, &reply, &stage, &status, err);
+    if (rc == PG_OK) {
+        rc = transfer_read(a, &reply, out_biz_no, out, err);
+        return rc == PG_ERR_MISMATCH ? PG_ERR_TIMEOUT : rc;   /* whose money moved is unclear: query ours */
+    }
+    if (stage == CALL_NOT_SENT)
+        return rc;
+    if (stage != CALL_REPLY || rc != PG_ERR_UPSTREAM || !reply_signed(&reply) || transfer_sub_retry(&reply))
+        return PG_ERR_TIMEOUT;
+    if (gateway_refused(&reply) || strcmp(reply.code, ALIPAY_CODE_BUSINESS) == 0) {
+        copy_field(out->sub_code, sizeof out->sub_code, reply.sub_code[0] ? reply.sub_code : reply.code);
+        copy_field(out->sub_msg, sizeof out->sub_msg, reply.sub_msg);
+        return PG_ERR_CONFLICT;
+    }
+    return PG_ERR_TIMEOUT;
+}
+
+pg_err alipay_fund_transfer_query(arena_t *a, const alipay_client_t *c, const char *out_biz_no,
+                                  alipay_transfer_result_t *out, buf_t *err)
+{
+    const char *pairs[] = { "out_biz_no", out_biz_no, "product_code", "TRANS_ACCOUNT_NO_PWD",
+                            "biz_scene", "DIRECT_TRANSFER" };
+    alipay_reply_t reply;
+    call_stage_t stage;
+    long status;
+    char *biz = NULL;
+    pg_err rc;
+
+    memset(out, 0, sizeof *out);
+    if (c == NULL || is_empty(c->app_cert_sn)) {
+        buf_set_error(err, "alipay: transfers need certificate mode");
+        return PG_ERR_CONFIG;
+    }
+    if (!valid_out_no(out_biz_no)) {
+        buf_set_error(err, "alipay: bad out_biz_no");
+        return PG_ERR_BAD_INPUT;
+    }
+    if ((rc = biz_from_pairs(a, pairs, 6, NULL, NULL, &biz)) != PG_OK)
+        return rc;
+    rc = call_staged(a, c, "alipay.fund.trans.common.query", biz, &reply, &stage, &status, err);
+    if (rc == PG_OK)
+        return transfer_read(a, &reply, out_biz_no, out, err);
+    if (rc == PG_ERR_UPSTREAM && reply_signed(&reply) && strcmp(reply.code, ALIPAY_CODE_BUSINESS) == 0 &&
+        strcmp(reply.sub_code, ALIPAY_SUB_ORDER_NOT_EXIST) == 0) {
+        out->status = ALIPAY_TRANSFER_NOT_FOUND;
+        return PG_OK;
+    }
+    return stage == CALL_NOT_SENT ? rc : PG_ERR_TIMEOUT;
 }
 
 /* ------------------------------------------------------------------ */

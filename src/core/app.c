@@ -30,6 +30,11 @@ static void alipay_setup(pg_app_t *app)
     a->return_url = app->alipay_return_url;
     a->app_private_key = c->alipay.app_private_key;
     a->alipay_public_key = c->alipay.alipay_public_key;
+    if (c->alipay.cert_mode) {
+        a->app_cert_sn = c->alipay.app_cert_sn;
+        a->alipay_root_cert_sn = c->alipay.alipay_root_cert_sn;
+        a->alipay_cert_sn = c->alipay.alipay_cert_sn;
+    }
     a->http.ca_file = c->alipay.ca_file;
     a->http.connect_timeout_ms = 3000;
     a->http.total_timeout_ms = 10000;

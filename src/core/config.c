@@ -10,6 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 #include "wechat.h"
+#include "alipay_cert.h"
+#include "certs.h"
+#include <time.h>
 
 typedef enum { CK_STR, CK_INT, CK_BOOL, CK_ENUM } config_kind_t;
 
@@ -45,6 +48,9 @@ static const config_key_t CONFIG_KEYS[] = {
     K("alipay", "alipay_public_key", CK_STR, alipay.alipay_public_key_file, NULL),
     K("alipay", "seller_id", CK_STR, alipay.seller_id, NULL),
     K("alipay", "ca_file", CK_STR, alipay.ca_file, NULL),
+    K("alipay", "app_cert", CK_STR, alipay.app_cert_file, NULL),
+    K("alipay", "alipay_cert", CK_STR, alipay.alipay_cert_file, NULL),
+    K("alipay", "alipay_root_cert", CK_STR, alipay.alipay_root_cert_file, NULL),
     K("wechat", "enabled", CK_BOOL, wechat.enabled, NULL),
     K("wechat", "appid", CK_STR, wechat.appid, NULL),
     K("wechat", "mch_id", CK_STR, wechat.mch_id, NULL),
@@ -64,6 +70,9 @@ static const config_key_t CONFIG_KEYS[] = {
     K("merchant", "webhook_secret", CK_STR, merchant.webhook_secret, NULL),
     K("merchant", "return_url", CK_STR, merchant.return_url, NULL),
     K("demo", "storefront", CK_BOOL, demo.storefront, NULL),
+    K("payouts", "enabled", CK_BOOL, payouts.enabled, NULL),
+    K("payouts", "channel", CK_ENUM, payouts.channel, "alipay|wechat"),
+    K("payouts", "min_fen", CK_INT, payouts.min_fen, NULL),
     K("metrics", "enabled", CK_BOOL, metrics.enabled, NULL),
     K("metrics", "state_file", CK_STR, metrics.state_file, NULL),
     K("metrics", "allow", CK_STR, metrics.allow, NULL),
@@ -179,7 +188,7 @@ static void store_value(config_loader_t *l, const config_key_t *k, const char *v
             config_problem(l, k->section, k->name, "'%s' is not one of %s", value, k->choices);
             return;
         }
-        if (!strcmp(k->name, "sign_type")) {
+        if (!strcmp(k->name, "sign_type") || !strcmp(k->section, "payouts")) {   /* string enums */
             char **slot = field;
             free(*slot);
             *slot = strdup(value);
@@ -237,6 +246,8 @@ static void set_defaults(pg_config_t *c)
     c->settlement.delay_days = 7;
     c->settlement.platform_commission_bp = 3000;
     c->metrics.enabled = true;
+    c->payouts.channel = strdup("alipay");
+    c->payouts.min_fen = 100;
 }
 
 static void validate_url(config_loader_t *l, const char *section, const char *key, const char *url)
@@ -332,6 +343,118 @@ static void load_alipay_keys(config_loader_t *l)
     buf_free(&why);
 }
 
+/* Certificate mode: the app key signs and app_cert carries its public half;
+ * alipay_cert (chained to alipay_root_cert) carries Alipay's key; the SNs go
+ * on every request. Expiry within 30 days is a warning, not a refusal. */
+#define ALIPAY_CERT_WARN_DAYS 30
+
+static void cert_expiry_warning(const char *cfgpath, const char *key, const char *file,
+                                const x509_bundle_t *b, buf_t *warn)
+{
+    time_t not_after, now = time(NULL);
+    size_t i;
+    for (i = 0; i < x509_bundle_count(b); i++) {
+        if (x509_not_after(b, i, &not_after) != PG_OK)
+            continue;
+        if (not_after < now)
+            buf_printf(warn, "%s: warning: [alipay] %s: certificate %zu of '%s' has EXPIRED: renew it on the open platform\n",
+                       cfgpath, key, i + 1, file);
+        else if (not_after - now < (time_t)ALIPAY_CERT_WARN_DAYS * 86400)
+            buf_printf(warn, "%s: warning: [alipay] %s: certificate %zu of '%s' expires in %lld days: renew it on the open platform\n",
+                       cfgpath, key, i + 1, file, (long long)((not_after - now) / 86400));
+    }
+}
+
+static bool load_cert_bundle(config_loader_t *l, const char *key, const char *file, x509_bundle_t **out)
+{
+    buf_t why;
+    bool ok;
+    buf_init(&why, NULL);
+    ok = x509_bundle_load(file, out, &why) == PG_OK;
+    if (!ok)
+        config_problem(l, "alipay", key, "'%s' holds no usable certificate: %s", file,
+                       why.len ? why.data : "unreadable");
+    buf_free(&why);
+    return ok;
+}
+
+static void load_alipay_certs(config_loader_t *l)
+{
+    pg_config_t *c = l->cfg;
+    x509_bundle_t *app = NULL, *ali = NULL, *root = NULL;
+    crypto_key_t *app_key = NULL;
+    buf_t why, warn, rootsn;
+    buf_init(&why, NULL);
+    buf_init(&warn, NULL);
+    buf_init(&rootsn, NULL);
+    if (crypto_key_load_private(c->alipay.app_private_key_file, &c->alipay.app_private_key, &why) != PG_OK)
+        config_problem(l, "alipay", "app_private_key", "'%s' holds no usable RSA private key: %s",
+                       c->alipay.app_private_key_file, why.data);
+    if (!load_cert_bundle(l, "app_cert", c->alipay.app_cert_file, &app) ||
+        !load_cert_bundle(l, "alipay_cert", c->alipay.alipay_cert_file, &ali) ||
+        !load_cert_bundle(l, "alipay_root_cert", c->alipay.alipay_root_cert_file, &root))
+        goto done;
+    buf_clear(&why);
+    if (x509_public_key(app, 0, &app_key, &why) != PG_OK)
+        config_problem(l, "alipay", "app_cert", "'%s' carries no RSA public key: %s", c->alipay.app_cert_file, why.data);
+    else if (c->alipay.app_private_key && !crypto_key_pair_matches(c->alipay.app_private_key, app_key))
+        config_problem(l, "alipay", "app_cert", "'%s' is not the certificate of app_private_key '%s': "
+                       "upload the CSR of this key pair and download its certificate again",
+                       c->alipay.app_cert_file, c->alipay.app_private_key_file);
+    buf_clear(&why);
+    if (x509_public_key(ali, 0, &c->alipay.alipay_public_key, &why) != PG_OK)
+        config_problem(l, "alipay", "alipay_cert", "'%s' carries no RSA public key: %s", c->alipay.alipay_cert_file, why.data);
+    else if (c->alipay.app_private_key && crypto_key_pair_matches(c->alipay.app_private_key, c->alipay.alipay_public_key))
+        config_problem(l, "alipay", "alipay_cert", "'%s' is your app certificate, not Alipay's (alipayCertPublicKey_RSA2.crt)",
+                       c->alipay.alipay_cert_file);
+    if (!x509_chains_to(ali, root))
+        config_problem(l, "alipay", "alipay_cert", "'%s' is not issued under alipay_root_cert '%s'",
+                       c->alipay.alipay_cert_file, c->alipay.alipay_root_cert_file);
+    if (alipay_cert_sn_of(app, 0, c->alipay.app_cert_sn) != PG_OK ||
+        alipay_cert_sn_of(ali, 0, c->alipay.alipay_cert_sn) != PG_OK)
+        config_problem(l, "alipay", "app_cert", "cannot compute the certificate SNs");
+    if (alipay_root_cert_sn_of(root, &rootsn) != PG_OK || rootsn.failed)
+        config_problem(l, "alipay", "alipay_root_cert", "'%s' holds no RSA-signed root certificate",
+                       c->alipay.alipay_root_cert_file);
+    else
+        c->alipay.alipay_root_cert_sn = strdup(rootsn.data);
+    cert_expiry_warning(c->path, "app_cert", c->alipay.app_cert_file, app, &warn);
+    cert_expiry_warning(c->path, "alipay_cert", c->alipay.alipay_cert_file, ali, &warn);
+    cert_expiry_warning(c->path, "alipay_root_cert", c->alipay.alipay_root_cert_file, root, &warn);
+    if (warn.len > 0)
+        c->alipay.warnings = strdup(warn.data);
+done:
+    crypto_key_free(app_key);
+    x509_bundle_free(app);
+    x509_bundle_free(ali);
+    x509_bundle_free(root);
+    buf_free(&why);
+    buf_free(&warn);
+    buf_free(&rootsn);
+}
+
+static void validate_alipay_mode(config_loader_t *l)
+{
+    pg_config_t *c = l->cfg;
+    c->alipay.cert_mode = is_set(c->alipay.app_cert_file) || is_set(c->alipay.alipay_cert_file) ||
+                          is_set(c->alipay.alipay_root_cert_file);
+    if (!c->alipay.cert_mode) {
+        require(l, "alipay", "alipay_public_key", c->alipay.alipay_public_key_file);
+        check_readable(l, "alipay", "alipay_public_key", c->alipay.alipay_public_key_file);
+        return;
+    }
+    if (is_set(c->alipay.alipay_public_key_file))
+        config_problem(l, "alipay", "alipay_public_key",
+                       "set together with app_cert/alipay_cert/alipay_root_cert: choose one mode "
+                       "(public-key mode: alipay_public_key only; certificate mode: the three certificates only)");
+    require(l, "alipay", "app_cert", c->alipay.app_cert_file);
+    require(l, "alipay", "alipay_cert", c->alipay.alipay_cert_file);
+    require(l, "alipay", "alipay_root_cert", c->alipay.alipay_root_cert_file);
+    check_readable(l, "alipay", "app_cert", c->alipay.app_cert_file);
+    check_readable(l, "alipay", "alipay_cert", c->alipay.alipay_cert_file);
+    check_readable(l, "alipay", "alipay_root_cert", c->alipay.alipay_root_cert_file);
+}
+
 static void validate_alipay(config_loader_t *l, bool load_keys)
 {
     pg_config_t *c = l->cfg;
@@ -340,13 +463,16 @@ static void validate_alipay(config_loader_t *l, bool load_keys)
     require(l, "alipay", "app_id", c->alipay.app_id);
     require(l, "alipay", "gateway", c->alipay.gateway);
     require(l, "alipay", "app_private_key", c->alipay.app_private_key_file);
-    require(l, "alipay", "alipay_public_key", c->alipay.alipay_public_key_file);
+    validate_alipay_mode(l);
     validate_url(l, "alipay", "gateway", c->alipay.gateway);
     check_readable(l, "alipay", "app_private_key", c->alipay.app_private_key_file);
-    check_readable(l, "alipay", "alipay_public_key", c->alipay.alipay_public_key_file);
     check_readable(l, "alipay", "ca_file", c->alipay.ca_file);
-    if (load_keys && l->problems == 0)
-        load_alipay_keys(l);
+    if (load_keys && l->problems == 0) {
+        if (c->alipay.cert_mode)
+            load_alipay_certs(l);
+        else
+            load_alipay_keys(l);
+    }
 }
 
 static void validate_wechat(config_loader_t *l)
@@ -398,6 +524,21 @@ static void validate_metrics(config_loader_t *l)
     buf_free(&why);
 }
 
+static void validate_payouts(config_loader_t *l)
+{
+    pg_config_t *c = l->cfg;
+    if (!c->payouts.enabled)
+        return;
+    if (c->payouts.min_fen < 1)
+        config_problem(l, "payouts", "min_fen", "must be at least 1");
+    if (!strcmp(c->payouts.channel, "wechat"))
+        config_problem(l, "payouts", "channel", "wechat merchant transfers are not available in this build "
+                       "(they need WeChat Pay API v3): use alipay");
+    else if (!c->alipay.enabled || !c->alipay.cert_mode)
+        config_problem(l, "payouts", "channel", "alipay transfers need [alipay] enabled in certificate mode "
+                       "(app_cert, alipay_cert, alipay_root_cert)");
+}
+
 pg_err config_load(const char *path, bool load_keys, pg_config_t **out, buf_t *errors)
 {
     config_loader_t l;
@@ -425,6 +566,7 @@ pg_err config_load(const char *path, bool load_keys, pg_config_t **out, buf_t *e
     validate_wechat(&l);
     validate_money(&l);
     validate_metrics(&l);
+    validate_payouts(&l);
     if (l.problems > 0) {
         config_free(l.cfg);
         return PG_ERR_CONFIG;
@@ -466,6 +608,11 @@ void config_free(pg_config_t *c)
     free(c->alipay.ca_file);
     crypto_key_free(c->alipay.app_private_key);
     crypto_key_free(c->alipay.alipay_public_key);
+    free(c->alipay.app_cert_file);
+    free(c->alipay.alipay_cert_file);
+    free(c->alipay.alipay_root_cert_file);
+    free(c->alipay.alipay_root_cert_sn);
+    free(c->alipay.warnings);
     free(c->wechat.appid);
     free(c->wechat.mch_id);
     free_secret(c->wechat.api_key);
@@ -477,6 +624,7 @@ void config_free(pg_config_t *c)
     free(c->merchant.webhook_url);
     free_secret(c->merchant.webhook_secret);
     free(c->merchant.return_url);
+    free(c->payouts.channel);
     free(c->metrics.state_file);
     free(c->metrics.allow);
     free_secret(c->metrics.token);

@@ -1,5 +1,6 @@
 /* cron: see include/cron.h. */
 #include "cron.h"
+#include "payout.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -88,6 +89,24 @@ static pg_err daily_duties(pg_app_t *app, arena_t *a, cron_report_t *r)
                     " --date %s`", channels[i], yesterday, reconcile_unexplained(&s), channels[i], yesterday);
     }
     r->daily_done = true;
+    return PG_OK;
+}
+
+/* After settling: every payout due (new batches, unknown outcomes to query,
+ * low balances to retry). A failure is logged; the next pass tries again. */
+static pg_err cron_payouts(pg_app_t *app, arena_t *a, cron_report_t *r)
+{
+    payout_run_t run;
+    buf_t msg;
+    if (!app->cfg->payouts.enabled)
+        return PG_OK;
+    buf_init(&msg, a);
+    if (payout_run(app, a, NULL, &run, &msg) != PG_OK) {
+        log_msg(LOG_WARN, "cron: payouts failed: %s (next pass tries again)", msg.len ? msg.data : "database error");
+        return PG_OK;
+    }
+    r->payouts_paid = run.paid;
+    r->payouts_failed = run.failed;
     return PG_OK;
 }
 
@@ -211,6 +230,10 @@ pg_err cron_run(pg_app_t *app, arena_t *a, cron_report_t *r)
         rc = lease_keep(app, &lease, r);
     if (rc == PG_OK)
         rc = daily_duties(app, a, r);
+    if (rc == PG_OK)
+        rc = lease_keep(app, &lease, r);
+    if (rc == PG_OK)
+        rc = cron_payouts(app, a, r);
     if (rc == PG_OK)
         rc = lease_keep(app, &lease, r);
     if (rc == PG_OK)

@@ -18,6 +18,8 @@ _Static_assert(sizeof "payable:creator:" - 1 + STORE_CREATOR_ID_MAX <= LEDGER_AC
                "a creator id must fit in a payable account name");
 _Static_assert(sizeof "settled:creator:" - 1 + STORE_CREATOR_ID_MAX <= LEDGER_ACCOUNT_MAX,
                "a creator id must fit in a settled account name");
+_Static_assert(sizeof "paidout:creator:" - 1 + STORE_CREATOR_ID_MAX <= LEDGER_ACCOUNT_MAX,
+               "a creator id must fit in a paid-out account name");
 _Static_assert(STORE_CREATOR_ID_MAX == LEDGER_CREATOR_ID_MAX, "one creator id limit");
 
 static int64_t rate_of(const pg_app_t *app, const char *channel)
@@ -249,6 +251,8 @@ static pg_err settle_creator_tx(db_t *db, void *arg)
     owed = -balance;   /* payable is a credit: negative means we owe */
     if (owed <= 0 || r.rows == 0)
         return PG_OK;   /* nothing to pay, or refunds exceed earnings: carried to the next batch */
+    if (c->app->cfg->payouts.enabled && owed < c->app->cfg->payouts.min_fen)
+        return PG_OK;   /* below [payouts] min_fen: the entries wait for the next batch */
     if (ledger_account_payable(c->creator_id, e[0].account) != PG_OK ||
         ledger_account_settled(c->creator_id, e[1].account) != PG_OK)
         return PG_ERR_INTERNAL;
@@ -357,6 +361,20 @@ pg_err ledger_settle(pg_app_t *app, arena_t *a, const char *ymd, const char *csv
     if (rc == PG_OK && csv_path)
         rc = write_payouts(app, a, ymd, csv_path, msg);
     return rc;
+}
+
+pg_err ledger_post_payout_in_tx(pg_app_t *app, const char *payout_no, const char *creator_id,
+                                const char *channel, int64_t amount_fen)
+{
+    ledger_entry_t e[2];
+    char txn[56];
+    if (amount_fen <= 0 || ledger_account_settled(creator_id, e[0].account) != PG_OK ||
+        ledger_account_paidout(creator_id, e[1].account) != PG_OK)
+        return PG_ERR_INTERNAL;
+    e[0].amount_fen = amount_fen;    /* we owe the creator that much less */
+    e[1].amount_fen = -amount_fen;   /* it went to the creator's own account */
+    snprintf(txn, sizeof txn, "payout:%s", payout_no);
+    return insert_entries(app->db, txn, "settlement", channel, 0, 0, NULL, NULL, NULL, e, 2);
 }
 
 pg_err ledger_report(pg_app_t *app, arena_t *a, const char *from, const char *to, db_result_t *out)

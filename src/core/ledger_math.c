@@ -154,6 +154,11 @@ pg_err ledger_account_settled(const char *creator_id, char out[LEDGER_ACCOUNT_SZ
     return ledger_account_name("settled:creator:", creator_id, out);
 }
 
+pg_err ledger_account_paidout(const char *creator_id, char out[LEDGER_ACCOUNT_SZ])
+{
+    return ledger_account_name("paidout:creator:", creator_id, out);
+}
+
 /* sign = +1 for a payment (clearing gains), -1 for a refund. */
 static size_t ledger_entries(const char *channel, const char *creator_id,
                              const ledger_split_t *s, int sign,

@@ -54,7 +54,8 @@ static const char *const NOTIFY_OUTCOMES[] = { "accepted", "duplicate", "ignored
 #define NOUT_N (sizeof NOTIFY_OUTCOMES / sizeof NOTIFY_OUTCOMES[0])
 
 /* operation names, and the provider methods/paths that are each of them */
-static const char *const OPERATIONS[] = { "create", "query", "close", "refund", "refund_query", "bill", "other" };
+static const char *const OPERATIONS[] = { "create", "query", "close", "refund", "refund_query", "bill",
+                                          "transfer", "transfer_query", "other" };
 #define OP_N (sizeof OPERATIONS / sizeof OPERATIONS[0])
 static const struct { const char *call; unsigned op; } OPERATION_CALLS[] = {
     { "alipay.trade.precreate", 0 }, { "alipay.trade.create", 0 }, { "/pay/unifiedorder", 0 },
@@ -64,6 +65,7 @@ static const struct { const char *call; unsigned op; } OPERATION_CALLS[] = {
     { "alipay.trade.fastpay.refund.query", 4 }, { "/pay/refundquery", 4 },
     { "alipay.data.dataservice.bill.downloadurl.query", 5 }, { "/pay/downloadbill", 5 },
     { "bill_download", 5 },
+    { "alipay.fund.trans.uni.transfer", 6 }, { "alipay.fund.trans.common.query", 7 },
 };
 
 static const char *const CALL_OUTCOMES[] = { "ok", "refused", "http_error", "timeout", "transport_error", "other" };

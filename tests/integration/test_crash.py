@@ -637,3 +637,46 @@ def test_commit_reply_lost_checkout_answers_the_one_order(harness, proxied, comm
     assert len(orders) == 1, orders
     assert r.status_code == 201, r.text          # before: 409 from the re-run's duplicate order_no
     assert r.json()["order_no"] == orders[0]["order_no"]
+
+
+def test_commit_reply_lost_payout_is_paid_once(harness, proxied, commit_proxy):
+    """The COMMIT that records a payout PAID (with its ledger entries and
+    event) loses its reply: the payout is found PAID again by its id, the run
+    reports it paid, nothing is sent twice, the ledger has it once."""
+    from test_payouts import SHARE, _cert_lines, _ledger_payout, _to_cert_mode, _transfer
+    st, _cli = proxied
+    dest = harness.run / "certmode-commit-lost"
+    dest.mkdir(exist_ok=True)
+    _info, lines = _cert_lines(harness, dest)
+    cli = harness.run / "cli-commit-lost-payout.ini"
+    saved = harness.db_port
+    harness.db_port = commit_proxy.port
+    try:
+        harness.write_config(cli, harness.cli_base_url, harness.run / "paygatectl-commit-lost-payout.log",
+                             harness.keys["pkcs8"])
+    finally:
+        harness.db_port = saved
+    _to_cert_mode(cli, lines)
+    creator = "cp" + unique_user("")[-10:].replace("-", "").lower()
+    harness.ctl("creator", "add", "--id", creator, "--name", "Commit Lost Payout", "--alipay-account",
+                "lost.reply@example.com", "--real-name", "Li Si")
+    sku = "cp-" + creator
+    harness.ctl("product", "add", "--sku", sku, "--title", "Lost payout replies", "--price-fen", "9900",
+                "--creator", creator)
+    _paid_alipay_order(harness, st, product=sku)
+    day = "2003-%02d-%02d" % (random.randint(1, 12), random.randint(1, 28))
+    harness.query("UPDATE ledger_entries SET available_on = %s WHERE creator_id = %s", day, creator)
+    assert harness.ctl_json("settle", "--date", day, config=cli)["batches"] >= 1
+    batch_no = harness.query("SELECT batch_no FROM settlement_batches WHERE creator_id = %s", creator)[0]["batch_no"]
+    commit_proxy.lose_commit_reply("UPDATE payouts SET status = 'PAID'")
+    out = harness.ctl_json("payout", "--date", day, config=cli)
+    assert commit_proxy.disarm() == [], "the PAID transaction's COMMIT was never seen"
+    # before (a plain db_tx): COMMIT_UNKNOWN, reported as not paid
+    assert out["paid"] == 1 and out["paid_fen"] == SHARE, out
+    rows = harness.query("SELECT status, claimed_until FROM payouts WHERE payout_no = %s", batch_no)
+    assert rows == [{"status": "PAID", "claimed_until": None}], rows
+    _ledger_payout(harness, batch_no, creator)
+    assert _transfer(harness, batch_no)[1] == 1
+    again = harness.ctl_json("payout", "--date", day, config=cli)
+    assert again["paid"] == 0 and again["pending"] == 0, again
+    assert _transfer(harness, batch_no)[1] == 1

@@ -1037,3 +1037,42 @@ def test_alipay_bill_discrepancy_injection(bill_box):
                                                       "clear": True}) == []
     _, _, (detail, _) = fetch_bill(bill_box, day)
     assert len(parse_detail(detail)[2]) == 5
+
+
+def test_sdk_in_certificate_mode_accepts_the_sandbox_certificates(node_sdk, sandbox):
+    """The official SDK configured in certificate mode (appCertPath,
+    alipayPublicCertPath, alipayRootCertPath) computes the same SNs as the
+    sandbox, the sandbox accepts them, and the SDK verifies the replies with
+    the key inside the sandbox's Alipay certificate; a transfer and its query
+    (certificate mode only) go through, the transfer is idempotent by
+    out_biz_no."""
+    certs = json.loads(urllib.request.urlopen(sandbox.base + "/_sandbox/alipay/certs").read())
+    cert_args = ["--app-cert", certs["app_cert"], "--alipay-cert", certs["alipay_cert"],
+                 "--alipay-root-cert", certs["alipay_root_cert"]]
+    biz = json.dumps({"out_biz_no": "INTEROP-1", "trans_amount": "12.34",
+                      "product_code": "TRANS_ACCOUNT_NO_PWD", "biz_scene": "DIRECT_TRANSFER",
+                      "order_title": "interop", "payee_info": {"identity": "a@example.com",
+                                                               "identity_type": "ALIPAY_LOGON_ID",
+                                                               "name": "Zhang San"}})
+
+    def sdk(method, body):
+        cmd = ["node", node_sdk, "exec", "--gateway", sandbox.gateway, "--app-id", APP_ID,
+               "--app-private-key", sandbox.app_private, *cert_args, "--method", method, "--biz", body]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return json.loads(done.stdout)
+
+    first = sdk("alipay.fund.trans.uni.transfer", biz)
+    assert first["ok"], first
+    assert first["sns"] == {k: certs[k] for k in ("app_cert_sn", "alipay_cert_sn", "alipay_root_cert_sn")}
+    assert first["result"]["status"] == "SUCCESS" and first["result"]["outBizNo"] == "INTEROP-1"
+    again = sdk("alipay.fund.trans.uni.transfer", biz)
+    assert again["ok"] and again["result"]["orderId"] == first["result"]["orderId"]
+    query = sdk("alipay.fund.trans.common.query",
+                json.dumps({"out_biz_no": "INTEROP-1", "product_code": "TRANS_ACCOUNT_NO_PWD",
+                            "biz_scene": "DIRECT_TRANSFER"}))
+    assert query["ok"] and query["result"]["status"] == "SUCCESS", query
+    # public-key mode: transfers are refused
+    plain = json.loads(run_node(node_sdk, sandbox, "exec", "--method", "alipay.fund.trans.uni.transfer",
+                                "--biz", biz))
+    assert plain["ok"] is False or plain["result"].get("subCode") == "isv.cert-mode-required", plain
