@@ -86,6 +86,7 @@ typedef struct pg_config {
         bool enabled;          /* [payouts] enabled: pay settlement batches by transfer */
         char *channel;         /* "alipay" (transfer to an Alipay account) | "wechat" */
         int64_t min_fen;       /* smaller balances wait for the next batch */
+        char *start_date;      /* YYYY-MM-DD: batches settled before it are never paid out automatically */
     } payouts;
     struct {
         bool enabled;          /* default true; false: no counting, /metrics is 404 */

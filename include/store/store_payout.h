@@ -20,9 +20,10 @@ pg_err store_creator_list_masked(db_t *db, arena_t *a, db_result_t *out);
 /* One PENDING payout per settlement batch of at least min_fen (settled on
  * ymd, or on any day when ymd is NULL) whose creator has an account for
  * channel and which has none yet; payout_no = batch_no. *created counts the
- * new ones, *waiting the batches whose creator has no account. */
-pg_err store_payouts_create(db_t *db, const char *ymd, const char *channel, int64_t min_fen, uint64_t *created,
-                            uint64_t *waiting);
+ * new ones, *waiting the batches whose creator has no account. Batches
+ * settled before start_date ([payouts] start_date) are never paid out. */
+pg_err store_payouts_create(db_t *db, const char *ymd, const char *start_date, const char *channel,
+                            int64_t min_fen, uint64_t *created, uint64_t *waiting);
 
 /* PENDING payouts nobody holds: id, payout_no, creator_id, amount_fen,
  * channel, sent, attempts, alipay_account, real_name. */

@@ -1,5 +1,6 @@
 /* config: INI loading (inih) and validation. See include/config.h. */
 #include "config.h"
+#include "ledger_math.h"
 #include "metrics.h"
 
 #include <errno.h>
@@ -73,6 +74,7 @@ static const config_key_t CONFIG_KEYS[] = {
     K("payouts", "enabled", CK_BOOL, payouts.enabled, NULL),
     K("payouts", "channel", CK_ENUM, payouts.channel, "alipay|wechat"),
     K("payouts", "min_fen", CK_INT, payouts.min_fen, NULL),
+    K("payouts", "start_date", CK_STR, payouts.start_date, NULL),
     K("metrics", "enabled", CK_BOOL, metrics.enabled, NULL),
     K("metrics", "state_file", CK_STR, metrics.state_file, NULL),
     K("metrics", "allow", CK_STR, metrics.allow, NULL),
@@ -524,6 +526,12 @@ static void validate_metrics(config_loader_t *l)
     buf_free(&why);
 }
 
+static bool payout_date_valid(const char *ymd)
+{
+    char same[LEDGER_DATE_SZ];
+    return strlen(ymd) == 10 && ledger_date_add_days(ymd, 0, same) == PG_OK && !strcmp(same, ymd);
+}
+
 static void validate_payouts(config_loader_t *l)
 {
     pg_config_t *c = l->cfg;
@@ -531,6 +539,14 @@ static void validate_payouts(config_loader_t *l)
         return;
     if (c->payouts.min_fen < 1)
         config_problem(l, "payouts", "min_fen", "must be at least 1");
+    /* Required: on the day payouts are switched on, older batches may already
+     * have been paid by hand from the payout CSV; paying them again by
+     * transfer would pay the creator twice. */
+    if (!is_set(c->payouts.start_date))
+        config_problem(l, "payouts", "start_date", "required: the first settlement day paid by transfer "
+                       "(batches before it were paid by hand from the payout CSV and are never paid again)");
+    else if (!payout_date_valid(c->payouts.start_date))
+        config_problem(l, "payouts", "start_date", "'%s' is not a date YYYY-MM-DD", c->payouts.start_date);
     if (!strcmp(c->payouts.channel, "wechat"))
         config_problem(l, "payouts", "channel", "wechat merchant transfers are not available in this build "
                        "(they need WeChat Pay API v3): use alipay");
@@ -625,6 +641,7 @@ void config_free(pg_config_t *c)
     free_secret(c->merchant.webhook_secret);
     free(c->merchant.return_url);
     free(c->payouts.channel);
+    free(c->payouts.start_date);
     free(c->metrics.state_file);
     free(c->metrics.allow);
     free_secret(c->metrics.token);

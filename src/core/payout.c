@@ -282,7 +282,7 @@ pg_err payout_run(pg_app_t *app, arena_t *a, const char *ymd, payout_run_t *out,
         buf_puts(msg, "payouts are not enabled ([payouts] enabled = true, channel = alipay, Alipay in certificate mode)");
         return PG_ERR_CONFIG;
     }
-    rc = store_payouts_create(app->db, ymd, cfg->payouts.channel, cfg->payouts.min_fen, &created, &waiting);
+    rc = store_payouts_create(app->db, ymd, cfg->payouts.start_date, cfg->payouts.channel, cfg->payouts.min_fen, &created, &waiting);
     if (rc == PG_OK)
         rc = store_payouts_due(app->db, a, ymd, &due);
     if (rc != PG_OK)

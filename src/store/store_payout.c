@@ -55,30 +55,30 @@ pg_err store_creator_list_masked(db_t *db, arena_t *a, db_result_t *out)
                     NULL, 0, out);
 }
 
-pg_err store_payouts_create(db_t *db, const char *ymd, const char *channel, int64_t min_fen, uint64_t *created,
+pg_err store_payouts_create(db_t *db, const char *ymd, const char *start_date, const char *channel, int64_t min_fen, uint64_t *created,
                             uint64_t *waiting)
 {
-    db_val_t p[] = { DB_S(channel), DB_I(min_fen), opt_str(ymd), opt_str(ymd) };
+    db_val_t p[] = { DB_S(channel), DB_I(min_fen), DB_S(start_date), opt_str(ymd), opt_str(ymd) };
     db_result_t r;
     arena_t a;
     pg_err rc = db_exec(db,
                         "INSERT IGNORE INTO payouts (payout_no, batch_id, creator_id, amount_fen, channel)"
                         " SELECT b.batch_no, b.id, b.creator_id, b.amount_fen, ? FROM settlement_batches b"
                         " JOIN creators c ON c.id = b.creator_id"
-                        " WHERE b.amount_fen >= ? AND (? IS NULL OR b.settle_date = ?)"
+                        " WHERE b.amount_fen >= ? AND b.settle_date >= ? AND (? IS NULL OR b.settle_date = ?)"
                         " AND c.alipay_account IS NOT NULL"
                         " AND NOT EXISTS (SELECT 1 FROM payouts x WHERE x.batch_id = b.id)",
-                        p, 4, created, NULL);
+                        p, 5, created, NULL);
     if (rc != PG_OK)
         return rc;
     arena_init(&a, 0);
     {
-        db_val_t q[] = { DB_I(min_fen), opt_str(ymd), opt_str(ymd) };
+        db_val_t q[] = { DB_I(min_fen), DB_S(start_date), opt_str(ymd), opt_str(ymd) };
         rc = db_query(db, &a,
                       "SELECT COUNT(*) AS n FROM settlement_batches b JOIN creators c ON c.id = b.creator_id"
-                      " WHERE b.amount_fen >= ? AND (? IS NULL OR b.settle_date = ?) AND c.alipay_account IS NULL"
-                      " AND NOT EXISTS (SELECT 1 FROM payouts x WHERE x.batch_id = b.id)",
-                      q, 3, &r);
+                      " WHERE b.amount_fen >= ? AND b.settle_date >= ? AND (? IS NULL OR b.settle_date = ?)"
+                      " AND c.alipay_account IS NULL AND NOT EXISTS (SELECT 1 FROM payouts x WHERE x.batch_id = b.id)",
+                      q, 4, &r);
     }
     if (rc == PG_OK)
         *waiting = (uint64_t)db_cell_i64(&r, 0, "n");

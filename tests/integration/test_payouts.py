@@ -42,7 +42,7 @@ def _to_cert_mode(path, cert_lines, payouts=True):
     text, n = re.subn(r"(?m)^alipay_public_key = .*$", "alipay_public_key =\n" + cert_lines, text)
     assert n == 1
     if payouts:
-        text += "\n[payouts]\nenabled = true\nchannel = alipay\nmin_fen = 100\n"
+        text += "\n[payouts]\nenabled = true\nchannel = alipay\nmin_fen = 100\nstart_date = 2002-01-01\n"
     path.write_text(text)
 
 
@@ -210,6 +210,26 @@ def test_payout_pays_the_batch_once(harness, cert):
     assert not log.exists() or "creator@example.com" not in log.read_text()
     report = harness.ctl("report", "--from", day, "--to", day, config=cli)
     assert "PAID" in report.stdout and "every transaction sums to zero: yes" in report.stdout
+
+
+def test_batches_before_start_date_are_never_paid_out(harness, cert):
+    """[payouts] start_date = 2002-01-01: a batch settled on a day before it
+    (paid by hand from the payout CSV before transfers were switched on) is
+    neither paid by `payout --date` nor by a run over every day."""
+    st, cli, _info = cert
+    cid = _creator(harness, cli)
+    c = harness.new_payment(st, product="po-" + cid, channel="alipay", method="qr")
+    assert harness.sandbox_post("/_sandbox/pay", {"out_trade_no": c["payment_no"]}).status_code == 200
+    harness.wait_order_status(st, c["order_no"], "PAID")
+    day = "2001-12-31"
+    harness.query("UPDATE ledger_entries SET available_on = %s WHERE creator_id = %s", day, cid)
+    assert harness.ctl_json("settle", "--date", day, config=cli)["batches"] >= 1
+    batch_no = harness.query("SELECT batch_no FROM settlement_batches WHERE creator_id = %s", cid)[0]["batch_no"]
+    out = _payout(harness, cli, day)
+    assert out["created"] == 0 and out["paid"] == 0, out
+    harness.ctl_json("payout", config=cli)
+    assert not harness.query("SELECT id FROM payouts WHERE payout_no = %s", batch_no)
+    assert _transfer(harness, batch_no)[1] == 0
 
 
 def test_payee_not_found_fails_then_retry_after_fixing_the_account(harness, cert):

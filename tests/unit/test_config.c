@@ -167,6 +167,18 @@ static void test_config_wechat_needs_order_ttl_of_5_minutes(void **state)
     buf_free(&err);
 }
 
+/* Batches before start_date may have been paid by hand from the CSV:
+ * switching transfers on must never pay them again. */
+static void test_config_payouts_need_a_start_date(void **state)
+{
+    (void)state;
+    assert_error_mentions("[payouts]\nenabled = true\n", "[payouts] start_date: required");
+    assert_error_mentions("[payouts]\nenabled = true\nstart_date = 2026-02-30\n",
+                          "[payouts] start_date: '2026-02-30' is not a date YYYY-MM-DD");
+    assert_error_mentions("[payouts]\nenabled = true\nstart_date = 20260201\n",
+                          "[payouts] start_date: '20260201' is not a date YYYY-MM-DD");
+}
+
 static void test_config_metrics_allow_and_token_are_checked(void **state)
 {
     (void)state;
@@ -243,6 +255,7 @@ int main(void)
         cmocka_unit_test(test_config_refuses_app_public_key_as_alipay_key),
         cmocka_unit_test(test_config_refuses_private_key_as_alipay_public_key),
         cmocka_unit_test(test_config_key_given_twice_is_an_error),
+        cmocka_unit_test(test_config_payouts_need_a_start_date),
         cmocka_unit_test(test_config_metrics_allow_and_token_are_checked),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
