@@ -726,7 +726,7 @@ static int cmd_admin(cli_t *c, int argc, char **argv)
         return 1;
     }
     buf_init(&msg, &c->arena);
-    rc = admin_account_add(c->app, o.user, o.role, pw, &msg);
+    rc = admin_account_add(c->app, "cli", NULL, o.user, o.role, pw, &msg);
     crypto_wipe(pw, sizeof pw);
     if (rc == PG_ERR_BAD_INPUT) {
         fprintf(stderr, "paygatectl: %s\n", msg.data);

@@ -27,7 +27,8 @@
 
 enum {
     A_ROOT_NOSLASH, A_TODAY, A_STYLE, A_LOGIN, A_LOGOUT, A_ORDERS, A_ORDER, A_ORDER_REFUND, A_ORDER_CLOSE, A_REFUNDS,
-    A_RECON, A_SETTLEMENT, A_PAYOUT_CSV, A_CATALOGUE, A_WEBHOOKS, A_WEBHOOK_RETRY, A_AUDIT, A_ACCOUNTS
+    A_RECON, A_SETTLEMENT, A_PAYOUT_CSV, A_CATALOGUE, A_WEBHOOKS, A_WEBHOOK_RETRY, A_AUDIT, A_ACCOUNTS,
+    A_ACCOUNTS_POST
 };
 
 static const route_t ADMIN_ROUTES[] = {
@@ -49,6 +50,7 @@ static const route_t ADMIN_ROUTES[] = {
     { "POST", "/admin/webhooks/retry", A_WEBHOOK_RETRY },
     { "GET", "/admin/audit", A_AUDIT },
     { "GET", "/admin/accounts", A_ACCOUNTS },
+    { "POST", "/admin/accounts", A_ACCOUNTS_POST },
 };
 
 /* What each page or action needs. */
@@ -56,7 +58,7 @@ static admin_role_t needed_role(int id)
 {
     switch (id) {
     case A_ORDER_REFUND: case A_ORDER_CLOSE: case A_WEBHOOK_RETRY: return ADMIN_ROLE_OPERATOR;
-    case A_ACCOUNTS: return ADMIN_ROLE_OWNER;
+    case A_ACCOUNTS: case A_ACCOUNTS_POST: return ADMIN_ROLE_OWNER;
     default: return ADMIN_ROLE_VIEWER;
     }
 }
@@ -69,6 +71,7 @@ static const char *action_name(int id)
     case A_WEBHOOK_RETRY: return "webhook_retry";
     case A_LOGOUT: return "logout";
     case A_ACCOUNTS: return "accounts";
+    case A_ACCOUNTS_POST: return "account_change";
     default: return "page";
     }
 }
@@ -1173,17 +1176,37 @@ static void handle_audit(ctx_t *c)
     admin_html_end(&c->p);
 }
 
-static void handle_accounts(ctx_t *c)
+static void account_add_form(ctx_t *c)
+{
+    static const char *const ROLES[] = { "viewer", "operator", "owner" };
+    admin_html_h2(&c->p, MSG_ADM_ACCOUNT_ADD);
+    admin_html_form_begin(&c->p, "/accounts", "account-add-form");
+    admin_html_hidden(&c->p, "op", "add");
+    admin_html_input(&c->p, "username", MSG_ADM_USERNAME, "", "text");
+    buf_puts(c->p.b, "<label>");
+    admin_html_msg(&c->p, MSG_ADM_COL_ROLE, NULL);
+    buf_puts(c->p.b, " <select name=\"role\" id=\"f-role\">");
+    for (size_t i = 0; i < 3; i++)
+        buf_printf(c->p.b, "<option value=\"%s\">%s</option>", ROLES[i], ROLES[i]);
+    buf_puts(c->p.b, "</select></label>");
+    admin_html_input(&c->p, "password", MSG_ADM_PASSWORD, "", "password");
+    admin_html_submit(&c->p, "account-add", MSG_ADM_ACCOUNT_ADD);
+    admin_html_form_end(&c->p);
+}
+
+static void accounts_page(ctx_t *c, int status, i18n_msg_t notice, bool error, const char *arg)
 {
     static const i18n_msg_t H[] = { MSG_ADM_USERNAME, MSG_ADM_COL_ROLE, MSG_ADM_COL_ACTIVE, MSG_ADM_COL_SESSIONS,
-                                    MSG_ADM_COL_CREATED };
+                                    MSG_ADM_COL_CREATED, MSG_ADM_COL_ACTION };
     db_result_t r;
     if (store_admin_user_list(c->app->db, c->a, &r) != PG_OK) {
         db_error_page(c);
         return;
     }
-    admin_html_begin(&c->p, 200, MSG_ADM_TITLE_ACCOUNTS, NULL);
-    admin_html_table_begin(&c->p, "accounts", H, 5);
+    admin_html_begin(&c->p, status, MSG_ADM_TITLE_ACCOUNTS, NULL);
+    if (notice != MSG_COUNT)
+        admin_html_notice(&c->p, "action-result", error, notice, arg);
+    admin_html_table_begin(&c->p, "accounts", H, 6);
     for (size_t i = 0; i < r.rows; i++) {
         admin_html_row_begin(&c->p);
         admin_html_cell(&c->p, db_cell(&r, i, "username"));
@@ -1193,13 +1216,58 @@ static void handle_accounts(ctx_t *c)
         buf_puts(c->p.b, "</td>");
         admin_html_cell(&c->p, db_cell(&r, i, "sessions"));
         admin_html_cell_time(&c->p, db_cell(&r, i, "created_at"));
+        buf_puts(c->p.b, "<td>");
+        if (strcmp(db_cell(&r, i, "username"), c->s.username)) {
+            bool active = db_cell_i64(&r, i, "active") != 0;
+            admin_html_form_begin(&c->p, "/accounts", NULL);
+            admin_html_hidden(&c->p, "op", active ? "disable" : "enable");
+            admin_html_hidden(&c->p, "username", db_cell(&r, i, "username"));
+            admin_html_submit(&c->p, NULL, active ? MSG_ADM_DISABLE : MSG_ADM_ENABLE);
+            admin_html_form_end(&c->p);
+        }
+        buf_puts(c->p.b, "</td>");
         admin_html_row_end(&c->p);
     }
     admin_html_table_end(&c->p, r.rows);
+    account_add_form(c);
     buf_puts(c->p.b, "<p><code>");
     admin_html_msg(&c->p, MSG_ADM_ACCOUNTS_HINT, NULL);
     buf_puts(c->p.b, "</code></p>\n");
     admin_html_end(&c->p);
+}
+
+static void handle_accounts(ctx_t *c)
+{
+    accounts_page(c, 200, MSG_COUNT, false, NULL);
+}
+
+/* Owners add, disable and enable accounts (the use cases of paygatectl admin). */
+static void handle_accounts_post(ctx_t *c)
+{
+    const char *op = field(c, "op"), *user = field(c, "username");
+    buf_t msg;
+    pg_err rc;
+    buf_init(&msg, c->a);
+    if (op && !strcmp(op, "add")) {
+        const char *pw = kv_get(&c->fields, "password");
+        rc = admin_account_add(c->app, c->s.username, c->addr, user ? user : "", field(c, "role"), pw ? pw : "", &msg);
+        if (rc == PG_OK)
+            accounts_page(c, 200, MSG_ADM_ACCOUNT_ADDED, false, user);
+        else
+            accounts_page(c, rc == PG_ERR_CONFLICT ? 409 : rc == PG_ERR_BAD_INPUT ? 400 : 503, MSG_ADM_ACCOUNT_REFUSED,
+                          true, rc == PG_ERR_CONFLICT ? "taken" : msg.len ? msg.data : "error");
+        return;
+    }
+    if (op && (!strcmp(op, "disable") || !strcmp(op, "enable")) && admin_username_ok(user)) {
+        rc = admin_account_set_active(c->app, c->s.username, c->addr, user, !strcmp(op, "enable"));
+        if (rc == PG_OK)
+            accounts_page(c, 200, MSG_ADM_ACCOUNT_CHANGED, false, user);
+        else
+            accounts_page(c, rc == PG_ERR_NOT_FOUND ? 404 : rc == PG_ERR_CONFLICT ? 409 : 503, MSG_ADM_ACCOUNT_REFUSED,
+                          true, rc == PG_ERR_NOT_FOUND ? "not_found" : rc == PG_ERR_CONFLICT ? "self" : "error");
+        return;
+    }
+    accounts_page(c, 400, MSG_ADM_ACCOUNT_REFUSED, true, "invalid_request");
 }
 
 /* ------------------------------------------------------------- dispatch */
@@ -1248,6 +1316,7 @@ static void dispatch(ctx_t *c, int id)
     case A_WEBHOOK_RETRY: handle_webhook_retry(c); break;
     case A_AUDIT: handle_audit(c); break;
     case A_ACCOUNTS: handle_accounts(c); break;
+    case A_ACCOUNTS_POST: handle_accounts_post(c); break;
     default: message_page(c, 404, MSG_ADM_NOT_FOUND, NULL); break;
     }
 }

@@ -32,9 +32,15 @@ typedef struct admin_session {
 admin_role_t admin_role_parse(const char *name);
 bool         admin_username_ok(const char *username);
 
-/* paygatectl admin add: a new account (PG_ERR_CONFLICT when the name is
- * taken, PG_ERR_BAD_INPUT with msg for a bad name, role or password). */
-pg_err admin_account_add(pg_app_t *app, const char *username, const char *role, const char *password, buf_t *msg);
+/* A new account, made by actor ("cli" for paygatectl admin add) from
+ * address (NULL for the CLI). PG_ERR_CONFLICT when the name is taken,
+ * PG_ERR_BAD_INPUT with msg for a bad name, role or password. Audited. */
+pg_err admin_account_add(pg_app_t *app, const char *actor, const char *address, const char *username,
+                         const char *role, const char *password, buf_t *msg);
+/* Disables (ending its sessions) or enables an account. PG_ERR_NOT_FOUND
+ * when there is none; PG_ERR_CONFLICT when actor would disable itself. */
+pg_err admin_account_set_active(pg_app_t *app, const char *actor, const char *address, const char *username,
+                                bool active);
 
 /* A login attempt from address. PG_OK: a new session, its cookie token in
  * token_out (ADMIN_TOKEN_LEN + 1). PG_ERR_UNAUTHORIZED: wrong account or

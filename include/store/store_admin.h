@@ -29,6 +29,8 @@ typedef struct admin_session_row {
 pg_err store_admin_user_add(db_t *db, const char *username, const char *role, const char *password_hash);
 pg_err store_admin_user_by_name(db_t *db, arena_t *a, const char *username, admin_user_row_t *out);
 pg_err store_admin_user_list(db_t *db, arena_t *a, db_result_t *out);
+/* Sets active; disabling also deletes the account's sessions. *changed: rows found. */
+pg_err store_admin_user_set_active(db_t *db, const char *username, bool active, uint64_t *changed);
 
 /* Failed logins within the last window_s seconds, for that account and
  * for that address. */

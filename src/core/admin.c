@@ -35,7 +35,8 @@ void admin_audit(pg_app_t *app, const char *username, const char *action, const 
                 db_last_error(app->db));
 }
 
-pg_err admin_account_add(pg_app_t *app, const char *username, const char *role, const char *password, buf_t *msg)
+pg_err admin_account_add(pg_app_t *app, const char *actor, const char *address, const char *username,
+                         const char *role, const char *password, buf_t *msg)
 {
     char hash[PWHASH_STR_MAX];
     pg_err rc;
@@ -58,8 +59,23 @@ pg_err admin_account_add(pg_app_t *app, const char *username, const char *role, 
     }
     rc = store_admin_user_add(app->db, username, role, hash);
     crypto_wipe(hash, sizeof hash);
-    if (rc == PG_OK)
-        admin_audit(app, "cli", "account_add", username, "ok", role, NULL);
+    admin_audit(app, actor, "account_add", username, rc == PG_OK ? "ok" : rc == PG_ERR_CONFLICT ? "taken" : "error",
+                role, address);
+    return rc;
+}
+
+pg_err admin_account_set_active(pg_app_t *app, const char *actor, const char *address, const char *username,
+                                bool active)
+{
+    uint64_t changed = 0;
+    pg_err rc;
+    if (!active && actor && username && !strcmp(actor, username))
+        return PG_ERR_CONFLICT;
+    rc = store_admin_user_set_active(app->db, username, active, &changed);
+    if (rc == PG_OK && changed == 0)
+        rc = PG_ERR_NOT_FOUND;
+    admin_audit(app, actor, active ? "account_enable" : "account_disable", username,
+                rc == PG_OK ? "ok" : rc == PG_ERR_NOT_FOUND ? "not_found" : "error", NULL, address);
     return rc;
 }
 

@@ -38,6 +38,29 @@ pg_err store_admin_user_list(db_t *db, arena_t *a, db_result_t *out)
                     NULL, 0, out);
 }
 
+pg_err store_admin_user_set_active(db_t *db, const char *username, bool active, uint64_t *changed)
+{
+    db_val_t p[] = { DB_I(active ? 1 : 0), DB_S(username) };
+    db_val_t q[] = { DB_S(username) };
+    uint64_t n = 0;
+    pg_err rc = db_exec(db,
+                        "UPDATE admin_users SET active = ?, updated_at = UTC_TIMESTAMP() WHERE username = ?",
+                        p, 2, &n, NULL);
+    if (rc == PG_OK && n == 0) {
+        db_result_t r;
+        arena_t a;
+        arena_init(&a, 0);   /* "matched but unchanged" counts as found */
+        rc = db_query(db, &a, "SELECT id FROM admin_users WHERE username = ?", q, 1, &r);
+        n = rc == PG_OK ? r.rows : 0;
+        arena_free(&a);
+    }
+    if (rc == PG_OK && !active)
+        rc = db_exec(db, "DELETE s FROM admin_sessions s JOIN admin_users u ON u.id = s.user_id WHERE u.username = ?",
+                     q, 1, NULL, NULL);
+    *changed = n;
+    return rc;
+}
+
 pg_err store_admin_failures_count(db_t *db, arena_t *a, const char *username, const char *address, int window_s,
                                   int64_t *by_user, int64_t *by_address)
 {

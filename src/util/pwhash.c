@@ -53,6 +53,7 @@ bool pwhash_verify(const char *stored, const char *password)
     bool ok;
     if (pwhash_init() != PG_OK)
         return false;
+    (void)dummy();   /* made before the first verification, known account or not */
     if (n > PWHASH_PASSWORD_MAX)
         n = PWHASH_PASSWORD_MAX;   /* still do the work, then refuse */
     if (!stored || !*stored) {

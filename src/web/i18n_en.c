@@ -198,4 +198,10 @@ const char *const I18N_CATALOGUE_EN[MSG_COUNT] = {
     [MSG_ADM_COL_ROLE] = "Role",
     [MSG_ADM_COL_SESSIONS] = "Sessions",
     [MSG_ADM_ACCOUNTS_HINT] = "New accounts: paygatectl admin add --user NAME --role viewer|operator|owner",
+    [MSG_ADM_ACCOUNT_ADD] = "Add an account",
+    [MSG_ADM_ACCOUNT_ADDED] = "Account {} added.",
+    [MSG_ADM_ACCOUNT_CHANGED] = "Account {} updated.",
+    [MSG_ADM_ACCOUNT_REFUSED] = "Not done: {}",
+    [MSG_ADM_DISABLE] = "Disable",
+    [MSG_ADM_ENABLE] = "Enable",
 };

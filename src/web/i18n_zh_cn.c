@@ -198,4 +198,10 @@ const char *const I18N_CATALOGUE_ZH_CN[MSG_COUNT] = {
     [MSG_ADM_COL_ROLE] = "角色",
     [MSG_ADM_COL_SESSIONS] = "会话数",
     [MSG_ADM_ACCOUNTS_HINT] = "新建账户：paygatectl admin add --user 名称 --role viewer|operator|owner",
+    [MSG_ADM_ACCOUNT_ADD] = "新建账户",
+    [MSG_ADM_ACCOUNT_ADDED] = "账户 {} 已创建。",
+    [MSG_ADM_ACCOUNT_CHANGED] = "账户 {} 已更新。",
+    [MSG_ADM_ACCOUNT_REFUSED] = "无法完成：{}",
+    [MSG_ADM_DISABLE] = "停用",
+    [MSG_ADM_ENABLE] = "启用",
 };

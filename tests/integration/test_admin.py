@@ -491,3 +491,37 @@ def test_owner_sees_accounts_and_the_audit_log(harness, lighttpd_stack):
     assert page.status_code == 200 and user in page.text
     audit_page = c.get("/audit").text
     assert user in audit_page and "login" in audit_page
+
+
+def test_owner_adds_disables_and_enables_accounts_from_the_console(harness, lighttpd_stack):
+    st = lighttpd_stack
+    owner, owner_user = signed_in(harness, st, "owner")
+    page = owner.get("/accounts").text
+    csrf = csrf_of(page)
+    new = new_user("web")
+    r = owner.post("/accounts", {"csrf": csrf, "op": "add", "username": new, "role": "viewer",
+                                 "password": "another long password"})
+    assert r.status_code == 200 and 'id="action-result"' in r.text
+    row = harness.query("SELECT * FROM admin_users WHERE username=%s", new)[0]
+    assert row["role"] == "viewer" and row["password_hash"].startswith("$argon2id$")
+    assert owner.post("/accounts", {"csrf": csrf, "op": "add", "username": new, "role": "viewer",
+                                    "password": "another long password"}).status_code == 409
+    assert owner.post("/accounts", {"csrf": csrf, "op": "add", "username": new_user("w"), "role": "viewer",
+                                    "password": "short"}).status_code == 400
+    viewer = Console(st)
+    assert viewer.login(new, "another long password").status_code == 303
+    assert viewer.get("/").status_code == 200
+    # a viewer may not manage accounts, even with its own token
+    assert viewer.post("/accounts", {"csrf": viewer.csrf("/"), "op": "disable",
+                                     "username": owner_user}).status_code == 403
+    # disabling ends the sessions and the sign-ins
+    assert owner.post("/accounts", {"csrf": csrf, "op": "disable", "username": new}).status_code == 200
+    assert viewer.get("/").status_code == 303
+    assert Console(st).login(new, "another long password").status_code == 401
+    assert owner.post("/accounts", {"csrf": csrf, "op": "disable", "username": owner_user}).status_code == 409
+    assert owner.post("/accounts", {"csrf": csrf, "op": "enable", "username": new}).status_code == 200
+    assert Console(st).login(new, "another long password").status_code == 303
+    outcomes = [(a["action"], a["outcome"], a["username"]) for a in harness.query(
+        "SELECT * FROM admin_audit WHERE target=%s ORDER BY id", new)]
+    assert ("account_add", "ok", owner_user) in outcomes and ("account_disable", "ok", owner_user) in outcomes
+    clear_failures(harness)
