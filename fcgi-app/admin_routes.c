@@ -1284,7 +1284,6 @@ static void need_login(ctx_t *c)
     }
     buf_init(&next, c->a);
     buf_puts(&next, "/login?next=");
-    buf_puts(&next, "");
     {
         buf_t target;
         buf_init(&target, c->a);
@@ -1342,6 +1341,17 @@ static bool allowed(ctx_t *c, int id)
     return true;
 }
 
+/* A browser names the page a POST comes from: anything but base_url's own
+ * origin (scheme://host[:port]) is another site's form -- a forged sign-in
+ * (login CSRF) or action. Requests without Origin (scripts) rely on the
+ * CSRF token alone. */
+static bool same_origin(const pg_app_t *app, const http_request_t *req)
+{
+    const char *base = app->cfg->server.base_url;
+    size_t n = strlen(base) - strlen(app->cfg->server.base_path);
+    return !req->origin || (strlen(req->origin) == n && !strncmp(req->origin, base, n));
+}
+
 void admin_routes_handle(pg_app_t *app, arena_t *a, http_request_t *req, http_response_t *res)
 {
     ctx_t c;
@@ -1371,6 +1381,11 @@ void admin_routes_handle(pg_app_t *app, arena_t *a, http_request_t *req, http_re
     }
     if (m.id == A_STYLE) {
         admin_html_stylesheet(res);
+        return;
+    }
+    if (!strcmp(req->method, "POST") && !same_origin(app, req)) {
+        admin_audit(app, "-", action_name(m.id), c.param, "cross_origin", req->origin, c.addr);
+        message_page(&c, 403, MSG_ADM_CSRF_FAILED, NULL);
         return;
     }
     rc = admin_session_find(app, a, admin_html_cookie_token(a, req->cookie), &c.s);

@@ -13,7 +13,7 @@ void admin_html_security_headers(http_response_t *res)
              "Content-Security-Policy: default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self';"
              " frame-ancestors 'none'; base-uri 'none'\r\n"
              "X-Frame-Options: DENY\r\n"
-             "Referrer-Policy: no-referrer\r\n"
+             "Referrer-Policy: same-origin\r\n"
              "Vary: Accept-Language, Cookie\r\n");
 }
 
@@ -123,7 +123,7 @@ void admin_html_begin(admin_page_t *p, int status, i18n_msg_t title, const char 
     buf_puts(p->b, "<!doctype html>\n<html lang=\"");
     buf_append_html(p->b, i18n_locale_name(p->loc));
     buf_puts(p->b, "\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, "
-                   "initial-scale=1\"><meta name=\"referrer\" content=\"no-referrer\"><title>");
+                   "initial-scale=1\"><meta name=\"referrer\" content=\"same-origin\"><title>");
     admin_html_msg(p, title, title_arg);
     buf_puts(p->b, " - ");
     admin_html_msg(p, MSG_ADM_CONSOLE, NULL);

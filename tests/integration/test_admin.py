@@ -253,6 +253,13 @@ def test_login_next_is_never_an_open_redirect(harness, lighttpd_stack):
         r = Console(st).login(user, next_=evil)
         assert r.status_code == 303
         assert r.headers["Location"] == st.base_url + "/admin/", (evil, r.headers["Location"])
+    # a sign-in posted by another site's form (login CSRF) is refused
+    r = Console(st).post("/login", {"username": user, "password": PASSWORD},
+                         headers={"Origin": "http://evil.example"})
+    assert r.status_code == 403 and "Set-Cookie" not in r.headers
+    r = Console(st).post("/login", {"username": user, "password": PASSWORD},
+                         headers={"Origin": urllib.parse.urlsplit(st.base_url)._replace(path="").geturl()})
+    assert r.status_code == 303
     r = Console(st).login(user, next_="/orders?status=PAID")
     assert r.headers["Location"] == st.base_url + "/admin/orders?status=PAID"
     # the page asked for before signing in comes back after
@@ -277,6 +284,8 @@ def test_actions_need_a_session_a_csrf_token_of_that_session_and_a_role(harness,
     assert op.post(path, dict(form, csrf="x" * 43)).status_code == 403
     assert op.post(path, dict(form, csrf=other.csrf("/"))).status_code == 403
     assert op.post(path, dict(form, csrf=[op.csrf("/"), "x"])).status_code == 403   # two tokens
+    # the right token from another site's page
+    assert op.post(path, dict(form, csrf=op.csrf("/")), headers={"Origin": "null"}).status_code == 403
     # a viewer with its own good token: 403
     viewer, viewer_user = signed_in(harness, st, "viewer")
     assert viewer.post(path, dict(form, csrf=viewer.csrf("/"))).status_code == 403
