@@ -16,7 +16,7 @@ SANFLAGS :=
 endif
 
 WARN    := -std=c11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wmissing-prototypes -Wvla -Wcast-qual
-PKGS    := libmariadb openssl libxml-2.0 libcurl jansson inih libqrencode libzip zlib
+PKGS    := libmariadb openssl libxml-2.0 libcurl jansson inih libqrencode libzip zlib libsodium
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 ALL_CFLAGS = $(CFLAGS) $(WARN) $(SANFLAGS) -D_GNU_SOURCE $(LAYERS:%=-Iinclude/%) $(PKG_CFLAGS) -MMD -MP

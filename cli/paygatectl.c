@@ -5,7 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
+#include <unistd.h>
 
+#include "admin.h"
 #include "app.h"
 #include "cron.h"
 #include "httpc.h"
@@ -24,6 +27,8 @@
 #include "store.h"
 #include "payout.h"
 #include "store_payout.h"
+#include "store_admin.h"
+#include "crypto.h"
 
 #define EXIT_USAGE 2
 
@@ -56,7 +61,9 @@ static int usage(void)
           "  webhooks deliver|list [--status S]|retry ID|retry --dead\n"
           "  settle --date YYYY-MM-DD [--out FILE.csv]\n"
           "  report --from YYYY-MM-DD --to YYYY-MM-DD\n"
-          "  reconcile --channel alipay|wechat --date YYYY-MM-DD [--bill FILE]\n",
+          "  reconcile --channel alipay|wechat --date YYYY-MM-DD [--bill FILE]\n"
+          "  admin add --user U --role viewer|operator|owner   (password from the terminal or stdin)\n"
+          "  admin list\n",
           stderr);
     return EXIT_USAGE;
 }
@@ -186,7 +193,8 @@ static int cmd_check_config(cli_t *c)
 typedef struct cli_opts {
     const char *sku, *title, *price_fen, *creator, *id, *name, *status, *amount_fen, *reason, *request_id;
     const char *date, *from, *to, *out, *channel, *bill;
-    const char *alipay_account, *real_name, *wechat_openid;   /* creator payout accounts */
+    const char *alipay_account, *real_name, *wechat_openid;
+    const char *user, *role;                                   /* admin accounts */   /* creator payout accounts */
     bool dead;
 } cli_opts_t;
 
@@ -203,7 +211,9 @@ static int parse_opts(int argc, char **argv, cli_opts_t *o)
         { "out", required_argument, NULL, 'o' },    { "channel", required_argument, NULL, 'C' },
         { "bill", required_argument, NULL, 'b' },
         { "alipay-account", required_argument, NULL, 'A' }, { "real-name", required_argument, NULL, 'R' },
-        { "wechat-openid", required_argument, NULL, 'W' },   { NULL, 0, NULL, 0 },
+        { "wechat-openid", required_argument, NULL, 'W' },
+        { "user", required_argument, NULL, 'u' },   { "role", required_argument, NULL, 'L' },
+        { NULL, 0, NULL, 0 },
     };
     int opt;
     memset(o, 0, sizeof *o);
@@ -230,6 +240,8 @@ static int parse_opts(int argc, char **argv, cli_opts_t *o)
         case 'A': o->alipay_account = optarg; break;
         case 'R': o->real_name = optarg; break;
         case 'W': o->wechat_openid = optarg; break;
+        case 'u': o->user = optarg; break;
+        case 'L': o->role = optarg; break;
         default: return -1;
         }
     }
@@ -772,6 +784,85 @@ static int cmd_reconcile(cli_t *c, int argc, char **argv)
     return reconcile_unexplained(&s) ? 1 : 0;
 }
 
+/* One line from stdin into pw (newline removed); without echo when stdin
+ * is a terminal. false on EOF or a line too long. */
+static bool read_password(const char *prompt, char *pw, size_t size)
+{
+    struct termios old, quiet;
+    bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0;
+    bool ok;
+    size_t n;
+    if (tty) {
+        fputs(prompt, stderr);
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    }
+    ok = fgets(pw, (int)size, stdin) != NULL;
+    if (tty) {
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+        fputc('\n', stderr);
+    }
+    n = ok ? strlen(pw) : 0;
+    if (ok && (n == 0 || pw[n - 1] != '\n') && !feof(stdin))
+        ok = false;   /* longer than the buffer */
+    while (n && (pw[n - 1] == '\n' || pw[n - 1] == '\r'))
+        pw[--n] = '\0';
+    return ok;
+}
+
+/* paygatectl admin add --user U --role R: the console's accounts. */
+static int cmd_admin(cli_t *c, int argc, char **argv)
+{
+    cli_opts_t o;
+    char pw[1100], again[1100];
+    buf_t msg;
+    pg_err rc;
+    int next;
+    if (argc < 1)
+        return usage();
+    next = parse_opts(argc, argv, &o);
+    if (next < 0)
+        return usage();
+    if (!strcmp(argv[0], "list")) {
+        db_result_t r;
+        if (open_app(c))
+            return 1;
+        if (store_admin_user_list(c->app->db, &c->arena, &r) != PG_OK)
+            return report_store_error(c, PG_ERR_DB, "admin list");
+        print_result(c, &r);
+        return 0;
+    }
+    if (strcmp(argv[0], "add") || !o.user || !o.role)
+        return usage();
+    if (!read_password("password: ", pw, sizeof pw)) {
+        fprintf(stderr, "paygatectl: no password read\n");
+        return EXIT_USAGE;
+    }
+    if (isatty(STDIN_FILENO) && (!read_password("again: ", again, sizeof again) || strcmp(pw, again))) {
+        crypto_wipe(pw, sizeof pw);
+        crypto_wipe(again, sizeof again);
+        fprintf(stderr, "paygatectl: the passwords differ\n");
+        return EXIT_USAGE;
+    }
+    crypto_wipe(again, sizeof again);
+    if (open_app(c)) {
+        crypto_wipe(pw, sizeof pw);
+        return 1;
+    }
+    buf_init(&msg, &c->arena);
+    rc = admin_account_add(c->app, "cli", NULL, o.user, o.role, pw, &msg);
+    crypto_wipe(pw, sizeof pw);
+    if (rc == PG_ERR_BAD_INPUT) {
+        fprintf(stderr, "paygatectl: %s\n", msg.data);
+        return EXIT_USAGE;
+    }
+    if (rc != PG_OK)
+        return report_store_error(c, rc, "admin account");
+    printf("admin account %s (%s) added\n", o.user, o.role);
+    return 0;
+}
+
 static int dispatch(cli_t *c, int argc, char **argv)
 {
     const char *cmd = argv[0];
@@ -803,6 +894,8 @@ static int dispatch(cli_t *c, int argc, char **argv)
         return cmd_payout(c, argc - 1, argv + 1);
     if (!strcmp(cmd, "reconcile"))
         return cmd_reconcile(c, argc - 1, argv + 1);
+    if (!strcmp(cmd, "admin"))
+        return cmd_admin(c, argc - 1, argv + 1);
     return usage();
 }
 

@@ -1,6 +1,7 @@
 /* routes: the endpoints of SPEC §4. Handlers parse, call a use case and
  * shape the reply; the rules live in src/. */
 #include "routes.h"
+#include "admin_routes.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -804,6 +805,10 @@ void routes_handle(pg_app_t *app, arena_t *a, http_request_t *req, http_response
     }
     if (rc != PG_OK) {
         http_reply_json_error(res, 400, "invalid_request", "the query string is malformed");
+        return;
+    }
+    if (admin_routes_match(req->path)) {   /* the operator's console: fcgi-app/admin_routes.c */
+        admin_routes_handle(app, a, req, res);
         return;
     }
     router_match(ROUTES, sizeof ROUTES / sizeof ROUTES[0], req->method, req->path, &m);

@@ -8,7 +8,7 @@ PACKAGES=(
   libfcgi-dev spawn-fcgi
   libmariadb-dev mariadb-server mariadb-client
   libssl-dev openssl libxml2-dev libcurl4-openssl-dev libjansson-dev
-  libinih-dev libqrencode-dev libcmocka-dev libzip-dev zlib1g-dev zip
+  libinih-dev libqrencode-dev libcmocka-dev libzip-dev zlib1g-dev zip libsodium-dev
   lighttpd apache2 libapache2-mod-fcgid
   python3 python3-pytest python3-requests python3-pymysql python3-cryptography
   wrk ca-certificates chromium chromium-driver prometheus

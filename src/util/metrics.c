@@ -25,7 +25,7 @@
 static const char *const ROUTES[] = {
     "/healthz", "/checkout", "/notify/alipay", "/notify/wechat", "/notify/wechat/refund",
     "/return/alipay", "/orders/*", "/orders/*/refund", "/orders/*/close", "/entitlements",
-    "/shop", "/pay/*", "/metrics", "other", "unmatched",
+    "/shop", "/pay/*", "/metrics", "/admin/", "other", "unmatched",
 };
 #define ROUTE_N (sizeof ROUTES / sizeof ROUTES[0])
 #define ROUTE_OTHER (ROUTE_N - 2)
