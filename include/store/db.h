@@ -75,9 +75,12 @@ pg_err db_ping(db_t *db);
 
 /* Executes sql with params (? placeholders). affected / insert_id may be NULL.
  * PG_ERR_CONFLICT on a duplicate key (1062), PG_ERR_DB otherwise. Outside a
- * transaction a statement whose connection was lost is executed once more
- * after reconnecting: autocommit writes must be safe to repeat (paygate's are
- * conditional claims/leases, idempotent updates or counters). */
+ * transaction a statement whose connection was lost (or whose node is not
+ * ready, 1047) is executed once more after reconnecting (to the next node of
+ * the list): autocommit writes must be safe to repeat (paygate's are
+ * conditional claims/leases, idempotent updates or counters). An autocommit
+ * statement answered 1213 (deadlock, or on Galera a failed certification:
+ * applied nowhere) is run again (3 attempts in all). */
 pg_err db_exec(db_t *db, const char *sql, const db_val_t *params, size_t n,
                uint64_t *affected, uint64_t *insert_id);
 pg_err db_query(db_t *db, arena_t *a, const char *sql, const db_val_t *params, size_t n,
