@@ -358,7 +358,9 @@ static void handle_return_alipay(pg_app_t *app, arena_t *a, http_request_t *req,
         http_html_end(res);
         return;
     }
+    (void)db_causal_reads(app->db, true);   /* the notification may have committed on another node */
     rc = store_order_by_payment_no(app->db, a, payment_no, &o);
+    (void)db_causal_reads(app->db, false);
     if (rc != PG_OK) {
         checkout_error_page_code(res, loc, rc == PG_ERR_NOT_FOUND ? 404 : 503,
                                  rc == PG_ERR_NOT_FOUND ? "not_found" : "database_unavailable");
@@ -406,7 +408,9 @@ static void handle_order(pg_app_t *app, arena_t *a, http_request_t *req, const c
         return;
     }
     order_no = arena_strndup(a, param, param_len);
+    (void)db_causal_reads(app->db, true);   /* read-your-writes across Galera nodes */
     rc = store_order_by_no(app->db, a, order_no, &o);
+    (void)db_causal_reads(app->db, false);
     if (rc == PG_OK && maybe_ask_provider(app, a, &o))
         rc = store_order_by_no(app->db, a, order_no, &o);
     if (rc != PG_OK) {
@@ -457,7 +461,13 @@ static const char *shop_returning_buyer(pg_app_t *app, arena_t *a, http_request_
 {
     const char *order_no = kv_get(&req->query, "order_no");
     order_view_t o;
-    if (!text_is_token(order_no, 32, "") || store_order_by_no(app->db, a, order_no, &o) != PG_OK)
+    pg_err rc = PG_ERR_NOT_FOUND;
+    if (text_is_token(order_no, 32, "")) {
+        (void)db_causal_reads(app->db, true);
+        rc = store_order_by_no(app->db, a, order_no, &o);
+        (void)db_causal_reads(app->db, false);
+    }
+    if (rc != PG_OK)
         return NULL;
     if (!strcmp(o.status, "PAID")) {
         buf_puts(&res->body, "<p id=\"purchase-confirmed\" class=\"status\">Purchase confirmed: ");

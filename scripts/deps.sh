@@ -12,6 +12,7 @@ PACKAGES=(
   lighttpd apache2 libapache2-mod-fcgid
   python3 python3-pytest python3-requests python3-pymysql python3-cryptography
   wrk ca-certificates chromium chromium-driver prometheus
+  galera-4 rsync haproxy
 )
 
 missing=()

@@ -15,7 +15,7 @@
 typedef struct db db_t;
 
 typedef struct db_params {
-    const char *host;
+    const char *host;         /* one host or a list "h1,h2:3307,[::1]:3308" (db_hosts_parse) */
     int port;
     const char *socket;       /* NULL/"" = TCP */
     const char *user;
@@ -49,6 +49,25 @@ typedef struct db_result {
     char **names;             /* column names */
 } db_result_t;
 
+/* [database] host: one host or a comma-separated list of up to
+ * DB_MAX_HOSTS entries, each "name", "name:port", "[IPv6]" or "[IPv6]:port"
+ * (a bare IPv6 address without a port is accepted too); an entry without a
+ * port uses default_port. Spaces around entries are ignored. PG_ERR_CONFIG
+ * on an empty entry, a bad port, a bad character or too many entries (msg
+ * says which, when given). */
+#define DB_MAX_HOSTS 8
+typedef struct db_host {
+    char name[256];
+    int port;
+} db_host_t;
+pg_err db_hosts_parse(const char *list, int default_port, db_host_t *out, size_t *n, buf_t *msg);
+
+/* Connects to the first host of the list that answers and, on a MariaDB
+ * Galera node (@@wsrep_on), is ready for clients (wsrep_ready ON; a Synced
+ * node preferred to a donor/joiner). A host that failed is tried after the
+ * others for a few seconds. Every reconnect (lost connection, "WSREP has not
+ * yet prepared node for application use" 1047) goes through the same list:
+ * the process fails over to the next node. */
 pg_err db_connect(const db_params_t *p, db_t **out, buf_t *err);
 void   db_close(db_t *db);
 /* Checks the connection, reconnecting once if it was lost. */
@@ -56,9 +75,12 @@ pg_err db_ping(db_t *db);
 
 /* Executes sql with params (? placeholders). affected / insert_id may be NULL.
  * PG_ERR_CONFLICT on a duplicate key (1062), PG_ERR_DB otherwise. Outside a
- * transaction a statement whose connection was lost is executed once more
- * after reconnecting: autocommit writes must be safe to repeat (paygate's are
- * conditional claims/leases, idempotent updates or counters). */
+ * transaction a statement whose connection was lost (or whose node is not
+ * ready, 1047) is executed once more after reconnecting (to the next node of
+ * the list): autocommit writes must be safe to repeat (paygate's are
+ * conditional claims/leases, idempotent updates or counters). An autocommit
+ * statement answered 1213 (deadlock, or on Galera a failed certification:
+ * applied nowhere) is run again (3 attempts in all). */
 pg_err db_exec(db_t *db, const char *sql, const db_val_t *params, size_t n,
                uint64_t *affected, uint64_t *insert_id);
 pg_err db_query(db_t *db, arena_t *a, const char *sql, const db_val_t *params, size_t n,
@@ -68,8 +90,11 @@ const char *db_cell(const db_result_t *r, size_t row, const char *col);   /* NUL
 int64_t     db_cell_i64(const db_result_t *r, size_t row, const char *col); /* 0 if NULL */
 
 /* Runs fn inside BEGIN ... COMMIT. fn returns PG_OK to commit, anything else
- * to roll back (that code is returned). Deadlocks, lock-wait timeouts and a
- * connection lost BEFORE COMMIT was sent are retried (nothing was committed;
+ * to roll back (that code is returned). Deadlocks, lock-wait timeouts, a
+ * Galera certification failure (1213 in answer to COMMIT: the cluster
+ * refused the write set, nothing committed anywhere), a node that is not
+ * ready (1047) and a connection lost BEFORE COMMIT was sent are retried, on
+ * another node when this one is gone (nothing was committed;
  * fn runs again from the start, so it must not keep arena allocations or
  * counts across attempts it does not expect).
  * PG_ERR_COMMIT_UNKNOWN: COMMIT was sent and its reply lost (connection cut,
@@ -85,11 +110,25 @@ pg_err db_tx(db_t *db, db_tx_fn fn, void *ctx);
 /* db_tx for a transaction whose effect carries a key chosen before the first
  * attempt. When the COMMIT reply is lost, found runs in a new transaction and
  * looks the effect up by that key with a locking read (which waits for a
- * transaction that is still committing): PG_OK = it had committed (found
+ * transaction that is still committing; on Galera, with causal reads on, so
+ * that a node other than the one that lost the reply has applied everything
+ * the cluster committed before the look-up): PG_OK = it had committed (found
  * fills ctx as fn would have), PG_ERR_NOT_FOUND = it had not, and fn runs
  * again (safe: same key). Returns PG_ERR_COMMIT_UNKNOWN when it still cannot
  * tell (the database is unreachable). */
 pg_err db_tx_resolve(db_t *db, db_tx_fn fn, db_tx_fn found, void *ctx);
+
+/* Read-your-writes on a Galera cluster: while on, every read (and START
+ * TRANSACTION) first waits until this node has applied every transaction
+ * the cluster had committed when the read was sent (SET SESSION
+ * wsrep_sync_wait = 1; kept across reconnects). For reads that follow a
+ * commit made through another node: the buyer's return page and GET
+ * /orders/{no}. A no-op on a server that is not a Galera node. */
+pg_err db_causal_reads(db_t *db, bool on);
+/* Whether the current connection is to a Galera node (@@wsrep_on). */
+bool db_is_galera(const db_t *db);
+/* "host:port" of the current connection ("" when not connected). */
+const char *db_current_host(const db_t *db);
 
 /* The last MariaDB error text (for logs; never shown to clients). */
 const char *db_last_error(const db_t *db);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "db.h"
 #include "wechat.h"
 #include "alipay_cert.h"
 #include "certs.h"
@@ -284,6 +285,19 @@ static void validate_trusted_proxies(config_loader_t *l)
     buf_free(&why);
 }
 
+/* [database] host: one host or h1,h2:port,[v6]:port (db_hosts_parse). */
+static void validate_db_hosts(config_loader_t *l)
+{
+    db_host_t hosts[DB_MAX_HOSTS];
+    size_t n;
+    buf_t why;
+    buf_init(&why, NULL);
+    if (db_hosts_parse(l->cfg->database.host, l->cfg->database.port, hosts, &n, &why) != PG_OK)
+        config_problem(l, "database", "host", "%s (name[:port] or [IPv6][:port], comma-separated)",
+                       why.len ? why.data : "out of memory");
+    buf_free(&why);
+}
+
 static void validate_server(config_loader_t *l)
 {
     pg_config_t *c = l->cfg;
@@ -305,6 +319,7 @@ static void validate_server(config_loader_t *l)
     if (c->server.rejected_notifications_per_minute < 1)
         config_problem(l, "server", "rejected_notifications_per_minute", "must be at least 1");
     validate_trusted_proxies(l);
+    validate_db_hosts(l);
     require(l, "database", "user", c->database.user);
     require(l, "database", "name", c->database.name);
 }

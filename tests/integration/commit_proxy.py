@@ -86,6 +86,9 @@ class _Conn:
                 if text is not None:
                     norm = text.strip().upper()
                     if norm == "COMMIT":
+                        if self.proxy._take_hold(self.tx_texts):
+                            self.proxy.held.set()
+                            self.proxy.release_ev.wait(120)
                         if self.proxy._take_cut(self.tx_texts):
                             self.cutting = True
                         self.tx_texts = []
@@ -140,6 +143,9 @@ class CommitProxy:
         self.cuts = 0
         self.cut_done = threading.Event()
         self.conns = []
+        self.holds = []      # texts: the next such COMMIT waits for release()
+        self.held = threading.Event()
+        self.release_ev = threading.Event()
         self.stopped = False
         self.thread = threading.Thread(target=self._accept, daemon=True)
         self.thread.start()
@@ -148,6 +154,26 @@ class CommitProxy:
         with self.lock:
             self.armed.append(containing)
             self.cut_done.clear()
+
+    def hold_commit(self, containing):
+        """The next COMMIT of a transaction that executed a statement
+        containing CONTAINING is held (not forwarded) until release();
+        proxy.held is set when it arrives."""
+        with self.lock:
+            self.holds.append(containing)
+            self.held.clear()
+            self.release_ev.clear()
+
+    def release(self):
+        self.release_ev.set()
+
+    def _take_hold(self, tx_texts):
+        with self.lock:
+            for i, want in enumerate(self.holds):
+                if any(want in t for t in tx_texts):
+                    del self.holds[i]
+                    return True
+        return False
 
     def disarm(self):
         with self.lock:
@@ -187,6 +213,7 @@ class CommitProxy:
 
     def stop(self):
         self.stopped = True
+        self.release_ev.set()
         try:
             self.listener.close()
         except OSError:

@@ -364,6 +364,7 @@ class Harness:
         self.stack_errors = {}
         self.sandbox_proc = None
         self.db_port = None
+        self.db_host = "127.0.0.1"   # [database] host of the configs (a list on a cluster)
         self.db_dir = self.run / "db"
         self.env = dict(os.environ)
         self.env["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=0:log_path=%s/asan" % self.asan_dir
@@ -537,7 +538,8 @@ class Harness:
     def write_config(self, path, base_url, log_file, key_file, wechat=UNSET, webhook_url=UNSET,
                      extra="", alipay_public_key=None, ca_file=None, order_ttl=900):
         return S.write_config(
-            path, base_url=base_url, db_port=self.db_port, log_file=log_file, app_id=APP_ID,
+            path, base_url=base_url, db_port=self.db_port, db_host=self.db_host, log_file=log_file,
+            app_id=APP_ID,
             gateway=self.gateway, app_private_key=key_file,
             alipay_public_key=alipay_public_key or self.alipay_public_key_file, seller_id=SELLER_ID,
             ca_file=ca_file or self.ca_file, return_url="%s/shop" % base_url, api_key=API_KEY,
