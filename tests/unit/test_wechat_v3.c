@@ -201,6 +201,25 @@ static void test_serial_is_what_openssl_prints(void **state)
     assert_string_equal(out, "");
 }
 
+static void test_validity_is_what_openssl_prints(void **state)
+{
+    char *pem, *dates;
+    size_t len;
+    time_t nb = 0, na = 0;
+    long long want_nb, want_na;
+    (void)state;
+
+    pem = slurp("platform_cert.pem", &len);
+    dates = slurp("openssl_platform_validity.txt", NULL);
+    assert_int_equal(sscanf(dates, "%lld %lld", &want_nb, &want_na), 2);
+    assert_int_equal(crypto_x509_validity(pem, len, &nb, &na, NULL), PG_OK);
+    assert_int_equal((long long)nb, want_nb);
+    assert_int_equal((long long)na, want_na);
+    assert_int_equal(crypto_x509_validity("x", 1, &nb, &na, NULL), PG_ERR_BAD_INPUT);
+    free(pem);
+    free(dates);
+}
+
 static void test_sign_request_matches_npm_vectors(void **state)
 {
     static const char *const which[] = { "request_post", "request_get" };
@@ -828,6 +847,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_serial_is_what_openssl_prints),
+        cmocka_unit_test(test_validity_is_what_openssl_prints),
         cmocka_unit_test(test_sign_request_matches_npm_vectors),
         cmocka_unit_test(test_sign_request_matches_openssl),
         cmocka_unit_test(test_sign_request_refusals),
