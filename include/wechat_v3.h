@@ -1,6 +1,6 @@
 /* wechat_v3: the WeChat Pay API v3 protocol adapter. Bytes in, facts out: no
- * database, no FastCGI, no transport (the caller sends what this builds and
- * hands back what came). Request signatures (SHA256withRSA, Authorization
+ * database, no FastCGI; the calls go out through httpc (wxv3_call and the
+ * per-call functions at the end), everything else is pure. Request signatures (SHA256withRSA, Authorization
  * header), verification of replies and notifications (Wechatpay-* headers,
  * the key chosen by Wechatpay-Serial: public-key mode or a platform
  * certificate), AEAD_AES_256_GCM resources, the JSON of prepay (native,
@@ -17,6 +17,7 @@
 #include "buf.h"
 #include "crypto.h"
 #include "crypto_v3.h"
+#include "httpc.h"
 #include "kv.h"
 #include "pg_err.h"
 
@@ -50,6 +51,8 @@ typedef struct wxv3_client {
     /* Platform-certificate mode: serial -> key. */
     const wxv3_platform_key_t *platform;
     size_t platform_count;
+    const char *gateway;                 /* https://api.mch.weixin.qq.com (no trailing slash) */
+    httpc_opts_t http;                   /* ca_file, timeouts (no client certificate in v3) */
 } wxv3_client_t;
 
 /* The four Wechatpay-* headers of a reply or notification (NULL = absent). */
@@ -214,6 +217,61 @@ pg_err wxv3_parse_certificates(arena_t *a, const wxv3_client_t *c, const char *j
 
 /* A notification refused: {"code":"FAIL","message":msg} (msg NULL -> "FAIL"). */
 void wxv3_ack_fail(const char *msg, buf_t *out);
+
+/* ---- calls ------------------------------------------------------------ */
+
+typedef struct wxv3_reply {
+    long status;                         /* 200 or 204 on PG_OK */
+    const char *body;                    /* arena, NUL-terminated */
+    size_t len;
+} wxv3_reply_t;
+
+/* One call: a random nonce, the Authorization header (wxv3_sign_request at
+ * `now`), Accept: application/json (and Content-Type for a POST), sent to
+ * gateway + path; the reply's Wechatpay-* headers kept and the reply checked
+ * by wxv3_check_reply at `now` (the caller's clock: time(NULL) in
+ * production). Transport: PG_ERR_TIMEOUT on timeouts, PG_ERR_UPSTREAM on
+ * connection errors and HTTP 5xx (code then empty), PG_ERR_TOO_LARGE.
+ * out->body holds the body whenever one came (also for error replies). */
+pg_err wxv3_call(arena_t *a, const wxv3_client_t *c, const char *method, const char *path,
+                 const char *body, size_t body_len, time_t now, wxv3_reply_t *out,
+                 char code[WXV3_CODE_MAX], buf_t *err);
+
+/* Prepay: wxv3_build_prepay + wxv3_call + wxv3_parse_prepay (a 200 reply). */
+pg_err wxv3_prepay(arena_t *a, const wxv3_client_t *c, const wxv3_order_t *o, time_t now,
+                   wxv3_prepay_t *out, char code[WXV3_CODE_MAX], buf_t *err);
+
+/* Query by out_trade_no: the transaction (wxv3_parse_transaction), whose
+ * out_trade_no must be ours (PG_ERR_MISMATCH). 404 ORDER_NOT_EXIST is
+ * PG_ERR_NOT_FOUND. */
+pg_err wxv3_query(arena_t *a, const wxv3_client_t *c, const char *out_trade_no, time_t now,
+                  wxv3_transaction_t *out, char code[WXV3_CODE_MAX], buf_t *err);
+
+/* Close: PG_OK on a signed 204; 400 ORDERPAID -> PG_ERR_CONFLICT; other
+ * error replies PG_ERR_UPSTREAM with code. */
+pg_err wxv3_close(arena_t *a, const wxv3_client_t *c, const char *out_trade_no, time_t now,
+                  char code[WXV3_CODE_MAX], buf_t *err);
+
+/* Refund. Outcome, as for v2 (a refund is never sent twice):
+ *   PG_OK            a signed 200 for our out_refund_no (status PROCESSING
+ *                    or already SUCCESS...): accepted
+ *   PG_ERR_CONFLICT  refused, nothing happened: a 4xx other than 429
+ *   PG_ERR_TIMEOUT   outcome unknown: timeouts, transport errors, 5xx, 429,
+ *                    a 200 whose signature fails or that cannot be read or
+ *                    names another refund: query, never refund twice
+ *   PG_ERR_BAD_INPUT / PG_ERR_CONFIG  nothing was sent */
+pg_err wxv3_refund(arena_t *a, const wxv3_client_t *c, const wxv3_refund_req_t *r, time_t now,
+                   wxv3_refund_t *out, char code[WXV3_CODE_MAX], buf_t *err);
+
+/* Refund query: the refund (wxv3_parse_refund, out_refund_no ours, else
+ * PG_ERR_MISMATCH); 404 -> PG_ERR_NOT_FOUND; timeouts and 5xx ->
+ * PG_ERR_TIMEOUT. */
+pg_err wxv3_refund_query(arena_t *a, const wxv3_client_t *c, const char *out_refund_no, time_t now,
+                         wxv3_refund_t *out, char code[WXV3_CODE_MAX], buf_t *err);
+
+/* GET /v3/certificates, verified, then wxv3_parse_certificates. */
+pg_err wxv3_fetch_certificates(arena_t *a, const wxv3_client_t *c, time_t now,
+                               wxv3_cert_entry_t **out, size_t *count, buf_t *err);
 
 /* RFC 3339 in Beijing time: 2026-11-24T20:15:00+08:00 (out: 26 bytes). */
 void wxv3_format_time(time_t t, char out[26]);

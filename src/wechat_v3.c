@@ -969,3 +969,226 @@ void wxv3_ack_fail(const char *msg, buf_t *out)
     buf_append_json_string(out, is_empty(msg) ? "FAIL" : msg);
     buf_putc(out, '}');
 }
+
+/* ------------------------------------------------------------------ */
+/* calls                                                               */
+
+static const char *const wxv3_reply_headers[] = { "Wechatpay-Timestamp", "Wechatpay-Nonce",
+                                                  "Wechatpay-Signature", "Wechatpay-Serial", NULL };
+
+static pg_err call_headers(arena_t *a, const wxv3_client_t *c, const char *method, const char *path,
+                           const char *body, size_t body_len, time_t now, const char **headers)
+{
+    char nonce[WXV3_RANDOM_NONCE_LEN + 1];
+    buf_t auth;
+    pg_err rc;
+
+    if ((rc = crypto_random_alnum(nonce, WXV3_RANDOM_NONCE_LEN)) != PG_OK)
+        return rc;
+    buf_init(&auth, a);
+    buf_puts(&auth, "Authorization: ");
+    if ((rc = wxv3_sign_request(c, method, path, now, nonce, body, body_len, &auth)) != PG_OK)
+        return rc;
+    if (auth.failed)
+        return PG_ERR_NOMEM;
+    headers[0] = auth.data;
+    headers[1] = "Accept: application/json";
+    headers[2] = NULL;
+    return PG_OK;
+}
+
+pg_err wxv3_call(arena_t *a, const wxv3_client_t *c, const char *method, const char *path,
+                 const char *body, size_t body_len, time_t now, wxv3_reply_t *out,
+                 char code[WXV3_CODE_MAX], buf_t *err)
+{
+    const char *headers[3];
+    httpc_request_t req;
+    httpc_response_t resp;
+    kv_list_t got;
+    wxv3_sig_headers_t h;
+    pg_err rc;
+
+    memset(out, 0, sizeof *out);
+    copy_code(code, "");
+    if (c == NULL || is_empty(c->gateway))
+        return PG_ERR_CONFIG;
+    if ((rc = call_headers(a, c, method, path, body, body_len, now, headers)) != PG_OK)
+        return rc;
+    memset(&req, 0, sizeof req);
+    req.method = method;
+    req.url = arena_printf(a, "%s%s", c->gateway, path);
+    req.content_type = "application/json";
+    req.headers = headers;
+    req.body = body;
+    req.body_len = body_len;
+    req.capture = wxv3_reply_headers;
+    if (req.url == NULL)
+        return PG_ERR_NOMEM;
+    rc = httpc_send(a, &req, &c->http, &resp, &got, err);
+    out->status = resp.status;
+    out->body = resp.body.data;
+    out->len = resp.body.len;
+    if (rc != PG_OK)
+        return rc;
+    h.timestamp = kv_get(&got, "Wechatpay-Timestamp");
+    h.nonce = kv_get(&got, "Wechatpay-Nonce");
+    h.signature = kv_get(&got, "Wechatpay-Signature");
+    h.serial = kv_get(&got, "Wechatpay-Serial");
+    return wxv3_check_reply(c, resp.status, &h, resp.body.data, resp.body.len, now, code, err);
+}
+
+pg_err wxv3_prepay(arena_t *a, const wxv3_client_t *c, const wxv3_order_t *o, time_t now,
+                   wxv3_prepay_t *out, char code[WXV3_CODE_MAX], buf_t *err)
+{
+    wxv3_reply_t reply;
+    buf_t path, body;
+    pg_err rc;
+
+    memset(out, 0, sizeof *out);
+    copy_code(code, "");
+    buf_init(&path, a);
+    buf_init(&body, a);
+    if ((rc = wxv3_build_prepay(c, o, &path, &body)) != PG_OK)
+        return rc;
+    if ((rc = wxv3_call(a, c, "POST", path.data, body.data, body.len, now, &reply, code, err)) != PG_OK)
+        return rc;
+    if (reply.status != 200 || wxv3_parse_prepay(a, o->kind, reply.body, reply.len, out) != PG_OK) {
+        buf_set_error(err, "prepay: the reply carries no %s", o->kind == WXV3_NATIVE ? "code_url"
+                      : o->kind == WXV3_JSAPI ? "prepay_id" : "h5_url");
+        return PG_ERR_UPSTREAM;
+    }
+    return PG_OK;
+}
+
+pg_err wxv3_query(arena_t *a, const wxv3_client_t *c, const char *out_trade_no, time_t now,
+                  wxv3_transaction_t *out, char code[WXV3_CODE_MAX], buf_t *err)
+{
+    wxv3_reply_t reply;
+    buf_t path;
+    pg_err rc;
+
+    memset(out, 0, sizeof *out);
+    out->total_fen = out->payer_total_fen = -1;
+    copy_code(code, "");
+    buf_init(&path, a);
+    if ((rc = wxv3_build_query(c, out_trade_no, &path)) != PG_OK)
+        return rc;
+    rc = wxv3_call(a, c, "GET", path.data, NULL, 0, now, &reply, code, err);
+    if (rc == PG_ERR_UPSTREAM && reply.status == 404 && code != NULL && strcmp(code, "ORDER_NOT_EXIST") == 0)
+        return PG_ERR_NOT_FOUND;
+    if (rc != PG_OK)
+        return rc;
+    if (reply.status != 200)
+        return PG_ERR_UPSTREAM;
+    if ((rc = wxv3_parse_transaction(a, c, reply.body, reply.len, out, err)) != PG_OK)
+        return rc == PG_ERR_MISMATCH ? rc : PG_ERR_UPSTREAM;
+    if (strcmp(out->out_trade_no, out_trade_no) != 0) {
+        buf_set_error(err, "query: the reply is for another out_trade_no");
+        memset(out, 0, sizeof *out);
+        out->total_fen = out->payer_total_fen = -1;
+        return PG_ERR_MISMATCH;
+    }
+    return PG_OK;
+}
+
+pg_err wxv3_close(arena_t *a, const wxv3_client_t *c, const char *out_trade_no, time_t now,
+                  char code[WXV3_CODE_MAX], buf_t *err)
+{
+    wxv3_reply_t reply;
+    buf_t path, body;
+    pg_err rc;
+
+    copy_code(code, "");
+    buf_init(&path, a);
+    buf_init(&body, a);
+    if ((rc = wxv3_build_close(c, out_trade_no, &path, &body)) != PG_OK)
+        return rc;
+    rc = wxv3_call(a, c, "POST", path.data, body.data, body.len, now, &reply, code, err);
+    if (rc == PG_ERR_UPSTREAM && code != NULL && strcmp(code, "ORDERPAID") == 0)
+        return PG_ERR_CONFLICT;
+    if (rc == PG_OK && reply.status != 204)
+        return PG_ERR_UPSTREAM;
+    return rc;
+}
+
+/* The refund reply for our out_refund_no, else an unknown outcome. */
+static pg_err refund_reply(arena_t *a, const wxv3_client_t *c, const wxv3_reply_t *reply,
+                           const char *out_refund_no, wxv3_refund_t *out, buf_t *err)
+{
+    if (reply->status != 200 ||
+        wxv3_parse_refund(a, c, false, reply->body, reply->len, out, err) != PG_OK ||
+        strcmp(out->out_refund_no, out_refund_no) != 0) {
+        memset(out, 0, sizeof *out);
+        buf_set_error(err, "refund: the reply cannot be read as our refund: outcome unknown");
+        return PG_ERR_TIMEOUT;
+    }
+    return PG_OK;
+}
+
+pg_err wxv3_refund(arena_t *a, const wxv3_client_t *c, const wxv3_refund_req_t *r, time_t now,
+                   wxv3_refund_t *out, char code[WXV3_CODE_MAX], buf_t *err)
+{
+    wxv3_reply_t reply;
+    buf_t path, body;
+    pg_err rc;
+
+    memset(out, 0, sizeof *out);
+    copy_code(code, "");
+    buf_init(&path, a);
+    buf_init(&body, a);
+    if ((rc = wxv3_build_refund(c, r, &path, &body)) != PG_OK)
+        return rc;
+    rc = wxv3_call(a, c, "POST", path.data, body.data, body.len, now, &reply, code, err);
+    if (rc == PG_OK)
+        return refund_reply(a, c, &reply, r->out_refund_no, out, err);
+    if (rc == PG_ERR_CONFIG || rc == PG_ERR_BAD_INPUT)
+        return rc;
+    /* A 4xx other than 429 is WeChat refusing the request: nothing happened. */
+    if (rc == PG_ERR_UPSTREAM && reply.status >= 400 && reply.status < 500 && reply.status != 429)
+        return PG_ERR_CONFLICT;
+    return PG_ERR_TIMEOUT;
+}
+
+pg_err wxv3_refund_query(arena_t *a, const wxv3_client_t *c, const char *out_refund_no, time_t now,
+                         wxv3_refund_t *out, char code[WXV3_CODE_MAX], buf_t *err)
+{
+    wxv3_reply_t reply;
+    buf_t path;
+    pg_err rc;
+
+    memset(out, 0, sizeof *out);
+    copy_code(code, "");
+    buf_init(&path, a);
+    if ((rc = wxv3_build_refund_query(out_refund_no, &path)) != PG_OK)
+        return rc;
+    rc = wxv3_call(a, c, "GET", path.data, NULL, 0, now, &reply, code, err);
+    if (rc == PG_ERR_UPSTREAM && reply.status == 404)
+        return PG_ERR_NOT_FOUND;
+    if (rc == PG_ERR_UPSTREAM && (reply.status == 0 || reply.status >= 500 || reply.status == 429))
+        return PG_ERR_TIMEOUT;
+    if (rc != PG_OK)
+        return rc;
+    if (reply.status != 200 || wxv3_parse_refund(a, c, false, reply.body, reply.len, out, err) != PG_OK)
+        return PG_ERR_UPSTREAM;
+    if (strcmp(out->out_refund_no, out_refund_no) != 0) {
+        memset(out, 0, sizeof *out);
+        return PG_ERR_MISMATCH;
+    }
+    return PG_OK;
+}
+
+pg_err wxv3_fetch_certificates(arena_t *a, const wxv3_client_t *c, time_t now,
+                               wxv3_cert_entry_t **out, size_t *count, buf_t *err)
+{
+    wxv3_reply_t reply;
+    char code[WXV3_CODE_MAX];
+    pg_err rc;
+
+    *out = NULL;
+    *count = 0;
+    if ((rc = wxv3_call(a, c, "GET", "/v3/certificates", NULL, 0, now, &reply, code, err)) != PG_OK)
+        return rc;
+    if (reply.status != 200)
+        return PG_ERR_UPSTREAM;
+    return wxv3_parse_certificates(a, c, reply.body, reply.len, out, count, err);
+}

@@ -440,3 +440,22 @@ def test_jsapi_page_takes_the_v3_client_object(box):
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(box.base + "/wechat/jsapi?" + urllib.parse.urlencode(params), timeout=10)
     assert err.value.code == 400 and b"PAYSIGN_ERROR" in err.value.read()
+
+
+def test_paygate_v3_adapter_against_the_sandbox(box):
+    """paygate's own C adapter (src/wechat_v3.c, through httpc) against the
+    sandbox: its signed requests are accepted, the sandbox's signed replies
+    verify, native/jsapi/h5, query, pay, refund (+ a refused one), refund
+    query, close and /v3/certificates (tests/unit/test_wechat_v3.c,
+    test_calls_against_the_sandbox)."""
+    build = os.environ.get("PAYGATE_BUILD") or os.path.join(ROOT, "build")
+    binary = os.path.join(build, "tests", "test_wechat_v3")
+    if not os.path.exists(binary):
+        pytest.skip("%s is not built (make unit)" % binary)
+    env = dict(os.environ, PAYGATE_WXV3_SANDBOX=box.base, PAYGATE_WXV3_STATE=box.state_dir,
+               CMOCKA_TEST_ABORT="0")
+    done = subprocess.run([binary], cwd=os.path.join(ROOT, "tests", "unit"), env=env,
+                          capture_output=True, text=True, timeout=120)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out + "\n--- sandbox log\n" + box.log_text()
+    assert "[       OK ] test_calls_against_the_sandbox" in out, out

@@ -12,15 +12,22 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
 #include "crypto.h"
 #include "crypto_v3.h"
+#include "httpc.h"
 #include "money.h"
 #include "wechat_v3.h"
 
@@ -113,6 +120,7 @@ static int group_setup(void **state)
     free(pem);
     g_platform_map[0].serial = g_platform_serial;
     g_platform_map[0].key = g_platform_pub;
+    httpc_global_init();
     return 0;
 }
 
@@ -125,6 +133,7 @@ static int group_teardown(void **state)
     crypto_key_free(g_wechatpay_priv);
     crypto_key_free(g_platform_pub);
     crypto_key_free(g_other);
+    httpc_global_cleanup();
     return 0;
 }
 
@@ -843,6 +852,480 @@ static void test_ack_and_time(void **state)
     assert_string_equal(t, "2027-01-01T07:59:59+08:00");
 }
 
+/* ------------------------------------------------------------------ */
+/* calls, against a one-shot fake gateway that answers a raw response  */
+
+typedef struct fake_v3 {
+    pid_t pid;
+    int port, pipe_rd;
+} fake_v3_t;
+
+static void fake_v3_child(int lfd, int wfd, const char *response)
+{
+    char req[65536];
+    size_t have = 0, need = 0;
+    const char *eoh = NULL;
+    int cfd;
+
+    alarm(10);
+    cfd = accept(lfd, NULL, NULL);
+    if (cfd < 0)
+        _exit(2);
+    while (have < sizeof req - 1) {
+        ssize_t n = read(cfd, req + have, sizeof req - 1 - have);
+        if (n <= 0)
+            break;
+        have += (size_t)n;
+        req[have] = '\0';
+        if (eoh == NULL && (eoh = strstr(req, "\r\n\r\n")) != NULL) {
+            const char *cl = strcasestr(req, "\r\ncontent-length:");
+            need = (size_t)(eoh - req) + 4 + (cl != NULL ? strtoul(cl + 17, NULL, 10) : 0);
+        }
+        if (eoh != NULL && have >= need)
+            break;
+    }
+    if (write(wfd, req, have) != (ssize_t)have || write(cfd, response, strlen(response)) < 0)
+        _exit(3);
+    close(wfd);
+    shutdown(cfd, SHUT_WR);
+    close(cfd);
+    _exit(0);
+}
+
+static void fake_v3_start(fake_v3_t *f, const char *response)
+{
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof sa;
+    int lfd = socket(AF_INET, SOCK_STREAM, 0), fds[2];
+
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_true(lfd >= 0 && bind(lfd, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(lfd, 1) == 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+    assert_int_equal(pipe(fds), 0);
+    f->port = ntohs(sa.sin_port);
+    f->pid = fork();
+    assert_true(f->pid >= 0);
+    if (f->pid == 0) {
+        close(fds[0]);
+        fake_v3_child(lfd, fds[1], response);
+    }
+    close(lfd);
+    close(fds[1]);
+    f->pipe_rd = fds[0];
+}
+
+/* The request the fake received (arena copy). */
+static char *fake_v3_finish(fake_v3_t *f, arena_t *a)
+{
+    buf_t got;
+    char chunk[4096];
+    ssize_t n;
+    int status = 0;
+
+    buf_init(&got, a);
+    while ((n = read(f->pipe_rd, chunk, sizeof chunk)) > 0)
+        buf_append(&got, chunk, (size_t)n);
+    close(f->pipe_rd);
+    waitpid(f->pid, &status, 0);
+    return got.data;
+}
+
+/* A raw HTTP response: status, the vector's Wechatpay-* headers (unless
+ * vector is NULL), extra header lines, the body (the vector's unless given). */
+static char *raw_response(arena_t *a, int status, const char *vector, const char *extra, const char *body)
+{
+    buf_t r;
+    if (body == NULL)
+        body = vector != NULL ? vs(vector, "body") : "";
+    buf_init(&r, a);
+    buf_printf(&r, "HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+               "Connection: close\r\n", status, strlen(body));
+    if (vector != NULL)
+        buf_printf(&r, "Wechatpay-Timestamp: %s\r\nWechatpay-Nonce: %s\r\nWechatpay-Signature: %s\r\n"
+                   "Wechatpay-Serial: %s\r\n", vs(vector, "timestamp"), vs(vector, "nonce"),
+                   vs(vector, "signature"), vs(vector, "serial"));
+    buf_printf(&r, "%s\r\n%s", extra != NULL ? extra : "", body);
+    return r.data;
+}
+
+static wxv3_client_t call_client(arena_t *a, const fake_v3_t *f)
+{
+    wxv3_client_t c = client();
+    c.gateway = arena_printf(a, "http://127.0.0.1:%d", f->port);
+    c.http.connect_timeout_ms = 2000;
+    c.http.total_timeout_ms = 4000;
+    return c;
+}
+
+/* The Authorization header of a captured request verifies with the
+ * merchant certificate over what was actually sent. */
+static void assert_request_signed(arena_t *a, const char *req, const char *method, const char *path)
+{
+    const char *auth = strstr(req, "\r\nAuthorization: WECHATPAY2-SHA256-RSA2048 ");
+    const char *body = strstr(req, "\r\n\r\n") + 4;
+    char nonce[65] = "", sig[700] = "", ts[24] = "", serial[80] = "";
+    buf_t msg;
+
+    assert_non_null(auth);
+    assert_non_null(strstr(req, "\r\nAccept: application/json\r\n"));
+    assert_int_equal(strncmp(req, method, strlen(method)), 0);
+    assert_int_equal(sscanf(auth, "\r\nAuthorization: WECHATPAY2-SHA256-RSA2048 mchid=\"1900009191\","
+                                  "nonce_str=\"%64[^\"]\",signature=\"%699[^\"]\",timestamp=\"%23[^\"]\","
+                                  "serial_no=\"%79[^\"]\"", nonce, sig, ts, serial), 4);
+    assert_string_equal(serial, g_merchant_serial);
+    assert_string_equal(ts, "1795522500");
+    assert_int_equal(strlen(nonce), 32);
+    buf_init(&msg, a);
+    buf_printf(&msg, "%s\n%s\n%s\n%s\n%s\n", method, path, ts, nonce, body);
+    crypto_key_t *cert = load_key("merchant_cert.pem", 0);
+    assert_int_equal(crypto_rsa_sha256_verify_b64(cert, msg.data, msg.len, sig), PG_OK);
+    crypto_key_free(cert);
+}
+
+static void test_call_prepay_query_close(void **state)
+{
+    char code[WXV3_CODE_MAX];
+    wxv3_prepay_t p;
+    wxv3_transaction_t t;
+    wxv3_order_t o;
+    fake_v3_t f;
+    wxv3_client_t c;
+    arena_t a;
+    buf_t err;
+    char *req;
+    (void)state;
+
+    arena_init(&a, 0);
+    buf_init(&err, &a);
+    memset(&o, 0, sizeof o);
+    o.kind = WXV3_NATIVE;
+    o.out_trade_no = "P4a9cK2mZq8Xw3Rt";
+    o.description = "课程：C 语言入门";
+    o.total_fen = 9900;
+    o.expires_at = g_now + 900;
+    fake_v3_start(&f, raw_response(&a, 200, "reply_native_pubkey", NULL, NULL));
+    c = call_client(&a, &f);
+    assert_int_equal(wxv3_prepay(&a, &c, &o, g_now, &p, code, &err), PG_OK);
+    assert_string_equal(p.code_url, "weixin://wxpay/bizpayurl?pr=p4lpSuKzz");
+    req = fake_v3_finish(&f, &a);
+    assert_request_signed(&a, req, "POST", "/v3/pay/transactions/native");
+    assert_non_null(strstr(req, "\r\nContent-Type: application/json\r\n"));
+    assert_non_null(strstr(req, vs("request_post", "body")));
+
+    fake_v3_start(&f, raw_response(&a, 200, "reply_query_ok", NULL, NULL));
+    c = call_client(&a, &f);
+    assert_int_equal(wxv3_query(&a, &c, "P4a9cK2mZq8Xw3Rt", g_now, &t, code, &err), PG_OK);
+    assert_string_equal(t.trade_state, "SUCCESS");
+    assert_int_equal(t.total_fen, 9900);
+    req = fake_v3_finish(&f, &a);
+    assert_request_signed(&a, req, "GET", "/v3/pay/transactions/out-trade-no/P4a9cK2mZq8Xw3Rt?mchid=1900009191");
+
+    /* the reply is about another trade */
+    fake_v3_start(&f, raw_response(&a, 200, "reply_query_ok", NULL, NULL));
+    c = call_client(&a, &f);
+    assert_int_equal(wxv3_query(&a, &c, "P4a9cK2mZq8Xw3Ru", g_now, &t, code, &err), PG_ERR_MISMATCH);
+    fake_v3_finish(&f, &a);
+
+    fake_v3_start(&f, raw_response(&a, 204, "reply_close_204", NULL, NULL));
+    c = call_client(&a, &f);
+    assert_int_equal(wxv3_close(&a, &c, "P4a9cK2mZq8Xw3Rt", g_now, code, &err), PG_OK);
+    req = fake_v3_finish(&f, &a);
+    assert_request_signed(&a, req, "POST", "/v3/pay/transactions/out-trade-no/P4a9cK2mZq8Xw3Rt/close");
+
+    fake_v3_start(&f, raw_response(&a, 400, NULL, NULL, "{\"code\":\"ORDERPAID\",\"message\":\"paid\"}"));
+    c = call_client(&a, &f);
+    assert_int_equal(wxv3_close(&a, &c, "P4a9cK2mZq8Xw3Rt", g_now, code, &err), PG_ERR_CONFLICT);
+    assert_string_equal(code, "ORDERPAID");
+    fake_v3_finish(&f, &a);
+
+    fake_v3_start(&f, raw_response(&a, 404, NULL, NULL, "{\"code\":\"ORDER_NOT_EXIST\",\"message\":\"x\"}"));
+    c = call_client(&a, &f);
+    assert_int_equal(wxv3_query(&a, &c, "P4a9cK2mZq8Xw3Rt", g_now, &t, code, &err), PG_ERR_NOT_FOUND);
+    fake_v3_finish(&f, &a);
+    arena_free(&a);
+}
+
+static void test_call_reply_signature_is_required(void **state)
+{
+    char code[WXV3_CODE_MAX];
+    wxv3_prepay_t p;
+    wxv3_order_t o;
+    fake_v3_t f;
+    wxv3_client_t c;
+    arena_t a;
+    buf_t err;
+    (void)state;
+
+    arena_init(&a, 0);
+    buf_init(&err, &a);
+    memset(&o, 0, sizeof o);
+    o.kind = WXV3_NATIVE;
+    o.out_trade_no = "P4a9cK2mZq8Xw3Rt";
+    o.description = "d";
+    o.total_fen = 1;
+    /* no signature headers */
+    fake_v3_start(&f, raw_response(&a, 200, NULL, NULL, vs("reply_native_pubkey", "body")));
+    c = call_client(&a, &f);
+    assert_int_equal(wxv3_prepay(&a, &c, &o, g_now, &p, code, &err), PG_ERR_BAD_SIGNATURE);
+    assert_null(p.code_url);
+    fake_v3_finish(&f, &a);
+    /* a second Wechatpay-Signature header: refused, whichever came first */
+    fake_v3_start(&f, raw_response(&a, 200, "reply_native_pubkey",
+                                   "Wechatpay-Signature: AAAA\r\n", NULL));
+    c = call_client(&a, &f);
+    assert_int_equal(wxv3_prepay(&a, &c, &o, g_now, &p, code, &err), PG_ERR_BAD_SIGNATURE);
+    fake_v3_finish(&f, &a);
+    /* the headers of one reply on the body of another */
+    fake_v3_start(&f, raw_response(&a, 200, "reply_native_pubkey", NULL, "{\"code_url\":\"weixin://evil\"}"));
+    c = call_client(&a, &f);
+    assert_int_equal(wxv3_prepay(&a, &c, &o, g_now, &p, code, &err), PG_ERR_BAD_SIGNATURE);
+    fake_v3_finish(&f, &a);
+    /* headers in another case are still read */
+    fake_v3_start(&f, "HTTP/1.1 200 X\r\nContent-Length: 0\r\nConnection: close\r\n"
+                      "WECHATPAY-TIMESTAMP: 1\r\n\r\n");
+    c = call_client(&a, &f);
+    assert_int_equal(wxv3_close(&a, &c, "P4a9cK2mZq8Xw3Rt", g_now, code, &err), PG_ERR_BAD_SIGNATURE);
+    fake_v3_finish(&f, &a);
+    arena_free(&a);
+}
+
+static void test_call_refund_outcomes(void **state)
+{
+    char code[WXV3_CODE_MAX];
+    wxv3_refund_t r;
+    wxv3_refund_req_t req;
+    fake_v3_t f;
+    wxv3_client_t c;
+    arena_t a;
+    buf_t err;
+    (void)state;
+
+    arena_init(&a, 0);
+    buf_init(&err, &a);
+    memset(&req, 0, sizeof req);
+    req.out_trade_no = "P4a9cK2mZq8Xw3Rt";
+    req.out_refund_no = "R7hQ2mXc9LpZ4sVb";
+    req.total_fen = 9900;
+    req.refund_fen = 3300;
+    fake_v3_start(&f, raw_response(&a, 200, "reply_refund_ok", NULL, NULL));
+    c = call_client(&a, &f);
+    assert_int_equal(wxv3_refund(&a, &c, &req, g_now, &r, code, &err), PG_OK);
+    assert_string_equal(r.status, "PROCESSING");
+    assert_int_equal(r.refund_fen, 3300);
+    fake_v3_finish(&f, &a);
+    /* refused: nothing happened */
+    fake_v3_start(&f, raw_response(&a, 403, NULL, NULL, "{\"code\":\"NOT_ENOUGH\",\"message\":\"x\"}"));
+    c = call_client(&a, &f);
+    assert_int_equal(wxv3_refund(&a, &c, &req, g_now, &r, code, &err), PG_ERR_CONFLICT);
+    assert_string_equal(code, "NOT_ENOUGH");
+    fake_v3_finish(&f, &a);
+    /* unknown outcome: 429, 500, an unsigned 200, another refund's reply */
+    fake_v3_start(&f, raw_response(&a, 429, NULL, NULL, "{\"code\":\"FREQUENCY_LIMITED\",\"message\":\"x\"}"));
+    c = call_client(&a, &f);
+    assert_int_equal(wxv3_refund(&a, &c, &req, g_now, &r, code, &err), PG_ERR_TIMEOUT);
+    fake_v3_finish(&f, &a);
+    fake_v3_start(&f, raw_response(&a, 500, NULL, NULL, "{\"code\":\"SYSTEM_ERROR\",\"message\":\"x\"}"));
+    c = call_client(&a, &f);
+    assert_int_equal(wxv3_refund(&a, &c, &req, g_now, &r, code, &err), PG_ERR_TIMEOUT);
+    fake_v3_finish(&f, &a);
+    fake_v3_start(&f, raw_response(&a, 200, NULL, NULL, vs("reply_refund_ok", "body")));
+    c = call_client(&a, &f);
+    assert_int_equal(wxv3_refund(&a, &c, &req, g_now, &r, code, &err), PG_ERR_TIMEOUT);
+    assert_null(r.refund_id);
+    fake_v3_finish(&f, &a);
+    req.out_refund_no = "R7hQ2mXc9LpZ4sVc";
+    fake_v3_start(&f, raw_response(&a, 200, "reply_refund_ok", NULL, NULL));
+    c = call_client(&a, &f);
+    assert_int_equal(wxv3_refund(&a, &c, &req, g_now, &r, code, &err), PG_ERR_TIMEOUT);
+    fake_v3_finish(&f, &a);
+    /* nothing listens: connection refused is an unknown outcome too */
+    c = client();
+    c.gateway = "http://127.0.0.1:1";
+    assert_int_equal(wxv3_refund(&a, &c, &req, g_now, &r, code, &err), PG_ERR_TIMEOUT);
+    /* the query: found, not found */
+    req.out_refund_no = "R7hQ2mXc9LpZ4sVb";
+    fake_v3_start(&f, raw_response(&a, 200, "reply_refund_ok", NULL, NULL));
+    c = call_client(&a, &f);
+    assert_int_equal(wxv3_refund_query(&a, &c, "R7hQ2mXc9LpZ4sVb", g_now, &r, code, &err), PG_OK);
+    assert_string_equal(r.refund_id, "50300000382026112400000000001");
+    fake_v3_finish(&f, &a);
+    fake_v3_start(&f, raw_response(&a, 404, NULL, NULL, "{\"code\":\"RESOURCE_NOT_EXISTS\",\"message\":\"x\"}"));
+    c = call_client(&a, &f);
+    assert_int_equal(wxv3_refund_query(&a, &c, "R7hQ2mXc9LpZ4sVb", g_now, &r, code, &err), PG_ERR_NOT_FOUND);
+    fake_v3_finish(&f, &a);
+    arena_free(&a);
+}
+
+static void test_call_certificates(void **state)
+{
+    wxv3_cert_entry_t *certs;
+    size_t n;
+    fake_v3_t f;
+    wxv3_client_t c;
+    arena_t a;
+    buf_t err;
+    (void)state;
+
+    arena_init(&a, 0);
+    buf_init(&err, &a);
+    fake_v3_start(&f, raw_response(&a, 200, "reply_certificates", NULL, NULL));
+    c = call_client(&a, &f);
+    assert_int_equal(wxv3_fetch_certificates(&a, &c, g_now, &certs, &n, &err), PG_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(certs[0].serial_no, g_platform_serial);
+    assert_request_signed(&a, fake_v3_finish(&f, &a), "GET", "/v3/certificates");
+    arena_free(&a);
+}
+
+/* ------------------------------------------------------------------ */
+/* against the sandbox's v3 side (run by tests/integration/              */
+/* test_sandbox_wechat_v3.py with PAYGATE_WXV3_SANDBOX=base URL and       */
+/* PAYGATE_WXV3_STATE=its state dir; skipped otherwise)                   */
+
+static char *sandbox_file(arena_t *a, const char *state, const char *name, size_t *len)
+{
+    char path[512];
+    FILE *fp;
+    buf_t b;
+    char chunk[4096];
+    size_t n;
+
+    snprintf(path, sizeof path, "%s/%s", state, name);
+    fp = fopen(path, "rb");
+    assert_non_null(fp);
+    buf_init(&b, a);
+    while ((n = fread(chunk, 1, sizeof chunk, fp)) > 0)
+        buf_append(&b, chunk, n);
+    fclose(fp);
+    *len = b.len;
+    return b.data;
+}
+
+static void sandbox_pay(arena_t *a, const char *base, const char *out_trade_no)
+{
+    httpc_response_t resp;
+    buf_t err;
+    char *body = arena_printf(a, "{\"out_trade_no\":\"%s\"}", out_trade_no);
+    buf_init(&err, a);
+    assert_int_equal(httpc_post(a, arena_printf(a, "%s/_sandbox/wechat/pay", base), "application/json",
+                                body, strlen(body), NULL, &resp, &err), PG_OK);
+    assert_int_equal(resp.status, 200);
+}
+
+static void test_calls_against_the_sandbox(void **state)
+{
+    const char *base = getenv("PAYGATE_WXV3_SANDBOX"), *dir = getenv("PAYGATE_WXV3_STATE");
+    char serial[CRYPTO_X509_SERIAL_MAX + 1], pserial[CRYPTO_X509_SERIAL_MAX + 1], code[WXV3_CODE_MAX];
+    crypto_key_t *mkey = NULL, *pub = NULL, *plat = NULL;
+    wxv3_platform_key_t map[1];
+    wxv3_client_t c;
+    wxv3_order_t o;
+    wxv3_prepay_t p;
+    wxv3_transaction_t t;
+    wxv3_refund_req_t rr;
+    wxv3_refund_t r;
+    wxv3_cert_entry_t *certs;
+    size_t n, len;
+    char *pem, *no;
+    arena_t a;
+    buf_t err;
+    (void)state;
+
+    if (base == NULL || dir == NULL)
+        skip();
+    arena_init(&a, 0);
+    buf_init(&err, &a);
+    pem = sandbox_file(&a, dir, "wechat_apiclient_key.pem", &len);
+    assert_int_equal(crypto_key_parse_private(pem, len, &mkey, &err), PG_OK);
+    pem = sandbox_file(&a, dir, "wechat_apiclient_cert.pem", &len);
+    assert_int_equal(crypto_x509_serial_hex(pem, len, serial, &err), PG_OK);
+    pem = sandbox_file(&a, dir, "wechatpay_pub_key.pem", &len);
+    assert_int_equal(crypto_key_parse_public(pem, len, &pub, &err), PG_OK);
+    pem = sandbox_file(&a, dir, "wechatpay_platform_cert.pem", &len);
+    assert_int_equal(crypto_key_parse_public(pem, len, &plat, &err), PG_OK);
+    assert_int_equal(crypto_x509_serial_hex(pem, len, pserial, &err), PG_OK);
+    map[0].serial = pserial;
+    map[0].key = plat;
+    memset(&c, 0, sizeof c);
+    c.appid = "wx2421b1c4370ec43b";
+    c.mchid = "1900000109";
+    c.mch_serial_no = serial;
+    c.mch_key = mkey;
+    c.api_v3_key = "sandboxV3sandboxV3sandboxV3key32";
+    c.notify_url = "http://127.0.0.1:9/notify/wechat";
+    c.pubkey_id = "PUB_KEY_ID_0119000001092026120700000000000001";
+    c.pubkey = pub;
+    c.platform = map;
+    c.platform_count = 1;
+    c.gateway = base;
+
+    no = arena_printf(&a, "v3c%ld", (long)getpid());
+    memset(&o, 0, sizeof o);
+    o.kind = WXV3_NATIVE;
+    o.out_trade_no = no;
+    o.description = "课程 C";
+    o.total_fen = 4321;
+    o.expires_at = time(NULL) + 900;
+    assert_int_equal(wxv3_prepay(&a, &c, &o, time(NULL), &p, code, &err), PG_OK);
+    assert_non_null(strstr(p.code_url, "weixin://wxpay/bizpayurl?pr="));
+    assert_int_equal(wxv3_query(&a, &c, no, time(NULL), &t, code, &err), PG_OK);
+    assert_string_equal(t.trade_state, "NOTPAY");
+    sandbox_pay(&a, base, no);
+    assert_int_equal(wxv3_query(&a, &c, no, time(NULL), &t, code, &err), PG_OK);
+    assert_string_equal(t.trade_state, "SUCCESS");
+    assert_int_equal(t.total_fen, 4321);
+    assert_non_null(t.transaction_id);
+
+    memset(&rr, 0, sizeof rr);
+    rr.out_trade_no = no;
+    rr.out_refund_no = arena_printf(&a, "%sr", no);
+    rr.total_fen = 4321;
+    rr.refund_fen = 321;
+    rr.reason = "退款";
+    assert_int_equal(wxv3_refund(&a, &c, &rr, time(NULL), &r, code, &err), PG_OK);
+    assert_string_equal(r.status, "PROCESSING");
+    rr.refund_fen = 4321;   /* more than is left (4000): refused by WeChat, nothing happened */
+    rr.out_refund_no = arena_printf(&a, "%sx", no);
+    assert_int_equal(wxv3_refund(&a, &c, &rr, time(NULL), &r, code, &err), PG_ERR_CONFLICT);
+    assert_string_equal(code, "INVALID_REQUEST");
+    for (int i = 0; i < 50; i++) {
+        assert_int_equal(wxv3_refund_query(&a, &c, arena_printf(&a, "%sr", no), time(NULL), &r, code, &err), PG_OK);
+        if (strcmp(r.status, "SUCCESS") == 0)
+            break;
+        usleep(100000);
+    }
+    assert_string_equal(r.status, "SUCCESS");
+    assert_int_equal(wxv3_refund_query(&a, &c, arena_printf(&a, "%sz", no), time(NULL), &r, code, &err),
+                     PG_ERR_NOT_FOUND);
+
+    o.out_trade_no = arena_printf(&a, "%sj", no);
+    o.kind = WXV3_JSAPI;
+    o.openid = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o";
+    assert_int_equal(wxv3_prepay(&a, &c, &o, time(NULL), &p, code, &err), PG_OK);
+    assert_non_null(p.prepay_id);
+    o.out_trade_no = arena_printf(&a, "%sh", no);
+    o.kind = WXV3_H5;
+    o.payer_client_ip = "203.0.113.9";
+    assert_int_equal(wxv3_prepay(&a, &c, &o, time(NULL), &p, code, &err), PG_OK);
+    assert_non_null(strstr(p.h5_url, "/wechat/mweb?prepay_id="));
+    assert_int_equal(wxv3_close(&a, &c, o.out_trade_no, time(NULL), code, &err), PG_OK);
+    assert_int_equal(wxv3_close(&a, &c, no, time(NULL), code, &err), PG_ERR_CONFLICT);   /* paid */
+
+    assert_int_equal(wxv3_fetch_certificates(&a, &c, time(NULL), &certs, &n, &err), PG_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(certs[0].serial_no, pserial);
+    /* a client that signs with another key is refused by the sandbox */
+    c.mch_key = g_other;
+    assert_int_equal(wxv3_query(&a, &c, no, time(NULL), &t, code, &err), PG_ERR_UPSTREAM);
+    assert_string_equal(code, "SIGN_ERROR");
+    crypto_key_free(mkey);
+    crypto_key_free(pub);
+    crypto_key_free(plat);
+    arena_free(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -865,6 +1348,11 @@ int main(void)
         cmocka_unit_test(test_replies),
         cmocka_unit_test(test_certificates),
         cmocka_unit_test(test_ack_and_time),
+        cmocka_unit_test(test_call_prepay_query_close),
+        cmocka_unit_test(test_call_reply_signature_is_required),
+        cmocka_unit_test(test_call_refund_outcomes),
+        cmocka_unit_test(test_call_certificates),
+        cmocka_unit_test(test_calls_against_the_sandbox),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
