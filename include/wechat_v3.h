@@ -224,6 +224,7 @@ typedef struct wxv3_reply {
     long status;                         /* 200 or 204 on PG_OK */
     const char *body;                    /* arena, NUL-terminated */
     size_t len;
+    wxv3_sig_headers_t headers;          /* as received (NULL = absent) */
 } wxv3_reply_t;
 
 /* One call: a random nonce, the Authorization header (wxv3_sign_request at

@@ -1034,6 +1034,7 @@ pg_err wxv3_call(arena_t *a, const wxv3_client_t *c, const char *method, const c
     h.nonce = kv_get(&got, "Wechatpay-Nonce");
     h.signature = kv_get(&got, "Wechatpay-Signature");
     h.serial = kv_get(&got, "Wechatpay-Serial");
+    out->headers = h;
     return wxv3_check_reply(c, resp.status, &h, resp.body.data, resp.body.len, now, code, err);
 }
 

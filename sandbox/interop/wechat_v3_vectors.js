@@ -200,6 +200,7 @@ const out = {
     },
   }), 'r7Refund', wechatpayKey, wechatpayPub, PUB_KEY_ID),
   reply_certificates: signed(certsBody, 'r8Certs0', wechatpayKey, wechatpayPub, PUB_KEY_ID),
+  reply_certificates_platform: signed(certsBody, 'r9Certs0', platformKey, platformPub, platformSerial.toUpperCase()),
   notify_paid_pubkey: notification('EV-2026112420150001', 'TRANSACTION.SUCCESS', 'transaction', transaction({}), 'fdasflkja484', 'transaction', 'pubkey'),
   notify_paid_platform: notification('EV-2026112420150002', 'TRANSACTION.SUCCESS', 'transaction', transaction({}), 'fdasflkja485', 'transaction', 'platform'),
   notify_paid_no_aad: notification('EV-2026112420150003', 'TRANSACTION.SUCCESS', 'transaction', transaction({}), 'fdasflkja486', '', 'pubkey'),

@@ -30,6 +30,7 @@
 #include "httpc.h"
 #include "money.h"
 #include "wechat_v3.h"
+#include "wechat_v3_certs.h"
 
 #define FIX "../fixtures/wechat_v3/"
 
@@ -65,6 +66,21 @@ static char *slurp(const char *name, size_t *len_out)
     if (len_out != NULL)
         *len_out = (size_t)n;
     return data;
+}
+
+static char *read_whole(arena_t *a, const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    buf_t b;
+    char chunk[4096];
+    size_t n;
+    assert_non_null(f);
+    buf_init(&b, a);
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        buf_append(&b, chunk, n);
+    fclose(f);
+    *len = b.len;
+    return b.data;
 }
 
 static char *slurp_line(const char *name)
@@ -1180,6 +1196,161 @@ static void test_call_certificates(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* platform certificate store                                          */
+
+static char *temp_dir(arena_t *a)
+{
+    char *d = arena_strdup(a, "/tmp/paygate-wxv3-XXXXXX");
+    assert_non_null(mkdtemp(d));
+    return d;
+}
+
+static void remove_dir(const char *d)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* Platform-certificate mode from nothing: the first fetch is verified with
+ * the certificate it brings (authenticated by the api_v3_key), kept on disk
+ * under its serial, found again by a new store. */
+static void test_certstore_first_fetch_and_reload(void **state)
+{
+    wxv3_certstore_t s, again;
+    wxv3_client_t c;
+    fake_v3_t f;
+    arena_t a;
+    buf_t err;
+    char path[512], *want, *got;
+    size_t got_len;
+    char *dir;
+    (void)state;
+
+    arena_init(&a, 0);
+    buf_init(&err, &a);
+    dir = temp_dir(&a);
+    assert_int_equal(wxv3_certstore_open(&s, dir, &err), PG_OK);
+    assert_int_equal(s.count, 0);
+    assert_true(wxv3_certstore_due(&s, g_now));
+    fake_v3_start(&f, raw_response(&a, 200, "reply_certificates_platform", NULL, NULL));
+    c = call_client(&a, &f);
+    c.pubkey_id = NULL;
+    c.pubkey = NULL;
+    c.platform = NULL;
+    c.platform_count = 0;
+    assert_int_equal(wxv3_certstore_refresh(&s, &a, &c, g_now, &err), PG_OK);
+    fake_v3_finish(&f, &a);
+    assert_int_equal(s.count, 1);
+    assert_false(wxv3_certstore_due(&s, g_now));
+    assert_true(wxv3_certstore_due(&s, g_now + WXV3_CERTS_REFRESH_S));
+    assert_int_equal(c.platform_count, 1);
+    assert_string_equal(c.platform[0].serial, g_platform_serial);
+    snprintf(path, sizeof path, "%s/%s.pem", dir, g_platform_serial);
+    want = slurp("platform_cert.pem", NULL);
+    got = read_whole(&a, path, &got_len);
+    assert_string_equal(got, want);
+    free(want);
+    /* the kept certificate verifies what the platform key signed */
+    assert_int_equal(verify_vector(&c, "reply_native_platform"), PG_OK);
+    assert_int_equal(wxv3_certstore_open(&again, dir, &err), PG_OK);
+    assert_int_equal(again.count, 1);
+    wxv3_certstore_attach(&again, &c, g_now);
+    assert_int_equal(verify_vector(&c, "reply_native_platform"), PG_OK);
+    /* not valid yet / any more: not handed out */
+    wxv3_certstore_attach(&again, &c, (time_t)1735689599);
+    assert_int_equal(c.platform_count, 0);
+    wxv3_certstore_close(&again);
+    wxv3_certstore_close(&s);
+    remove_dir(dir);
+    arena_free(&a);
+}
+
+static void test_certstore_refusals(void **state)
+{
+    wxv3_certstore_t s;
+    wxv3_client_t c;
+    fake_v3_t f;
+    arena_t a;
+    buf_t err;
+    char path[512], *dir, *pem;
+    FILE *fp;
+    (void)state;
+
+    arena_init(&a, 0);
+    buf_init(&err, &a);
+    dir = temp_dir(&a);
+    /* a first fetch signed under a serial that is not in the reply */
+    assert_int_equal(wxv3_certstore_open(&s, dir, &err), PG_OK);
+    fake_v3_start(&f, raw_response(&a, 200, "reply_certificates", NULL, NULL));   /* PUB_KEY_ID_ */
+    c = call_client(&a, &f);
+    c.pubkey_id = NULL;
+    c.pubkey = NULL;
+    assert_int_equal(wxv3_certstore_refresh(&s, &a, &c, g_now, &err), PG_ERR_BAD_SIGNATURE);
+    fake_v3_finish(&f, &a);
+    assert_int_equal(s.count, 0);
+    /* a reply body that is not the one signed (the certificate inside still decrypts) */
+    fake_v3_start(&f, raw_response(&a, 200, "reply_certificates_platform", NULL,
+                                   replace_once(&a, vs("reply_certificates", "body"), "2031-11-24", "2031-11-25")));
+    c = call_client(&a, &f);
+    c.pubkey_id = NULL;
+    c.pubkey = NULL;
+    c.platform_count = 0;
+    assert_int_equal(wxv3_certstore_refresh(&s, &a, &c, g_now, &err) == PG_OK, 0);
+    fake_v3_finish(&f, &a);
+    assert_int_equal(s.count, 0);
+    wxv3_certstore_close(&s);
+    /* a file filed under another serial is a configuration error */
+    snprintf(path, sizeof path, "%s/0A1B2C.pem", dir);
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    pem = slurp("platform_cert.pem", NULL);
+    fputs(pem, fp);
+    fclose(fp);
+    free(pem);
+    assert_int_equal(wxv3_certstore_open(&s, dir, &err), PG_ERR_CONFIG);
+    assert_int_equal(s.count, 0);
+    remove_dir(dir);
+    assert_int_equal(wxv3_certstore_open(&s, "/nonexistent/dir", &err), PG_ERR_CONFIG);
+    arena_free(&a);
+}
+
+/* An unknown serial triggers one refresh, then the check is made again;
+ * a second unknown serial within WXV3_CERTS_RETRY_S triggers none. */
+static void test_certstore_verify_refreshes_once(void **state)
+{
+    wxv3_certstore_t s;
+    wxv3_client_t c;
+    wxv3_sig_headers_t h = headers_of("reply_native_platform");
+    const char *body = vs("reply_native_platform", "body");
+    fake_v3_t f;
+    arena_t a;
+    buf_t err;
+    char *dir;
+    (void)state;
+
+    arena_init(&a, 0);
+    buf_init(&err, &a);
+    dir = temp_dir(&a);
+    assert_int_equal(wxv3_certstore_open(&s, dir, &err), PG_OK);
+    fake_v3_start(&f, raw_response(&a, 200, "reply_certificates", NULL, NULL));   /* signed in public-key mode */
+    c = call_client(&a, &f);
+    c.platform = NULL;
+    c.platform_count = 0;
+    assert_int_equal(wxv3_certstore_verify(&s, &a, &c, &h, body, strlen(body), g_now, &err), PG_OK);
+    fake_v3_finish(&f, &a);
+    assert_int_equal(s.count, 1);
+    /* within the retry window: no call (nothing listens there now) */
+    h.serial = "0A1B2C3D4E5F60718293A4B5C6D7E8F901234568";
+    assert_int_equal(wxv3_certstore_verify(&s, &a, &c, &h, body, strlen(body), g_now + 10, &err),
+                     PG_ERR_NOT_FOUND);
+    assert_int_equal(s.last_attempt, g_now);   /* no second fetch was tried */
+    wxv3_certstore_close(&s);
+    remove_dir(dir);
+    arena_free(&a);
+}
+
+/* ------------------------------------------------------------------ */
 /* against the sandbox's v3 side (run by tests/integration/              */
 /* test_sandbox_wechat_v3.py with PAYGATE_WXV3_SANDBOX=base URL and       */
 /* PAYGATE_WXV3_STATE=its state dir; skipped otherwise)                   */
@@ -1352,6 +1523,9 @@ int main(void)
         cmocka_unit_test(test_call_reply_signature_is_required),
         cmocka_unit_test(test_call_refund_outcomes),
         cmocka_unit_test(test_call_certificates),
+        cmocka_unit_test(test_certstore_first_fetch_and_reload),
+        cmocka_unit_test(test_certstore_refusals),
+        cmocka_unit_test(test_certstore_verify_refreshes_once),
         cmocka_unit_test(test_calls_against_the_sandbox),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
