@@ -413,6 +413,7 @@ static int cmd_refund(cli_t *c, int argc, char **argv)
     rq.reason = o.reason;
     rq.request_id = o.request_id;
     buf_init(&msg, &c->arena);
+    /* outcome_unknown (COMMIT reply lost, not resolved): the message names the refund_no to look up. */
     rc = refund_create(c->app, &c->arena, &rq, &rr, &msg);
     if (rc != PG_OK) {
         fprintf(stderr, "paygatectl: refund refused (%s): %s\n", rr.error_code ? rr.error_code : pg_err_name(rc),
@@ -430,6 +431,7 @@ static int cmd_refund(cli_t *c, int argc, char **argv)
 static int cmd_close(cli_t *c, int argc, char **argv)
 {
     const char *code = NULL;
+    int retry_after_s = 0;
     buf_t msg;
     pg_err rc;
     if (argc != 1)
@@ -437,7 +439,7 @@ static int cmd_close(cli_t *c, int argc, char **argv)
     if (open_app(c))
         return 1;
     buf_init(&msg, &c->arena);
-    rc = lifecycle_close_order(c->app, &c->arena, argv[0], &code, &msg);
+    rc = lifecycle_close_order(c->app, &c->arena, argv[0], &code, &retry_after_s, &msg);
     if (rc != PG_OK) {
         fprintf(stderr, "paygatectl: close failed (%s): %s\n", code ? code : pg_err_name(rc), msg.data);
         return 1;

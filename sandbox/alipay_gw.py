@@ -39,6 +39,7 @@ MAX_FEN = 100000000 * 100
 ATTEMPT_TIMEOUT = 10.0
 HANG_SECONDS = 30.0          # the timeout / refund_timeout faults
 BILL_URL_TTL = 30.0          # seconds a bill_download_url stays valid
+QR_CODE_TTL = 2 * 3600       # a precreate qr_code is good for at most 2 hours
 BILL_ACCOUNT = SELLER_ID + "0156"
 
 
@@ -128,6 +129,8 @@ class AlipayProvider:
             ("GET", r"/qr/([^/]+)", self.qr_page),
             ("GET", r"/bills/alipay/([A-Za-z0-9]+)\.zip", self.bill_download),
             ("POST", r"/_sandbox/alipay/pay_closed", self.ctl_pay_closed),
+            ("POST", r"/_sandbox/alipay/age", self.ctl_age),
+            ("POST", r"/_sandbox/alipay/scan", self.ctl_scan),
         ]
         for base in ("/_sandbox", "/_sandbox/alipay"):
             routes += [
@@ -182,6 +185,12 @@ class AlipayProvider:
             "buyer_logon_id": None,
             "notifications": [],
             "refunds": [],
+            # A precreate trade exists for the server API only once the
+            # phone scanned its qr_code (query/close/refund answer
+            # ACQ.TRADE_NOT_EXIST before); a page/wap trade is created when
+            # the browser reaches the gateway, so it counts as scanned.
+            "scanned": method != "alipay.trade.precreate",
+            "created": time.time(),
         }
 
     def _expire_if_due(self, trade):
@@ -217,6 +226,7 @@ class AlipayProvider:
                 "notify_url": trade["notify_url"],
                 "return_url": trade["return_url"],
                 "time_expire": trade["time_expire"],
+                "scanned": trade["scanned"],
                 "gmt_create": trade["gmt_create"],
                 "gmt_payment": trade["gmt_payment"],
                 "gmt_close": trade["gmt_close"],
@@ -257,6 +267,7 @@ class AlipayProvider:
         """WAIT_BUYER_PAY -> TRADE_SUCCESS; returns an error text or None.
         allow_closed: also an unpaid TRADE_CLOSED trade (a late payment)."""
         with self.lock:
+            trade["scanned"] = True    # paying means the code was scanned
             self._expire_if_due(trade)
             if trade["status"] in PAID or trade["gmt_payment"]:
                 return "trade %s is already paid" % trade["out_trade_no"]
@@ -683,7 +694,7 @@ class AlipayProvider:
                              None)
             if trade is not None and trade_no and trade["trade_no"] != trade_no:
                 trade = None
-            if trade is None:
+            if trade is None or not trade["scanned"]:
                 raise biz_error("ACQ.TRADE_NOT_EXIST", "交易不存在")
             self._expire_if_due(trade)
             return trade
@@ -716,11 +727,13 @@ class AlipayProvider:
     def _close(self, _params, biz):
         trade = self._find(biz)
         with self.lock:
-            if trade["status"] in PAID:
+            # Only WAIT_BUYER_PAY can be closed: paid, finished and closed
+            # trades (closed by a call, by time_expire or by a full refund)
+            # alike answer ACQ.TRADE_STATUS_ERROR.
+            if trade["status"] != "WAIT_BUYER_PAY":
                 raise biz_error("ACQ.TRADE_STATUS_ERROR", "交易状态不合法")
-            if trade["status"] == "WAIT_BUYER_PAY":
-                trade["status"] = "TRADE_CLOSED"
-                trade["gmt_close"] = beijing_str()
+            trade["status"] = "TRADE_CLOSED"
+            trade["gmt_close"] = beijing_str()
             return {"code": "10000", "msg": "Success", "trade_no": trade["trade_no"],
                     "out_trade_no": trade["out_trade_no"]}
 
@@ -974,6 +987,10 @@ class AlipayProvider:
                 self._expire_if_due(trade)
         if trade is None:
             return self._error_page(biz_error("ACQ.TRADE_NOT_EXIST", "交易不存在"), 404)
+        if time.time() - trade["created"] > QR_CODE_TTL:
+            return self._error_page(biz_error("ACQ.TRADE_NOT_EXIST", "二维码已过期 (qr_code expired)"), 404)
+        with self.lock:
+            trade["scanned"] = True
         return html_response(page("Alipay sandbox: scanned QR code",
                                   self._pay_form(trade, "The phone scanned the QR code.")))
 
@@ -1035,6 +1052,33 @@ class AlipayProvider:
         result = self._trade_json(trade)
         result["return_url_signed"] = self.return_url_signed(trade)
         return json_response(result)
+
+    def ctl_age(self, req):
+        """Moves a trade's clock: its creation and time_expire N seconds back."""
+        body = req.json()
+        trade, missing = self._ctl_trade_or_404(str(body.get("out_trade_no", "")))
+        if missing:
+            return missing
+        seconds = body.get("seconds")
+        if not isinstance(seconds, int) or seconds < 0:
+            return json_response({"error": "seconds must be a non-negative integer"}, 400)
+        delta = datetime.timedelta(seconds=seconds)
+        with self.lock:
+            trade["created"] -= seconds
+            for key in ("gmt_create", "time_expire"):
+                moment = parse_beijing(trade[key])
+                if moment is not None:
+                    trade[key] = beijing_str(moment - delta)
+        return json_response(self._trade_json(trade))
+
+    def ctl_scan(self, req):
+        """The phone scanned the trade's qr_code (like GET /qr/<out_trade_no>)."""
+        trade, missing = self._ctl_trade_or_404(str(req.json().get("out_trade_no", "")))
+        if missing:
+            return missing
+        with self.lock:
+            trade["scanned"] = True
+        return json_response(self._trade_json(trade))
 
     def ctl_pay_closed(self, req):
         return self.pay_closed(req.json())

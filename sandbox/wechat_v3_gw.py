@@ -274,6 +274,7 @@ class WechatV3Api:
     @staticmethod
     def biz_error(exc):
         code = {"ORDERNOTEXIST": (404, "ORDER_NOT_EXIST"), "ORDERPAID": (400, "ORDERPAID"),
+                "SYSTEMERROR": (500, "SYSTEM_ERROR"),
                 "ORDERCLOSED": (400, "ORDER_CLOSED"), "REFUNDNOTEXIST": (404, "RESOURCE_NOT_EXISTS"),
                 "PARAM_ERROR": (400, "PARAM_ERROR")}.get(exc.err_code, (400, "INVALID_REQUEST"))
         return V3Error(code[0], code[1], exc.err_code_des)

@@ -134,6 +134,8 @@ async function cmdRun(args) {
       notify_url: receiver.url,
       bizContent: { out_trade_no: outTradeNo, total_amount: '88.00', subject: '互操作测试 interop & co' },
     }, { validateSign: true });
+    // Alipay knows a precreate trade only once its qr_code was scanned.
+    report.scan = await control(args, '/_sandbox/alipay/scan', { out_trade_no: outTradeNo });
     report.query_before = await sdk.exec('alipay.trade.query', {
       bizContent: { out_trade_no: outTradeNo },
     }, { validateSign: true });

@@ -144,6 +144,10 @@ async function run(args) {
       `v3/pay/transactions/out-trade-no/${no}?mchid=${cfg.mchid}`);
     out.query_missing = await call(pubkeyClient, 'GET',
       `v3/pay/transactions/out-trade-no/${no}x?mchid=${cfg.mchid}`);
+    // WeChat closes no order within 5 minutes of its creation: refused, then aged
+    out.close_too_early = await call(pubkeyClient, 'POST', `v3/pay/transactions/out-trade-no/${no}h/close`,
+      { mchid: cfg.mchid });
+    await control(base, '/_sandbox/wechat/age', { out_trade_no: `${no}h`, seconds: 400 });
     out.close = await call(pubkeyClient, 'POST', `v3/pay/transactions/out-trade-no/${no}h/close`,
       { mchid: cfg.mchid });
     // a request signed with another key is refused by the sandbox

@@ -485,8 +485,18 @@ def test_close_query_and_amount_conflicts(sandbox):
     assert call("alipay.trade.precreate", biz)["code"] == "10000"
     conflict = call("alipay.trade.precreate", dict(biz, total_amount="9.91"))
     assert conflict["code"] == "40004" and conflict["sub_code"] == "ACQ.CONTEXT_INCONSISTENT"
+    # As at Alipay, a precreate trade exists only once its qr_code was scanned.
+    for method in ("alipay.trade.close", "alipay.trade.query"):
+        unscanned = call(method, {"out_trade_no": "close_1"})
+        assert unscanned["code"] == "40004" and unscanned["sub_code"] == "ACQ.TRADE_NOT_EXIST", method
+    status, _ = http_call(urllib.request.Request(sandbox.base + "/qr/close_1"))
+    assert status == 200
+    assert call("alipay.trade.query", {"out_trade_no": "close_1"})["trade_status"] == "WAIT_BUYER_PAY"
     assert call("alipay.trade.close", {"out_trade_no": "close_1"})["code"] == "10000"
     assert call("alipay.trade.query", {"out_trade_no": "close_1"})["trade_status"] == "TRADE_CLOSED"
+    # only WAIT_BUYER_PAY can be closed: a closed trade is refused like a paid one
+    again = call("alipay.trade.close", {"out_trade_no": "close_1"})
+    assert again["code"] == "40004" and again["sub_code"] == "ACQ.TRADE_STATUS_ERROR", again
     assert call("alipay.trade.close", {"out_trade_no": "nope"})["sub_code"] == "ACQ.TRADE_NOT_EXIST"
 
     assert call("alipay.trade.precreate", dict(biz, out_trade_no="close_2"))["code"] == "10000"
@@ -729,6 +739,7 @@ def test_refund_notification_is_retried_until_success(sandbox, receiver):
 def test_refund_refusals_unpaid_closed_unknown_and_bad_parameters(sandbox):
     call(sandbox, "alipay.trade.precreate", {"out_trade_no": "refund_unpaid_1",
                                              "total_amount": "5.00", "subject": "u"})
+    sandbox.ctl("/_sandbox/alipay/scan", {"out_trade_no": "refund_unpaid_1"})
     biz = {"out_trade_no": "refund_unpaid_1", "refund_amount": "1.00", "out_request_no": "r1"}
     unpaid = call(sandbox, "alipay.trade.refund", biz)
     assert unpaid["code"] == "40004" and unpaid["sub_code"] == "ACQ.TRADE_STATUS_ERROR"
@@ -802,6 +813,7 @@ def test_refund_timeout_executes_the_refund_and_query_settles_it(sandbox, receiv
 def test_pay_closed_late_payment_alipay(sandbox, receiver, node_sdk):
     call(sandbox, "alipay.trade.precreate", {"out_trade_no": "late_1", "total_amount": "8.00",
                                              "subject": "late"}, notify_url=receiver.url)
+    sandbox.ctl("/_sandbox/alipay/scan", {"out_trade_no": "late_1"})
     assert call(sandbox, "alipay.trade.close", {"out_trade_no": "late_1"})["code"] == "10000"
     sandbox.ctl("/_sandbox/pay", {"out_trade_no": "late_1"}, expect=409)
     trade = sandbox.ctl("/_sandbox/pay_closed", {"out_trade_no": "late_1"})

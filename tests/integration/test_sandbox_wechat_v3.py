@@ -238,6 +238,8 @@ def test_npm_client_signs_requests_and_verifies_every_reply(npm_run):
     assert npm_run["query_before"]["data"]["trade_state"] == "NOTPAY"
     assert npm_run["query_missing"]["status"] == 404
     assert npm_run["query_missing"]["data"]["code"] == "ORDER_NOT_EXIST"
+    assert npm_run["close_too_early"]["status"] == 500
+    assert npm_run["close_too_early"]["data"]["code"] == "SYSTEM_ERROR"
     assert npm_run["close"] == {"ok": True, "status": 204, "data": ""}
     assert npm_run["other_key"]["status"] == 401
     assert npm_run["other_key"]["data"]["code"] == "SIGN_ERROR"
@@ -411,6 +413,7 @@ def test_v2_trades_are_still_notified_as_v2(box, receiver):
 
 def test_late_payment_of_a_closed_v3_trade_is_notified_as_v3(box, receiver):
     native(box, "v3late00001", receiver.url, total=77)
+    box.ctl("/_sandbox/wechat/age", {"out_trade_no": "v3late00001", "seconds": 400})
     status, headers, body = box.call("POST", "/v3/pay/transactions/out-trade-no/v3late00001/close",
                                      {"mchid": MCHID})
     assert status == 204 and body == b"" and verifies(box, headers, body)

@@ -1385,6 +1385,19 @@ static void sandbox_pay(arena_t *a, const char *base, const char *out_trade_no)
     assert_int_equal(resp.status, 200);
 }
 
+/* WeChat closes no order within 5 minutes of its creation: the sandbox's
+ * clock for this trade moves 400 s back. */
+static void sandbox_age(arena_t *a, const char *base, const char *out_trade_no)
+{
+    httpc_response_t resp;
+    buf_t err;
+    char *body = arena_printf(a, "{\"out_trade_no\":\"%s\",\"seconds\":400}", out_trade_no);
+    buf_init(&err, a);
+    assert_int_equal(httpc_post(a, arena_printf(a, "%s/_sandbox/wechat/age", base), "application/json",
+                                body, strlen(body), NULL, &resp, &err), PG_OK);
+    assert_int_equal(resp.status, 200);
+}
+
 static void test_calls_against_the_sandbox(void **state)
 {
     const char *base = getenv("PAYGATE_WXV3_SANDBOX"), *dir = getenv("PAYGATE_WXV3_STATE");
@@ -1481,6 +1494,8 @@ static void test_calls_against_the_sandbox(void **state)
     o.payer_client_ip = "203.0.113.9";
     assert_int_equal(wxv3_prepay(&a, &c, &o, time(NULL), &p, code, &err), PG_OK);
     assert_non_null(strstr(p.h5_url, "/wechat/mweb?prepay_id="));
+    assert_int_equal(wxv3_close(&a, &c, o.out_trade_no, time(NULL), code, &err), PG_ERR_UPSTREAM);  /* too early */
+    sandbox_age(&a, base, o.out_trade_no);
     assert_int_equal(wxv3_close(&a, &c, o.out_trade_no, time(NULL), code, &err), PG_OK);
     assert_int_equal(wxv3_close(&a, &c, no, time(NULL), code, &err), PG_ERR_CONFLICT);   /* paid */
 

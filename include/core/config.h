@@ -1,0 +1,103 @@
+/* config: the one INI file both programs read (SPEC §3). Loaded and
+ * validated once at start-up; lives for the process. Every problem is
+ * reported with file, section and key. */
+#ifndef CONFIG_H
+#define CONFIG_H
+#include <stdbool.h>
+#include <stdint.h>
+#include "buf.h"
+#include "crypto.h"
+#include "netaddr.h"
+#include "pg_err.h"
+
+typedef struct pg_config {
+    char *path;
+    struct {
+        char *base_url;        /* no trailing slash */
+        char *base_path;       /* path part of base_url, "" for the root */
+        char *api_key;
+        char *checkout_secret;
+        int64_t order_ttl;     /* seconds */
+        char *log_file;        /* "-" = stderr */
+        bool locale_en;        /* locale = en; else zh-CN (buyer pages' default) */
+        int64_t notification_retention_days;   /* rejected notifications are pruned after this */
+        int64_t rejected_notifications_per_minute;   /* stored per source and minute; beyond: counted */
+        char *trusted_proxies_text;            /* as written */
+        netaddr_list_t trusted_proxies;        /* whose X-Forwarded-For is believed */
+    } server;
+    struct {
+        char *host;
+        int port;
+        char *socket;
+        char *user;
+        char *password;
+        char *name;
+    } database;
+    struct {
+        bool enabled;
+        char *app_id;
+        char *gateway;
+        char *app_private_key_file;
+        char *alipay_public_key_file;
+        char *seller_id;
+        char *ca_file;
+        crypto_key_t *app_private_key;
+        crypto_key_t *alipay_public_key;
+    } alipay;
+    struct {
+        bool enabled;
+        char *appid;
+        char *mch_id;
+        char *api_key;
+        char *sign_type;       /* "MD5" or "HMAC-SHA256" */
+        char *gateway;
+        char *client_cert;
+        char *client_key;
+        char *ca_file;
+        /* API v3 (SPEC §12.1). api_v3: new payments use v3. The v3 keys
+         * below are checked whenever they are given, and required with v3. */
+        bool api_v3;                     /* api_version = v3 */
+        char *api_v3_key;                /* 32 bytes: AES-256-GCM key */
+        char *mch_serial_no;             /* upper-case hex; from client_cert when not given */
+        char *wechatpay_public_key_file; /* public-key mode: pub_key.pem */
+        char *wechatpay_public_key_id;   /* PUB_KEY_ID_... */
+        char *platform_cert_dir;         /* platform-certificate mode */
+        crypto_key_t *mch_key;           /* client_key, loaded (v3 signs with it) */
+        crypto_key_t *wechatpay_public_key;
+    } wechat;
+    struct {
+        int64_t alipay_rate_bp;
+        int64_t wechat_rate_bp;
+        bool surcharge;        /* mode = surcharge; else absorb */
+    } fees;
+    struct {
+        bool delayed;          /* mode = delayed; else realtime */
+        int64_t delay_days;
+        int64_t platform_commission_bp;
+    } settlement;
+    struct {
+        char *webhook_url;
+        char *webhook_secret;
+        char *return_url;
+    } merchant;
+    struct {
+        bool storefront;
+    } demo;
+    struct {
+        bool enabled;          /* default true; false: no counting, /metrics is 404 */
+        char *state_file;      /* shared counters; NULL = metrics_default_path */
+        char *allow;           /* CIDR list allowed to GET /metrics; NULL = none */
+        char *token;           /* bearer token for GET /metrics; NULL = none */
+    } metrics;
+} pg_config_t;
+
+/* Reads and validates path. On failure returns PG_ERR_CONFIG and appends one
+ * line per problem to errors ("FILE: [section] key: reason"). With
+ * load_keys false the key files are only checked for readability (tests). */
+pg_err config_load(const char *path, bool load_keys, pg_config_t **out, buf_t *errors);
+void   config_free(pg_config_t *cfg);
+
+/* -c FILE wins, then $PAYGATE_CONFIG; NULL when neither is given. */
+const char *config_default_path(const char *from_args);
+
+#endif
