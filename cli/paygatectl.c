@@ -185,6 +185,14 @@ static int cmd_check_config(cli_t *c)
     printf("  wechat    %s\n", cfg->wechat.enabled ? "enabled (not available in this build yet)" : "disabled");
     if (cfg->alipay.warnings)
         fputs(cfg->alipay.warnings, stderr);
+    if (cfg->wechat.enabled && cfg->wechat.mch_key != NULL)
+        printf("  wechat v3 %s; merchant certificate serial %s (key pair: OK); %s%s%s%s\n",
+               cfg->wechat.api_v3 ? "new payments use v3" : "keys checked, new payments still use v2",
+               cfg->wechat.mch_serial_no,
+               cfg->wechat.wechatpay_public_key ? "WeChat Pay public key " : "",
+               cfg->wechat.wechatpay_public_key ? cfg->wechat.wechatpay_public_key_id : "",
+               cfg->wechat.wechatpay_public_key && cfg->wechat.platform_cert_dir ? "; " : "",
+               cfg->wechat.platform_cert_dir ? "platform certificates in platform_cert_dir" : "");
     buf_free(&err);
     config_free(cfg);
     return 0;

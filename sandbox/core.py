@@ -212,16 +212,19 @@ _OPENER = urllib.request.build_opener(
     urllib.request.ProxyHandler({}))
 
 
-def post(url, body, content_type, timeout=10.0):
+def post(url, body, content_type, timeout=10.0, headers=None):
     """POST body; returns (status or None, body bytes, error text or None).
+    headers: extra (name, value) pairs (WeChat Pay v3's Wechatpay-*).
 
     Redirects are not followed; HTTPS certificates are not checked (the
     merchant side runs on loopback with its own test certificates)."""
-    req = urllib.request.Request(url, data=body, method="POST", headers={
+    all_headers = {
         "Content-Type": content_type,
         "User-Agent": "Mozilla/4.0 (paygate provider sandbox)",
         "Connection": "close",
-    })
+    }
+    all_headers.update(dict(headers or []))
+    req = urllib.request.Request(url, data=body, method="POST", headers=all_headers)
     try:
         with _OPENER.open(req, timeout=timeout) as resp:
             return resp.status, resp.read(65536), None

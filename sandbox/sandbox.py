@@ -24,6 +24,7 @@ import core  # noqa: E402
 from alipay_certs import CertMode  # noqa: E402
 from alipay_gw import AlipayProvider  # noqa: E402
 from wechat_gw import WechatProvider  # noqa: E402
+from wechat_v3_gw import MODES as WECHAT_V3_MODES, WechatV3Api  # noqa: E402
 
 WECHAT_CERT = "wechat_apiclient_cert.pem"
 WECHAT_KEY = "wechat_apiclient_key.pem"
@@ -47,6 +48,15 @@ def parse_args(argv):
     parser.add_argument("--wechat-api-key", default="sandboxsandboxsandboxsandbox1234",
                         help="the merchant's 32-character API key (shared secret; paygate "
                              "must be configured with the same one)")
+    parser.add_argument("--wechat-api-v3-key", default="sandboxV3sandboxV3sandboxV3key32",
+                        help="the merchant's APIv3 key (32 ASCII bytes: AES-256-GCM key of "
+                             "v3 notifications and certificates)")
+    parser.add_argument("--wechat-pubkey-id",
+                        default="PUB_KEY_ID_0119000001092026120700000000000001",
+                        help="the ID WeChat Pay's public key signs v3 messages under")
+    parser.add_argument("--wechat-v3-mode", choices=WECHAT_V3_MODES, default="pubkey",
+                        help="v3 signatures by the WeChat Pay public key (pubkey, what a "
+                             "merchant opened today has) or a platform certificate (platform)")
     parser.add_argument("--fee-rate-bp", type=int, default=60,
                         help="provider service fee in basis points, used in bills "
                              "(default 60 = 0.60%%)")
@@ -58,6 +68,9 @@ def parse_args(argv):
     key = args.wechat_api_key
     if len(key) != 32 or not all("!" <= ch <= "~" for ch in key):
         parser.error("--wechat-api-key must be 32 printable ASCII characters without spaces")
+    v3_key = args.wechat_api_v3_key
+    if len(v3_key) != 32 or not all("!" <= ch <= "~" for ch in v3_key):
+        parser.error("--wechat-api-v3-key must be 32 printable ASCII characters")
     if not args.wechat_mch_id.isdigit() or not args.wechat_appid:
         parser.error("--wechat-mch-id must be digits and --wechat-appid non-empty")
     return args
@@ -91,12 +104,15 @@ def main(argv=None):
         args.time_scale, "http://%s:%d" % (public_host, args.http_port))
     alipay.certs = CertMode(state, args.app_id, app_public, alipay_private_pem)
     app.add_provider(alipay)
-    app.add_provider(WechatProvider(
+    wechat = WechatProvider(
         app, args.wechat_appid, args.wechat_mch_id, args.wechat_api_key, args.time_scale,
         "http://%s:%d" % (public_host, args.http_port),
         {"client_cert": os.path.join(state, WECHAT_CERT),
          "client_key": os.path.join(state, WECHAT_KEY),
-         "ca": os.path.join(state, "ca.pem")}))
+         "ca": os.path.join(state, "ca.pem")})
+    app.add_provider(wechat)
+    app.add_provider(WechatV3Api(app, wechat, state, args.wechat_api_v3_key,
+                                 args.wechat_pubkey_id, args.wechat_v3_mode))
 
     def stop(signum, _frame):
         core.log("signal %d: shutting down" % signum)

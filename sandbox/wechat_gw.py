@@ -101,6 +101,7 @@ class WechatProvider:
         self.time_scale = time_scale
         self.http_base = public_http_base
         self.client_cert_files = client_cert_files or {}
+        self.v3 = None            # wechat_v3_gw.WechatV3Api, when the v3 side is on
         self.lock = threading.RLock()
         self.trades = {}          # out_trade_no -> trade
         self.refunds = {}         # out_refund_no -> refund
@@ -374,8 +375,9 @@ class WechatProvider:
                 scene = json.loads(params["scene_info"])
             except ValueError:
                 raise ReturnFail("scene_info参数格式错误 (not JSON)")
-        if trade_type == "MWEB":
+        if trade_type == "MWEB" and params.get("_api") != "v3":
             # H5 needs the site it is paid from: h5_info {type Wap, wap_url, wap_name}
+            # (v3's h5_info {type, app_name?, app_url?} is checked by wechat_v3_gw)
             h5 = scene.get("h5_info") if isinstance(scene, dict) else None
             if not isinstance(h5, dict) or not h5.get("wap_url") or not h5.get("wap_name"):
                 raise BizFail("PARAM_ERROR", "trade_type=MWEB时，scene_info的h5_info.wap_url和"
@@ -431,6 +433,7 @@ class WechatProvider:
                     "spbill_create_ip": None,
                     "sign_type": MD5,
                     "sign_type_field": None,
+                    "api": params.get("_api", "v2"),   # v3 trades are notified as v3
                     "request": {},
                     "notifications": [],
                     "refunds": [],
@@ -442,7 +445,7 @@ class WechatProvider:
                     trade["mweb_url"] = "%s/wechat/mweb?prepay_id=%s" % (
                         self.http_base, trade["prepay_id"])
                 self.trades[out_trade_no] = trade
-            trade["request"] = {k: v for k, v in params.items() if k != "sign"}
+            trade["request"] = {k: v for k, v in params.items() if k not in ("sign", "_api")}
             trade["notify_url"] = notify_url
             trade["spbill_create_ip"] = params["spbill_create_ip"]
             trade["time_expire"] = expire or trade["time_expire"]
@@ -574,6 +577,7 @@ class WechatProvider:
                     "created": beijing_str(),
                     "success_time": None,
                     "notify_url": notify_url,
+                    "api": params.get("_api", "v2"),
                     "notifications": [],
                     # wechat_refund_change fault: this refund ends abnormal
                     # (the buyer's card was cancelled or frozen).
@@ -887,7 +891,8 @@ class WechatProvider:
     def _new_note(self, owner, kind, result_code, url, sign_type, fixed_body=None):
         note = {"id": uuid_hex(), "kind": kind, "result_code": result_code, "url": url,
                 "sign_type": sign_type, "fixed_body": fixed_body, "attempts": [],
-                "acked": False, "gave_up": False}
+                "acked": False, "gave_up": False,
+                "api": (owner or {}).get("api", "v2")}
         if owner is not None:
             with self.lock:
                 owner["notifications"].append(note)
@@ -896,6 +901,8 @@ class WechatProvider:
     def _build_body(self, owner, note, faults):
         if note["fixed_body"] is not None:
             return note["fixed_body"]
+        if note.get("api") == "v3" and self.v3 is not None:
+            return self.v3.build_notify(owner, note, faults)
         if note["kind"] == "refund":
             wrong_key = ("x" + self.api_key)[:32] if faults["bad_signature"] else None
             outer, _plain = self.refund_notify_body(owner, api_key=wrong_key,
@@ -915,8 +922,11 @@ class WechatProvider:
         return reply.get("return_code") == "SUCCESS"
 
     def _send_once(self, note, body, copy):
-        status, data, error = post(note["url"], body, "text/xml", ATTEMPT_TIMEOUT)
-        acked = self.is_ack(data)
+        if note.get("api") == "v3" and self.v3 is not None:
+            status, data, error, acked = self.v3.post_notify(note, body)
+        else:
+            status, data, error = post(note["url"], body, "text/xml", ATTEMPT_TIMEOUT)
+            acked = self.is_ack(data)
         attempt = {"status": status, "body": data[:200].decode("utf-8", "replace"),
                    "at": time.time(), "at_beijing": beijing_str(), "copy": copy,
                    "acked": acked}
@@ -1076,8 +1086,13 @@ class WechatProvider:
             return "PARAM_ERROR", "nonceStr longer than 32"
         if not query["package"].startswith("prepay_id="):
             return "PARAM_ERROR", "package must be prepay_id=<id>"
+        if query["signType"] == "RSA" and self.v3 is not None:
+            # v3's client object: SHA256withRSA by the merchant key
+            if not self.v3.jsapi_pay_sign_ok(query):
+                return "PAYSIGN_ERROR", "paySign (RSA) does not verify"
+            return None
         if query["signType"] not in SIGN_TYPES:
-            return "PARAM_ERROR", "signType must be MD5 or HMAC-SHA256"
+            return "PARAM_ERROR", "signType must be MD5, HMAC-SHA256 or RSA (v3)"
         fields = {k: query[k] for k in keys}
         if query["paySign"] != wechat_sign.sign(fields, self.api_key, query["signType"]):
             return "PAYSIGN_ERROR", "paySign does not verify: string %s" % (

@@ -63,6 +63,16 @@ typedef struct pg_config {
         char *client_cert;
         char *client_key;
         char *ca_file;
+        /* API v3 (SPEC §12.1). api_v3: new payments use v3. The v3 keys
+         * below are checked whenever they are given, and required with v3. */
+        bool api_v3;                     /* api_version = v3 */
+        char *api_v3_key;                /* 32 bytes: AES-256-GCM key */
+        char *mch_serial_no;             /* upper-case hex; from client_cert when not given */
+        char *wechatpay_public_key_file; /* public-key mode: pub_key.pem */
+        char *wechatpay_public_key_id;   /* PUB_KEY_ID_... */
+        char *platform_cert_dir;         /* platform-certificate mode */
+        crypto_key_t *mch_key;           /* client_key, loaded (v3 signs with it) */
+        crypto_key_t *wechatpay_public_key;
     } wechat;
     struct {
         int64_t alipay_rate_bp;

@@ -4,6 +4,7 @@
 #define HTTPC_H
 #include <stddef.h>
 #include "buf.h"
+#include "kv.h"
 #include "pg_err.h"
 
 typedef struct httpc_opts {
@@ -31,6 +32,24 @@ pg_err httpc_post_headers(arena_t *arena, const char *url, const char *content_t
                           const httpc_opts_t *opts, httpc_response_t *resp, buf_t *err);
 pg_err httpc_get(arena_t *arena, const char *url, const httpc_opts_t *opts,
                  httpc_response_t *resp, buf_t *err);
+
+typedef struct httpc_request {
+    const char *method;             /* "GET" or "POST" */
+    const char *url;
+    const char *content_type;       /* POST */
+    const char *const *headers;     /* "Name: value", NULL-terminated; NULL = none */
+    const char *body;               /* POST */
+    size_t body_len;
+    const char *const *capture;     /* response headers to keep, NULL-terminated */
+} httpc_request_t;
+
+/* Like httpc_post_headers / httpc_get, also for a GET with headers, and
+ * keeping the response headers named in req->capture (case-insensitive) in
+ * resp_headers (initialised with arena; key = the name as given in
+ * capture): each at most once, a header received twice is kept with an
+ * empty value. */
+pg_err httpc_send(arena_t *arena, const httpc_request_t *req, const httpc_opts_t *opts,
+                  httpc_response_t *resp, kv_list_t *resp_headers, buf_t *err);
 
 void httpc_global_init(void);   /* once per process, before threads */
 void httpc_global_cleanup(void);

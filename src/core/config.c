@@ -3,18 +3,23 @@
 #include "ledger_math.h"
 #include "metrics.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <ini.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "db.h"
 #include "wechat.h"
 #include "alipay_cert.h"
 #include "certs.h"
 #include <time.h>
+
+#include "crypto_v3.h"
 
 typedef enum { CK_STR, CK_INT, CK_BOOL, CK_ENUM } config_kind_t;
 
@@ -62,6 +67,12 @@ static const config_key_t CONFIG_KEYS[] = {
     K("wechat", "client_cert", CK_STR, wechat.client_cert, NULL),
     K("wechat", "client_key", CK_STR, wechat.client_key, NULL),
     K("wechat", "ca_file", CK_STR, wechat.ca_file, NULL),
+    K("wechat", "api_version", CK_ENUM, wechat.api_v3, "v2|v3"),
+    K("wechat", "api_v3_key", CK_STR, wechat.api_v3_key, NULL),
+    K("wechat", "mch_serial_no", CK_STR, wechat.mch_serial_no, NULL),
+    K("wechat", "wechatpay_public_key", CK_STR, wechat.wechatpay_public_key_file, NULL),
+    K("wechat", "wechatpay_public_key_id", CK_STR, wechat.wechatpay_public_key_id, NULL),
+    K("wechat", "platform_cert_dir", CK_STR, wechat.platform_cert_dir, NULL),
     K("fees", "alipay_rate_bp", CK_INT, fees.alipay_rate_bp, NULL),
     K("fees", "wechat_rate_bp", CK_INT, fees.wechat_rate_bp, NULL),
     K("fees", "mode", CK_ENUM, fees.surcharge, "absorb|surcharge"),
@@ -492,14 +503,157 @@ static void validate_alipay(config_loader_t *l, bool load_keys)
     }
 }
 
-static void validate_wechat(config_loader_t *l)
+/* ---- WeChat Pay API v3 keys ------------------------------------------ */
+
+static bool wechat_v3_given(const pg_config_t *c)
+{
+    return c->wechat.api_v3 || is_set(c->wechat.api_v3_key) || is_set(c->wechat.mch_serial_no) ||
+           is_set(c->wechat.wechatpay_public_key_file) || is_set(c->wechat.wechatpay_public_key_id) ||
+           is_set(c->wechat.platform_cert_dir);
+}
+
+static bool is_pub_key_id(const char *s)
+{
+    size_t n = strlen(s), prefix = strlen("PUB_KEY_ID_");
+    if (n <= prefix || n > 64 || strncmp(s, "PUB_KEY_ID_", prefix) != 0)
+        return false;
+    for (size_t i = prefix; i < n; i++)
+        if (!isalnum((unsigned char)s[i]))
+            return false;
+    return true;
+}
+
+static void check_dir(config_loader_t *l, const char *key, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        config_problem(l, "wechat", key, "'%s' is not a directory", path);
+    else if (access(path, R_OK | W_OK | X_OK) != 0)
+        config_problem(l, "wechat", key, "'%s' must be readable and writable: %s", path, strerror(errno));
+}
+
+/* The serial of client_cert; mch_serial_no, when given, must name it. */
+static void load_wechat_serial(config_loader_t *l)
+{
+    pg_config_t *c = l->cfg;
+    char serial[CRYPTO_X509_SERIAL_MAX + 1];
+    buf_t text, why;
+    FILE *f = fopen(c->wechat.client_cert, "rb");
+    size_t n;
+    char chunk[4096];
+
+    buf_init(&text, NULL);
+    buf_init(&why, NULL);
+    while (f != NULL && (n = fread(chunk, 1, sizeof chunk, f)) > 0 && text.len < 65536)
+        buf_append(&text, chunk, n);
+    if (f != NULL)
+        fclose(f);
+    if (crypto_x509_serial_hex(text.data, text.len, serial, &why) != PG_OK) {
+        config_problem(l, "wechat", "client_cert", "'%s' holds no usable certificate: %s",
+                       c->wechat.client_cert, why.data);
+    } else if (is_set(c->wechat.mch_serial_no) && strcasecmp(c->wechat.mch_serial_no, serial) != 0) {
+        config_problem(l, "wechat", "mch_serial_no", "'%s' is not the serial of client_cert (%s)",
+                       c->wechat.mch_serial_no, serial);
+    } else {
+        free(c->wechat.mch_serial_no);
+        c->wechat.mch_serial_no = strdup(serial);
+    }
+    buf_free(&text);
+    buf_free(&why);
+}
+
+/* WeChat Pay's public key: a public key, and not the merchant's own. */
+static void load_wechatpay_public_key(config_loader_t *l)
+{
+    pg_config_t *c = l->cfg;
+    const char *file = c->wechat.wechatpay_public_key_file;
+    crypto_key_t *as_private = NULL;
+    buf_t why;
+
+    buf_init(&why, NULL);
+    if (crypto_key_load_private(file, &as_private, &why) == PG_OK) {
+        config_problem(l, "wechat", "wechatpay_public_key",
+                       "'%s' holds a private key; this must be WeChat Pay's public key", file);
+        crypto_key_free(as_private);
+        goto done;
+    }
+    buf_clear(&why);
+    if (crypto_key_load_public(file, &c->wechat.wechatpay_public_key, &why) != PG_OK) {
+        config_problem(l, "wechat", "wechatpay_public_key", "'%s' holds no usable RSA public key: %s",
+                       file, why.data);
+        goto done;
+    }
+    if (c->wechat.mch_key && crypto_key_pair_matches(c->wechat.mch_key, c->wechat.wechatpay_public_key))
+        config_problem(l, "wechat", "wechatpay_public_key",
+                       "'%s' is your merchant key's public half, not WeChat Pay's public key "
+                       "(download pub_key.pem from the merchant platform)", file);
+done:
+    buf_free(&why);
+}
+
+static void load_wechat_v3_keys(config_loader_t *l)
+{
+    pg_config_t *c = l->cfg;
+    crypto_key_t *cert_key = NULL;
+    buf_t why;
+
+    buf_init(&why, NULL);
+    if (crypto_key_load_private(c->wechat.client_key, &c->wechat.mch_key, &why) != PG_OK)
+        config_problem(l, "wechat", "client_key", "'%s' holds no usable RSA private key: %s",
+                       c->wechat.client_key, why.data);
+    buf_clear(&why);
+    if (crypto_key_load_public(c->wechat.client_cert, &cert_key, &why) == PG_OK && c->wechat.mch_key &&
+        !crypto_key_pair_matches(c->wechat.mch_key, cert_key))
+        config_problem(l, "wechat", "client_key", "'%s' is not the key of client_cert '%s'",
+                       c->wechat.client_key, c->wechat.client_cert);
+    load_wechat_serial(l);
+    if (is_set(c->wechat.wechatpay_public_key_file))
+        load_wechatpay_public_key(l);
+    crypto_key_free(cert_key);
+    buf_free(&why);
+}
+
+static void validate_wechat_v3(config_loader_t *l, bool load_keys)
+{
+    pg_config_t *c = l->cfg;
+    int before = l->problems;
+    bool pubkey = is_set(c->wechat.wechatpay_public_key_file), pubkey_id = is_set(c->wechat.wechatpay_public_key_id);
+
+    if (!wechat_v3_given(c))
+        return;
+    require(l, "wechat", "api_v3_key", c->wechat.api_v3_key);
+    if (is_set(c->wechat.api_v3_key) && strlen(c->wechat.api_v3_key) != 32)
+        config_problem(l, "wechat", "api_v3_key", "must be exactly 32 bytes");
+    require(l, "wechat", "client_cert", c->wechat.client_cert);
+    require(l, "wechat", "client_key", c->wechat.client_key);
+    if (pubkey != pubkey_id)
+        config_problem(l, "wechat", pubkey ? "wechatpay_public_key_id" : "wechatpay_public_key",
+                       "missing (public-key mode needs wechatpay_public_key and wechatpay_public_key_id)");
+    if (!pubkey && !pubkey_id && !is_set(c->wechat.platform_cert_dir))
+        config_problem(l, "wechat", "wechatpay_public_key",
+                       "missing: v3 verifies WeChat Pay's signatures with wechatpay_public_key + "
+                       "wechatpay_public_key_id (public-key mode) or platform_cert_dir (platform certificates)");
+    if (pubkey_id && !is_pub_key_id(c->wechat.wechatpay_public_key_id))
+        config_problem(l, "wechat", "wechatpay_public_key_id", "'%s' does not look like PUB_KEY_ID_...",
+                       c->wechat.wechatpay_public_key_id);
+    check_readable(l, "wechat", "wechatpay_public_key", c->wechat.wechatpay_public_key_file);
+    if (is_set(c->wechat.platform_cert_dir))
+        check_dir(l, "platform_cert_dir", c->wechat.platform_cert_dir);
+    if (load_keys && l->problems == before && is_set(c->wechat.client_cert) && is_set(c->wechat.client_key) &&
+        access(c->wechat.client_cert, R_OK) == 0 && access(c->wechat.client_key, R_OK) == 0)
+        load_wechat_v3_keys(l);
+}
+
+static void validate_wechat(config_loader_t *l, bool load_keys)
 {
     pg_config_t *c = l->cfg;
     if (!c->wechat.enabled)
         return;
     require(l, "wechat", "appid", c->wechat.appid);
     require(l, "wechat", "mch_id", c->wechat.mch_id);
-    require(l, "wechat", "api_key", c->wechat.api_key);
+    /* The v2 key is needed while v2 payments are made; a v3-only merchant has none. */
+    if (!c->wechat.api_v3)
+        require(l, "wechat", "api_key", c->wechat.api_key);
     if (is_set(c->wechat.api_key) && strlen(c->wechat.api_key) != 32)
         config_problem(l, "wechat", "api_key", "must be exactly 32 characters");
     validate_url(l, "wechat", "gateway", c->wechat.gateway);
@@ -510,6 +664,7 @@ static void validate_wechat(config_loader_t *l)
         config_problem(l, "server", "order_ttl",
                        "must be at least %d seconds when WeChat is enabled: WeChat does not close an order "
                        "within 5 minutes of creating it", WECHAT_MIN_CLOSE_AGE_S);
+    validate_wechat_v3(l, load_keys);
 }
 
 static void validate_money(config_loader_t *l)
@@ -594,7 +749,7 @@ pg_err config_load(const char *path, bool load_keys, pg_config_t **out, buf_t *e
     }
     validate_server(&l);
     validate_alipay(&l, load_keys);
-    validate_wechat(&l);
+    validate_wechat(&l, load_keys);
     validate_money(&l);
     validate_metrics(&l);
     validate_payouts(&l);
@@ -652,6 +807,13 @@ void config_free(pg_config_t *c)
     free(c->wechat.client_cert);
     free(c->wechat.client_key);
     free(c->wechat.ca_file);
+    free_secret(c->wechat.api_v3_key);
+    free(c->wechat.mch_serial_no);
+    free(c->wechat.wechatpay_public_key_file);
+    free(c->wechat.wechatpay_public_key_id);
+    free(c->wechat.platform_cert_dir);
+    crypto_key_free(c->wechat.mch_key);
+    crypto_key_free(c->wechat.wechatpay_public_key);
     free(c->merchant.webhook_url);
     free_secret(c->merchant.webhook_secret);
     free(c->merchant.return_url);

@@ -8,6 +8,7 @@
 #include "httpc.h"
 
 #include <string.h>
+#include <strings.h>
 #include <arpa/inet.h>
 #include <curl/curl.h>
 
@@ -36,6 +37,57 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
     if (buf_append(s->body, ptr, n) != PG_OK) {
         s->nomem = 1;
         return 0;
+    }
+    return n;
+}
+
+/* Response headers the caller asked for (httpc_send): each wanted name
+ * once; a header that comes twice is kept empty, so nothing that checks it
+ * (a signature header, say) can pass. */
+typedef struct httpc_capture {
+    const char *const *names;
+    kv_list_t *out;
+    int nomem;
+} httpc_capture_t;
+
+#define HTTPC_HEADER_MAX 4096
+
+static void capture_one(httpc_capture_t *c, const char *name, const char *value, size_t vlen)
+{
+    for (size_t i = 0; i < c->out->count; i++) {
+        if (strcasecmp(c->out->items[i].key, name) == 0) {
+            c->out->items[i].value = "";
+            return;
+        }
+    }
+    char *copy = arena_strndup(c->out->arena, value, vlen);
+    if (copy == NULL || kv_add(c->out, name, copy) != PG_OK)
+        c->nomem = 1;
+}
+
+static size_t header_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    httpc_capture_t *c = userdata;
+    size_t n = size * nmemb, name_len, start, end;
+    const char *colon;
+
+    if (n == 0 || n > HTTPC_HEADER_MAX)
+        return n;
+    colon = memchr(ptr, ':', n);
+    if (colon == NULL)
+        return n;
+    name_len = (size_t)(colon - ptr);
+    for (const char *const *w = c->names; w && *w; w++) {
+        if (strlen(*w) != name_len || strncasecmp(*w, ptr, name_len) != 0)
+            continue;
+        start = name_len + 1;
+        end = n;
+        while (start < end && (ptr[start] == ' ' || ptr[start] == '\t'))
+            start++;
+        while (end > start && (ptr[end - 1] == '\r' || ptr[end - 1] == '\n' || ptr[end - 1] == ' '))
+            end--;
+        capture_one(c, *w, ptr + start, end - start);
+        break;
     }
     return n;
 }
@@ -78,7 +130,8 @@ static CURL *httpc_handle(void)
 static pg_err httpc_perform(arena_t *arena, const char *url, const char *content_type,
                             const char *const *extra_headers,
                             const char *body, size_t body_len, int is_post,
-                            const httpc_opts_t *opts, httpc_response_t *resp, buf_t *err)
+                            const httpc_opts_t *opts, httpc_response_t *resp,
+                            httpc_capture_t *capture, buf_t *err)
 {
     static const httpc_opts_t no_opts;
     CURL *h = NULL;
@@ -149,6 +202,10 @@ static pg_err httpc_perform(arena_t *arena, const char *url, const char *content
     SETOPT(CURLOPT_WRITEDATA, &sink);
     SETOPT(CURLOPT_USERAGENT, "paygate/1");
     SETOPT(CURLOPT_ACCEPT_ENCODING, "identity");
+    if (capture != NULL) {
+        SETOPT(CURLOPT_HEADERFUNCTION, header_cb);
+        SETOPT(CURLOPT_HEADERDATA, capture);
+    }
 
     if (is_post) {
         if (content_type == NULL)
@@ -186,6 +243,16 @@ static pg_err httpc_perform(arena_t *arena, const char *url, const char *content
         SETOPT(CURLOPT_POSTFIELDS, body != NULL ? body : "");
         SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body != NULL ? body_len : 0));
     } else {
+        for (const char *const *x = extra_headers; x && *x; x++) {
+            tmp_list = curl_slist_append(headers, *x);
+            if (tmp_list == NULL) {
+                rc = PG_ERR_NOMEM;
+                goto done;
+            }
+            headers = tmp_list;
+        }
+        if (headers != NULL)
+            SETOPT(CURLOPT_HTTPHEADER, headers);
         SETOPT(CURLOPT_HTTPGET, 1L);
     }
 #undef SETOPT
@@ -214,7 +281,7 @@ static pg_err httpc_perform(arena_t *arena, const char *url, const char *content
         rc = PG_ERR_UPSTREAM;
         goto done;
     }
-    if (resp->body.failed) {
+    if (resp->body.failed || (capture != NULL && capture->nomem)) {
         rc = PG_ERR_NOMEM;
         goto done;
     }
@@ -233,20 +300,41 @@ pg_err httpc_post(arena_t *arena, const char *url, const char *content_type,
                   const char *body, size_t body_len, const httpc_opts_t *opts,
                   httpc_response_t *resp, buf_t *err)
 {
-    return httpc_perform(arena, url, content_type, NULL, body, body_len, 1, opts, resp, err);
+    return httpc_perform(arena, url, content_type, NULL, body, body_len, 1, opts, resp, NULL, err);
 }
 
 pg_err httpc_post_headers(arena_t *arena, const char *url, const char *content_type,
                           const char *const *headers, const char *body, size_t body_len,
                           const httpc_opts_t *opts, httpc_response_t *resp, buf_t *err)
 {
-    return httpc_perform(arena, url, content_type, headers, body, body_len, 1, opts, resp, err);
+    return httpc_perform(arena, url, content_type, headers, body, body_len, 1, opts, resp, NULL, err);
 }
 
 pg_err httpc_get(arena_t *arena, const char *url, const httpc_opts_t *opts,
                  httpc_response_t *resp, buf_t *err)
 {
-    return httpc_perform(arena, url, NULL, NULL, NULL, 0, 0, opts, resp, err);
+    return httpc_perform(arena, url, NULL, NULL, NULL, 0, 0, opts, resp, NULL, err);
+}
+
+pg_err httpc_send(arena_t *arena, const httpc_request_t *req, const httpc_opts_t *opts,
+                  httpc_response_t *resp, kv_list_t *resp_headers, buf_t *err)
+{
+    httpc_capture_t capture;
+    int is_post;
+
+    kv_init(resp_headers, arena);
+    capture.names = req->capture;
+    capture.out = resp_headers;
+    capture.nomem = 0;
+    if (req->method == NULL || (strcmp(req->method, "GET") != 0 && strcmp(req->method, "POST") != 0)) {
+        buf_init(&resp->body, arena);
+        resp->status = 0;
+        buf_set_error(err, "httpc: method must be GET or POST");
+        return PG_ERR_INTERNAL;
+    }
+    is_post = strcmp(req->method, "POST") == 0;
+    return httpc_perform(arena, req->url, req->content_type, req->headers, req->body, req->body_len,
+                         is_post, opts, resp, &capture, err);
 }
 
 void httpc_global_init(void)

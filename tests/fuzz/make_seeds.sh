@@ -25,7 +25,7 @@ text() {
     printf -- "$3" > "$C/$1/$2"
 }
 
-ALL="${*:-form money alipay_notify alipay_response xml wechat_notify wechat_reply wechat_refund_notify http bill_alipay_zip bill_alipay_csv bill_wechat}"
+ALL="${*:-form money alipay_notify alipay_response xml wechat_notify wechat_reply wechat_refund_notify http bill_alipay_zip bill_alipay_csv bill_wechat wechat_v3_notify wechat_v3_reply}"
 has() { for w in $ALL; do [ "$w" = "$1" ] && return 0; done; return 1; }
 
 if has form; then
@@ -168,5 +168,40 @@ if has bill_wechat && [ -f $FX/bills/wechat_all.txt ]; then
              $FX/bills/wechat_truncated.gz $FX/bills/wechat_two_members.gz; do
         [ -f "$f" ] && seed bill_wechat "$(basename "$f")" "" "$f"
     done
+fi
+# v3: bodies and resources from tests/fixtures/wechat_v3/vectors.json (npm-made).
+# vfield VECTOR FIELD: prints one string of the vectors file.
+vfield() {
+    python3 -c 'import json,sys; sys.stdout.write(json.load(open(sys.argv[1]))[sys.argv[2]][sys.argv[3]])' \
+        $FX/wechat_v3/vectors.json "$1" "$2"
+}
+# vseed TARGET NAME FLAGBYTE VECTOR FIELD
+vseed() {
+    mkdir -p "$C/$1"
+    { printf "\\$3"; vfield "$4" "$5"; } > "$C/$1/$2"
+}
+if has wechat_v3_notify; then
+    rm -rf "$C/wechat_v3_notify"
+    for v in notify_paid_pubkey notify_paid_platform notify_refund notify_other_mch; do
+        vseed wechat_v3_notify "raw_$v" 000 $v body
+        vseed wechat_v3_notify "envelope_$v" 002 $v body
+    done
+    for v in notify_paid_pubkey notify_real_amount notify_no_txn_id notify_other_app; do
+        vseed wechat_v3_notify "resource_$v" 001 $v plaintext
+    done
+    for v in notify_refund notify_refund_over notify_refund_abnormal; do
+        vseed wechat_v3_notify "resource_$v" 005 $v plaintext
+    done
+    text wechat_v3_notify b64_short '\000AAAAAAAAAAAAAAAAAAAAAA=='
+fi
+if has wechat_v3_reply; then
+    rm -rf "$C/wechat_v3_reply"
+    for v in reply_native_pubkey reply_query_ok reply_refund_ok reply_certificates; do
+        vseed wechat_v3_reply "signed_$v" 001 $v body
+        vseed wechat_v3_reply "unsigned_$v" 000 $v body
+    done
+    text wechat_v3_reply error_400 '\002{"code":"ORDER_CLOSED","message":"\344\270\215"}'
+    text wechat_v3_reply prepay_jsapi '\001{"prepay_id":"wx201410272009395522657a690389285100"}'
+    text wechat_v3_reply prepay_h5 '\001{"h5_url":"https://wx.tenpay.com/cgi-bin/mmpayweb-bin/checkmweb?prepay_id=wx2016"}'
 fi
 echo "seeds: $(find $C -type f | wc -l) files, $(du -sk $C | cut -f1) KiB"

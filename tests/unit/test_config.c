@@ -240,6 +240,104 @@ static void test_config_key_given_twice_is_an_error(void **state)
     assert_error_mentions("app_id = 2021000000000002\n", "[alipay] app_id: given twice");
 }
 
+/* ---- WeChat Pay API v3 ------------------------------------------------- */
+
+#define V3 "../fixtures/wechat_v3/"
+#define V3_BASE "[wechat]\nenabled = true\nappid = wxd930ea5d5a258f4f\nmch_id = 1900009191\n"
+#define V3_KEYS "api_version = v3\napi_v3_key = a7cde1ZJB1kG2e7VfTs3jQzaWizur8Gb\n" \
+                "client_cert = " V3 "merchant_cert.pem\nclient_key = " V3 "merchant_key.pem\n"
+#define V3_PUBKEY "wechatpay_public_key = " V3 "wechatpay_pub.pem\n" \
+                  "wechatpay_public_key_id = PUB_KEY_ID_0119000091912026112400000000000001\n"
+
+static pg_config_t *load_ok(const char *extra)
+{
+    pg_config_t *cfg = NULL;
+    buf_t err;
+    write_ini(KEYS "app_private_pkcs1.pem", ALIPAY "alipay_public.pem", extra);
+    if (load(&err, &cfg) != PG_OK)
+        fail_msg("expected to load, got:\n%s", err.data);
+    buf_free(&err);
+    return cfg;
+}
+
+/* A merchant with only v3 keys: no v2 api_key, the serial read from the
+ * certificate as openssl prints it, both keys loaded. */
+static void test_config_wechat_v3_public_key_mode_loads(void **state)
+{
+    pg_config_t *cfg;
+    FILE *f;
+    char want[80] = "";
+    (void)state;
+    cfg = load_ok(V3_BASE V3_KEYS V3_PUBKEY);
+    assert_true(cfg->wechat.api_v3);
+    assert_null(cfg->wechat.api_key);
+    f = fopen(V3 "openssl_merchant_serial.txt", "r");
+    assert_non_null(f);
+    assert_non_null(fgets(want, sizeof want, f));
+    fclose(f);
+    want[strcspn(want, "\n")] = '\0';
+    assert_string_equal(cfg->wechat.mch_serial_no, want);
+    assert_non_null(cfg->wechat.mch_key);
+    assert_non_null(cfg->wechat.wechatpay_public_key);
+    assert_string_equal(cfg->wechat.wechatpay_public_key_id, "PUB_KEY_ID_0119000091912026112400000000000001");
+    config_free(cfg);
+    /* the serial given by hand, in lower case, is the same serial */
+    cfg = load_ok(V3_BASE V3_KEYS V3_PUBKEY "mch_serial_no = 5f3ac0de11223344556677889900aabbccddeeff\n");
+    assert_string_equal(cfg->wechat.mch_serial_no, want);
+    config_free(cfg);
+}
+
+static void test_config_wechat_v3_platform_mode_and_v2_default(void **state)
+{
+    pg_config_t *cfg;
+    char extra[512];
+    (void)state;
+    snprintf(extra, sizeof extra, V3_BASE V3_KEYS "platform_cert_dir = %s\n", dir);
+    cfg = load_ok(extra);
+    assert_true(cfg->wechat.api_v3);
+    assert_null(cfg->wechat.wechatpay_public_key);
+    config_free(cfg);
+    /* v2 stays the default, and then needs its api_key */
+    assert_error_mentions(V3_BASE "api_v3_key = a7cde1ZJB1kG2e7VfTs3jQzaWizur8Gb\n"
+                          "client_cert = " V3 "merchant_cert.pem\nclient_key = " V3 "merchant_key.pem\n" V3_PUBKEY,
+                          "[wechat] api_key: missing");
+}
+
+static void test_config_wechat_v3_problems_are_named(void **state)
+{
+    (void)state;
+    assert_error_mentions(V3_BASE "api_version = v4\n", "[wechat] api_version: 'v4' is not one of v2|v3");
+    assert_error_mentions(V3_BASE "api_version = v3\napi_v3_key = short\nclient_cert = " V3
+                          "merchant_cert.pem\nclient_key = " V3 "merchant_key.pem\n" V3_PUBKEY,
+                          "[wechat] api_v3_key: must be exactly 32 bytes");
+    assert_error_mentions(V3_BASE "api_version = v3\napi_v3_key = a7cde1ZJB1kG2e7VfTs3jQzaWizur8Gb\n" V3_PUBKEY,
+                          "[wechat] client_key: missing");
+    assert_error_mentions(V3_BASE V3_KEYS, "v3 verifies WeChat Pay's signatures with");
+    assert_error_mentions(V3_BASE V3_KEYS "wechatpay_public_key = " V3 "wechatpay_pub.pem\n",
+                          "[wechat] wechatpay_public_key_id: missing");
+    assert_error_mentions(V3_BASE V3_KEYS "wechatpay_public_key = " V3 "wechatpay_pub.pem\n"
+                          "wechatpay_public_key_id = 0119000091912026\n",
+                          "does not look like PUB_KEY_ID_");
+    assert_error_mentions(V3_BASE V3_KEYS "platform_cert_dir = /nonexistent/certs\n",
+                          "[wechat] platform_cert_dir: '/nonexistent/certs' is not a directory");
+    /* the key is not the certificate's */
+    assert_error_mentions(V3_BASE "api_version = v3\napi_v3_key = a7cde1ZJB1kG2e7VfTs3jQzaWizur8Gb\n"
+                          "client_cert = " V3 "merchant_cert.pem\nclient_key = " V3 "other_key.pem\n" V3_PUBKEY,
+                          "is not the key of client_cert");
+    assert_error_mentions(V3_BASE V3_KEYS V3_PUBKEY "mch_serial_no = 0A1B2C\n",
+                          "[wechat] mch_serial_no: '0A1B2C' is not the serial of client_cert");
+    /* the merchant's own certificate where WeChat Pay's public key belongs */
+    assert_error_mentions(V3_BASE V3_KEYS "wechatpay_public_key = " V3 "merchant_cert.pem\n"
+                          "wechatpay_public_key_id = PUB_KEY_ID_01\n",
+                          "is your merchant key's public half");
+    assert_error_mentions(V3_BASE V3_KEYS "wechatpay_public_key = " V3 "wechatpay_key.pem\n"
+                          "wechatpay_public_key_id = PUB_KEY_ID_01\n",
+                          "holds a private key; this must be WeChat Pay's public key");
+    assert_error_mentions(V3_BASE V3_KEYS "wechatpay_public_key = " V3 "vectors.json\n"
+                          "wechatpay_public_key_id = PUB_KEY_ID_01\n",
+                          "holds no usable RSA public key");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -256,6 +354,9 @@ int main(void)
         cmocka_unit_test(test_config_refuses_private_key_as_alipay_public_key),
         cmocka_unit_test(test_config_key_given_twice_is_an_error),
         cmocka_unit_test(test_config_payouts_need_a_start_date),
+        cmocka_unit_test(test_config_wechat_v3_public_key_mode_loads),
+        cmocka_unit_test(test_config_wechat_v3_platform_mode_and_v2_default),
+        cmocka_unit_test(test_config_wechat_v3_problems_are_named),
         cmocka_unit_test(test_config_metrics_allow_and_token_are_checked),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
