@@ -119,6 +119,7 @@ static void serve_one(pg_app_t *app, arena_t *a, FCGX_Request *r)
     req.accept_language = param(r, "HTTP_ACCEPT_LANGUAGE");
     req.remote_addr = param(r, "REMOTE_ADDR");
     req.forwarded_for = param(r, "HTTP_X_FORWARDED_FOR");
+    req.stripe_signature = param(r, "HTTP_STRIPE_SIGNATURE");
     if (!req.method)
         req.method = "GET";
     rc = read_body(r, a, &req);

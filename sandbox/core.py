@@ -152,6 +152,8 @@ FAULT_DEFAULTS = {
     # WeChat: refunds end in CHANGE (abnormal: handled by hand in the merchant
     # platform) instead of SUCCESS; POST /_sandbox/wechat/refund_resolve ends it.
     "wechat_refund_change": False,
+    # Stripe: refunds answer status pending; POST /_sandbox/stripe/refund_resolve ends them.
+    "stripe_refund_pending": False,
 }
 
 

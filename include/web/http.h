@@ -23,6 +23,7 @@ typedef struct http_request {
     const char *accept_language;  /* NULL when absent */
     const char *remote_addr;
     const char *forwarded_for;  /* X-Forwarded-For, believed only from [server] trusted_proxies */
+    const char *stripe_signature;  /* Stripe-Signature (POST /notify/stripe), NULL when absent */
     const char *body;
     size_t body_len;
     kv_list_t query;            /* decoded query string */

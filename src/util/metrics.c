@@ -24,7 +24,7 @@
 static const char *const ROUTES[] = {
     "/healthz", "/checkout", "/notify/alipay", "/notify/wechat", "/notify/wechat/refund",
     "/return/alipay", "/orders/*", "/orders/*/refund", "/orders/*/close", "/entitlements",
-    "/shop", "/pay/*", "/metrics", "other", "unmatched",
+    "/shop", "/pay/*", "/metrics", "/notify/stripe", "/return/stripe", "other", "unmatched",
 };
 #define ROUTE_N (sizeof ROUTES / sizeof ROUTES[0])
 #define ROUTE_OTHER (ROUTE_N - 2)
@@ -34,10 +34,10 @@ static const int STATUSES[] = { 200, 201, 204, 301, 302, 303, 304, 400, 401, 403
                                 409, 413, 422, 429, 500, 502, 503, 504 };
 #define STATUS_N (sizeof STATUSES / sizeof STATUSES[0] + 1)   /* + "other" */
 
-static const char *const CHANNELS[] = { "alipay", "wechat", "unknown" };
+static const char *const CHANNELS[] = { "alipay", "wechat", "stripe", "unknown" };
 #define CH_N (sizeof CHANNELS / sizeof CHANNELS[0])
 
-static const char *const METHODS[] = { "page", "wap", "qr", "native", "jsapi", "mweb", "unknown" };
+static const char *const METHODS[] = { "page", "wap", "qr", "native", "jsapi", "mweb", "checkout", "unknown" };
 #define METHOD_N (sizeof METHODS / sizeof METHODS[0])
 
 static const char *const CHECKOUT_RESULTS[] = { "created", "repeated", "invalid", "conflict",
@@ -63,6 +63,8 @@ static const struct { const char *call; unsigned op; } OPERATION_CALLS[] = {
     { "alipay.trade.fastpay.refund.query", 4 }, { "/pay/refundquery", 4 },
     { "alipay.data.dataservice.bill.downloadurl.query", 5 }, { "/pay/downloadbill", 5 },
     { "bill_download", 5 },
+    { "stripe.session.create", 0 }, { "stripe.session.retrieve", 1 }, { "stripe.session.expire", 2 },
+    { "stripe.refund.create", 3 }, { "stripe.refund.list", 4 },
 };
 
 static const char *const CALL_OUTCOMES[] = { "ok", "refused", "http_error", "timeout", "transport_error", "other" };
