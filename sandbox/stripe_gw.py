@@ -58,7 +58,16 @@ def parse_brackets(pairs):
     root = {}
     for key, value in pairs:
         head, _, rest = key.partition("[")
-        path = [head] + ([p for p in rest.rstrip("]").split("][")] if rest else [])
+        path = [head] + ([p for p in rest[:-1].split("][")] if rest else [])
+        if rest and not rest.endswith("]"):
+            raise StripeError(400, "invalid_request_error", "parameter_unknown",
+                              "Invalid array parameter %r" % key, key)
+        if path[-1] == "" and len(path) > 1 and all(path[:-1]):   # a[]=x: a list
+            node = root
+            for part in path[:-2]:
+                node = node.setdefault(part, {})
+            node.setdefault(path[-2], []).append(value)
+            continue
         if any(p == "" for p in path):
             raise StripeError(400, "invalid_request_error", "parameter_unknown",
                               "Invalid array parameter %r" % key, key)
@@ -133,6 +142,8 @@ class StripeProvider:
             self.idempotency = {}      # key -> (fingerprint, status, body)
             self.requests = []         # what came in: method, path, headers, form
             self.clock_offset = 0
+            self.fee_fixed = 0
+            self.fee_rate_override = None
 
     def knows(self, payment_no):
         with self.lock:
@@ -140,6 +151,8 @@ class StripeProvider:
 
     @property
     def fee_rate_bp(self):
+        if self.fee_rate_override is not None:
+            return self.fee_rate_override
         return int(self.app.config.get("stripe_fee_rate_bp", 340))
 
     def now(self):
@@ -170,6 +183,8 @@ class StripeProvider:
             ("POST", base + r"/sign", self.ctl_sign),
             ("POST", base + r"/age", self.ctl_age),
             ("GET", base + r"/events", self.ctl_events),
+            ("POST", base + r"/fees", self.ctl_fees),
+            ("POST", base + r"/balance_fault", self.ctl_balance_fault),
             ("GET", base + r"/requests", self.ctl_requests),
         ]
 
@@ -333,7 +348,8 @@ class StripeProvider:
     # paying
 
     def _fee(self, amount):
-        return (amount * self.fee_rate_bp + 5000) // 10000
+        """Stripe's pricing: a percentage plus a fixed amount per charge."""
+        return (amount * self.fee_rate_bp + 5000) // 10000 + self.fee_fixed
 
     def _complete(self, session, delayed):
         """The buyer confirmed: a payment intent; paid at once or later (bank debit)."""
@@ -511,11 +527,29 @@ class StripeProvider:
         created = p.get("created") or {}
         gte = _int(created["gte"], "created[gte]") if "gte" in created else None
         lt = _int(created["lt"], "created[lt]") if "lt" in created else None
+        expand = p.get("expand") or []
+        if not isinstance(expand, list) or any(e not in ("data.source", "data.source.payment_intent")
+                                               for e in expand):
+            raise StripeError(400, "invalid_request_error", "parameter_invalid",
+                              "This property cannot be expanded (%s)." % expand, "expand")
         with self.lock:
-            items = [dict(t) for t in self.balance
+            items = [self._expanded(t, expand) for t in self.balance
                      if (gte is None or t["created"] >= gte) and (lt is None or t["created"] < lt)]
         items.reverse()
         return self._page(items, p, "/v1/balance_transactions")
+
+    def _expanded(self, txn, expand):
+        out = {k: v for k, v in txn.items() if not k.startswith("_")}
+        if not expand:
+            return out
+        source = self.charges.get(txn["source"]) or self.refunds.get(txn["source"])
+        if source is None:
+            return out
+        source = dict(source)
+        if "data.source.payment_intent" in expand and source.get("payment_intent") in self.intents:
+            source["payment_intent"] = dict(self.intents[source["payment_intent"]])
+        out["source"] = source
+        return out
 
     def endpoint_create(self, _req, p):
         url = p.get("url", "")
@@ -695,6 +729,37 @@ class StripeProvider:
         with self.lock:
             self.clock_offset += seconds
         return json_response({"clock_offset": self.clock_offset})
+
+    def ctl_fees(self, req):
+        """Stripe's pricing for the charges that follow: fee_rate_bp and a fixed part."""
+        body = req.json()
+        rate, fixed = body.get("fee_rate_bp"), body.get("fixed", 0)
+        if (rate is not None and (not isinstance(rate, int) or rate < 0)) or not isinstance(fixed, int) or fixed < 0:
+            raise BadRequest("fee_rate_bp and fixed are non-negative integers")
+        with self.lock:
+            self.fee_rate_override = rate
+            self.fee_fixed = fixed
+        return json_response({"fee_rate_bp": self.fee_rate_bp, "fixed": self.fee_fixed})
+
+    def ctl_balance_fault(self, req):
+        """Injects a discrepancy into the balance transactions of a payment's
+        charge: {"payment_no", "drop": true} removes it, {"amount_delta": n}
+        changes its amount."""
+        body = req.json()
+        with self.lock:
+            pis = [s["payment_intent"] for s in self.sessions.values()
+                   if s["client_reference_id"] == body.get("payment_no") and s["payment_intent"]]
+            charges = [c["id"] for c in self.charges.values() if c["payment_intent"] in pis]
+            hit = [t for t in self.balance if t["source"] in charges]
+            if not hit:
+                raise BadRequest("no balance transaction for that payment")
+            for txn in hit:
+                if body.get("drop"):
+                    self.balance.remove(txn)
+                else:
+                    txn["amount"] += int(body.get("amount_delta", 0))
+                    txn["net"] = txn["amount"] - txn["fee"]
+        return json_response({"changed": [t["id"] for t in hit]})
 
     def ctl_events(self, req):
         query = dict(req.query_pairs())

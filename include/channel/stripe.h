@@ -131,6 +131,18 @@ pg_err stripe_refund_find(const stripe_client_t *c, arena_t *a, const char *paym
                           const char *refund_no, stripe_refund_t *out, bool *found, stripe_error_t *e,
                           buf_t *err);
 
+/* The balance transactions created in [from, to) as bill rows (bill.h),
+ * paged through with starting_after (expand[]=data.source.payment_intent):
+ * type charge/payment -> a payment row (out_trade_no the payment intent's
+ * metadata[payment_no], fee Stripe's actual fee); type refund -> a refund row
+ * (metadata refund_no/payment_no of the refund, amount positive, fee as
+ * Stripe gave it back: 0 today, negative if returned). Other types (payouts,
+ * adjustments, Stripe's own fees) are not rows of ours. finished_at in
+ * Beijing time, as the other channels' bills. */
+struct bill;
+pg_err stripe_balance_bill(const stripe_client_t *c, arena_t *a, time_t from, time_t to, struct bill *out,
+                           stripe_error_t *e, buf_t *err);
+
 /* --- webhooks ------------------------------------------------------------ */
 
 /* Stripe-Signature "t=<unix>,v1=<hex>[,v1=<hex>...]" (other schemes such as

@@ -92,6 +92,11 @@ typedef struct pay_channel {
                            buf_t *err);
     /* Only when the shop names it: channel=auto never picks it (Stripe). */
     bool explicit_only;
+    /* The fee is known only from the provider's records (Stripe's balance
+     * transactions): reconciliation books the difference to the estimate as
+     * an adjustment (ledger_post_fee_adjustment_in_tx) instead of reporting
+     * a fee mismatch; the refund's fee too (Stripe keeps it). */
+    bool fee_from_reconciliation;
 } pay_channel_t;
 
 extern const pay_channel_t CHANNEL_ALIPAY;

@@ -276,4 +276,5 @@ const pay_channel_t CHANNEL_STRIPE = {
     .refund = stripe_refund_start,
     .refund_query = stripe_refund_state,
     .explicit_only = true,
+    .fee_from_reconciliation = true,
 };

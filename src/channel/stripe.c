@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "bill.h"
 #include "crypto.h"
 #include "metrics.h"
 
@@ -699,5 +700,129 @@ pg_err stripe_event_parse(arena_t *a, const char *body, size_t len, stripe_event
     out->kind = kind_of(out->type);
     rc = event_object(a, json_object_get(data, "object"), out, why);
     json_decref(root);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------- */
+/* balance transactions as a bill */
+
+static const char *beijing_time(arena_t *a, time_t t)
+{
+    struct tm tm;
+    char out[20];
+    time_t bj = t + 8 * 3600;
+    if (!gmtime_r(&bj, &tm) || strftime(out, sizeof out, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+        return NULL;
+    return arena_strdup(a, out);
+}
+
+/* One balance transaction as a row; false when it is not a movement of ours. */
+static bool balance_row(arena_t *a, json_t *txn, bill_row_t *row)
+{
+    json_t *src = json_object_get(txn, "source"), *meta, *pi;
+    const char *type = json_string_value(json_object_get(txn, "type"));
+    int64_t amount = json_is_integer(json_object_get(txn, "amount")) ? json_integer_value(json_object_get(txn, "amount")) : 0;
+    json_t *created = json_object_get(txn, "created");
+    memset(row, 0, sizeof *row);
+    if (!type || !json_is_object(src) || !json_is_integer(json_object_get(txn, "fee")))
+        return false;
+    row->fee_fen = json_integer_value(json_object_get(txn, "fee"));
+    row->finished_at = json_is_integer(created) ? beijing_time(a, (time_t)json_integer_value(created)) : NULL;
+    row->status = arena_strdup(a, type);
+    if (!strcmp(type, "charge") || !strcmp(type, "payment")) {
+        pi = json_object_get(src, "payment_intent");
+        meta = json_is_object(pi) ? json_object_get(pi, "metadata") : NULL;
+        row->kind = BILL_PAYMENT;
+        row->provider_trade_no = jstr(a, src, "id");
+        row->out_trade_no = json_is_object(meta) ? jstr(a, meta, "payment_no") : NULL;
+        row->amount_fen = amount;
+    } else if (!strcmp(type, "refund") || !strcmp(type, "payment_refund")) {
+        meta = json_object_get(src, "metadata");
+        row->kind = BILL_REFUND;
+        row->provider_trade_no = jid(a, src, "payment_intent");
+        row->provider_refund_no = jstr(a, src, "id");
+        row->out_trade_no = json_is_object(meta) ? jstr(a, meta, "payment_no") : NULL;
+        row->out_refund_no = json_is_object(meta) ? jstr(a, meta, "refund_no") : NULL;
+        row->amount_fen = -amount;
+        row->fee_fen = -row->fee_fen;
+    } else {
+        return false;
+    }
+    if (!row->provider_trade_no)
+        row->provider_trade_no = row->provider_refund_no ? row->provider_refund_no : "-";
+    if (!row->out_trade_no)
+        row->out_trade_no = "";
+    return row->amount_fen > 0;
+}
+
+static pg_err balance_page(const stripe_client_t *c, arena_t *a, const char *from, const char *to, const char *after,
+                           json_t **root, stripe_error_t *e, buf_t *err)
+{
+    kv_list_t q;
+    kv_init(&q, a);
+    kv_add(&q, "created[gte]", from);
+    kv_add(&q, "created[lt]", to);
+    kv_add(&q, "limit", "100");
+    kv_add(&q, "expand[]", "data.source.payment_intent");
+    if (after && kv_add(&q, "starting_after", after) != PG_OK)
+        return PG_ERR_NOMEM;
+    return call_object(c, a, "GET", "/v1/balance_transactions", &q, NULL, root, e, err);
+}
+
+static pg_err bill_add(arena_t *a, bill_t *out, size_t *cap, const bill_row_t *row)
+{
+    if (out->count == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 64;
+        bill_row_t *rows = arena_alloc(a, ncap * sizeof *rows);
+        if (!rows)
+            return PG_ERR_NOMEM;
+        if (out->count)
+            memcpy(rows, out->rows, out->count * sizeof *rows);
+        out->rows = rows;
+        *cap = ncap;
+    }
+    out->rows[out->count] = *row;
+    out->rows[out->count].line = out->count + 1;
+    out->count++;
+    if (row->kind == BILL_PAYMENT)
+        out->total_amount_fen += row->amount_fen;
+    else
+        out->total_refund_fen += row->amount_fen;
+    out->total_fee_fen += row->fee_fen;
+    return out->count > BILL_MAX_ROWS ? PG_ERR_TOO_LARGE : PG_OK;
+}
+
+pg_err stripe_balance_bill(const stripe_client_t *c, arena_t *a, time_t from, time_t to, bill_t *out,
+                           stripe_error_t *e, buf_t *err)
+{
+    char gte[24], lt[24];
+    const char *after = NULL;
+    size_t cap = 0;
+    bool more = true;
+    pg_err rc = PG_OK;
+    memset(out, 0, sizeof *out);
+    snprintf(gte, sizeof gte, "%lld", (long long)from);
+    snprintf(lt, sizeof lt, "%lld", (long long)to);
+    for (int page = 0; more && rc == PG_OK && page < 10000; page++) {
+        json_t *root = NULL, *data, *txn;
+        size_t i;
+        rc = balance_page(c, a, gte, lt, after, &root, e, err);
+        if (rc != PG_OK)
+            break;
+        data = json_object_get(root, "data");
+        more = json_is_true(json_object_get(root, "has_more"));
+        if (!json_is_array(data) || (more && json_array_size(data) == 0)) {
+            buf_set_error(err, "stripe: balance transaction list without data");
+            rc = PG_ERR_UPSTREAM;
+        }
+        json_array_foreach(data, i, txn) {
+            bill_row_t row;
+            after = jstr(a, txn, "id");
+            if (rc == PG_OK && balance_row(a, txn, &row))
+                rc = bill_add(a, out, &cap, &row);
+        }
+        json_decref(root);
+    }
+    out->has_totals = out->has_fee_total = rc == PG_OK;
     return rc;
 }

@@ -450,3 +450,70 @@ def test_official_package_reads_what_paygate_created_and_shapes_requests_alike(h
               and ["client_reference_id", c["payment_no"] + "x"] in x["form"]][0]
     assert sorted(k for k, _v in ours["form"]) == sorted(k for k, _v in theirs["form"])
     assert ours["raw"].split("&client_reference_id=")[0] == theirs["raw"].split("&client_reference_id=")[0]
+
+
+# ------------------------------------------------------------ reconciliation
+
+def beijing_today():
+    return time.strftime("%Y-%m-%d", time.gmtime(time.time() + 8 * 3600))
+
+
+def fee_entries(harness, *txn_ids):
+    marks = ", ".join(["%s"] * len(txn_ids))
+    rows = harness.query("SELECT COALESCE(SUM(amount_fen), 0) AS s FROM ledger_entries WHERE account='fees:stripe'"
+                         " AND txn_id IN (%s)" % marks, *txn_ids)
+    return int(rows[0]["s"])
+
+
+def test_reconciliation_books_actual_fees_and_finds_each_discrepancy(harness, sst, stripe_cli):
+    r = harness.sandbox_post("/_sandbox/stripe/fees", {"fee_rate_bp": 340, "fixed": 100})
+    assert r.status_code == 200, r.text
+    try:
+        good = paid(harness, sst)
+        refunded = paid(harness, sst)
+        rr = refund_api(sst, refunded["order_no"], amount_fen="3000").json()
+        wait_refund(harness, rr["refund_no"])
+        lost = new_card_order(harness, sst)
+        with faults(harness, no_notify=True):
+            pay(harness, lost["payment_no"])
+        dropped = paid(harness, sst)
+        assert harness.sandbox_post("/_sandbox/stripe/balance_fault",
+                                    {"payment_no": dropped["payment_no"], "drop": True}).status_code == 200
+        wrong = paid(harness, sst)
+        assert harness.sandbox_post("/_sandbox/stripe/balance_fault",
+                                    {"payment_no": wrong["payment_no"], "amount_delta": 1}).status_code == 200
+        closed = new_card_order(harness, sst)
+        with faults(harness, no_notify=True):
+            pay(harness, closed["payment_no"])
+        harness.query("UPDATE payments SET status='CLOSED' WHERE payment_no=%s", closed["payment_no"])
+    finally:
+        harness.sandbox_post("/_sandbox/stripe/fees", {"fee_rate_bp": None, "fixed": 0})
+    assert harness.payment(good["payment_no"])["fee_fen"] == 337          # the estimate, 340 bp
+    out = harness.ctl("reconcile", "--channel", "stripe", "--date", beijing_today(), config=stripe_cli, check=False)
+    assert out.returncode == 1, out.stdout + out.stderr
+    run_id = harness.query("SELECT MAX(id) AS id FROM recon_runs WHERE channel='stripe'")[0]["id"]
+    items = harness.query("SELECT category, kind, out_trade_no, out_refund_no, detail FROM recon_items WHERE run_id=%s",
+                          run_id)
+
+    def item(payment_no, kind="payment"):
+        found = [i for i in items if i["out_trade_no"] == payment_no and i["kind"] == kind]
+        assert len(found) == 1, (payment_no, kind, found)
+        return found[0]
+
+    assert item(good["payment_no"])["category"] == "matched"
+    assert "fee adjusted" in item(good["payment_no"])["detail"]
+    assert harness.payment(good["payment_no"])["fee_fen"] == 437          # Stripe's actual fee
+    assert fee_entries(harness, "pay:" + good["payment_no"], "feeadj:p:" + good["payment_no"]) == -437
+    assert item(refunded["payment_no"], "refund")["category"] == "matched"
+    # Stripe keeps the fee of a refund: the fee returned in the ledger is taken back
+    assert fee_entries(harness, "refund:" + rr["refund_no"], "feeadj:r:" + rr["refund_no"]) == 0
+    assert item(lost["payment_no"])["category"] == "missing_local"
+    assert item(dropped["payment_no"])["category"] == "missing_provider"
+    assert item(wrong["payment_no"])["category"] == "amount_mismatch"
+    assert item(closed["payment_no"])["category"] == "status_mismatch"
+    assert int(harness.query("SELECT COALESCE(SUM(amount_fen), 0) AS s FROM ledger_entries")[0]["s"]) == 0
+    # again: nothing adjusted twice
+    adjustments = harness.query("SELECT COUNT(*) AS n FROM ledger_entries WHERE txn_id LIKE 'feeadj:%%'")[0]["n"]
+    harness.ctl("reconcile", "--channel", "stripe", "--date", beijing_today(), config=stripe_cli, check=False)
+    assert harness.query("SELECT COUNT(*) AS n FROM ledger_entries WHERE txn_id LIKE 'feeadj:%%'")[0]["n"] == adjustments
+    assert fee_entries(harness, "pay:" + good["payment_no"], "feeadj:p:" + good["payment_no"]) == -437
