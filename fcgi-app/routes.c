@@ -563,7 +563,8 @@ static void handle_shop(pg_app_t *app, arena_t *a, http_request_t *req, http_res
     buf_puts(&res->body, "<p>Buying as <code id=\"buyer\">");
     buf_append_html(&res->body, user);
     buf_puts(&res->body, "</code>. Payments go to the provider sandbox: no real money moves.</p>\n<table>\n"
-                         "<tr><th>Course</th><th>Price</th><th>Pay with Alipay</th><th>Pay with WeChat</th><th>Yours</th></tr>\n");
+                         "<tr><th>Course</th><th>Price</th><th>Pay with Alipay</th><th>Pay with WeChat</th>");
+    buf_puts(&res->body, app->cfg->stripe.enabled ? "<th>Pay by card</th><th>Yours</th></tr>\n" : "<th>Yours</th></tr>\n");
     for (size_t i = 0; i < products.rows; i++) {
         char yuan[MONEY_YUAN_BUFSZ];
         const char *sku = db_cell(&products, i, "sku");
@@ -582,6 +583,10 @@ static void handle_shop(pg_app_t *app, arena_t *a, http_request_t *req, http_res
         if (app->cfg->wechat.enabled) {
             shop_link(app, &res->body, sku, user, expires, "wechat", "native", "QR code");
             shop_link(app, &res->body, sku, user, expires, "wechat", "mweb", "Mobile");
+        }
+        if (app->cfg->stripe.enabled) {   /* Stripe Checkout: cards, Apple Pay, Google Pay */
+            buf_puts(&res->body, "</td><td>");
+            shop_link(app, &res->body, sku, user, expires, "stripe", "checkout", "Card");
         }
         buf_puts(&res->body, shop_owned(&owned, sku) ? "</td><td class=\"owned\">&#10003; Owned</td></tr>\n"
                                                      : "</td><td></td></tr>\n");

@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
+from chaos_helpers import Unchanged
 from conftest import ALL_STACKS, API_KEY, TIMEOUT, unique_user
 from test_lifecycle import faults, refund_api, refund_row, wait_for, wait_refund
 
@@ -261,10 +262,11 @@ def test_reordered_events_change_nothing_twice(harness, sst):
 
 
 def test_unknown_event_type_acknowledged_and_stored_ignored(harness, sst):
-    body = event_body("customer.created", {"id": "cus_1", "object": "customer"}, evt_id="evt_unknowntype1")
+    evt = "evt_unknown_" + sst.kind.replace("-", "_")
+    body = event_body("customer.created", {"id": "cus_1", "object": "customer"}, evt_id=evt)
     r = signed_post(harness, sst, body)
     assert r.status_code == 200, r.text
-    rows = harness.query("SELECT outcome FROM notifications WHERE notify_id='evt_unknowntype1'")
+    rows = harness.query("SELECT outcome FROM notifications WHERE notify_id=%s", evt)
     assert [x["outcome"] for x in rows] == ["ignored"]
 
 
@@ -364,6 +366,15 @@ def test_attacks_refused_nothing_changed(harness, sst, how):
     obj = dict(s, status="complete", payment_status="paid", payment_intent="pi_forged")
     body = event_body("checkout.session.completed", obj)
     before = state(harness, c)
+    with Unchanged(harness) as u:   # row by row: orders, payments, refunds, ledger, webhooks, entitlements
+        r = attack(harness, sst, how, body, obj)
+    assert 400 <= r.status_code < 500, (r.status_code, r.text)
+    assert state(harness, c) == before
+    assert harness.order(c["order_no"])["status"] == "CREATED"
+    assert len(u.rows) == 1, u.rows    # refused and kept (first bytes, reason)
+
+
+def attack(harness, sst, how, body, obj):
     if how == "forged":
         r = signed_post(harness, sst, body, secret="whsec_attacker")
     elif how == "stale":
@@ -381,9 +392,16 @@ def test_attacks_refused_nothing_changed(harness, sst, how):
         r = signed_post(harness, sst, event_body("checkout.session.completed", obj, livemode=True))
     else:
         r = signed_post(harness, sst, event_body("checkout.session.completed", dict(obj, amount_total=1)))
-    assert 400 <= r.status_code < 500, (r.status_code, r.text)
-    assert state(harness, c) == before
-    assert harness.order(c["order_no"])["status"] == "CREATED"
+    return r
+
+
+def test_replayed_event_changes_nothing_and_a_stale_replay_is_refused(harness, sst):
+    c = paid(harness, sst)
+    ev = events_of(harness, session_of(harness, c["payment_no"])["id"], "checkout.session.completed")[0]
+    with Unchanged(harness, allowed={"duplicate", "bad_signature"}) as u:
+        assert resend(harness, ev["id"]) == [True]                           # a replay: duplicate
+        assert resend(harness, ev["id"], t=int(time.time()) - 400) == [False]   # replayed later: stale
+    assert sorted(r["outcome"] for r in u.rows) == ["bad_signature", "duplicate"], u.rows
 
 
 # ------------------------------------------------------- the official package
