@@ -326,6 +326,16 @@ def test_lost_webhook_recovered_by_sync(harness, sst, stripe_cli):
     assert harness.order(c["order_no"])["status"] == "PAID"
 
 
+def test_cron_expiry_expires_the_session_and_closes_the_order(harness, sst, stripe_cli):
+    c = new_card_order(harness, sst)
+    harness.query("UPDATE payments SET expires_at = UTC_TIMESTAMP() - INTERVAL 10 MINUTE,"
+                  " created_at = created_at - INTERVAL 30 MINUTE WHERE payment_no=%s", c["payment_no"])
+    out = harness.ctl("cron", config=stripe_cli, check=False)
+    assert session_of(harness, c["payment_no"])["status"] == "expired", out.stdout + out.stderr
+    assert harness.payment(c["payment_no"])["status"] == "CLOSED"
+    assert harness.order(c["order_no"])["status"] == "CLOSED"
+
+
 def test_close_expires_the_session(harness, sst):
     c = new_card_order(harness, sst)
     r = requests.post("%s/orders/%s/close" % (sst.base_url, c["order_no"]), headers=AUTH, timeout=TIMEOUT)
