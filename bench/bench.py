@@ -80,17 +80,19 @@ SELLER_ID = "2088102177846880"
 WX_APPID = "wx7c1e5a0f93b2d468"
 WX_MCH_ID = "1230000109"
 WX_API_KEY = "paygateBenchWechatApiKey01234567"
+STRIPE_WHSEC = "whsec_paygateBenchStripeSecret"
 assert len(WX_API_KEY) == 32
 PRICE_FEN = 9900
 SKU = "course-c"
 
 SCENARIOS = ["checkout-alipay-page", "checkout-wechat-native", "notify-alipay",
-             "notify-wechat", "order-status"]
+             "notify-wechat", "notify-stripe", "order-status"]
 if os.environ.get("BENCH_SCENARIOS"):
     SCENARIOS = [s for s in os.environ["BENCH_SCENARIOS"].split(",") if s in SCENARIOS]
 # scenario -> (baseline, target ratio)
 BASELINE_OF = {"checkout-alipay-page": ("floor-sign", 0.8), "checkout-wechat-native": ("floor-sign", 0.8),
                "notify-alipay": ("floor-verify", 0.8), "notify-wechat": ("floor-verify", 0.8),
+               "notify-stripe": ("floor-hmac", 0.8),
                "order-status": ("hello", 0.7)}
 RSS_LIMIT_KIB = 16 * 1024
 # rows measured again against paygate with [metrics] enabled = false
@@ -250,7 +252,9 @@ class Bench:
             wechat={"appid": WX_APPID, "mch_id": WX_MCH_ID, "api_key": WX_API_KEY,
                     "sign_type": "HMAC-SHA256", "gateway": "https://127.0.0.1:%d" % self.sandbox_https,
                     "ca_file": sb / "ca.pem"},
-            extra="[metrics]\nallow = 127.0.0.1/32, ::1\n")
+            extra="[metrics]\nallow = 127.0.0.1/32, ::1\n"
+                  "[stripe]\nenabled = true\nsecret_key = sk_test_bench\nwebhook_secret = %s\n"
+                  "api_base = http://127.0.0.1:%d\n" % (STRIPE_WHSEC, self.sandbox_http))
         # the same paygate without metrics, for the cost rows (METRICS_OFF_ROWS)
         self.config_nm = RUN / "paygate-nometrics.ini"
         self.config_nm.write_text(self.config.read_text().replace(
@@ -278,7 +282,8 @@ class Bench:
                 "hello": (BB / "hello", []),
                 "floor-sign": (BB / "floor", ["sign", str(key)] + db),
                 "floor-verify": (BB / "floor", ["verify", str(key)] + db),
-                "floor-read": (BB / "floor", ["read", str(key)] + db)}
+                "floor-read": (BB / "floor", ["read", str(key)] + db),
+                "floor-hmac": (BB / "floor", ["hmac", str(key)] + db)}
         for name, (app, args) in apps.items():
             port = S.free_port()
             self.fcgi_ports[name] = port
@@ -287,7 +292,7 @@ class Bench:
                                             registry=self.registry)
             log("%s: spawn-fcgi -F 2 on 127.0.0.1:%d, pids %s" % (name, port, self.pools[name]))
         self.mounts = {"paygate": "/pay", "paygate-nm": "/nometrics", "hello": "/hello", "floor-sign": "/floor-sign",
-                       "floor-verify": "/floor-verify", "floor-read": "/floor-read"}
+                       "floor-verify": "/floor-verify", "floor-read": "/floor-read", "floor-hmac": "/floor-hmac"}
         for server in SERVERS:
             self.start_server(server, self.ports[server], RUN / server,
                               {self.mounts[n]: p for n, p in self.fcgi_ports.items()})
@@ -443,6 +448,24 @@ class Bench:
                 f.write("<xml>" + "".join("<%s><![CDATA[%s]]></%s>" % (k, v, k)
                                           for k, v in fl.items()) + "</xml>\n")
 
+    @staticmethod
+    def stripe_bodies(nos, path):
+        """One line per event: the Stripe-Signature header, a tab, the body
+        (bench/wrk.lua sends the header with it). Signed now: the run must
+        start within Stripe's 300 s tolerance."""
+        t = int(time.time())
+        with open(path, "w") as f:
+            for no in nos:
+                body = json.dumps({
+                    "id": "evt_" + uuid.uuid4().hex, "object": "event", "type": "checkout.session.completed",
+                    "created": t, "livemode": False, "data": {"object": {
+                        "id": "cs_test_" + uuid.uuid4().hex, "object": "checkout.session", "status": "complete",
+                        "payment_status": "paid", "payment_intent": "pi_" + uuid.uuid4().hex[:24],
+                        "client_reference_id": no, "metadata": {"payment_no": no}, "currency": "cny",
+                        "amount_total": PRICE_FEN}}}, separators=(",", ":"))
+                mac = hmac.new(STRIPE_WHSEC.encode(), ("%d." % t).encode() + body.encode(), hashlib.sha256)
+                f.write("t=%d,v1=%s\t%s\n" % (t, mac.hexdigest(), body))
+
     # -- wrk ----------------------------------------------------------------
     def wrk(self, url, conns, seconds, method="GET", path=None, bodies="-", expect=200,
             needle="-", ctype="-", auth="-", limit=0, background=False):
@@ -526,7 +549,7 @@ class Bench:
                     bodies="product=%s&user=bench-floor&channel=alipay&method=page" % SKU)
 
     def run_baselines(self, server, conns, names):
-        for name in ("hello", "floor-sign", "floor-verify", "floor-read"):
+        for name in ("hello", "floor-sign", "floor-verify", "floor-read", "floor-hmac"):
             if name not in names:
                 continue
             kw = self.baseline_request(name)
@@ -562,6 +585,20 @@ class Bench:
                         user, ch)
             check = "db %d orders+payments / %d ok" % (n, r["ok"])
             r["db_ok"] = n >= r["ok"]
+        elif sc == "notify-stripe":
+            n = int(min(60000, max(1000, expected_rate * SECONDS * 1.3)))
+            prefix = "BNS%03d" % self.batch
+            nos = self.create_payments(prefix, n, "stripe", "checkout")
+            f = RUN / ("bodies-%s.txt" % tag)
+            self.stripe_bodies(nos, f)
+            r = self.measure(server, app, lambda: self.wrk(
+                base + "/notify/stripe", conns, SECONDS, method="POST", bodies="@" + str(f),
+                needle='"received":true', ctype="application/json"))
+            time.sleep(0.5)
+            paid = self.q1("SELECT COUNT(*) FROM payments WHERE payment_no LIKE %s AND status = 'PAID'",
+                           prefix + "%")
+            check = "db %d payments PAID / %d ok of %d" % (paid, r["ok"], n)
+            r["db_ok"] = paid >= r["ok"]
         elif sc.startswith("notify"):
             ch = "alipay" if sc == "notify-alipay" else "wechat"
             n = int(min(60000, max(1000, expected_rate * SECONDS * 1.3)))
@@ -907,6 +944,20 @@ class Bench:
             r = self.wrk(base + "/checkout", conns, seconds, method="POST", bodies=body,
                          expect=201, needle='"payment_no"',
                          ctype="application/x-www-form-urlencoded", auth=auth)
+        elif sc == "notify-stripe":
+            n = int(min(60000, max(1000, expected_rate * SECONDS * 1.3)))
+            prefix = "BNS%03d" % self.batch
+            nos = self.create_payments(prefix, n, "stripe", "checkout")
+            f = RUN / ("bodies-%s.txt" % tag)
+            self.stripe_bodies(nos, f)
+            r = self.measure(server, app, lambda: self.wrk(
+                base + "/notify/stripe", conns, SECONDS, method="POST", bodies="@" + str(f),
+                needle='"received":true', ctype="application/json"))
+            time.sleep(0.5)
+            paid = self.q1("SELECT COUNT(*) FROM payments WHERE payment_no LIKE %s AND status = 'PAID'",
+                           prefix + "%")
+            check = "db %d payments PAID / %d ok of %d" % (paid, r["ok"], n)
+            r["db_ok"] = paid >= r["ok"]
         elif sc.startswith("notify"):
             ch = "alipay" if sc == "notify-alipay" else "wechat"
             self.batch += 1
@@ -946,6 +997,7 @@ def main():
         # a change in the machine's load hits both as little as possible
         groups = [(("floor-sign",), ["checkout-alipay-page", "checkout-wechat-native"]),
                   (("floor-verify",), ["notify-alipay", "notify-wechat"]),
+                  (("floor-hmac",), ["notify-stripe"]),
                   (("hello", "floor-read"), ["order-status"])]
         for server in SERVERS:
             for conns in CONNS:

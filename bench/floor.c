@@ -11,9 +11,12 @@
  *           of a row of bench_floor (rows taken in turn, never the same row
  *           twice in a row, so no lock waits between processes);
  *   read:   one single-row SELECT by unique key (prepared statement, rows
- *           taken in turn), its columns fetched into the JSON reply.
+ *           taken in turn), its columns fetched into the JSON reply;
+ *   hmac:   one HMAC-SHA256 (EVP_Q_mac) over the request body with a fixed
+ *           key (a Stripe webhook's check) and the same UPDATE + COMMIT as
+ *           verify.
  *
- *   floor sign|verify|read KEY.pem HOST PORT USER PASSWORD DATABASE
+ *   floor sign|verify|read|hmac KEY.pem HOST PORT USER PASSWORD DATABASE
  *
  * The table: bench_floor (created by bench/bench.py). */
 #include <fcgiapp.h>
@@ -63,13 +66,24 @@ static int verify(EVP_PKEY *key, const unsigned char *sig, size_t siglen)
     return ok;
 }
 
-enum mode { SIGN, VERIFY, READ };
+enum mode { SIGN, VERIFY, READ, HMAC_BODY };
 
 static const char *const SQL[] = {
     [SIGN] = "INSERT INTO bench_floor (payment_no, amount_fen, status) VALUES (?, ?, 'CREATED')",
     [VERIFY] = "UPDATE bench_floor SET status = 'PAID', amount_fen = ?, updated_at = UTC_TIMESTAMP() WHERE id = ?",
     [READ] = "SELECT payment_no, amount_fen, status, created_at FROM bench_floor WHERE payment_no = ?",
+    [HMAC_BODY] = "UPDATE bench_floor SET status = 'PAID', amount_fen = ?, updated_at = UTC_TIMESTAMP() WHERE id = ?",
 };
+
+/* HMAC-SHA256 of the body read so far (what a Stripe webhook's check costs). */
+static int body_hmac(const char *body, size_t len)
+{
+    static const char secret[] = "whsec_benchfloorsecret";
+    unsigned char mac[32];
+    size_t maclen = 0;
+    return EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, secret, sizeof secret - 1, (const unsigned char *)body, len,
+                     mac, sizeof mac, &maclen) != NULL && maclen == 32;
+}
 
 /* The read's result columns, fetched as text. */
 typedef struct row {
@@ -109,16 +123,18 @@ int main(int argc, char **argv)
     row_t row;
     unsigned char sig[512], fixed_sig[512];
     size_t siglen = sizeof sig, fixed_len = sizeof fixed_sig;
-    char sink[4096], no[40], reply[512];
+    char sink[4096], drain[4096], no[40], reply[512];
     unsigned long no_len;
     long long amount = 9900, rowid;
     unsigned long seq = 0;
     enum mode mode;
-    if (argc != 8 || (strcmp(argv[1], "sign") && strcmp(argv[1], "verify") && strcmp(argv[1], "read"))) {
-        fprintf(stderr, "usage: floor sign|verify|read KEY.pem HOST PORT USER PASSWORD DB\n");
+    if (argc != 8 || (strcmp(argv[1], "sign") && strcmp(argv[1], "verify") && strcmp(argv[1], "read") &&
+                      strcmp(argv[1], "hmac"))) {
+        fprintf(stderr, "usage: floor sign|verify|read|hmac KEY.pem HOST PORT USER PASSWORD DB\n");
         return 2;
     }
-    mode = !strcmp(argv[1], "sign") ? SIGN : !strcmp(argv[1], "verify") ? VERIFY : READ;
+    mode = !strcmp(argv[1], "sign") ? SIGN : !strcmp(argv[1], "verify") ? VERIFY : !strcmp(argv[1], "hmac") ? HMAC_BODY
+                                                                                                          : READ;
     signal(SIGPIPE, SIG_IGN);
     f = fopen(argv[2], "r");
     if (!f)
@@ -139,7 +155,7 @@ int main(int argc, char **argv)
     if (mysql_stmt_prepare(st, SQL[mode], (unsigned long)strlen(SQL[mode])))
         return die("prepare", db);
     memset(b, 0, sizeof b);
-    if (mode == VERIFY) {
+    if (mode == VERIFY || mode == HMAC_BODY) {
         b[0].buffer_type = MYSQL_TYPE_LONGLONG;
         b[0].buffer = &amount;
         b[1].buffer_type = MYSQL_TYPE_LONGLONG;
@@ -157,17 +173,23 @@ int main(int argc, char **argv)
         return die("FCGX_Init", NULL);
     srand((unsigned)getpid());
     while (FCGX_Accept_r(&r) >= 0) {
-        int ok = 1, status = 200;
-        while (FCGX_GetStr(sink, (int)sizeof sink, r.in) > 0)
-            ;
+        int ok = 1, status = 200, got, body_len = 0;
+        while ((got = FCGX_GetStr(sink + body_len, (int)sizeof sink - body_len, r.in)) > 0) {
+            body_len += got;
+            if (body_len == (int)sizeof sink) {   /* longer bodies: the first 4 KiB count, the rest is drained */
+                while (FCGX_GetStr(drain, (int)sizeof drain, r.in) > 0)
+                    ;
+                break;
+            }
+        }
         seq++;
         if (mode == SIGN) {
             siglen = sizeof sig;
             ok = sign(key, sig, &siglen);
             no_len = (unsigned long)snprintf(no, sizeof no, "F%08d%010lu%06d", (int)getpid(),
                                              seq, rand() % 1000000);
-        } else if (mode == VERIFY) {
-            ok = verify(key, fixed_sig, fixed_len);
+        } else if (mode == VERIFY || mode == HMAC_BODY) {
+            ok = mode == VERIFY ? verify(key, fixed_sig, fixed_len) : body_hmac(sink, (size_t)body_len);
             rowid = 1 + (long long)(((unsigned long)getpid() * 7919UL + seq * 2UL) % ROWS);
         } else {
             no_len = (unsigned long)snprintf(no, sizeof no, "S%lu",

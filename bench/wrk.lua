@@ -3,7 +3,9 @@
 -- PATH    request path; "@FILE" = one path per line, walked
 -- BODIES  "-" for no body, "@FILE" = one body per line, walked (each line
 --         sent once: thread i of n takes lines i, i+n, ...; a thread that
---         has used up its lines stops), or a literal body sent every time
+--         has used up its lines stops), or a literal body sent every time;
+--         a line "t=...,v1=...<TAB>body" is a Stripe event: the part before
+--         the tab goes out as its Stripe-Signature header
 -- EXPECT  expected HTTP status (201, 200)
 -- NEEDLE  "-" or a plain substring the response body must contain
 -- CTYPE   Content-Type of the body ("-" for none)
@@ -79,6 +81,15 @@ function request()
       pos = nitems
     end
     body = items[pos]
+  end
+  if body and body:sub(1, 2) == "t=" then
+    local tab = body:find("\t", 1, true)
+    if tab then
+      local h = {}
+      for k, v in pairs(headers) do h[k] = v end
+      h["Stripe-Signature"] = body:sub(1, tab - 1)
+      return wrk.format(method, path, h, body:sub(tab + 1))
+    end
   end
   return wrk.format(method, path, headers, body)
 end

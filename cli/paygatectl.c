@@ -61,7 +61,7 @@ static int usage(void)
           "  webhooks deliver|list [--status S]|retry ID|retry --dead\n"
           "  settle --date YYYY-MM-DD [--out FILE.csv]\n"
           "  report --from YYYY-MM-DD --to YYYY-MM-DD\n"
-          "  reconcile --channel alipay|wechat --date YYYY-MM-DD [--bill FILE]\n"
+          "  reconcile --channel alipay|wechat|stripe --date YYYY-MM-DD [--bill FILE]\n"
           "  admin add --user U --role viewer|operator|owner   (password from the terminal or stdin)\n"
           "  admin list\n",
           stderr);

@@ -121,6 +121,7 @@ static void serve_one(pg_app_t *app, arena_t *a, FCGX_Request *r)
     req.forwarded_for = param(r, "HTTP_X_FORWARDED_FOR");
     req.cookie = param(r, "HTTP_COOKIE");
     req.origin = param(r, "HTTP_ORIGIN");
+    req.stripe_signature = param(r, "HTTP_STRIPE_SIGNATURE");
     if (!req.method)
         req.method = "GET";
     rc = read_body(r, a, &req);

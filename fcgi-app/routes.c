@@ -27,7 +27,7 @@
 enum {
     R_HEALTHZ, R_CHECKOUT, R_NOTIFY_ALIPAY, R_NOTIFY_WECHAT, R_NOTIFY_WECHAT_REFUND, R_RETURN_ALIPAY, R_ORDER,
     R_ORDER_REFUND, R_ORDER_CLOSE, R_ENTITLEMENTS, R_SHOP, R_PAY_PAGE,
-    R_METRICS
+    R_METRICS, R_NOTIFY_STRIPE, R_RETURN_STRIPE
 };
 
 static const route_t ROUTES[] = {
@@ -44,6 +44,8 @@ static const route_t ROUTES[] = {
     { "GET", "/shop", R_SHOP },
     { "GET", "/pay/*", R_PAY_PAGE },
     { "GET", "/metrics", R_METRICS },
+    { "POST", "/notify/stripe", R_NOTIFY_STRIPE },
+    { "GET", "/return/stripe", R_RETURN_STRIPE },
 };
 
 static bool bearer_ok(const pg_app_t *app, const http_request_t *req)
@@ -288,6 +290,27 @@ static void handle_notify_wechat_refund(pg_app_t *app, arena_t *a, http_request_
     wechat_reply(nr.ack, nr.ack ? "OK" : (nr.outcome ? nr.outcome : "not recorded"), &res->body);
 }
 
+/* Stripe retries anything but 2xx for days: 200 once recorded (or ignored),
+ * 400 for what will never verify, 503 when our database failed. */
+static void handle_notify_stripe(pg_app_t *app, arena_t *a, http_request_t *req, http_response_t *res)
+{
+    notify_result_t nr;
+    int status;
+    notify_stripe(app, a, client_addr(app, a, req), req->stripe_signature, req->body, req->body_len, &nr);
+    metrics_notification("stripe", "payment", nr.outcome);
+    res->log_order_no = nr.order_no;
+    res->log_payment_no = nr.payment_no;
+    if (nr.ack) {
+        res->status = 200;
+        res->content_type = "application/json";
+        buf_puts(&res->body, "{\"received\":true}");
+        return;
+    }
+    status = !nr.outcome ? 503 : !strcmp(nr.outcome, "commit_unknown") ? 503 : 400;
+    http_reply_json_error(res, status, nr.outcome ? nr.outcome : "not_recorded",
+                          nr.detail ? nr.detail : "not recorded");
+}
+
 /* "Order <no>: <title>, ¥99.00" -- the order line of the buyer's pages. */
 static void order_line(http_response_t *res, i18n_locale_t loc, const order_view_t *o, bool amount)
 {
@@ -361,6 +384,34 @@ static void handle_return_alipay(pg_app_t *app, arena_t *a, http_request_t *req,
     (void)db_causal_reads(app->db, true);   /* the notification may have committed on another node */
     rc = store_order_by_payment_no(app->db, a, payment_no, &o);
     (void)db_causal_reads(app->db, false);
+    if (rc != PG_OK) {
+        checkout_error_page_code(res, loc, rc == PG_ERR_NOT_FOUND ? 404 : 503,
+                                 rc == PG_ERR_NOT_FOUND ? "not_found" : "database_unavailable");
+        return;
+    }
+    res->log_order_no = o.order_no;
+    res->log_payment_no = o.payment_no;
+    status_page(app, a, loc, &o, res);
+}
+
+/* Stripe Checkout's success and cancel URL: the payment number is
+ * unguessable (as on GET /pay/{no}); the page shows our state, never
+ * Stripe's word, and polls until the event has arrived. */
+static void handle_return_stripe(pg_app_t *app, arena_t *a, http_request_t *req, http_response_t *res)
+{
+    const char *payment_no = kv_get(&req->query, "payment_no");
+    i18n_locale_t loc = buyer_locale(app, req);
+    order_view_t o;
+    pg_err rc;
+    if (!app->cfg->stripe.enabled) {
+        checkout_error_page_code(res, loc, 404, "channel_disabled");
+        return;
+    }
+    if (!payment_no || !text_is_token(payment_no, 32, "")) {
+        checkout_error_page_code(res, loc, 404, "not_found");
+        return;
+    }
+    rc = store_order_by_payment_no(app->db, a, payment_no, &o);
     if (rc != PG_OK) {
         checkout_error_page_code(res, loc, rc == PG_ERR_NOT_FOUND ? 404 : 503,
                                  rc == PG_ERR_NOT_FOUND ? "not_found" : "database_unavailable");
@@ -523,7 +574,8 @@ static void handle_shop(pg_app_t *app, arena_t *a, http_request_t *req, http_res
     buf_puts(&res->body, "<p>Buying as <code id=\"buyer\">");
     buf_append_html(&res->body, user);
     buf_puts(&res->body, "</code>. Payments go to the provider sandbox: no real money moves.</p>\n<table>\n"
-                         "<tr><th>Course</th><th>Price</th><th>Pay with Alipay</th><th>Pay with WeChat</th><th>Yours</th></tr>\n");
+                         "<tr><th>Course</th><th>Price</th><th>Pay with Alipay</th><th>Pay with WeChat</th>");
+    buf_puts(&res->body, app->cfg->stripe.enabled ? "<th>Pay by card</th><th>Yours</th></tr>\n" : "<th>Yours</th></tr>\n");
     for (size_t i = 0; i < products.rows; i++) {
         char yuan[MONEY_YUAN_BUFSZ];
         const char *sku = db_cell(&products, i, "sku");
@@ -542,6 +594,10 @@ static void handle_shop(pg_app_t *app, arena_t *a, http_request_t *req, http_res
         if (app->cfg->wechat.enabled) {
             shop_link(app, &res->body, sku, user, expires, "wechat", "native", "QR code");
             shop_link(app, &res->body, sku, user, expires, "wechat", "mweb", "Mobile");
+        }
+        if (app->cfg->stripe.enabled) {   /* Stripe Checkout: cards, Apple Pay, Google Pay */
+            buf_puts(&res->body, "</td><td>");
+            shop_link(app, &res->body, sku, user, expires, "stripe", "checkout", "Card");
         }
         buf_puts(&res->body, shop_owned(&owned, sku) ? "</td><td class=\"owned\">&#10003; Owned</td></tr>\n"
                                                      : "</td><td></td></tr>\n");
@@ -845,6 +901,8 @@ void routes_handle(pg_app_t *app, arena_t *a, http_request_t *req, http_response
     case R_SHOP: handle_shop(app, a, req, res); break;
     case R_PAY_PAGE: handle_pay_page(app, a, req, m.param, m.param_len, res); break;
     case R_METRICS: handle_metrics(app, a, req, res); break;
+    case R_NOTIFY_STRIPE: handle_notify_stripe(app, a, req, res); break;
+    case R_RETURN_STRIPE: handle_return_stripe(app, a, req, res); break;
     default: http_reply_json_error(res, 404, "not_found", "no such endpoint"); break;
     }
 }

@@ -159,6 +159,8 @@ FAULT_DEFAULTS = {
     "transfer_system_error": False,
     "transfer_dealing": 0,
     "transfer_other_out_biz_no": False,
+    # Stripe: refunds answer status pending; POST /_sandbox/stripe/refund_resolve ends them.
+    "stripe_refund_pending": False,
 }
 
 

@@ -23,6 +23,7 @@ import bills  # noqa: E402
 import core  # noqa: E402
 from alipay_certs import CertMode  # noqa: E402
 from alipay_gw import AlipayProvider  # noqa: E402
+from stripe_gw import StripeProvider  # noqa: E402
 from wechat_gw import WechatProvider  # noqa: E402
 from wechat_v3_gw import MODES as WECHAT_V3_MODES, WechatV3Api  # noqa: E402
 
@@ -60,7 +61,15 @@ def parse_args(argv):
     parser.add_argument("--fee-rate-bp", type=int, default=60,
                         help="provider service fee in basis points, used in bills "
                              "(default 60 = 0.60%%)")
+    parser.add_argument("--stripe-secret-key", default="sk_test_paygatesandbox",
+                        help="the secret key API calls must carry (default sk_test_paygatesandbox)")
+    parser.add_argument("--stripe-webhook-secret", default="whsec_paygatesandboxsecret",
+                        help="the endpoint secret events are signed with (default whsec_paygatesandboxsecret)")
+    parser.add_argument("--stripe-fee-rate-bp", type=int, default=340,
+                        help="Stripe's fee in basis points in balance transactions (default 340)")
     args = parser.parse_args(argv)
+    if not args.stripe_secret_key.startswith("sk_test_") or not args.stripe_webhook_secret.startswith("whsec_"):
+        parser.error("--stripe-secret-key must be sk_test_..., --stripe-webhook-secret whsec_...")
     if args.fee_rate_bp < 0 or args.fee_rate_bp > 10000:
         parser.error("--fee-rate-bp must be 0..10000")
     if args.time_scale < 0:
@@ -113,6 +122,10 @@ def main(argv=None):
     app.add_provider(wechat)
     app.add_provider(WechatV3Api(app, wechat, state, args.wechat_api_v3_key,
                                  args.wechat_pubkey_id, args.wechat_v3_mode))
+
+    app.add_provider(StripeProvider(
+        app, args.stripe_secret_key, args.stripe_webhook_secret, args.time_scale,
+        "http://%s:%d" % (public_host, args.http_port)))
 
     def stop(signum, _frame):
         core.log("signal %d: shutting down" % signum)

@@ -5,6 +5,7 @@
 #define APP_H
 #include <stdbool.h>
 #include "alipay.h"
+#include "stripe.h"
 #include "wechat.h"
 #include "buf.h"
 #include "config.h"
@@ -20,6 +21,12 @@ typedef struct pg_app {
     wechat_client_t wechat;     /* valid when cfg->wechat.enabled */
     char *wechat_notify_url;
     char *wechat_refund_notify_url;
+    stripe_client_t stripe;     /* valid when cfg->stripe.enabled */
+    char *stripe_return_url;    /* base_url/return/stripe: the buyer's landing page after Checkout */
+    /* The provider's own name of a payment (payments.provider_trade_no:
+     * Stripe's Checkout Session id, chosen by Stripe), for channel bindings,
+     * which hold no database. PG_ERR_NOT_FOUND when none is recorded. */
+    pg_err (*provider_ref)(struct pg_app *app, arena_t *a, const char *payment_no, const char **out);
 } pg_app_t;
 
 /* Loads and validates the config, opens the log and connects to the

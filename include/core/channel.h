@@ -25,6 +25,9 @@ typedef struct channel_instruction {
     const char *value;          /* a string, or JSON object text when is_json */
     bool is_json;
     bool scan;                  /* a code to scan: browsers get the QR page */
+    const char *provider_ref;   /* the provider's own name of the payment, chosen by it
+                                 * (Stripe's Checkout Session id): kept as provider_trade_no
+                                 * and given back through app->provider_ref; NULL if none */
 } channel_instruction_t;
 
 /* What the provider says about a payment (active query). */
@@ -87,10 +90,18 @@ typedef struct pay_channel {
                      buf_t *err);
     pg_err (*refund_query)(pg_app_t *app, arena_t *a, const channel_refund_t *r, channel_refund_outcome_t *out,
                            buf_t *err);
+    /* Only when the shop names it: channel=auto never picks it (Stripe). */
+    bool explicit_only;
+    /* The fee is known only from the provider's records (Stripe's balance
+     * transactions): reconciliation books the difference to the estimate as
+     * an adjustment (ledger_post_fee_adjustment_in_tx) instead of reporting
+     * a fee mismatch; the refund's fee too (Stripe keeps it). */
+    bool fee_from_reconciliation;
 } pay_channel_t;
 
 extern const pay_channel_t CHANNEL_ALIPAY;
 extern const pay_channel_t CHANNEL_WECHAT;
+extern const pay_channel_t CHANNEL_STRIPE;
 
 const pay_channel_t *channel_find(const char *name);
 /* The i-th known channel, NULL past the end (preference order). */

@@ -31,6 +31,7 @@ typedef struct checkout_result {
     const char *pay_value;      /* string, or JSON object text when pay_is_json */
     bool pay_is_json;
     bool pay_scan;              /* a code to scan: browsers get the QR page */
+    const char *pay_ref;        /* the provider's name of the payment (channel_instruction_t.provider_ref) */
     const char *error_code;     /* stable code on failure */
 } checkout_result_t;
 

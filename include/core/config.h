@@ -75,6 +75,15 @@ typedef struct pg_config {
         crypto_key_t *wechatpay_public_key;
     } wechat;
     struct {
+        bool enabled;
+        char *secret_key;      /* sk_live_... / sk_test_... */
+        char *webhook_secret;  /* whsec_...: the endpoint's signing secret */
+        char *api_base;        /* https://api.stripe.com, or the sandbox's */
+        char *currency;        /* lowercase ISO code; prices are its minor unit */
+        int64_t fee_rate_bp;   /* estimate until Stripe's balance transaction says */
+        char *ca_file;
+    } stripe;
+    struct {
         int64_t alipay_rate_bp;
         int64_t wechat_rate_bp;
         bool surcharge;        /* mode = surcharge; else absorb */

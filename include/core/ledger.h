@@ -21,6 +21,14 @@ pg_err ledger_payment_split(const pg_app_t *app, const payment_t *p, ledger_spli
 pg_err ledger_post_payment_in_tx(pg_app_t *app, arena_t *a, const payment_t *p, const ledger_split_t *s,
                                  time_t paid_at);
 
+/* The provider's actual fee differs from what was booked (Stripe: known
+ * only from its balance transaction): txn_id ("feeadj:p:<payment_no>",
+ * "feeadj:r:<refund_no>") moves fee_entry_delta onto the channel's fee
+ * account and the opposite onto the platform's revenue (creators' shares
+ * were fixed when paid). Nothing when the delta is 0. */
+pg_err ledger_post_fee_adjustment_in_tx(pg_app_t *app, const char *txn_id, const char *channel, int64_t payment_id,
+                                        int64_t refund_id, int64_t fee_entry_delta);
+
 /* A refund just SUCCEEDED: the proportional reversal (txn "refund:<no>"). */
 pg_err ledger_post_refund_in_tx(pg_app_t *app, arena_t *a, int64_t refund_id);
 

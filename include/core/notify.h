@@ -69,5 +69,11 @@ void notify_wechat(pg_app_t *app, arena_t *a, const char *source, const char *bo
 /* POST /notify/wechat/refund: encrypted req_info. Always fills res. */
 void notify_wechat_refund(pg_app_t *app, arena_t *a, const char *source, const char *body, size_t len,
                           notify_result_t *res);
+/* POST /notify/stripe: signature is the Stripe-Signature header, verified
+ * over the raw body before anything is parsed. Always fills res; ack means
+ * answer 2xx (recorded, a duplicate, or an event type we do not act on,
+ * stored as ignored). */
+void notify_stripe(pg_app_t *app, arena_t *a, const char *source, const char *signature, const char *body,
+                   size_t len, notify_result_t *res);
 
 #endif

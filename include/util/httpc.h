@@ -50,6 +50,9 @@ typedef struct httpc_request {
  * empty value. */
 pg_err httpc_send(arena_t *arena, const httpc_request_t *req, const httpc_opts_t *opts,
                   httpc_response_t *resp, kv_list_t *resp_headers, buf_t *err);
+/* A GET with extra request headers ("Name: value", NULL-terminated). */
+pg_err httpc_get_headers(arena_t *arena, const char *url, const char *const *headers,
+                         const httpc_opts_t *opts, httpc_response_t *resp, buf_t *err);
 
 void httpc_global_init(void);   /* once per process, before threads */
 void httpc_global_cleanup(void);

@@ -25,6 +25,7 @@ typedef struct http_request {
     const char *forwarded_for;  /* X-Forwarded-For, believed only from [server] trusted_proxies */
     const char *cookie;         /* Cookie header (the console's session), NULL when absent */
     const char *origin;         /* Origin header (the console refuses cross-site POSTs), NULL when absent */
+    const char *stripe_signature;  /* Stripe-Signature (POST /notify/stripe), NULL when absent */
     const char *body;
     size_t body_len;
     kv_list_t query;            /* decoded query string */

@@ -6,6 +6,7 @@
 #include <string.h>
 #include "log.h"
 #include "metrics.h"
+#include "store.h"
 
 static char *join_url(const char *base, const char *path)
 {
@@ -60,6 +61,22 @@ static void wechat_setup(pg_app_t *app)
     w->client_key = c->wechat.client_key;
 }
 
+static void stripe_setup(pg_app_t *app)
+{
+    const pg_config_t *c = app->cfg;
+    stripe_client_t *s = &app->stripe;
+    app->stripe_return_url = join_url(c->server.base_url, "/return/stripe");
+    s->secret_key = c->stripe.secret_key;
+    s->api_base = c->stripe.api_base;
+    s->currency = c->stripe.currency;
+    s->http.ca_file = c->stripe.ca_file;
+}
+
+static pg_err app_provider_ref(pg_app_t *app, arena_t *a, const char *payment_no, const char **out)
+{
+    return store_payment_provider_ref(app->db, a, payment_no, out);
+}
+
 pg_err app_open(const char *config_path, pg_app_t **out, buf_t *err)
 {
     pg_app_t *app;
@@ -89,6 +106,9 @@ pg_err app_open(const char *config_path, pg_app_t **out, buf_t *err)
         alipay_setup(app);
     if (app->cfg->wechat.enabled)
         wechat_setup(app);
+    if (app->cfg->stripe.enabled)
+        stripe_setup(app);
+    app->provider_ref = app_provider_ref;
     dbp.host = app->cfg->database.host;
     dbp.port = app->cfg->database.port;
     dbp.socket = app->cfg->database.socket;
@@ -115,6 +135,7 @@ void app_close(pg_app_t *app)
     free(app->alipay_return_url);
     free(app->wechat_notify_url);
     free(app->wechat_refund_notify_url);
+    free(app->stripe_return_url);
     config_free(app->cfg);
     free(app);
 }

@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-static const pay_channel_t *const CHANNELS[] = { &CHANNEL_ALIPAY, &CHANNEL_WECHAT };
+static const pay_channel_t *const CHANNELS[] = { &CHANNEL_ALIPAY, &CHANNEL_WECHAT, &CHANNEL_STRIPE };
 
 const pay_channel_t *channel_find(const char *name)
 {

@@ -74,9 +74,8 @@ static pg_err validate(const checkout_request_t *req, checkout_result_t *res, bu
         return fail(res, msg, PG_ERR_BAD_INPUT, "invalid_field", "'buyer_ip' must be an IPv4 or IPv6 address");
     if (req->openid && !text_is_token(req->openid, 128, "_-"))
         return fail(res, msg, PG_ERR_BAD_INPUT, "invalid_field", "'openid' must be 1-128 of [A-Za-z0-9_-]");
-    if (req->channel && strcmp(req->channel, "alipay") && strcmp(req->channel, "wechat") &&
-        strcmp(req->channel, "auto"))
-        return fail(res, msg, PG_ERR_BAD_INPUT, "invalid_field", "'channel' must be alipay, wechat or auto");
+    if (req->channel && strcmp(req->channel, "auto") && !channel_find(req->channel))
+        return fail(res, msg, PG_ERR_BAD_INPUT, "invalid_field", "'channel' must be alipay, wechat, stripe or auto");
     return PG_OK;
 }
 
@@ -89,7 +88,7 @@ static const pay_channel_t *pick_channel(const pg_app_t *app, const checkout_req
         return channel_find(req->channel);
     if (req->method) {
         for (size_t i = 0; (ch = channel_at(i)) != NULL; i++) {
-            if (channel_offers(ch, req->method))
+            if (!ch->explicit_only && channel_offers(ch, req->method))
                 return ch;
         }
         return NULL;
@@ -98,7 +97,7 @@ static const pay_channel_t *pick_channel(const pg_app_t *app, const checkout_req
     if (ch && ch->enabled(app) && channel_ua_is_wechat(req->user_agent))
         return ch;
     for (size_t i = 0; (ch = channel_at(i)) != NULL; i++) {
-        if (ch->enabled(app))
+        if (!ch->explicit_only && ch->enabled(app))
             return ch;
     }
     return channel_at(0);
@@ -256,6 +255,7 @@ static pg_err start_at_provider(pg_app_t *app, arena_t *a, const pay_channel_t *
     res->pay_value = ins.value;
     res->pay_is_json = ins.is_json;
     res->pay_scan = ins.scan;
+    res->pay_ref = ins.provider_ref;
     if (rc == PG_OK && !ins.value)
         rc = PG_ERR_INTERNAL;
     if (rc != PG_OK && !res->error_code)
@@ -352,7 +352,8 @@ static pg_err pay_order_again(pg_app_t *app, arena_t *a, const order_view_t *o_i
     pay_data = pay_data_json(a, res);
     if (!pay_data)
         return PG_ERR_NOMEM;
-    rc = store_payment_insert(app->db, payment_no, o.id, channel->name, method, o.amount_fen, pay_data, pay.expires_at);
+    rc = store_payment_insert_ref(app->db, payment_no, o.id, channel->name, method, o.amount_fen, pay_data,
+                                  pay.expires_at, res->pay_ref);
     if (rc == PG_OK)
         rc = store_payment_view(app->db, a, payment_no, &res->order, &expired);
     return rc;
@@ -440,6 +441,7 @@ pg_err checkout_create(pg_app_t *app, arena_t *a, const checkout_request_t *req,
     nc.request_hash = hash;
     nc.channel = channel->name;
     nc.method = method;
+    nc.provider_ref = res->pay_ref;
     nc.pay_data = pay_data_json(a, res);
     if (!nc.pay_data)
         return PG_ERR_NOMEM;

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "db.h"
+#include "stripe.h"
 #include "wechat.h"
 #include "alipay_cert.h"
 #include "certs.h"
@@ -73,6 +74,13 @@ static const config_key_t CONFIG_KEYS[] = {
     K("wechat", "wechatpay_public_key", CK_STR, wechat.wechatpay_public_key_file, NULL),
     K("wechat", "wechatpay_public_key_id", CK_STR, wechat.wechatpay_public_key_id, NULL),
     K("wechat", "platform_cert_dir", CK_STR, wechat.platform_cert_dir, NULL),
+    K("stripe", "enabled", CK_BOOL, stripe.enabled, NULL),
+    K("stripe", "secret_key", CK_STR, stripe.secret_key, NULL),
+    K("stripe", "webhook_secret", CK_STR, stripe.webhook_secret, NULL),
+    K("stripe", "api_base", CK_STR, stripe.api_base, NULL),
+    K("stripe", "currency", CK_STR, stripe.currency, NULL),
+    K("stripe", "fee_rate_bp", CK_INT, stripe.fee_rate_bp, NULL),
+    K("stripe", "ca_file", CK_STR, stripe.ca_file, NULL),
     K("fees", "alipay_rate_bp", CK_INT, fees.alipay_rate_bp, NULL),
     K("fees", "wechat_rate_bp", CK_INT, fees.wechat_rate_bp, NULL),
     K("fees", "mode", CK_ENUM, fees.surcharge, "absorb|surcharge"),
@@ -254,6 +262,9 @@ static void set_defaults(pg_config_t *c)
     c->alipay.gateway = strdup("https://openapi.alipay.com/gateway.do");
     c->wechat.gateway = strdup("https://api.mch.weixin.qq.com");
     c->wechat.sign_type = strdup("HMAC-SHA256");
+    c->stripe.api_base = strdup("https://api.stripe.com");
+    c->stripe.currency = strdup("cny");
+    c->stripe.fee_rate_bp = 340;
     c->fees.alipay_rate_bp = 60;
     c->fees.wechat_rate_bp = 60;
     c->settlement.delayed = true;
@@ -667,6 +678,26 @@ static void validate_wechat(config_loader_t *l, bool load_keys)
     validate_wechat_v3(l, load_keys);
 }
 
+static void validate_stripe(config_loader_t *l)
+{
+    pg_config_t *c = l->cfg;
+    if (!c->stripe.enabled)
+        return;
+    require(l, "stripe", "secret_key", c->stripe.secret_key);
+    require(l, "stripe", "webhook_secret", c->stripe.webhook_secret);
+    if (is_set(c->stripe.secret_key) && strncmp(c->stripe.secret_key, "sk_", 3) &&
+        strncmp(c->stripe.secret_key, "rk_", 3))
+        config_problem(l, "stripe", "secret_key", "must be a secret (sk_...) or restricted (rk_...) key");
+    if (is_set(c->stripe.webhook_secret) && strncmp(c->stripe.webhook_secret, "whsec_", 6))
+        config_problem(l, "stripe", "webhook_secret", "must be the endpoint's signing secret (whsec_...)");
+    validate_url(l, "stripe", "api_base", c->stripe.api_base);
+    if (!stripe_currency_valid(c->stripe.currency))
+        config_problem(l, "stripe", "currency", "must be a lowercase three-letter ISO code (e.g. cny, usd)");
+    if (c->stripe.fee_rate_bp > 10000)
+        config_problem(l, "stripe", "fee_rate_bp", "must be at most 10000");
+    check_readable(l, "stripe", "ca_file", c->stripe.ca_file);
+}
+
 static void validate_money(config_loader_t *l)
 {
     pg_config_t *c = l->cfg;
@@ -750,6 +781,7 @@ pg_err config_load(const char *path, bool load_keys, pg_config_t **out, buf_t *e
     validate_server(&l);
     validate_alipay(&l, load_keys);
     validate_wechat(&l, load_keys);
+    validate_stripe(&l);
     validate_money(&l);
     validate_metrics(&l);
     validate_payouts(&l);
@@ -814,6 +846,11 @@ void config_free(pg_config_t *c)
     free(c->wechat.platform_cert_dir);
     crypto_key_free(c->wechat.mch_key);
     crypto_key_free(c->wechat.wechatpay_public_key);
+    free_secret(c->stripe.secret_key);
+    free_secret(c->stripe.webhook_secret);
+    free(c->stripe.api_base);
+    free(c->stripe.currency);
+    free(c->stripe.ca_file);
     free(c->merchant.webhook_url);
     free_secret(c->merchant.webhook_secret);
     free(c->merchant.return_url);

@@ -12,6 +12,7 @@
 #include "ledger.h"
 #include "ledger_math.h"
 #include "log.h"
+#include "channel.h"
 #include "reconcile.h"
 #include "refund.h"
 #include "store.h"
@@ -49,7 +50,7 @@ pg_err cron_sync(pg_app_t *app, arena_t *a, int older_than_s, cron_report_t *r)
  * channel (a reconciliation run already stored for that day means done). */
 static pg_err daily_duties(pg_app_t *app, arena_t *a, cron_report_t *r)
 {
-    static const char *const channels[] = { "alipay", "wechat" };
+    static const char *const channels[] = { "alipay", "wechat", "stripe" };
     char today[11], yesterday[11];
     settle_result_t st;
     buf_t msg;
@@ -64,11 +65,12 @@ static pg_err daily_duties(pg_app_t *app, arena_t *a, cron_report_t *r)
     if (rc != PG_OK)
         return rc;
     r->settled_batches = st.batches;
-    for (size_t i = 0; i < 2; i++) {
+    for (size_t i = 0; i < sizeof channels / sizeof channels[0]; i++) {
         db_val_t p[] = { DB_S(channels[i]), DB_S(yesterday) };
         db_result_t done;
         recon_summary_t s;
-        bool enabled = i == 0 ? app->cfg->alipay.enabled : app->cfg->wechat.enabled;
+        const pay_channel_t *ch = channel_find(channels[i]);
+        bool enabled = ch && ch->enabled(app);
         if (!enabled)
             continue;
         rc = db_query(app->db, a, "SELECT COUNT(*) AS n FROM recon_runs WHERE channel = ? AND bill_date = ?", p, 2,

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "channel.h"
 #include "crypto.h"
 #include "ledger_math.h"
 #include "log.h"
@@ -24,6 +25,9 @@ _Static_assert(STORE_CREATOR_ID_MAX == LEDGER_CREATOR_ID_MAX, "one creator id li
 
 static int64_t rate_of(const pg_app_t *app, const char *channel)
 {
+    const pay_channel_t *ch = channel_find(channel);
+    if (ch && ch->fee_rate_bp)   /* each channel knows its own rate (Stripe: [stripe] fee_rate_bp) */
+        return ch->fee_rate_bp(app);
     return !strcmp(channel, "wechat") ? app->cfg->fees.wechat_rate_bp : app->cfg->fees.alipay_rate_bp;
 }
 
@@ -89,6 +93,24 @@ pg_err ledger_post_payment_in_tx(pg_app_t *app, arena_t *a, const payment_t *p, 
         return PG_ERR_INTERNAL;
     return insert_entries(app->db, arena_printf(a, "pay:%s", p->payment_no), "payment", p->channel, p->id, 0,
                           p->creator_id, available, business_date, e, n);
+}
+
+pg_err ledger_post_fee_adjustment_in_tx(pg_app_t *app, const char *txn_id, const char *channel, int64_t payment_id,
+                                        int64_t refund_id, int64_t fee_entry_delta)
+{
+    ledger_entry_t e[2];
+    if (fee_entry_delta == 0)
+        return PG_OK;
+    memset(e, 0, sizeof e);
+    if (ledger_account_fees(channel, e[0].account) != PG_OK)
+        return PG_ERR_INTERNAL;
+    memcpy(e[1].account, LEDGER_ACCOUNT_PLATFORM, sizeof LEDGER_ACCOUNT_PLATFORM);
+    e[0].amount_fen = fee_entry_delta;
+    e[1].amount_fen = -fee_entry_delta;
+    /* kind: that of the movement adjusted (no enum value of its own: the
+     * txn_id prefix tells an adjustment apart) */
+    return insert_entries(app->db, txn_id, refund_id ? "refund" : "payment", channel, payment_id, refund_id, NULL,
+                          NULL, NULL, e, 2);
 }
 
 /* The payment's split as it was booked, read back from its entries. */

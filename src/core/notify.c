@@ -13,6 +13,7 @@
 #include "refund.h"
 #include "store.h"
 #include "store_lifecycle.h"
+#include "stripe.h"
 #include "wechat.h"
 
 typedef struct apply_ctx {
@@ -267,7 +268,7 @@ pg_err notify_apply(pg_app_t *app, arena_t *a, const payment_event_t *ev, notify
     pg_err rc;
     res->payment_no = ev->payment_no;
     /* Signed is not the same as sane: values that cannot be ours are refused. */
-    if (!fits(ev->payment_no, 32) || !fits(ev->provider_trade_no, 64) || !fits(ev->buyer_ref, 128) ||
+    if (!fits(ev->payment_no, 32) || !fits(ev->provider_trade_no, 255) || !fits(ev->buyer_ref, 128) ||
         !fits(ev->refund_no, 32) || !fits(ev->provider_refund_no, 64)) {
         set_outcome(res, false, "bad_input", "a field is longer than any value we issue or store");
         log_rejection(ev->channel, res->outcome, res->detail);
@@ -478,4 +479,174 @@ void notify_wechat_refund(pg_app_t *app, arena_t *a, const char *source, const c
     ev.refund_fen = n.refund_fee;
     ev.provider_refund_no = n.refund_id;
     (void)notify_apply(app, a, &ev, res);
+}
+
+/* An event we take note of but that moves nothing: stored (its first bytes,
+ * as for rejections) and acknowledged, so that Stripe stops sending it. */
+static void stripe_ignore(pg_app_t *app, const stripe_event_t *se, const char *source, const char *payment_no,
+                          const char *body, size_t len, const char *detail, notify_result_t *res)
+{
+    notification_rec_t rec;
+    memset(&rec, 0, sizeof rec);
+    rec.channel = "stripe";
+    rec.kind = se->kind == STRIPE_EVENT_REFUND || se->kind == STRIPE_EVENT_CHARGE_REFUNDED ? "refund" : "payment";
+    rec.payment_no = payment_no && strlen(payment_no) <= 32 ? payment_no : NULL;
+    rec.notify_id = se->id && strlen(se->id) <= 128 ? se->id : NULL;
+    rec.outcome = "ignored";
+    rec.detail = detail;
+    rec.raw_body = body;
+    rec.raw_len = len;
+    rec.keep_len = NOTIFY_REJECTED_KEEP_BYTES;
+    rec.source = source;
+    res->payment_no = rec.payment_no;
+    if (store_notification_add(app->db, &rec) != PG_OK) {
+        set_outcome(res, false, NULL, "database error");
+        log_msg(LOG_ERROR, "stripe event %s not stored: %s", rec.notify_id ? rec.notify_id : "-",
+                db_last_error(app->db));
+        return;
+    }
+    set_outcome(res, true, "ignored", detail);
+}
+
+/* A checkout.session.* event as a payment event; NULL detail when it is ours to apply. */
+static const char *stripe_session_event(const pg_app_t *app, const stripe_event_t *se, payment_event_t *ev)
+{
+    const stripe_session_t *s = &se->session;
+    if (s->payment_no && strcmp(s->payment_no, s->client_reference_id))
+        return "session's metadata and client_reference_id differ";
+    if (!s->currency || strcmp(s->currency, app->cfg->stripe.currency))
+        return "session in another currency";
+    ev->payment_no = s->client_reference_id;
+    ev->provider_trade_no = s->id;
+    ev->amount_fen = s->amount_total;
+    ev->paid_at = se->created;
+    switch (se->kind) {
+    case STRIPE_EVENT_SESSION_COMPLETED:
+        ev->kind = s->payment_status && !strcmp(s->payment_status, "paid") ? PAY_EVENT_PAID : PAY_EVENT_WAITING;
+        break;
+    case STRIPE_EVENT_SESSION_ASYNC_PAID:
+        ev->kind = PAY_EVENT_PAID;
+        break;
+    default:   /* async payment failed, session expired: the buyer cannot pay it any more */
+        ev->kind = PAY_EVENT_CLOSED;
+        break;
+    }
+    return NULL;
+}
+
+/* A refund event: ours only when it carries our refund and payment numbers.
+ * *ignore says why it changes nothing. */
+static const char *stripe_refund_event(const pg_app_t *app, const stripe_event_t *se, payment_event_t *ev,
+                                       const char **ignore)
+{
+    const stripe_refund_t *r = &se->refund;
+    *ignore = NULL;
+    if (!r->refund_no || !r->payment_no) {
+        *ignore = "refund not made through paygate";
+        return NULL;
+    }
+    if (!r->currency || strcmp(r->currency, app->cfg->stripe.currency) || r->payment_amount < 0 || r->amount < 0)
+        return "refund in another currency or without its amounts";
+    if (!strcmp(r->status, "pending") || !strcmp(r->status, "requires_action")) {
+        *ignore = "refund still processing";
+        return NULL;
+    }
+    ev->kind = PAY_EVENT_REFUND;
+    ev->payment_no = r->payment_no;
+    ev->amount_fen = r->payment_amount;
+    ev->refund_no = r->refund_no;
+    ev->refund_fen = r->amount;
+    ev->refund_succeeded = !strcmp(r->status, "succeeded");
+    ev->provider_refund_no = r->id;
+    return NULL;
+}
+
+/* Connect events name another account; a test-mode event must not move a
+ * live shop's money (nor the other way round). */
+static const char *stripe_account_problem(const pg_app_t *app, const stripe_event_t *se)
+{
+    const char *key = app->cfg->stripe.secret_key;
+    bool live_key = key && strstr(key, "_live_") != NULL;
+    if (se->account)
+        return "event for another (connected) account";
+    if (se->livemode != live_key)
+        return se->livemode ? "live-mode event for a test-mode key" : "test-mode event for a live-mode key";
+    return NULL;
+}
+
+static void stripe_dispatch(pg_app_t *app, arena_t *a, const char *source, const stripe_event_t *se,
+                            const char *body, size_t len, notify_result_t *res)
+{
+    payment_event_t ev;
+    const char *problem = NULL, *ignore = NULL;
+    memset(&ev, 0, sizeof ev);
+    ev.channel = "stripe";
+    ev.notify_id = se->id;
+    ev.raw_body = body;
+    ev.raw_len = len;
+    ev.source = source;
+    switch (se->kind) {
+    case STRIPE_EVENT_SESSION_COMPLETED:
+    case STRIPE_EVENT_SESSION_ASYNC_PAID:
+    case STRIPE_EVENT_SESSION_ASYNC_FAILED:
+    case STRIPE_EVENT_SESSION_EXPIRED:
+        if (!se->session.client_reference_id)
+            ignore = "session not made by paygate (no client_reference_id)";
+        else
+            problem = stripe_session_event(app, se, &ev);
+        break;
+    case STRIPE_EVENT_REFUND:
+        problem = stripe_refund_event(app, se, &ev, &ignore);
+        break;
+    case STRIPE_EVENT_CHARGE_REFUNDED:
+        ignore = "charge.refunded: refunds are recorded from their refund.* events and the refund API";
+        break;
+    default:
+        ignore = "event type not acted on";
+        break;
+    }
+    if (problem) {
+        reject(app, a, source, "stripe", body, len, ev.payment_no, "mismatch", problem, res);
+        return;
+    }
+    if (ignore) {
+        stripe_ignore(app, se, source, ev.payment_no, body, len, ignore, res);
+        return;
+    }
+    (void)notify_apply(app, a, &ev, res);
+}
+
+void notify_stripe(pg_app_t *app, arena_t *a, const char *source, const char *signature, const char *body,
+                   size_t len, notify_result_t *res)
+{
+    stripe_event_t se;
+    buf_t reason;
+    const char *problem;
+    pg_err rc;
+    memset(res, 0, sizeof *res);
+    buf_init(&reason, a);
+    if (!app->cfg->stripe.enabled) {
+        set_outcome(res, false, NULL, "stripe channel disabled");
+        return;
+    }
+    /* Nothing of the body is read before its signature holds. */
+    rc = stripe_verify_signature(app->cfg->stripe.webhook_secret, signature, body, len, time(NULL),
+                                 STRIPE_SIGNATURE_TOLERANCE_S, &reason);
+    if (rc != PG_OK) {
+        reject(app, a, source, "stripe", body, len, NULL, outcome_of(rc), reason.len ? reason.data : pg_err_name(rc),
+               res);
+        return;
+    }
+    rc = stripe_event_parse(a, body, len, &se, &reason);
+    if (rc != PG_OK) {
+        reject(app, a, source, "stripe", body, len, NULL, "bad_input", reason.len ? reason.data : pg_err_name(rc),
+               res);
+        return;
+    }
+    problem = stripe_account_problem(app, &se);
+    if (problem) {
+        reject(app, a, source, "stripe", body, len, NULL, "mismatch", problem, res);
+        return;
+    }
+    stripe_dispatch(app, a, source, &se, body, len, res);
 }

@@ -4,9 +4,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bill.h"
+#include "channel.h"
 #include "crypto.h"
+#include "ledger.h"
 #include "log.h"
 #include "money.h"
 
@@ -61,11 +64,29 @@ static pg_err local_movements(recon_ctx_t *c, int64_t *n)
     return rc;
 }
 
+/* Stripe publishes no bill file: the day's balance transactions (a
+ * Beijing-time day, as the other channels' bills) are its bill. */
+static pg_err stripe_day_bill(recon_ctx_t *c, bill_t *bill, buf_t *msg)
+{
+    struct tm tm;
+    stripe_error_t e;
+    time_t from;
+    memset(&tm, 0, sizeof tm);
+    if (sscanf(c->ymd, "%4d-%2d-%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday) != 3)
+        return PG_ERR_BAD_INPUT;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    from = timegm(&tm) - 8 * 3600;
+    return stripe_balance_bill(&c->app->stripe, c->a, from, from + 86400, bill, &e, msg);
+}
+
 static pg_err load_bill(recon_ctx_t *c, const char *bill_file, bill_t *bill, buf_t *msg)
 {
     buf_t raw;
     pg_err rc;
     buf_init(&raw, c->a);
+    if (!strcmp(c->channel, "stripe"))
+        return stripe_day_bill(c, bill, msg);
     if (bill_file)
         rc = read_file(c->a, bill_file, &raw, msg);
     else if (!strcmp(c->channel, "alipay"))
@@ -169,6 +190,39 @@ static pg_err add_item(recon_ctx_t *c, const char *category, const char *kind, c
                    p, 8, NULL, NULL);
 }
 
+/* Channels whose fee is known only from the provider's records (Stripe). */
+static bool fees_from_provider(const recon_ctx_t *c)
+{
+    const pay_channel_t *ch = channel_find(c->channel);
+    return ch && ch->fee_from_reconciliation;
+}
+
+/* The provider's actual fee (bill_fee, signed as bills write it: + charged,
+ * - returned) replaces the booked one. current_entry is what the fee
+ * account holds for the movement now (a payment's -fee, a refund's +fee
+ * returned); it should hold -bill_fee: the difference is an adjustment
+ * onto the platform's revenue, and a payment's fee_fen follows (the next
+ * run matches without a second adjustment). */
+static pg_err adjust_fee(recon_ctx_t *c, const char *kind, const char *out_trade_no, const char *out_refund_no,
+                         int64_t payment_id, int64_t refund_id, int64_t current_entry, int64_t bill_fee,
+                         int64_t bill_fen)
+{
+    char detail[160];
+    int64_t delta = -bill_fee - current_entry;
+    pg_err rc = ledger_post_fee_adjustment_in_tx(
+        c->app, arena_printf(c->a, "feeadj:%s:%s", refund_id ? "r" : "p", refund_id ? out_refund_no : out_trade_no),
+        c->channel, payment_id, refund_id, delta);
+    if (rc == PG_OK && !refund_id) {
+        db_val_t p[] = { DB_I(bill_fee), DB_I(payment_id) };
+        rc = db_exec(c->app->db, "UPDATE payments SET fee_fen = ? WHERE id = ?", p, 2, NULL, NULL);
+    }
+    if (rc != PG_OK)
+        return rc;
+    snprintf(detail, sizeof detail, "fee adjusted to the provider's: fee entry %lld booked, %lld actual",
+             (long long)current_entry, (long long)-bill_fee);
+    return add_item(c, "matched", kind, out_trade_no, out_refund_no, bill_fen, bill_fen, true, detail);
+}
+
 /* A payment row: the provider was paid. Our payment must be PAID with the
  * same amount and fee. CREATED here means we never heard of the payment
  * (a lost notification): missing locally. CLOSED means we think it never
@@ -180,7 +234,7 @@ static pg_err match_payment(recon_ctx_t *c, const db_result_t *rows, size_t i)
     db_val_t p[] = { DB_S(no), DB_S(c->channel) };
     db_result_t r;
     pg_err rc = db_query(c->app->db, c->a,
-                         "SELECT status, amount_fen, fee_fen FROM payments WHERE payment_no = ? AND channel = ?",
+                         "SELECT id, status, amount_fen, fee_fen FROM payments WHERE payment_no = ? AND channel = ?",
                          p, 2, &r);
     if (rc != PG_OK)
         return rc;
@@ -193,6 +247,9 @@ static pg_err match_payment(recon_ctx_t *c, const db_result_t *rows, size_t i)
     if (db_cell_i64(&r, 0, "amount_fen") != amount)
         return add_item(c, "amount_mismatch", "payment", no, NULL, db_cell_i64(&r, 0, "amount_fen"), amount, true,
                         "amounts differ");
+    if (db_cell(&r, 0, "fee_fen") && db_cell_i64(&r, 0, "fee_fen") != fee && fees_from_provider(c))
+        return adjust_fee(c, "payment", no, NULL, db_cell_i64(&r, 0, "id"), 0, -db_cell_i64(&r, 0, "fee_fen"), fee,
+                          amount);
     if (db_cell(&r, 0, "fee_fen") && db_cell_i64(&r, 0, "fee_fen") != fee)
         return add_item(c, "fee_mismatch", "payment", no, NULL, db_cell_i64(&r, 0, "fee_fen"), fee, true,
                         "fees differ");
@@ -203,6 +260,9 @@ static pg_err match_payment(recon_ctx_t *c, const db_result_t *rows, size_t i)
  * amount, and the fee returned must be the one our ledger reversed. */
 static int64_t rate_of(const recon_ctx_t *c)
 {
+    const pay_channel_t *ch = channel_find(c->channel);
+    if (ch && ch->fee_rate_bp)
+        return ch->fee_rate_bp(c->app);
     return !strcmp(c->channel, "wechat") ? c->app->cfg->fees.wechat_rate_bp : c->app->cfg->fees.alipay_rate_bp;
 }
 
@@ -215,8 +275,9 @@ static pg_err match_refund(recon_ctx_t *c, const db_result_t *rows, size_t i)
     db_val_t p[] = { DB_S(no ? no : ""), DB_S(c->channel) };
     db_result_t r;
     pg_err rc = db_query(c->app->db, c->a,
-                         "SELECT r.status, r.amount_fen, (SELECT -l.amount_fen FROM ledger_entries l"
-                         "   WHERE l.txn_id = CONCAT('refund:', r.refund_no) AND l.account LIKE 'fees:%') AS fee_back"
+                         "SELECT r.id, r.payment_id, r.status, r.amount_fen, (SELECT -SUM(l.amount_fen) FROM ledger_entries l"
+                         "   WHERE l.txn_id IN (CONCAT('refund:', r.refund_no), CONCAT('feeadj:r:', r.refund_no))"
+                         "   AND l.account LIKE 'fees:%') AS fee_back"
                          " FROM refunds r JOIN payments p ON p.id = r.payment_id WHERE r.refund_no = ? AND p.channel = ?",
                          p, 2, &r);
     if (rc != PG_OK)
@@ -243,6 +304,9 @@ static pg_err match_refund(recon_ctx_t *c, const db_result_t *rows, size_t i)
      * ledger returns the fee on running totals (a full refund returns it
      * exactly); providers may round each refund on its own. Either is
      * explained; anything else is a mismatch. */
+    if (db_cell(&r, 0, "fee_back") && db_cell_i64(&r, 0, "fee_back") != fee && fees_from_provider(c))
+        return adjust_fee(c, "refund", trade, no, db_cell_i64(&r, 0, "payment_id"), db_cell_i64(&r, 0, "id"),
+                          -db_cell_i64(&r, 0, "fee_back"), fee, amount);
     if (db_cell(&r, 0, "fee_back") && db_cell_i64(&r, 0, "fee_back") != fee &&
         -money_fee_fen(amount, rate_of(c)) != fee)
         return add_item(c, "fee_mismatch", "refund", trade, no, db_cell_i64(&r, 0, "fee_back"), fee, true,
@@ -377,9 +441,14 @@ pg_err reconcile_run(pg_app_t *app, arena_t *a, const char *channel, const char 
     char day[11];
     pg_err rc;
     memset(out, 0, sizeof *out);
-    if (strcmp(channel, "alipay") && strcmp(channel, "wechat")) {
-        buf_puts(msg, "--channel must be alipay or wechat");
+    if (strcmp(channel, "alipay") && strcmp(channel, "wechat") && strcmp(channel, "stripe")) {
+        buf_puts(msg, "--channel must be alipay, wechat or stripe");
         return PG_ERR_BAD_INPUT;
+    }
+    if (!strcmp(channel, "stripe") && (bill_file || !app->cfg->stripe.enabled)) {
+        buf_puts(msg, bill_file ? "stripe has no bill file: its balance transactions are read from the API"
+                                : "the stripe channel is not enabled");
+        return bill_file ? PG_ERR_BAD_INPUT : PG_ERR_UNSUPPORTED;
     }
     if (bill_normalize_date(ymd, true, day) != PG_OK) {
         buf_puts(msg, "--date must be YYYY-MM-DD");

@@ -88,11 +88,11 @@ static pg_err checkout_tx(db_t *db, void *ctx)
         return rc;
     {
         db_val_t p[] = { DB_S(c->payment_no), DB_I((int64_t)order_id), DB_S(c->channel), DB_S(c->method),
-                         DB_I(c->amount_fen), DB_S(c->pay_data), DB_S(expires) };
+                         DB_I(c->amount_fen), DB_S(c->pay_data), DB_S(expires), DB_S(c->provider_ref) };
         rc = db_exec(db,
-                     "INSERT INTO payments (payment_no, order_id, channel, method, amount_fen, pay_data, expires_at)"
-                     " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                     p, 7, NULL, NULL);
+                     "INSERT INTO payments (payment_no, order_id, channel, method, amount_fen, pay_data, expires_at,"
+                     " provider_trade_no) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                     p, 8, NULL, NULL);
     }
     return rc;
 }
@@ -100,16 +100,36 @@ static pg_err checkout_tx(db_t *db, void *ctx)
 pg_err store_payment_insert(db_t *db, const char *payment_no, int64_t order_id, const char *channel,
                             const char *method, int64_t amount_fen, const char *pay_data, time_t expires_at)
 {
+    return store_payment_insert_ref(db, payment_no, order_id, channel, method, amount_fen, pay_data, expires_at,
+                                    NULL);
+}
+
+pg_err store_payment_insert_ref(db_t *db, const char *payment_no, int64_t order_id, const char *channel,
+                                const char *method, int64_t amount_fen, const char *pay_data, time_t expires_at,
+                                const char *provider_ref)
+{
     char expires[20];
     store_format_datetime(expires_at, expires);
     {
         db_val_t p[] = { DB_S(payment_no), DB_I(order_id), DB_S(channel), DB_S(method), DB_I(amount_fen),
-                         DB_S(pay_data), DB_S(expires) };
+                         DB_S(pay_data), DB_S(expires), DB_S(provider_ref) };
         return db_exec(db,
-                       "INSERT INTO payments (payment_no, order_id, channel, method, amount_fen, pay_data, expires_at)"
-                       " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       p, 7, NULL, NULL);
+                       "INSERT INTO payments (payment_no, order_id, channel, method, amount_fen, pay_data, expires_at,"
+                       " provider_trade_no) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       p, 8, NULL, NULL);
     }
+}
+
+pg_err store_payment_provider_ref(db_t *db, arena_t *a, const char *payment_no, const char **out)
+{
+    db_val_t p[] = { DB_S(payment_no) };
+    db_result_t r;
+    pg_err rc = db_query(db, a, "SELECT provider_trade_no FROM payments WHERE payment_no = ?", p, 1, &r);
+    *out = NULL;
+    if (rc != PG_OK)
+        return rc;
+    *out = r.rows ? db_cell(&r, 0, "provider_trade_no") : NULL;
+    return *out ? PG_OK : PG_ERR_NOT_FOUND;
 }
 
 /* After a lost COMMIT reply: the order is there by its order_no (chosen

@@ -337,6 +337,12 @@ pg_err httpc_send(arena_t *arena, const httpc_request_t *req, const httpc_opts_t
                          is_post, opts, resp, &capture, err);
 }
 
+pg_err httpc_get_headers(arena_t *arena, const char *url, const char *const *headers,
+                         const httpc_opts_t *opts, httpc_response_t *resp, buf_t *err)
+{
+    return httpc_perform(arena, url, NULL, headers, NULL, 0, 0, opts, resp, NULL, err);
+}
+
 void httpc_global_init(void)
 {
     (void)curl_global_init(CURL_GLOBAL_DEFAULT);

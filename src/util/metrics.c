@@ -25,7 +25,7 @@
 static const char *const ROUTES[] = {
     "/healthz", "/checkout", "/notify/alipay", "/notify/wechat", "/notify/wechat/refund",
     "/return/alipay", "/orders/*", "/orders/*/refund", "/orders/*/close", "/entitlements",
-    "/shop", "/pay/*", "/metrics", "/admin/", "other", "unmatched",
+    "/shop", "/pay/*", "/metrics", "/admin/", "/notify/stripe", "/return/stripe", "other", "unmatched",
 };
 #define ROUTE_N (sizeof ROUTES / sizeof ROUTES[0])
 #define ROUTE_OTHER (ROUTE_N - 2)
@@ -35,10 +35,10 @@ static const int STATUSES[] = { 200, 201, 204, 301, 302, 303, 304, 400, 401, 403
                                 409, 413, 422, 429, 500, 502, 503, 504 };
 #define STATUS_N (sizeof STATUSES / sizeof STATUSES[0] + 1)   /* + "other" */
 
-static const char *const CHANNELS[] = { "alipay", "wechat", "unknown" };
+static const char *const CHANNELS[] = { "alipay", "wechat", "stripe", "unknown" };
 #define CH_N (sizeof CHANNELS / sizeof CHANNELS[0])
 
-static const char *const METHODS[] = { "page", "wap", "qr", "native", "jsapi", "mweb", "unknown" };
+static const char *const METHODS[] = { "page", "wap", "qr", "native", "jsapi", "mweb", "checkout", "unknown" };
 #define METHOD_N (sizeof METHODS / sizeof METHODS[0])
 
 static const char *const CHECKOUT_RESULTS[] = { "created", "repeated", "invalid", "conflict",
@@ -66,6 +66,8 @@ static const struct { const char *call; unsigned op; } OPERATION_CALLS[] = {
     { "alipay.data.dataservice.bill.downloadurl.query", 5 }, { "/pay/downloadbill", 5 },
     { "bill_download", 5 },
     { "alipay.fund.trans.uni.transfer", 6 }, { "alipay.fund.trans.common.query", 7 },
+    { "stripe.session.create", 0 }, { "stripe.session.retrieve", 1 }, { "stripe.session.expire", 2 },
+    { "stripe.refund.create", 3 }, { "stripe.refund.list", 4 },
 };
 
 static const char *const CALL_OUTCOMES[] = { "ok", "refused", "http_error", "timeout", "transport_error", "other" };

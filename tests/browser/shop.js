@@ -110,6 +110,36 @@ async function buyWithAlipay(context) {
   return out;
 }
 
+// card: the shop's "Card" link (channel=stripe) -> the sandbox's Stripe
+// Checkout page -> "Pay" -> our return page (/return/stripe) -> back to the
+// shop, which confirms the purchase once Stripe's event has arrived.
+async function buyWithCard(context) {
+  const page = await context.newPage();
+  const out = { mode };
+  await page.goto(shopUrl);
+  out.shop_has_card_column = (await page.content()).includes('Pay by card');
+  const link = page.locator(
+    `a[href*="product=${product}"][href*="channel=stripe"][href*="method=checkout"]`);
+  if ((await link.count()) !== 1) throw new Error('no single Card link for ' + product);
+  out.link_text = (await link.textContent()).trim();
+  await Promise.all([page.waitForURL(/\/stripe\/pay\/cs_/), link.click()]);
+  out.checkout_url = page.url();
+  out.checkout_amount = (await page.locator('#amount').textContent()).trim();
+  await Promise.all([page.waitForURL(/\/return\/stripe\?/, { timeout: TIMEOUT }),
+                     page.locator('#pay').click()]);
+  out.return_url = page.url();
+  out.order_no = (await page.locator('#order-no').textContent()).trim();
+  await Promise.all([page.waitForURL((u) => /\/shop$/.test(u.pathname)),
+                     page.locator('#back-to-shop').click()]);
+  out.final_url = page.url();
+  for (let i = 0; i < 50 && !(await page.locator('#purchase-confirmed').count()); i++) {
+    await page.waitForTimeout(200);
+    await page.reload();
+  }
+  await shopSeen(page, out);
+  return out;
+}
+
 (async () => {
   let context;
   try {
@@ -122,7 +152,8 @@ async function buyWithAlipay(context) {
              '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     });
     context.setDefaultTimeout(TIMEOUT);
-    const out = mode === 'wechat' ? await buyWithWechat(context) : await buyWithAlipay(context);
+    const out = mode === 'wechat' ? await buyWithWechat(context)
+      : mode === 'card' ? await buyWithCard(context) : await buyWithAlipay(context);
     process.stdout.write(JSON.stringify(out) + '\n');
     await context.close();
     process.exit(0);

@@ -122,3 +122,26 @@ def test_browser_buys_with_alipay_page(harness, lighttpd_stack, node_modules):
         time.sleep(0.3)
     assert harness.order(order["order_no"])["status"] == "REFUNDED"
     assert owned_skus(st, user) == (set(), set())
+
+
+def test_browser_buys_with_card_through_stripe_checkout(harness, node_modules):
+    """The demo shop's "Card" link: Stripe Checkout (the sandbox's hosted
+    page), Pay, back through our return page to the shop, owned."""
+    ini = ("[stripe]\nenabled = true\nsecret_key = sk_test_paygatesandbox\n"
+           "webhook_secret = whsec_paygatesandboxsecret\napi_base = %s\ncurrency = cny\n" % harness.sandbox_url)
+    st = harness.new_stack("lighttpd", name="browser-card", extra_ini=ini)
+    st.start()
+    try:
+        r = harness.sandbox_post("/_sandbox/stripe/endpoint", {"url": st.base_url + "/notify/stripe"})
+        assert r.status_code == 200, r.text
+        seen, user = run_browser(harness, st, "card", "card")
+        assert seen["shop_has_card_column"] and seen["link_text"] == "Card", seen
+        assert seen["checkout_url"].startswith(harness.sandbox_url + "/stripe/pay/cs_test_"), seen
+        assert seen["checkout_amount"] == "99.00 CNY", seen
+        order = harness.order(seen["order_no"])
+        assert order["status"] == "PAID" and order["user_ref"] == user
+        pay = harness.query("SELECT * FROM payments WHERE order_id=%s", order["id"])[0]
+        assert pay["channel"] == "stripe" and pay["method"] == "checkout" and pay["status"] == "PAID"
+        assert_shop_shows_owned(seen, user, "course-c", order["order_no"])
+    finally:
+        st.stop()

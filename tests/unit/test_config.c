@@ -144,6 +144,29 @@ static void test_config_enabled_wechat_needs_32_char_key(void **state)
                           "[wechat] api_key: must be exactly 32 characters");
 }
 
+static void test_config_stripe_keys_are_checked(void **state)
+{
+    pg_config_t *cfg = NULL;
+    buf_t err;
+    (void)state;
+    assert_error_mentions("[stripe]\nenabled = true\nwebhook_secret = whsec_x\n", "[stripe] secret_key: missing");
+    assert_error_mentions("[stripe]\nenabled = true\nsecret_key = pk_test_x\nwebhook_secret = whsec_x\n",
+                          "[stripe] secret_key: must be a secret");
+    assert_error_mentions("[stripe]\nenabled = true\nsecret_key = sk_test_x\nwebhook_secret = abc\n",
+                          "[stripe] webhook_secret: must be the endpoint's signing secret");
+    assert_error_mentions("[stripe]\nenabled = true\nsecret_key = sk_test_x\nwebhook_secret = whsec_x\n"
+                          "currency = USD\n",
+                          "[stripe] currency: must be a lowercase three-letter ISO code");
+    write_ini(KEYS "app_private_pkcs1.pem", ALIPAY "alipay_public.pem",
+              "[stripe]\nenabled = true\nsecret_key = sk_test_x\nwebhook_secret = whsec_x\n");
+    assert_int_equal(load(&err, &cfg), PG_OK);
+    assert_string_equal(cfg->stripe.currency, "cny");
+    assert_string_equal(cfg->stripe.api_base, "https://api.stripe.com");
+    assert_int_equal(cfg->stripe.fee_rate_bp, 340);
+    config_free(cfg);
+    buf_free(&err);
+}
+
 /* WeChat closes no order within 5 minutes of creating it: a shorter
  * order_ttl could never be honoured. Alipay alone may go down to 60 s. */
 static void test_config_wechat_needs_order_ttl_of_5_minutes(void **state)
@@ -358,6 +381,7 @@ int main(void)
         cmocka_unit_test(test_config_wechat_v3_platform_mode_and_v2_default),
         cmocka_unit_test(test_config_wechat_v3_problems_are_named),
         cmocka_unit_test(test_config_metrics_allow_and_token_are_checked),
+        cmocka_unit_test(test_config_stripe_keys_are_checked),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
