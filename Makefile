@@ -19,10 +19,12 @@ WARN    := -std=c11 -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wmissing-prototyp
 PKGS    := libmariadb openssl libxml-2.0 libcurl jansson inih libqrencode libzip zlib
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-ALL_CFLAGS = $(CFLAGS) $(WARN) $(SANFLAGS) -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) -MMD -MP
+ALL_CFLAGS = $(CFLAGS) $(WARN) $(SANFLAGS) -D_GNU_SOURCE $(LAYERS:%=-Iinclude/%) $(PKG_CFLAGS) -MMD -MP
 LDLIBS_ALL = $(PKG_LIBS) -lpthread
 
-LIB_SRC  := $(wildcard src/*.c)
+# src/ by layer (README "Layout"): util <- channel, store <- core <- web; one -I per layer
+LAYERS   := util channel store core web
+LIB_SRC  := $(wildcard $(LAYERS:%=src/%/*.c))
 APP_SRC  := $(wildcard fcgi-app/*.c)
 CLI_SRC  := $(wildcard cli/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -81,10 +83,11 @@ integration: all
 # Bans risky calls and floating point, and checks that every header compiles
 # on its own.
 lint:
-	@! grep -nE '\b(sprintf|vsprintf|strcpy|strcat|atoi|atol|gets)\(' src/*.c fcgi-app/*.c cli/*.c include/*.h || { echo "lint: risky call above"; exit 1; }
-	@! grep -nwE 'double|float' src/*.c fcgi-app/*.c cli/*.c include/*.h || { echo "lint: floating point above"; exit 1; }
-	@! grep -nE 'mysql_query|mysql_real_query|XML_PARSE_NOENT|XML_PARSE_DTDLOAD' src/*.c fcgi-app/*.c cli/*.c || { echo "lint: forbidden API above"; exit 1; }
-	@for h in include/*.h; do echo "#include \"$$(basename $$h)\"" | $(CC) $(filter-out -MMD -MP,$(ALL_CFLAGS)) -x c -fsyntax-only - || exit 1; done
+	@! grep -nE '\b(sprintf|vsprintf|strcpy|strcat|atoi|atol|gets)\(' src/*/*.c fcgi-app/*.c cli/*.c include/*/*.h || { echo "lint: risky call above"; exit 1; }
+	@! grep -nwE 'double|float' src/*/*.c fcgi-app/*.c cli/*.c include/*/*.h || { echo "lint: floating point above"; exit 1; }
+	@! grep -nE 'mysql_query|mysql_real_query|XML_PARSE_NOENT|XML_PARSE_DTDLOAD' src/*/*.c fcgi-app/*.c cli/*.c || { echo "lint: forbidden API above"; exit 1; }
+	@for h in include/*/*.h; do echo "#include \"$$(basename $$h)\"" | $(CC) $(filter-out -MMD -MP,$(ALL_CFLAGS)) -x c -fsyntax-only - || exit 1; done
+	@bash scripts/layers.sh
 	@echo "lint: ok"
 
 check: deps

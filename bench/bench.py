@@ -34,6 +34,11 @@ build-bench), BENCH_THREADS (wrk threads, default 2), BENCH_CHILDREN
 BENCH_SWEEP_SERVER (default lighttpd), BENCH_SWEEP_SCENARIOS (default
 "checkout-alipay-page,notify-alipay"), BENCH_MARIADB_OPTS (server options
 added to the private MariaDB, default a 512M buffer pool and a 1G redo log).
+
+The cost of GET /metrics' counters: a second paygate pool (the same count)
+with `[metrics] enabled = false` at /nometrics runs the notification and
+order-status scenarios right after the same rows with metrics on
+(METRICS_OFF_ROWS), so the table shows both in the same run.
 """
 
 import base64
@@ -123,6 +128,8 @@ P99_FLOOR_OF = {"checkout-alipay-page": "floor-sign", "checkout-wechat-native": 
                 "notify-alipay": "floor-verify", "notify-wechat": "floor-verify",
                 "order-status": "floor-read"}
 RSS_LIMIT_KIB = 16 * 1024
+# rows measured again against paygate with [metrics] enabled = false
+METRICS_OFF_ROWS = ("notify-alipay", "notify-wechat", "order-status")
 
 
 def log(msg):
@@ -281,7 +288,13 @@ class Bench:
             api_key=API_KEY, checkout_secret=CHECKOUT_SECRET, storefront=False,
             wechat={"appid": WX_APPID, "mch_id": WX_MCH_ID, "api_key": WX_API_KEY,
                     "sign_type": "HMAC-SHA256", "gateway": "https://127.0.0.1:%d" % self.sandbox_https,
-                    "ca_file": sb / "ca.pem"})
+                    "ca_file": sb / "ca.pem"},
+            extra="[metrics]\nallow = 127.0.0.1/32, ::1\n")
+        # the same paygate without metrics, for the cost rows (METRICS_OFF_ROWS)
+        self.config_nm = RUN / "paygate-nometrics.ini"
+        self.config_nm.write_text(self.config.read_text().replace(
+            base_url, base_url[:-len("/pay")] + "/nometrics").replace("[metrics]\n", "[metrics]\nenabled = false\n"))
+        os.chmod(self.config_nm, 0o600)
         ctl = [str(BUILD / "paygatectl"), "-c", str(self.config)]
         sh(ctl + ["migrate"], stdout=subprocess.DEVNULL)
         sh(ctl + ["product", "add", "--sku", SKU, "--title", "C for grown-ups", "--price-fen",
@@ -300,6 +313,7 @@ class Bench:
         db = ["127.0.0.1", str(self.db_port), "paygate", "paygate", "paygate"]
         self.fcgi_ports = {}
         apps = {"paygate": (BUILD / "paygate.fcgi", ["-c", str(self.config)]),
+                "paygate-nm": (BUILD / "paygate.fcgi", ["-c", str(self.config_nm)]),
                 "hello": (BB / "hello", []),
                 "floor-sign": (BB / "floor", ["sign", str(key)] + db),
                 "floor-verify": (BB / "floor", ["verify", str(key)] + db),
@@ -308,7 +322,7 @@ class Bench:
         for name in apps:
             self.fcgi_ports[name] = S.free_port()
             self.spawn_pool(name, CHILDREN)
-        self.mounts = {"paygate": "/pay", "hello": "/hello", "floor-sign": "/floor-sign",
+        self.mounts = {"paygate": "/pay", "paygate-nm": "/nometrics", "hello": "/hello", "floor-sign": "/floor-sign",
                        "floor-verify": "/floor-verify", "floor-read": "/floor-read"}
         for server in SERVERS:
             self.start_server(server, self.ports[server], RUN / server,
@@ -553,8 +567,8 @@ class Bench:
                  "Com_stmt_reset": "reset", "Connections": "conn"}
         return " ".join("%s %.1f" % (short[k], v) for k, v in d.items() if v >= 0.05)
 
-    def paygate_rss(self):
-        return {p: rss_kib(p) for p in self.pools["paygate"]}
+    def paygate_rss(self, app="paygate"):
+        return {p: rss_kib(p) for p in self.pools[app]}
 
     # -- scenarios ------------------------------------------------------------
     def base_url(self, server, mount):
@@ -585,19 +599,21 @@ class Bench:
                 "baseline " + name, server, conns, r["rps"], r["p50_us"] / 1000,
                 r["p99_us"] / 1000, r["errors"]))
 
-    def run_scenario(self, sc, server, conns, rows=None):
-        base = self.base_url(server, "/pay")
+    def run_scenario(self, sc, server, conns, app="paygate", rows=None):
+        """app: "paygate", or "paygate-nm" ([metrics] enabled = false);
+        rows: where the row goes (default self.rows)."""
+        base = self.base_url(server, self.mounts[app])
         self.batch += 1
         tag = "%s-%d" % (sc, self.batch)
         auth = "Bearer " + API_KEY
         check = ""
-        rss0 = self.paygate_rss()
+        rss0 = self.paygate_rss(app)
         expected_rate = self.baseline.get((server, conns, BASELINE_OF[sc][0]), 500)
         if sc.startswith("checkout"):
             ch, meth = ("alipay", "page") if sc == "checkout-alipay-page" else ("wechat", "native")
             user = "bench-" + tag
             body = "product=%s&user=%s&channel=%s&method=%s" % (SKU, user, ch, meth)
-            r = self.measure(server, "paygate", lambda: self.wrk(
+            r = self.measure(server, app, lambda: self.wrk(
                 base + "/checkout", conns, SECONDS, method="POST", bodies=body, expect=201,
                 needle='"payment_no"', ctype="application/x-www-form-urlencoded", auth=auth))
             time.sleep(0.5)
@@ -616,12 +632,12 @@ class Bench:
             f = RUN / ("bodies-%s.txt" % tag)
             if ch == "alipay":
                 self.alipay_bodies(nos, f)
-                r = self.measure(server, "paygate", lambda: self.wrk(
+                r = self.measure(server, app, lambda: self.wrk(
                     base + "/notify/alipay", conns, SECONDS, method="POST", bodies="@" + str(f),
                     needle="success", ctype="application/x-www-form-urlencoded; charset=utf-8"))
             else:
                 self.wechat_bodies(nos, f)
-                r = self.measure(server, "paygate", lambda: self.wrk(
+                r = self.measure(server, app, lambda: self.wrk(
                     base + "/notify/wechat", conns, SECONDS, method="POST", bodies="@" + str(f),
                     needle="<![CDATA[OK]]>", ctype="text/xml"))
             log("  (%d %s notifications prepared in %.1f s)" % (n, ch, time.time() - t0))
@@ -646,29 +662,32 @@ class Bench:
                           "WHERE order_no LIKE %s", "BNO%03d%%" % self.batch)
                 self.paid_orders = nos
             f = RUN / "order-paths.txt"
-            f.write_text("".join("/pay/orders/%s\n" % o for o in self.paid_orders))
-            r = self.measure(server, "paygate", lambda: self.wrk(
+            f.write_text("".join("%s/orders/%s\n" % (self.mounts[app], o) for o in self.paid_orders))
+            r = self.measure(server, app, lambda: self.wrk(
                 base + "/orders/x", conns, SECONDS, path="@" + str(f), needle="PAID"))
             check = "%d distinct PAID orders read" % len(self.paid_orders)
             d = self.baseline.get((server, conns, "floor-read"))
             if d:
                 check += "; (d) floor-read %.0f req/s: ratio %.2f" % (d, r["rps"] / d)
             r["db_ok"] = True
-        rss1 = self.paygate_rss()
+        rss1 = self.paygate_rss(app)
         bname, target = BASELINE_OF[sc]
         b = self.baseline.get((server, conns, bname))
         ratio = r["rps"] / b if b else None
+        if app != "paygate":
+            check = "[metrics] enabled = false; " + check
         self.rate_seen[(sc, conns)] = max(r["rps"], self.rate_seen.get((sc, conns), 0))
         pfloor = P99_FLOOR_OF[sc]
         fp99 = self.baseline_p99.get((server, conns, pfloor))
+        variant = "" if app == "paygate" else " (metrics off)"
         row = dict(scenario=sc, server=server, conns=conns, r=r, check=check, ratio=ratio,
                    baseline=bname, base_rps=b, target=target, rss0=rss0, rss1=rss1,
-                   children=self.children, p99_floor=pfloor, floor_p99_us=fp99)
+                   children=self.children, p99_floor=pfloor, floor_p99_us=fp99, variant=variant)
         (self.rows if rows is None else rows).append(row)
         log("%-24s %-8s c=%-3d F=%-2d %8.1f req/s p50 %.1f ms p99 %.1f ms (%s p99 %s ms) errors %d "
             "ratio %s  %s" % (
-                sc, server, conns, self.children, r["rps"], r["p50_us"] / 1000, r["p99_us"] / 1000,
-                pfloor, "%.1f" % (fp99 / 1000) if fp99 else "-", r["errors"],
+                sc + variant, server, conns, self.children, r["rps"], r["p50_us"] / 1000,
+                r["p99_us"] / 1000, pfloor, "%.1f" % (fp99 / 1000) if fp99 else "-", r["errors"],
                 "%.2f" % ratio if ratio else "-", check))
 
     def flatness(self):
@@ -748,9 +767,9 @@ class Bench:
             cpu = "/".join("%.0f" % r.get("cpu_us", {}).get(g, 0)
                            for g in ("app", "db", "web", "sandbox"))
             w("| %s | %s | %d | %.1f | %.2f | %.2f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-                row["scenario"], row["server"], row["conns"], r["rps"], r["p50_us"] / 1000,
-                r["p99_us"] / 1000, fp99, p99t, errs, base, ratio, target, cpu, self.db_summary(r),
-                rss, row["check"]))
+                row["scenario"] + row.get("variant", ""), row["server"], row["conns"], r["rps"],
+                r["p50_us"] / 1000, r["p99_us"] / 1000, fp99, p99t, errs, base, ratio, target, cpu,
+                self.db_summary(r), rss, row["check"]))
         if self.flat:
             fl = self.flat
             r = fl["r"]
@@ -1109,6 +1128,8 @@ def main():
                     for sc in scs:
                         if sc in SCENARIOS:
                             b.run_scenario(sc, server, conns)
+                            if sc in METRICS_OFF_ROWS:   # the cost of the counters
+                                b.run_scenario(sc, server, conns, app="paygate-nm")
         if "order-status" in SCENARIOS or not SCENARIOS:
             b.flatness()
         b.sweep()

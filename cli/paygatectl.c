@@ -22,6 +22,8 @@
 #include "migrations.h"
 #include "money.h"
 #include "store.h"
+#include "payout.h"
+#include "store_payout.h"
 
 #define EXIT_USAGE 2
 
@@ -39,7 +41,11 @@ static int usage(void)
           "  check-config                 validate the config file and keys\n"
           "  product add --sku SKU --title TITLE --price-fen N [--creator ID]\n"
           "  product list\n"
-          "  creator add --id ID --name NAME\n"
+          "  creator add --id ID --name NAME [--alipay-account ACCOUNT --real-name NAME] [--wechat-openid OPENID]\n"
+          "  creator update --id ID [--name NAME] [--alipay-account ACCOUNT] [--real-name NAME] [--wechat-openid ID]\n"
+          "  payout [--date YYYY-MM-DD]       pay settled batches to the creators (Alipay transfer)\n"
+          "  payout list [--status PENDING|PAID|FAILED]\n"
+          "  payout retry BATCH_NO           send a FAILED payout again (after fixing the account)\n"
           "  creator list\n"
           "  order list [--status S]\n"
           "  order show ORDER_NO\n"
@@ -159,12 +165,19 @@ static int cmd_check_config(cli_t *c)
     printf("  database  %s@%s:%d/%s\n", cfg->database.user,
            cfg->database.socket && *cfg->database.socket ? cfg->database.socket : cfg->database.host,
            cfg->database.port, cfg->database.name);
-    if (cfg->alipay.enabled)
+    if (cfg->alipay.enabled && cfg->alipay.cert_mode)
+        printf("  alipay    app_id %s, certificate mode: app_cert_sn %s, alipay_cert_sn %s, "
+               "alipay_root_cert_sn %s (app key matches app_cert, alipay_cert under the root: OK)\n",
+               cfg->alipay.app_id, cfg->alipay.app_cert_sn, cfg->alipay.alipay_cert_sn,
+               cfg->alipay.alipay_root_cert_sn);
+    else if (cfg->alipay.enabled)
         printf("  alipay    app_id %s, app private key %s, Alipay public key %s (a different key pair: OK)\n",
                cfg->alipay.app_id, cfg->alipay.app_private_key_file, cfg->alipay.alipay_public_key_file);
     else
         printf("  alipay    disabled\n");
     printf("  wechat    %s\n", cfg->wechat.enabled ? "enabled (not available in this build yet)" : "disabled");
+    if (cfg->alipay.warnings)
+        fputs(cfg->alipay.warnings, stderr);
     buf_free(&err);
     config_free(cfg);
     return 0;
@@ -173,6 +186,7 @@ static int cmd_check_config(cli_t *c)
 typedef struct cli_opts {
     const char *sku, *title, *price_fen, *creator, *id, *name, *status, *amount_fen, *reason, *request_id;
     const char *date, *from, *to, *out, *channel, *bill;
+    const char *alipay_account, *real_name, *wechat_openid;   /* creator payout accounts */
     bool dead;
 } cli_opts_t;
 
@@ -187,7 +201,9 @@ static int parse_opts(int argc, char **argv, cli_opts_t *o)
         { "dead", no_argument, NULL, 'd' },         { "date", required_argument, NULL, 'D' },
         { "from", required_argument, NULL, 'F' },   { "to", required_argument, NULL, 'T' },
         { "out", required_argument, NULL, 'o' },    { "channel", required_argument, NULL, 'C' },
-        { "bill", required_argument, NULL, 'b' },   { NULL, 0, NULL, 0 },
+        { "bill", required_argument, NULL, 'b' },
+        { "alipay-account", required_argument, NULL, 'A' }, { "real-name", required_argument, NULL, 'R' },
+        { "wechat-openid", required_argument, NULL, 'W' },   { NULL, 0, NULL, 0 },
     };
     int opt;
     memset(o, 0, sizeof *o);
@@ -211,6 +227,9 @@ static int parse_opts(int argc, char **argv, cli_opts_t *o)
         case 'o': o->out = optarg; break;
         case 'C': o->channel = optarg; break;
         case 'b': o->bill = optarg; break;
+        case 'A': o->alipay_account = optarg; break;
+        case 'R': o->real_name = optarg; break;
+        case 'W': o->wechat_openid = optarg; break;
         default: return -1;
         }
     }
@@ -267,40 +286,140 @@ static int cmd_product(cli_t *c, int argc, char **argv)
     return 0;
 }
 
+/* Payout account options: an Alipay account (logon id: email or phone, or a
+ * 2088 user id) up to 100 printable characters; a logon id needs the real
+ * name. The values are never printed back whole. */
+static int check_payout_opts(const cli_opts_t *o)
+{
+    const char *acct = o->alipay_account;
+    bool user_id = acct && strlen(acct) == 16 && !strncmp(acct, "2088", 4) && strspn(acct, "0123456789") == 16;
+    if (acct && *acct && (strlen(acct) > 100 || !text_is_token(acct, 100, "@._+-"))) {
+        fprintf(stderr, "paygatectl: --alipay-account must be an email, phone number or 2088 user id\n");
+        return EXIT_USAGE;
+    }
+    if (acct && *acct && !user_id && !(o->real_name && *o->real_name)) {
+        fprintf(stderr, "paygatectl: --alipay-account with a logon id (email/phone) needs --real-name\n");
+        return EXIT_USAGE;
+    }
+    if ((o->real_name && strlen(o->real_name) > 100) ||
+        (o->wechat_openid && *o->wechat_openid && !text_is_token(o->wechat_openid, 64, "_-"))) {
+        fprintf(stderr, "paygatectl: --real-name is at most 100 characters, --wechat-openid 1-64 of [A-Za-z0-9_-]\n");
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+static bool has_payout_opts(const cli_opts_t *o)
+{
+    return o->alipay_account || o->real_name || o->wechat_openid;
+}
+
 static int cmd_creator(cli_t *c, int argc, char **argv)
 {
     cli_opts_t o;
     db_result_t r;
+    bool update;
     pg_err rc;
     if (argc < 1)
         return usage();
     if (!strcmp(argv[0], "list")) {
         if (open_app(c))
             return 1;
-        rc = store_creator_list(c->app->db, &c->arena, &r);
+        rc = store_creator_list_masked(c->app->db, &c->arena, &r);
         if (rc != PG_OK)
             return report_store_error(c, rc, "creator list");
         print_result(c, &r);
         return 0;
     }
-    if (strcmp(argv[0], "add") || parse_opts(argc, argv, &o) < 0)
+    update = !strcmp(argv[0], "update");
+    if ((strcmp(argv[0], "add") && !update) || parse_opts(argc, argv, &o) < 0)
         return usage();
     if (o.id && strlen(o.id) > STORE_CREATOR_ID_MAX) {   /* its ledger accounts would not fit */
         fprintf(stderr, "paygatectl: --id is %zu characters long; a creator id is at most %d characters"
                 " (the ledger's account names are built from it)\n", strlen(o.id), STORE_CREATOR_ID_MAX);
         return EXIT_USAGE;
     }
-    if (!text_is_token(o.id, STORE_CREATOR_ID_MAX, "_.-") || !o.name || !*o.name || strlen(o.name) > 200) {
-        fprintf(stderr, "paygatectl: creator add needs --id (1-%d of [A-Za-z0-9_.-]) and --name (1-200 chars)\n",
-                STORE_CREATOR_ID_MAX);
+    if (!text_is_token(o.id, STORE_CREATOR_ID_MAX, "_.-") || (!update && (!o.name || !*o.name)) ||
+        (o.name && (!*o.name || strlen(o.name) > 200))) {
+        fprintf(stderr, "paygatectl: creator %s needs --id (1-%d of [A-Za-z0-9_.-])%s\n", argv[0],
+                STORE_CREATOR_ID_MAX, update ? "" : " and --name (1-200 chars)");
         return EXIT_USAGE;
     }
+    if (check_payout_opts(&o))
+        return EXIT_USAGE;
     if (open_app(c))
         return 1;
-    rc = store_creator_add(c->app->db, o.id, o.name);
+    rc = update ? PG_OK : store_creator_add(c->app->db, o.id, o.name);
+    if (rc == PG_OK && (update || has_payout_opts(&o)))
+        rc = store_creator_update(c->app->db, o.id, update ? o.name : NULL, o.alipay_account, o.real_name,
+                                  o.wechat_openid);
+    if (rc == PG_ERR_NOT_FOUND) {
+        fprintf(stderr, "paygatectl: no creator with id '%s'\n", o.id);
+        return 1;
+    }
     if (rc != PG_OK)
         return report_store_error(c, rc, "creator");
-    printf("creator %s added\n", o.id);
+    printf("creator %s %s%s\n", o.id, update ? "updated" : "added",
+           o.alipay_account && *o.alipay_account ? " (Alipay payout account set)" : "");
+    return 0;
+}
+
+/* payout [--date D] | payout list [--status S] | payout retry BATCH */
+static int cmd_payout(cli_t *c, int argc, char **argv)
+{
+    cli_opts_t o;
+    db_result_t r;
+    payout_run_t run;
+    buf_t msg;
+    char yuan[MONEY_YUAN_BUFSZ];
+    pg_err rc;
+    if (argc >= 1 && !strcmp(argv[0], "list")) {
+        if (parse_opts(argc, argv, &o) < 0)
+            return usage();
+        if (o.status && strcmp(o.status, "PENDING") && strcmp(o.status, "PAID") && strcmp(o.status, "FAILED"))
+            return usage();
+        if (open_app(c))
+            return 1;
+        rc = store_payout_list(c->app->db, &c->arena, o.status, &r);
+        if (rc != PG_OK)
+            return report_store_error(c, rc, "payout list");
+        print_result(c, &r);
+        return 0;
+    }
+    if (argc >= 1 && !strcmp(argv[0], "retry")) {
+        if (argc != 2 || !text_is_token(argv[1], 48, "_-"))
+            return usage();
+        if (open_app(c))
+            return 1;
+        rc = payout_retry(c->app, argv[1]);
+        if (rc == PG_ERR_NOT_FOUND) {
+            fprintf(stderr, "paygatectl: %s is not a FAILED payout\n", argv[1]);
+            return 1;
+        }
+        if (rc != PG_OK)
+            return report_store_error(c, rc, "payout retry");
+        printf("payout %s is PENDING again: the next payout run sends it\n", argv[1]);
+        return 0;
+    }
+    if (parse_opts(argc + 1, argv - 1, &o) < 0)
+        return usage();
+    if (open_app(c))
+        return 1;
+    buf_init(&msg, &c->arena);
+    rc = payout_run(c->app, &c->arena, o.date, &run, &msg);
+    if (rc != PG_OK) {
+        fprintf(stderr, "paygatectl: payout failed: %s\n", msg.len ? msg.data : db_last_error(c->app->db));
+        return 1;
+    }
+    money_format_yuan(run.paid_fen, yuan);
+    if (c->json)
+        printf("{\"created\":%u,\"paid\":%u,\"paid_fen\":%lld,\"failed\":%u,\"pending\":%u,\"skipped\":%u,"
+               "\"waiting_for_account\":%u}\n", run.created, run.paid, (long long)run.paid_fen, run.failed,
+               run.pending, run.skipped, run.waiting);
+    else
+        printf("payouts: %u paid (%s yuan), %u failed, %u pending, %u held by another run, "
+               "%u batch(es) waiting for a payout account\n", run.paid, yuan, run.failed, run.pending, run.skipped,
+               run.waiting);
     return 0;
 }
 
@@ -405,6 +524,7 @@ static int cmd_refund(cli_t *c, int argc, char **argv)
     rq.reason = o.reason;
     rq.request_id = o.request_id;
     buf_init(&msg, &c->arena);
+    /* outcome_unknown (COMMIT reply lost, not resolved): the message names the refund_no to look up. */
     rc = refund_create(c->app, &c->arena, &rq, &rr, &msg);
     if (rc != PG_OK) {
         fprintf(stderr, "paygatectl: refund refused (%s): %s\n", rr.error_code ? rr.error_code : pg_err_name(rc),
@@ -422,6 +542,7 @@ static int cmd_refund(cli_t *c, int argc, char **argv)
 static int cmd_close(cli_t *c, int argc, char **argv)
 {
     const char *code = NULL;
+    int retry_after_s = 0;
     buf_t msg;
     pg_err rc;
     if (argc != 1)
@@ -429,7 +550,7 @@ static int cmd_close(cli_t *c, int argc, char **argv)
     if (open_app(c))
         return 1;
     buf_init(&msg, &c->arena);
-    rc = lifecycle_close_order(c->app, &c->arena, argv[0], &code, &msg);
+    rc = lifecycle_close_order(c->app, &c->arena, argv[0], &code, &retry_after_s, &msg);
     if (rc != PG_OK) {
         fprintf(stderr, "paygatectl: close failed (%s): %s\n", code ? code : pg_err_name(rc), msg.data);
         return 1;
@@ -589,6 +710,10 @@ static int cmd_report(cli_t *c, int argc, char **argv)
             row[1] = "all";
     }
     print_result(c, &r);
+    if (!c->json && store_payout_totals(c->app->db, &c->arena, o.from, o.to, &r) == PG_OK && r.rows > 0) {
+        printf("\npayouts of batches settled %s..%s:\n", o.from, o.to);
+        print_result(c, &r);
+    }
     if (!c->json)
         printf("ledger: every transaction sums to zero: %s (all entries sum to %lld fen)\n",
                unbalanced == 0 && total == 0 ? "yes" : "NO", (long long)total);
@@ -674,6 +799,8 @@ static int dispatch(cli_t *c, int argc, char **argv)
         return cmd_settle(c, argc - 1, argv + 1);
     if (!strcmp(cmd, "report"))
         return cmd_report(c, argc - 1, argv + 1);
+    if (!strcmp(cmd, "payout"))
+        return cmd_payout(c, argc - 1, argv + 1);
     if (!strcmp(cmd, "reconcile"))
         return cmd_reconcile(c, argc - 1, argv + 1);
     return usage();

@@ -17,6 +17,7 @@
 #include "http.h"
 #include "httpc.h"
 #include "log.h"
+#include "metrics.h"
 #include "routes.h"
 #include "xml.h"
 
@@ -117,6 +118,7 @@ static void serve_one(pg_app_t *app, arena_t *a, FCGX_Request *r)
     req.user_agent = param(r, "HTTP_USER_AGENT");
     req.accept_language = param(r, "HTTP_ACCEPT_LANGUAGE");
     req.remote_addr = param(r, "REMOTE_ADDR");
+    req.forwarded_for = param(r, "HTTP_X_FORWARDED_FOR");
     if (!req.method)
         req.method = "GET";
     rc = read_body(r, a, &req);
@@ -129,6 +131,7 @@ static void serve_one(pg_app_t *app, arena_t *a, FCGX_Request *r)
     write_response(r, &res);
     /* The access log: one line per request; never the query (it may carry signatures). */
     us = elapsed_us(&t0);
+    metrics_request(res.route, res.status, us);
     log_msg(LOG_INFO, "%s %s %d %lld.%03lldms order=%s payment=%s", req.method,
             req.path ? req.path : "-", res.status, us / 1000, us % 1000,
             res.log_order_no ? res.log_order_no : "-", res.log_payment_no ? res.log_payment_no : "-");

@@ -14,7 +14,10 @@
 #include "crypto.h"
 #include "i18n.h"
 #include "log.h"
+#include "metrics.h"
+#include "metrics_report.h"
 #include "money.h"
+#include "netaddr.h"
 #include "notify.h"
 #include "qr.h"
 #include "router.h"
@@ -22,7 +25,8 @@
 
 enum {
     R_HEALTHZ, R_CHECKOUT, R_NOTIFY_ALIPAY, R_NOTIFY_WECHAT, R_NOTIFY_WECHAT_REFUND, R_RETURN_ALIPAY, R_ORDER,
-    R_ORDER_REFUND, R_ORDER_CLOSE, R_ENTITLEMENTS, R_SHOP, R_PAY_PAGE
+    R_ORDER_REFUND, R_ORDER_CLOSE, R_ENTITLEMENTS, R_SHOP, R_PAY_PAGE,
+    R_METRICS
 };
 
 static const route_t ROUTES[] = {
@@ -38,12 +42,20 @@ static const route_t ROUTES[] = {
     { "GET", "/entitlements", R_ENTITLEMENTS },
     { "GET", "/shop", R_SHOP },
     { "GET", "/pay/*", R_PAY_PAGE },
+    { "GET", "/metrics", R_METRICS },
 };
 
 static bool bearer_ok(const pg_app_t *app, const http_request_t *req)
 {
     const char *token = http_bearer_token(req);
     return token && crypto_ct_streq(token, app->cfg->server.api_key);
+}
+
+/* The client's address: REMOTE_ADDR, or behind [server] trusted_proxies
+ * the rightmost X-Forwarded-For hop that is not one of them. */
+static const char *client_addr(const pg_app_t *app, arena_t *a, const http_request_t *req)
+{
+    return netaddr_client(a, &app->cfg->server.trusted_proxies, req->remote_addr, req->forwarded_for);
 }
 
 static void handle_healthz(pg_app_t *app, http_response_t *res)
@@ -189,7 +201,7 @@ static void handle_checkout(pg_app_t *app, arena_t *a, http_request_t *req, http
         rc = checkout_verify_link(app->cfg->server.checkout_secret, &fields, time(NULL), &code, &msg);
         if (rc != PG_OK) {
             log_msg(LOG_INFO, "checkout link refused: %s %s", code, msg.data);
-            checkout_error_page_code(res, loc, 403, code);
+            checkout_error_page_code(res, loc, rc == PG_ERR_BAD_INPUT ? 400 : 403, code);
             return;
         }
     } else {
@@ -198,16 +210,22 @@ static void handle_checkout(pg_app_t *app, arena_t *a, http_request_t *req, http
     }
     rc = checkout_request_from_fields(&fields, &creq, &code, &msg);
     creq.user_agent = req->user_agent;
-    creq.client_ip = req->remote_addr;
+    creq.client_ip = client_addr(app, a, req);
     if (rc == PG_OK)
         rc = checkout_create(app, a, &creq, &cres, &msg);
     else
         cres.error_code = code;
+    metrics_checkout(rc == PG_OK ? cres.order.channel : creq.channel, rc == PG_OK ? cres.order.method : creq.method,
+                     rc, cres.repeated);
     if (rc != PG_OK) {
         int status = checkout_status(&cres, rc);
         const char *ecode = cres.error_code ? cres.error_code : app_error_code(rc);
         if (!cres.error_code)
             log_msg(LOG_ERROR, "checkout failed: %s %s", pg_err_name(rc), msg.data);
+        if (!cres.error_code && status >= 500) {   /* logged above: the buyer gets a plain word */
+            buf_clear(&msg);
+            buf_puts(&msg, "the payment could not be started; please try again in a moment");
+        }
         if (browser) {
             if (cres.error_code)
                 log_msg(LOG_INFO, "checkout refused: %s %s", ecode, msg.data);
@@ -238,7 +256,8 @@ static void handle_checkout(pg_app_t *app, arena_t *a, http_request_t *req, http
 static void handle_notify_alipay(pg_app_t *app, arena_t *a, http_request_t *req, http_response_t *res)
 {
     notify_result_t nr;
-    notify_alipay(app, a, req->body, req->body_len, &nr);
+    notify_alipay(app, a, client_addr(app, a, req), req->body, req->body_len, &nr);
+    metrics_notification("alipay", "payment", nr.outcome);
     res->log_order_no = nr.order_no;
     res->log_payment_no = nr.payment_no;
     /* Exactly "success" once committed; anything else makes Alipay retry. */
@@ -248,7 +267,8 @@ static void handle_notify_alipay(pg_app_t *app, arena_t *a, http_request_t *req,
 static void handle_notify_wechat(pg_app_t *app, arena_t *a, http_request_t *req, http_response_t *res)
 {
     notify_result_t nr;
-    notify_wechat(app, a, req->body, req->body_len, &nr);
+    notify_wechat(app, a, client_addr(app, a, req), req->body, req->body_len, &nr);
+    metrics_notification("wechat", "payment", nr.outcome);
     res->log_order_no = nr.order_no;
     res->log_payment_no = nr.payment_no;
     res->content_type = "text/xml; charset=utf-8";
@@ -259,7 +279,8 @@ static void handle_notify_wechat(pg_app_t *app, arena_t *a, http_request_t *req,
 static void handle_notify_wechat_refund(pg_app_t *app, arena_t *a, http_request_t *req, http_response_t *res)
 {
     notify_result_t nr;
-    notify_wechat_refund(app, a, req->body, req->body_len, &nr);
+    notify_wechat_refund(app, a, client_addr(app, a, req), req->body, req->body_len, &nr);
+    metrics_notification("wechat", "refund", nr.outcome);
     res->log_order_no = nr.order_no;
     res->log_payment_no = nr.payment_no;
     res->content_type = "text/xml; charset=utf-8";
@@ -684,6 +705,7 @@ static void handle_order_close(pg_app_t *app, arena_t *a, http_request_t *req, c
                                http_response_t *res)
 {
     const char *code = NULL;
+    int retry_after_s = 0;
     char *order_no;
     buf_t msg;
     order_view_t o;
@@ -699,9 +721,11 @@ static void handle_order_close(pg_app_t *app, arena_t *a, http_request_t *req, c
     buf_init(&msg, a);
     order_no = arena_strndup(a, param, param_len);
     res->log_order_no = order_no;
-    rc = lifecycle_close_order(app, a, order_no, &code, &msg);
+    rc = lifecycle_close_order(app, a, order_no, &code, &retry_after_s, &msg);
     if (rc != PG_OK) {
         const char *ecode = code ? code : app_error_code(rc);
+        if (retry_after_s > 0)
+            buf_printf(&res->headers, "Retry-After: %d\r\n", retry_after_s);
         http_reply_json_error(res, app_http_status(rc), ecode, msg.len ? msg.data : ecode);
         return;
     }
@@ -753,6 +777,23 @@ static void handle_entitlements(pg_app_t *app, arena_t *a, http_request_t *req, 
     buf_puts(&res->body, "]}\n");
 }
 
+/* GET /metrics: Prometheus text format, for the allowed addresses or the
+ * bearer token of [metrics] only. */
+static void handle_metrics(pg_app_t *app, arena_t *a, http_request_t *req, http_response_t *res)
+{
+    if (!app->cfg->metrics.enabled) {
+        http_reply_json_error(res, 404, "not_found", "no such endpoint");
+        return;
+    }
+    if (!metrics_access_ok(app->cfg->metrics.allow, app->cfg->metrics.token, req->remote_addr,
+                           http_bearer_token(req))) {
+        http_reply_json_error(res, 403, "forbidden", "the metrics are not public: see [metrics] allow and token");
+        return;
+    }
+    res->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    metrics_write_all(app->db, a, &res->body);
+}
+
 void routes_handle(pg_app_t *app, arena_t *a, http_request_t *req, http_response_t *res)
 {
     route_match_t m;
@@ -766,6 +807,7 @@ void routes_handle(pg_app_t *app, arena_t *a, http_request_t *req, http_response
         return;
     }
     router_match(ROUTES, sizeof ROUTES / sizeof ROUTES[0], req->method, req->path, &m);
+    res->route = m.pattern;
     if (m.id < 0) {
         http_reply_json_error(res, 404, "not_found", "no such endpoint");
         return;
@@ -787,6 +829,7 @@ void routes_handle(pg_app_t *app, arena_t *a, http_request_t *req, http_response
     case R_ORDER: handle_order(app, a, req, m.param, m.param_len, res); break;
     case R_SHOP: handle_shop(app, a, req, res); break;
     case R_PAY_PAGE: handle_pay_page(app, a, req, m.param, m.param_len, res); break;
+    case R_METRICS: handle_metrics(app, a, req, res); break;
     default: http_reply_json_error(res, 404, "not_found", "no such endpoint"); break;
     }
 }

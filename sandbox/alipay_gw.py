@@ -16,6 +16,7 @@ import urllib.parse
 import uuid
 
 import alipay_sign
+import alipay_transfer
 import bills
 from core import (BEIJING, BadRequest, Response, beijing_now, beijing_str,
                   html_response, json_response, log, page, post, redirect)
@@ -29,6 +30,7 @@ PAGE_METHODS = {
 SERVER_METHODS = ("alipay.trade.precreate", "alipay.trade.query", "alipay.trade.close",
                   "alipay.trade.refund", "alipay.trade.fastpay.refund.query",
                   "alipay.data.dataservice.bill.downloadurl.query")
+TRANSFER_METHODS = ("alipay.fund.trans.uni.transfer", "alipay.fund.trans.common.query")
 PAID = ("TRADE_SUCCESS", "TRADE_FINISHED")
 AMOUNT_RE = re.compile(r"(0|[1-9][0-9]*)\.([0-9]{2})\Z")
 OUT_TRADE_NO_RE = re.compile(r"[A-Za-z0-9_]{1,64}\Z")
@@ -39,6 +41,7 @@ MAX_FEN = 100000000 * 100
 ATTEMPT_TIMEOUT = 10.0
 HANG_SECONDS = 30.0          # the timeout / refund_timeout faults
 BILL_URL_TTL = 30.0          # seconds a bill_download_url stays valid
+QR_CODE_TTL = 2 * 3600       # a precreate qr_code is good for at most 2 hours
 BILL_ACCOUNT = SELLER_ID + "0156"
 
 
@@ -116,6 +119,8 @@ class AlipayProvider:
         self.bill_files = {}      # token -> (zip bytes, monotonic expiry)
         self._serial = 0
         self._prefix = "%06d" % random.SystemRandom().randrange(10 ** 6)
+        self.certs = None         # alipay_certs.CertMode, set by sandbox.py
+        self.transfers = alipay_transfer.Transfers(app)
 
     # ------------------------------------------------------------------
     # routing
@@ -128,7 +133,10 @@ class AlipayProvider:
             ("GET", r"/qr/([^/]+)", self.qr_page),
             ("GET", r"/bills/alipay/([A-Za-z0-9]+)\.zip", self.bill_download),
             ("POST", r"/_sandbox/alipay/pay_closed", self.ctl_pay_closed),
-        ]
+            ("POST", r"/_sandbox/alipay/age", self.ctl_age),
+            ("POST", r"/_sandbox/alipay/scan", self.ctl_scan),
+            ("GET", r"/_sandbox/alipay/certs", self.ctl_certs),
+        ] + self.transfers.routes()
         for base in ("/_sandbox", "/_sandbox/alipay"):
             routes += [
                 ("GET", base + r"/trades", self.ctl_trades),
@@ -143,6 +151,7 @@ class AlipayProvider:
         with self.lock:
             self.trades.clear()
             self.bill_files.clear()
+        self.transfers.reset()
 
     def knows(self, out_trade_no):
         with self.lock:
@@ -182,6 +191,12 @@ class AlipayProvider:
             "buyer_logon_id": None,
             "notifications": [],
             "refunds": [],
+            # A precreate trade exists for the server API only once the
+            # phone scanned its qr_code (query/close/refund answer
+            # ACQ.TRADE_NOT_EXIST before); a page/wap trade is created when
+            # the browser reaches the gateway, so it counts as scanned.
+            "scanned": method != "alipay.trade.precreate",
+            "created": time.time(),
         }
 
     def _expire_if_due(self, trade):
@@ -217,6 +232,7 @@ class AlipayProvider:
                 "notify_url": trade["notify_url"],
                 "return_url": trade["return_url"],
                 "time_expire": trade["time_expire"],
+                "scanned": trade["scanned"],
                 "gmt_create": trade["gmt_create"],
                 "gmt_payment": trade["gmt_payment"],
                 "gmt_close": trade["gmt_close"],
@@ -257,6 +273,7 @@ class AlipayProvider:
         """WAIT_BUYER_PAY -> TRADE_SUCCESS; returns an error text or None.
         allow_closed: also an unpaid TRADE_CLOSED trade (a late payment)."""
         with self.lock:
+            trade["scanned"] = True    # paying means the code was scanned
             self._expire_if_due(trade)
             if trade["status"] in PAID or trade["gmt_payment"]:
                 return "trade %s is already paid" % trade["out_trade_no"]
@@ -275,12 +292,34 @@ class AlipayProvider:
     def _sign(self, text):
         return alipay_sign.rsa2_sign(self.alipay_private_key, text)
 
-    def _server_reply(self, method, fields, http_status=200):
-        """{"<method>_response":{...},"sign":"..."}; sign over the exact text."""
+    def _server_reply(self, method, fields, http_status=200, cert=False):
+        """{"<method>_response":{...},"sign":"..."}; sign over the exact text.
+        In certificate mode also "alipay_cert_sn" (outside the signed text)."""
         key = method.replace(".", "_") + "_response"
         inner = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
-        body = '{"%s":%s,"sign":"%s"}' % (key, inner, self._sign(inner))
+        sn = ""
+        if cert and self.certs is not None:
+            other = self.app.faults.snapshot()["alipay_cert_sn_other"]
+            sn = ',"alipay_cert_sn":"%s"' % ("0" * 32 if other else self.certs.alipay_cert_sn)
+        body = '{"%s":%s%s,"sign":"%s"}' % (key, inner, sn, self._sign(inner))
         return Response(http_status, body, "application/json;charset=utf-8")
+
+    def _check_cert_sns(self, params):
+        """Certificate mode is chosen per request by app_cert_sn: both SNs
+        must be the ones of the certificates this sandbox issued."""
+        if not params.get("app_cert_sn") and not params.get("alipay_root_cert_sn"):
+            return False
+        if self.certs is None:
+            raise GatewayError("40002", "Invalid Arguments", "isv.cert-mode-not-enabled",
+                               "app is not in certificate mode", envelope=True)
+        if params.get("app_cert_sn") != self.certs.app_cert_sn:
+            raise GatewayError("40002", "Invalid Arguments", "isv.invalid-app-cert-sn",
+                               "app_cert_sn %s does not match the app certificate" % params.get("app_cert_sn"),
+                               envelope=True)
+        if params.get("alipay_root_cert_sn") != self.certs.root_cert_sn:
+            raise GatewayError("40002", "Invalid Arguments", "isv.invalid-alipay-root-cert-sn",
+                               "alipay_root_cert_sn does not match alipayRootCert.crt", envelope=True)
+        return True
 
     @staticmethod
     def _error_envelope(err):
@@ -636,11 +675,16 @@ class AlipayProvider:
             self.app.stop_event.wait(HANG_SECONDS)
         if faults["server_delay_ms"]:
             self.app.stop_event.wait(faults["server_delay_ms"] / 1000.0)
+        cert = False
         try:
             self._check_common(params)
-            if method not in SERVER_METHODS:
+            cert = self._check_cert_sns(params)
+            if method not in SERVER_METHODS and method not in TRANSFER_METHODS:
                 raise GatewayError("40004", "Business Failed", "isv.invalid-method",
                                    "不存在的方法名: %s" % method, envelope=True)
+            if method in TRANSFER_METHODS and not cert:
+                raise GatewayError("40002", "Invalid Arguments", "isv.cert-mode-required",
+                                   "%s requires public-key certificate mode" % method, envelope=True)
             biz = self._biz(params)
             handler = {
                 "alipay.trade.precreate": self._precreate,
@@ -649,15 +693,21 @@ class AlipayProvider:
                 "alipay.trade.refund": self._refund,
                 "alipay.trade.fastpay.refund.query": self._refund_query,
                 "alipay.data.dataservice.bill.downloadurl.query": self._bill_url,
+                "alipay.fund.trans.uni.transfer": self.transfers.transfer,
+                "alipay.fund.trans.common.query": self.transfers.query,
             }[method]
-            reply = self._server_reply(method, handler(params, biz))
+            reply = self._server_reply(method, handler(params, biz), cert=cert)
         except GatewayError as err:
             if err.envelope:
                 return self._error_envelope(err)
-            reply = self._server_reply(method, err.fields())
-        if method == "alipay.trade.refund" and self.app.faults.snapshot()["refund_timeout"]:
-            # The refund has been executed; the caller only sees a timeout.
-            log("alipay refund reply held back %.0f s (refund_timeout fault)" % HANG_SECONDS)
+            reply = self._server_reply(method, err.fields(), cert=cert)
+        except alipay_transfer.TransferError as err:
+            reply = self._server_reply(method, err.fields, cert=cert)
+        held = (method == "alipay.trade.refund" and self.app.faults.snapshot()["refund_timeout"]) or \
+            (method == "alipay.fund.trans.uni.transfer" and self.app.faults.snapshot()["transfer_timeout"])
+        if held:
+            # Executed; the caller only sees a timeout.
+            log("alipay %s reply held back %.0f s (timeout fault)" % (method, HANG_SECONDS))
             self.app.stop_event.wait(HANG_SECONDS)
         return reply
 
@@ -683,7 +733,7 @@ class AlipayProvider:
                              None)
             if trade is not None and trade_no and trade["trade_no"] != trade_no:
                 trade = None
-            if trade is None:
+            if trade is None or not trade["scanned"]:
                 raise biz_error("ACQ.TRADE_NOT_EXIST", "交易不存在")
             self._expire_if_due(trade)
             return trade
@@ -716,11 +766,13 @@ class AlipayProvider:
     def _close(self, _params, biz):
         trade = self._find(biz)
         with self.lock:
-            if trade["status"] in PAID:
+            # Only WAIT_BUYER_PAY can be closed: paid, finished and closed
+            # trades (closed by a call, by time_expire or by a full refund)
+            # alike answer ACQ.TRADE_STATUS_ERROR.
+            if trade["status"] != "WAIT_BUYER_PAY":
                 raise biz_error("ACQ.TRADE_STATUS_ERROR", "交易状态不合法")
-            if trade["status"] == "WAIT_BUYER_PAY":
-                trade["status"] = "TRADE_CLOSED"
-                trade["gmt_close"] = beijing_str()
+            trade["status"] = "TRADE_CLOSED"
+            trade["gmt_close"] = beijing_str()
             return {"code": "10000", "msg": "Success", "trade_no": trade["trade_no"],
                     "out_trade_no": trade["out_trade_no"]}
 
@@ -974,6 +1026,10 @@ class AlipayProvider:
                 self._expire_if_due(trade)
         if trade is None:
             return self._error_page(biz_error("ACQ.TRADE_NOT_EXIST", "交易不存在"), 404)
+        if time.time() - trade["created"] > QR_CODE_TTL:
+            return self._error_page(biz_error("ACQ.TRADE_NOT_EXIST", "二维码已过期 (qr_code expired)"), 404)
+        with self.lock:
+            trade["scanned"] = True
         return html_response(page("Alipay sandbox: scanned QR code",
                                   self._pay_form(trade, "The phone scanned the QR code.")))
 
@@ -1035,6 +1091,33 @@ class AlipayProvider:
         result = self._trade_json(trade)
         result["return_url_signed"] = self.return_url_signed(trade)
         return json_response(result)
+
+    def ctl_age(self, req):
+        """Moves a trade's clock: its creation and time_expire N seconds back."""
+        body = req.json()
+        trade, missing = self._ctl_trade_or_404(str(body.get("out_trade_no", "")))
+        if missing:
+            return missing
+        seconds = body.get("seconds")
+        if not isinstance(seconds, int) or seconds < 0:
+            return json_response({"error": "seconds must be a non-negative integer"}, 400)
+        delta = datetime.timedelta(seconds=seconds)
+        with self.lock:
+            trade["created"] -= seconds
+            for key in ("gmt_create", "time_expire"):
+                moment = parse_beijing(trade[key])
+                if moment is not None:
+                    trade[key] = beijing_str(moment - delta)
+        return json_response(self._trade_json(trade))
+
+    def ctl_scan(self, req):
+        """The phone scanned the trade's qr_code (like GET /qr/<out_trade_no>)."""
+        trade, missing = self._ctl_trade_or_404(str(req.json().get("out_trade_no", "")))
+        if missing:
+            return missing
+        with self.lock:
+            trade["scanned"] = True
+        return json_response(self._trade_json(trade))
 
     def ctl_pay_closed(self, req):
         return self.pay_closed(req.json())
@@ -1121,6 +1204,11 @@ class AlipayProvider:
                               "notify_id": note["notify_id"],
                               "error": note["attempts"][-1].get("error"),
                               "form": form})
+
+    def ctl_certs(self, _req):
+        if self.certs is None:
+            raise BadRequest("certificate mode is not set up")
+        return json_response(self.certs.describe())
 
     def ctl_sign(self, req):
         body = req.json()

@@ -152,6 +152,13 @@ FAULT_DEFAULTS = {
     # WeChat: refunds end in CHANGE (abnormal: handled by hand in the merchant
     # platform) instead of SUCCESS; POST /_sandbox/wechat/refund_resolve ends it.
     "wechat_refund_change": False,
+    # Alipay certificate mode: replies name another alipay_cert_sn.
+    "alipay_cert_sn_other": False,
+    # Alipay transfers (sandbox/alipay_transfer.py).
+    "transfer_timeout": False,
+    "transfer_system_error": False,
+    "transfer_dealing": 0,
+    "transfer_other_out_biz_no": False,
 }
 
 

@@ -21,6 +21,7 @@ if HERE not in sys.path:
 
 import bills  # noqa: E402
 import core  # noqa: E402
+from alipay_certs import CertMode  # noqa: E402
 from alipay_gw import AlipayProvider  # noqa: E402
 from wechat_gw import WechatProvider  # noqa: E402
 
@@ -85,9 +86,11 @@ def main(argv=None):
     public_host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
     app = core.App(vars(args))
     app.bill_faults = bills.BillFaults()
-    app.add_provider(AlipayProvider(
+    alipay = AlipayProvider(
         app, args.app_id, app_public, alipay_private_pem, alipay_public_pem,
-        args.time_scale, "http://%s:%d" % (public_host, args.http_port)))
+        args.time_scale, "http://%s:%d" % (public_host, args.http_port))
+    alipay.certs = CertMode(state, args.app_id, app_public, alipay_private_pem)
+    app.add_provider(alipay)
     app.add_provider(WechatProvider(
         app, args.wechat_appid, args.wechat_mch_id, args.wechat_api_key, args.time_scale,
         "http://%s:%d" % (public_host, args.http_port),

@@ -49,6 +49,9 @@ STATE_DESC = {
     "CLOSED": "已关闭",
 }
 XML_CTYPE = "text/xml; charset=utf-8"
+MIN_CLOSE_AGE = 300          # closeorder: not within 5 minutes of creating the order
+PREPAY_TTL = 2 * 3600        # prepay_id and code_url live 2 hours
+MWEB_URL_TTL = 300           # an mweb_url 5 minutes
 
 
 def time14(moment=None):
@@ -127,6 +130,7 @@ class WechatProvider:
             ("GET", base + r"/refunds/([^/]+)", self.ctl_refund),
             ("POST", base + r"/pay", self.ctl_pay),
             ("POST", base + r"/pay_closed", self.ctl_pay_closed),
+            ("POST", base + r"/age", self.ctl_age),
             ("POST", base + r"/notify", self.ctl_notify),
             ("POST", base + r"/refund_notify", self.ctl_refund_notify),
             ("POST", base + r"/refund_resolve", self.ctl_refund_resolve),
@@ -364,11 +368,18 @@ class WechatProvider:
             raise ReturnFail("fee_type参数格式错误 (CNY only)")
         if trade_type == "JSAPI" and not params.get("openid"):
             raise BizFail("PARAM_ERROR", "trade_type=JSAPI时（即JSAPI支付），openid为必传参数")
+        scene = None
         if params.get("scene_info"):
             try:
-                json.loads(params["scene_info"])
+                scene = json.loads(params["scene_info"])
             except ValueError:
                 raise ReturnFail("scene_info参数格式错误 (not JSON)")
+        if trade_type == "MWEB":
+            # H5 needs the site it is paid from: h5_info {type Wap, wap_url, wap_name}
+            h5 = scene.get("h5_info") if isinstance(scene, dict) else None
+            if not isinstance(h5, dict) or not h5.get("wap_url") or not h5.get("wap_name"):
+                raise BizFail("PARAM_ERROR", "trade_type=MWEB时，scene_info的h5_info.wap_url和"
+                              "wap_name为必传参数 (the site's URL and name)")
         expire = params.get("time_expire")
         if expire:
             deadline = parse_time14(expire)
@@ -411,6 +422,8 @@ class WechatProvider:
                     "is_subscribe": None,
                     "bank_type": None,
                     "time_start": params.get("time_start") or time14(),
+                    "created": time.time(),
+                    "closeorder_calls": [],   # err_code (or SUCCESS) of each closeorder
                     "time_expire": None,
                     "time_end": None,
                     "time_close": None,
@@ -467,6 +480,16 @@ class WechatProvider:
     def closeorder(self, req):
         return self._server_call(req, self._closeorder)
 
+    @staticmethod
+    def _close_verdict(trade):
+        if trade["trade_state"] in PAID:
+            return "ORDERPAID"
+        if time.time() - trade["created"] < MIN_CLOSE_AGE:
+            return "SYSTEMERROR"
+        if trade["trade_state"] == "CLOSED" and trade.get("closed_by_call"):
+            return "ORDERCLOSED"
+        return "SUCCESS"
+
     def _closeorder(self, params, _sign_type):
         self._need(params, "out_trade_no")
         with self.lock:
@@ -474,8 +497,14 @@ class WechatProvider:
             if trade is None:
                 raise BizFail("ORDERNOTEXIST", "订单不存在")
             self._expire_if_due(trade)
+            trade["closeorder_calls"].append(self._close_verdict(trade))
             if trade["trade_state"] in PAID:
                 raise BizFail("ORDERPAID", "订单已支付，不能发起关单")
+            if time.time() - trade["created"] < MIN_CLOSE_AGE:
+                # WeChat documents the rule (订单生成后不能马上调用关单接口，
+                # 最短调用时间间隔为5分钟) but no err_code of its own for it:
+                # the catch-all SYSTEMERROR ("call again later") it is.
+                raise BizFail("SYSTEMERROR", "订单生成后不能马上调用关单接口，最短调用时间间隔为5分钟")
             if trade["trade_state"] == "CLOSED" and trade["time_close"] and \
                     trade.get("closed_by_call"):
                 raise BizFail("ORDERCLOSED", "订单已关闭，无法重复关闭")
@@ -988,6 +1017,8 @@ class WechatProvider:
         trade = self._by_code_url(query.get("code_url", ""))
         if trade is None:
             return self._error_page("ORDERNOTEXIST", "no trade has this code_url", 404)
+        if time.time() - trade["created"] > PREPAY_TTL:
+            return self._error_page("PREPAY_EXPIRED", "code_url expired (2 hours)", 400)
         return html_response(page("WeChat Pay sandbox: scanned QR code", self._pay_form(
             trade, "The phone scanned the QR code.")))
 
@@ -996,6 +1027,18 @@ class WechatProvider:
         trade = self._by_prepay_id(query.get("prepay_id", ""))
         if trade is None:
             return self._error_page("ORDERNOTEXIST", "unknown prepay_id", 404)
+        if time.time() - trade["created"] > MWEB_URL_TTL:
+            return self._error_page("MWEB_URL_EXPIRED", "mweb_url expired (5 minutes)", 400)
+        # WeChat compares the address the H5 cashier is opened from with the
+        # order's spbill_create_ip: a proxy's or the shop backend's address
+        # there fails the buyer ("网络环境未能通过安全验证").
+        if trade["trade_type"] == "MWEB" and req.client != trade["spbill_create_ip"]:
+            log("wechat mweb out_trade_no=%s opened from %s, spbill_create_ip %s: refused" % (
+                trade["out_trade_no"], req.client, trade["spbill_create_ip"]))
+            return self._error_page("NETWORK_ENV_CHECK_FAILED",
+                                    "网络环境未能通过安全验证，请稍后再试 (opened from %s, the order's "
+                                    "spbill_create_ip is %s)" % (req.client, trade["spbill_create_ip"]),
+                                    403)
         return html_response(page("WeChat Pay sandbox: H5 payment", self._pay_form(
             trade, "WeChat Pay in the mobile browser (MWEB).",
             [("redirect_url", query.get("redirect_url", ""))])))
@@ -1013,6 +1056,8 @@ class WechatProvider:
             return self._error_page("ORDERNOTEXIST", "unknown prepay_id", 404)
         if trade["trade_type"] != "JSAPI":
             return self._error_page("TRADE_TYPE_ERROR", "prepay_id is not a JSAPI trade", 400)
+        if time.time() - trade["created"] > PREPAY_TTL:
+            return self._error_page("PREPAY_EXPIRED", "prepay_id expired (2 hours)", 400)
         return html_response(page("WeChat Pay sandbox: JSAPI payment", self._pay_form(
             trade, "WeixinJSBridge getBrandWCPayRequest inside WeChat (JSAPI).",
             [("redirect_url", query.get("redirect_url", ""))])))
@@ -1133,6 +1178,25 @@ class WechatProvider:
         thread = self.notify_async(trade)
         if thread is not None:
             thread.join(ATTEMPT_TIMEOUT + 1)
+        return json_response(self._trade_json(trade))
+
+    def ctl_age(self, req):
+        """Moves a trade's clock: its creation, time_start and time_expire N
+        seconds back (codes, the 5-minute close rule and expiry see it older)."""
+        body = req.json()
+        trade, missing = self._ctl_trade_or_404(str(body.get("out_trade_no", "")))
+        if missing:
+            return missing
+        seconds = body.get("seconds")
+        if not isinstance(seconds, int) or seconds < 0:
+            return json_response({"error": "seconds must be a non-negative integer"}, 400)
+        delta = datetime.timedelta(seconds=seconds)
+        with self.lock:
+            trade["created"] -= seconds
+            for key in ("time_start", "time_expire"):
+                moment = parse_time14(trade[key])
+                if moment is not None:
+                    trade[key] = time14(moment - delta)
         return json_response(self._trade_json(trade))
 
     def ctl_pay_closed(self, req):

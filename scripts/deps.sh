@@ -11,7 +11,7 @@ PACKAGES=(
   libinih-dev libqrencode-dev libcmocka-dev libzip-dev zlib1g-dev zip
   lighttpd apache2 libapache2-mod-fcgid
   python3 python3-pytest python3-requests python3-pymysql python3-cryptography
-  wrk ca-certificates chromium chromium-driver
+  wrk ca-certificates chromium chromium-driver prometheus
 )
 
 missing=()

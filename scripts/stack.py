@@ -281,10 +281,12 @@ def write_config(path, *, base_url, db_port, db_host="127.0.0.1", db_name="payga
                  app_id, gateway, app_private_key, alipay_public_key, seller_id="",
                  ca_file="", return_url, api_key, checkout_secret, order_ttl=900,
                  webhook_url="", webhook_secret="whsec-test", storefront=True, wechat=None,
-                 extra=""):
+                 extra="", trusted_proxies="", rejected_notifications_per_minute=100000):
     """wechat: None (disabled) or a dict with appid, mch_id, api_key,
     sign_type, gateway and optionally ca_file, client_cert, client_key.
-    extra: more INI text appended as it is (e.g. "[fees]\nmode = surcharge\n")."""
+    extra: more INI text appended as it is (e.g. "[fees]\nmode = surcharge\n").
+    rejected_notifications_per_minute: high by default, because every test
+    posts from 127.0.0.1 (one source); trusted_proxies: [server] CIDR list."""
     if wechat:
         wx = ["enabled = true"] + ["%s = %s" % (k, wechat[k]) for k in
                                    ("appid", "mch_id", "api_key", "sign_type", "gateway", "ca_file",
@@ -299,6 +301,8 @@ api_key = {api_key}
 checkout_secret = {checkout_secret}
 order_ttl = {order_ttl}
 log_file = {log_file}
+trusted_proxies = {trusted_proxies}
+rejected_notifications_per_minute = {rejected_notifications_per_minute}
 
 [database]
 host = {db_host}
@@ -333,7 +337,9 @@ storefront = {storefront}
            gateway=gateway, app_private_key=app_private_key,
            alipay_public_key=alipay_public_key, seller_id=seller_id, ca_file=ca_file,
            return_url=return_url, webhook_url=webhook_url, webhook_secret=webhook_secret,
-           storefront="true" if storefront else "false", wechat_section=wechat_section)
+           storefront="true" if storefront else "false", wechat_section=wechat_section,
+           trusted_proxies=trusted_proxies,
+           rejected_notifications_per_minute=rejected_notifications_per_minute)
     if extra:
         text += "\n" + extra
     path = Path(path)

@@ -7,6 +7,8 @@
 // Usage:
 //   node alipay_interop.js <command> --gateway URL --app-id ID \
 //        --app-private-key FILE --alipay-public-key FILE [options]
+//   (certificate mode: --app-cert F --alipay-cert F --alipay-root-cert F
+//    instead of --alipay-public-key)
 // Commands:
 //   run           precreate + query through sdk.exec, pay through the sandbox
 //                 control API, receive the notification on a local HTTP
@@ -56,11 +58,17 @@ function need(args, key) {
 function makeSdk(args) {
   const privateKey = fs.readFileSync(need(args, 'app-private-key'), 'ascii');
   const keyType = privateKey.includes('BEGIN RSA PRIVATE KEY') ? 'PKCS1' : 'PKCS8';
+  const keys = args['app-cert']
+    // certificate mode: the SDK computes app_cert_sn / alipay_root_cert_sn
+    // itself and takes Alipay's key from the certificate
+    ? { appCertPath: need(args, 'app-cert'), alipayPublicCertPath: need(args, 'alipay-cert'),
+        alipayRootCertPath: need(args, 'alipay-root-cert') }
+    : { alipayPublicKey: fs.readFileSync(need(args, 'alipay-public-key'), 'ascii') };
   return new AlipaySdk({
     appId: need(args, 'app-id'),
     privateKey,
     keyType,
-    alipayPublicKey: fs.readFileSync(need(args, 'alipay-public-key'), 'ascii'),
+    ...keys,
     gateway: need(args, 'gateway'),
     timeout: 10000,
   });
@@ -134,6 +142,8 @@ async function cmdRun(args) {
       notify_url: receiver.url,
       bizContent: { out_trade_no: outTradeNo, total_amount: '88.00', subject: '互操作测试 interop & co' },
     }, { validateSign: true });
+    // Alipay knows a precreate trade only once its qr_code was scanned.
+    report.scan = await control(args, '/_sandbox/alipay/scan', { out_trade_no: outTradeNo });
     report.query_before = await sdk.exec('alipay.trade.query', {
       bizContent: { out_trade_no: outTradeNo },
     }, { validateSign: true });
@@ -173,7 +183,9 @@ async function cmdExec(args) {
   if (args['notify-url']) params.notify_url = args['notify-url'];
   try {
     const result = await sdk.exec(need(args, 'method'), params, { validateSign: true });
-    return { ok: true, result };
+    const sns = { app_cert_sn: sdk.config.appCertSn, alipay_cert_sn: sdk.config.alipayCertSn,
+                  alipay_root_cert_sn: sdk.config.alipayRootCertSn };
+    return { ok: true, result, sns };
   } catch (err) {
     return { ok: false, error: String(err && err.message), name: err && err.name };
   }

@@ -535,7 +535,7 @@ class Harness:
                 "client_key": self.wx_client_key if client_key is None else client_key}
 
     def write_config(self, path, base_url, log_file, key_file, wechat=UNSET, webhook_url=UNSET,
-                     extra="", alipay_public_key=None, ca_file=None):
+                     extra="", alipay_public_key=None, ca_file=None, order_ttl=900):
         return S.write_config(
             path, base_url=base_url, db_port=self.db_port, log_file=log_file, app_id=APP_ID,
             gateway=self.gateway, app_private_key=key_file,
@@ -544,7 +544,8 @@ class Harness:
             checkout_secret=CHECKOUT_SECRET, storefront=True,
             webhook_url=self.webhooks.url if webhook_url is UNSET else webhook_url,
             webhook_secret=WEBHOOK_SECRET,
-            wechat=self.wechat_config() if wechat is UNSET else wechat, extra=extra)
+            wechat=self.wechat_config() if wechat is UNSET else wechat, extra=extra,
+            order_ttl=order_ttl)
 
     def cli_variant(self, name, **wechat_kw):
         """Another paygatectl config on the same database (e.g. without the
@@ -555,7 +556,8 @@ class Harness:
                           wechat=self.wechat_config(**wechat_kw))
         return path
 
-    def _config_writer(self, key_format, sign_type="HMAC-SHA256", wechat_enabled=True, extra=""):
+    def _config_writer(self, key_format, sign_type="HMAC-SHA256", wechat_enabled=True, extra="",
+                       order_ttl=900):
         def write(st):
             key = st.dir / "app_private_key.pem"
             shutil.copyfile(self.keys[key_format], key)
@@ -577,18 +579,18 @@ class Harness:
             if wechat:
                 wechat["ca_file"] = ca
             self.write_config(st.config, st.base_url, st.paygate_log, key, wechat=wechat,
-                              extra=extra, alipay_public_key=apub, ca_file=ca)
+                              extra=extra, alipay_public_key=apub, ca_file=ca, order_ttl=order_ttl)
         return write
 
     def new_stack(self, kind, name=None, fcgi_children=S.DEFAULT_FCGI_CHILDREN, wechat_enabled=True,
-                  port=None, extra_ini=""):
+                  port=None, extra_ini="", order_ttl=900):
         """A stack that the caller owns (and stops). extra_ini: more INI
         sections for its config ([fees], [settlement])."""
         name = name or kind
         return S.Stack(kind, self.run / "stacks" / name, build_dir=BUILD, port=port or S.free_port(),
                        config_writer=self._config_writer(KEY_FORMAT.get(kind, "pkcs8"),
                                                          WX_SIGN_TYPE.get(kind, "HMAC-SHA256"),
-                                                         wechat_enabled, extra_ini),
+                                                         wechat_enabled, extra_ini, order_ttl),
                        env=self.env, mount=MOUNT, fcgi_children=fcgi_children,
                        registry=self.registry, asan_options=self.env["ASAN_OPTIONS"])
 
@@ -719,6 +721,20 @@ class Harness:
         r = self.sandbox_get("/_sandbox/wechat/trades/" + out_trade_no)
         assert r.status_code == 200, r.text
         return r.json()
+
+    def age_payment(self, payment_no, seconds, channel, expires=False):
+        """Makes a payment SECONDS older, here (created_at; expires_at too
+        when EXPIRES) and at the sandbox (the trade's clock): WeChat closes
+        no order younger than 5 minutes, codes expire after 5 min / 2 h."""
+        cols = "created_at = created_at - INTERVAL %s SECOND"
+        if expires:
+            cols += ", expires_at = expires_at - INTERVAL %s SECOND"
+        self.query("UPDATE payments SET " + cols + " WHERE payment_no=%s",
+                   *([seconds] * (2 if expires else 1) + [payment_no]))
+        r = self.sandbox_post("/_sandbox/%s/age" % channel,
+                              {"out_trade_no": payment_no, "seconds": int(seconds)})
+        assert r.status_code in (200, 404), r.text   # 404: never reached the provider
+        return r.json() if r.status_code == 200 else None
 
     def wx_refund_status(self, out_refund_no):
         """The sandbox's refund_status of a WeChat refund (None if unknown)."""

@@ -23,7 +23,7 @@ import requests
 
 import stack as S
 from chaos_helpers import Unchanged, faults, quiesce, tables, wait_for
-from conftest import API_KEY, TIMEOUT, unique_user
+from conftest import API_KEY, TIMEOUT, pick, unique_user
 
 N = int(os.environ.get("CHAOS_PAYMENTS", "100"))
 AUTH = {"Authorization": "Bearer " + API_KEY}
@@ -388,6 +388,7 @@ def test_outbound_faults_during_sync_and_close_change_nothing(harness, lighttpd_
     quiesce(harness)
     paid = harness.new_payment(st, product="ebook-sql", channel="alipay", method="qr")
     unpaid = harness.new_payment(st, product="ebook-sql", channel="wechat", method="native")
+    harness.age_payment(unpaid["payment_no"], 300, "wechat")   # WeChat: no close before 5 min
     with faults(harness, no_notify=True):
         assert sandbox_pay(harness, dict(paid, channel="alipay")) == 200
     payments = [dict(paid, channel="alipay"), dict(unpaid, channel="wechat")]
@@ -412,3 +413,270 @@ def test_outbound_faults_during_sync_and_close_change_nothing(harness, lighttpd_
                       timeout=TIMEOUT)
     assert r.status_code == 200, r.text
     assert harness.order(unpaid["order_no"])["status"] == "CLOSED"
+
+
+# ------------------------------------------------ a COMMIT whose reply is lost
+#
+# A TCP proxy (commit_proxy.py) sits between a paygate and MariaDB; armed, it
+# forwards the COMMIT of a chosen transaction, waits for the server's answer
+# (so the transaction HAS committed), drops it and cuts both sides. paygate
+# must never run such a transaction blindly again: it finds its effect by the
+# key it chose before the first attempt, or answers so that it is asked again.
+
+def _proxied_writer(harness, proxy, writer):
+    def write(st):
+        saved = harness.db_port
+        harness.db_port = proxy.port
+        try:
+            writer(st)
+        finally:
+            harness.db_port = saved
+    return write
+
+
+@pytest.fixture(scope="module")
+def commit_proxy(harness):
+    from commit_proxy import CommitProxy
+    proxy = CommitProxy(harness.db_port)
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture(scope="module")
+def proxied(harness, commit_proxy):
+    """(stack, paygatectl config) whose database connections go through the proxy."""
+    st = harness.new_stack(pick("lighttpd")[0], name="commit-lost", fcgi_children=1)
+    st.config_writer = _proxied_writer(harness, commit_proxy, st.config_writer)
+    st.start()
+    cli = harness.run / "cli-commit-lost.ini"
+    saved = harness.db_port
+    harness.db_port = commit_proxy.port
+    try:
+        harness.write_config(cli, harness.cli_base_url, harness.run / "paygatectl-commit-lost.log",
+                             harness.keys["pkcs8"])
+    finally:
+        harness.db_port = saved
+    yield st, cli
+    commit_proxy.disarm()
+    st.stop()
+
+
+def _paid_alipay_order(harness, st, product="course-c"):
+    c = harness.new_payment(st, product=product, channel="alipay", method="qr")
+    assert sandbox_pay(harness, dict(c, channel="alipay")) == 200
+    harness.wait_order_status(st, c["order_no"], "PAID")
+    return c
+
+
+def _refunds_of(harness, order_no):
+    return harness.query("SELECT r.* FROM refunds r JOIN orders o ON o.id = r.order_id "
+                         "WHERE o.order_no = %s ORDER BY r.id", order_no)
+
+
+def _provider_refunds(harness, payment_no):
+    t = harness.sandbox_trade(payment_no)
+    return [(r["out_request_no"], int(round(float(r["refund_amount"]) * 100))) for r in t["refunds"]]
+
+
+def _refund(st, order_no, **fields):
+    return requests.post("%s/orders/%s/refund" % (st.base_url, order_no), data=fields,
+                         headers=AUTH, timeout=60)
+
+
+def _answer_is_the_refund_or_retryable(r, row):
+    """The API answers the one refund (found again by its refund_no), or a
+    clear retryable error naming it; never a conflict."""
+    if r.status_code == 201:
+        assert r.json()["refund_no"] == row["refund_no"], (r.text, row)
+    else:
+        assert r.status_code == 503 and r.json()["error"]["code"] == "outcome_unknown", r.text
+        assert row["refund_no"] in r.json()["error"]["message"], r.text
+
+
+def test_commit_reply_lost_partial_refund_makes_one_refund(harness, proxied, commit_proxy):
+    st, _cli = proxied
+    c = _paid_alipay_order(harness, st)
+    commit_proxy.lose_commit_reply("INSERT INTO refunds")
+    r = _refund(st, c["order_no"], amount_fen="3000", reason="commit lost")
+    assert commit_proxy.disarm() == [], "the reservation's COMMIT was never seen"
+    rows = _refunds_of(harness, c["order_no"])
+    assert len(rows) == 1, rows                    # before: a second row with a new refund_no
+    _answer_is_the_refund_or_retryable(r, rows[0])
+    harness.query("UPDATE refunds SET last_attempt_at = last_attempt_at - INTERVAL 1 HOUR "
+                  "WHERE refund_no = %s", rows[0]["refund_no"])
+    harness.ctl("cron")
+    harness.ctl("cron")
+    assert _provider_refunds(harness, c["payment_no"]) == [(rows[0]["refund_no"], 3000)]
+    assert len(_refunds_of(harness, c["order_no"])) == 1
+    assert _refunds_of(harness, c["order_no"])[0]["status"] == "SUCCEEDED"
+
+
+def test_commit_reply_lost_full_refund_is_not_refused(harness, proxied, commit_proxy):
+    st, _cli = proxied
+    c = _paid_alipay_order(harness, st)
+    commit_proxy.lose_commit_reply("INSERT INTO refunds")
+    r = _refund(st, c["order_no"], reason="commit lost, full")
+    assert commit_proxy.disarm() == []
+    rows = _refunds_of(harness, c["order_no"])
+    assert len(rows) == 1, rows
+    # before: 409 refund_exceeds_paid while the whole amount was pending
+    _answer_is_the_refund_or_retryable(r, rows[0])
+    harness.query("UPDATE refunds SET last_attempt_at = last_attempt_at - INTERVAL 1 HOUR "
+                  "WHERE refund_no = %s", rows[0]["refund_no"])
+    harness.ctl("cron")
+    assert _provider_refunds(harness, c["payment_no"]) == [(rows[0]["refund_no"], c["amount_fen"])]
+    again = _refund(st, c["order_no"], reason="a second full refund")
+    assert again.status_code == 409, again.text   # refused, and only because the first took it all
+    assert again.json()["error"]["code"] in ("refund_exceeds_paid", "order_not_refundable"), again.text
+    assert len(_refunds_of(harness, c["order_no"])) == 1
+
+
+def test_commit_reply_lost_settlement_makes_one_batch(harness, proxied, commit_proxy):
+    """The batch is found again by the batch_no chosen before the first
+    attempt: one batch, and the run reports it."""
+    st, cli = proxied
+    creator = "cl" + unique_user("")[-10:].replace("-", "").lower()
+    harness.ctl("creator", "add", "--id", creator, "--name", "Commit Lost")
+    sku = "cl-" + creator
+    harness.ctl("product", "add", "--sku", sku, "--title", "Lost replies", "--price-fen", "5000",
+                "--creator", creator)
+    _paid_alipay_order(harness, st, product=sku)
+    day = "2001-01-%02d" % random.randint(2, 28)
+    harness.query("UPDATE ledger_entries SET available_on = %s WHERE creator_id = %s", day, creator)
+    owed = -harness.query("SELECT SUM(amount_fen) AS s FROM ledger_entries WHERE creator_id = %s "
+                          "AND account LIKE 'payable:%%'", creator)[0]["s"]
+    assert owed > 0
+    commit_proxy.lose_commit_reply("INSERT INTO settlement_batches")
+    out = harness.ctl_json("settle", "--date", day, config=cli)
+    assert commit_proxy.disarm() == []
+    batches = harness.query("SELECT * FROM settlement_batches WHERE creator_id = %s", creator)
+    assert len(batches) == 1 and batches[0]["amount_fen"] == owed, batches
+    # before: the blind re-run found nothing left and reported 0 batches
+    assert out["batches"] == 1 and out["total_fen"] == owed, out
+    left = harness.query("SELECT COUNT(*) AS n FROM ledger_entries WHERE creator_id = %s AND "
+                         "account LIKE 'payable:%%' AND settlement_batch_id IS NULL", creator)
+    assert left[0]["n"] == 0
+    again = harness.ctl_json("settle", "--date", day, config=cli)
+    assert again["batches"] == 0
+    assert len(harness.query("SELECT * FROM settlement_batches WHERE creator_id = %s", creator)) == 1
+
+
+def test_commit_reply_lost_notification_is_answered_failure_then_duplicate(harness, proxied,
+                                                                           commit_proxy):
+    st, _cli = proxied
+    c = harness.new_payment(st, product="ebook-sql", channel="alipay", method="qr")
+    form = harness.notification(c["payment_no"], c["amount_fen"])
+    commit_proxy.lose_commit_reply("UPDATE payments p JOIN orders o")
+    r = harness.notify(st, form)
+    assert commit_proxy.disarm() == []
+    assert r.text == "failure", r.text          # before: re-run, found paid, answered success
+    assert harness.payment(c["payment_no"])["status"] == "PAID"   # it had committed
+    r = harness.notify(st, form)                # the provider's redelivery
+    assert r.text == "success", r.text
+    outcomes = [n["outcome"] for n in harness.notifications_for(c["payment_no"])]
+    assert outcomes == ["accepted", "duplicate"], outcomes
+    entries = harness.query("SELECT account, amount_fen FROM ledger_entries WHERE txn_id = %s",
+                            "pay:" + c["payment_no"])
+    assert entries and len({e["account"] for e in entries}) == len(entries), entries
+    assert sum(e["amount_fen"] for e in entries) == 0
+    paid_events = harness.query("SELECT * FROM webhook_events WHERE order_no = %s AND type = "
+                                "'order.paid'", c["order_no"])
+    assert len(paid_events) == 1, paid_events
+
+
+def test_a_claimed_refund_is_sent_by_nobody_else(harness, proxied):
+    """A PENDING refund claimed by one sender (here: a session that claims
+    it as paygate does) is neither sent by cron nor by the API's repeat;
+    once the claim expires, one pass asks the provider, then sends it once."""
+    st, _cli = proxied
+    c = _paid_alipay_order(harness, st)
+    pay = harness.payment(c["payment_no"])
+    refund_no = "CLAIM" + unique_user("")[-12:].replace("-", "").upper()
+    request_id = "claim-" + refund_no
+    import hashlib
+    req_hash = hashlib.sha256(("order=%s\namount=%s\nreason=%s" % (
+        c["order_no"], "700", "claimed")).encode()).hexdigest()
+    conn = harness.db()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("INSERT INTO refunds (refund_no, order_id, payment_id, amount_fen, reason, "
+                        "kind, request_id, request_hash) VALUES (%s, %s, %s, 700, 'claimed', "
+                        "'merchant', %s, %s)", (refund_no, pay["order_id"], pay["id"], request_id,
+                                                req_hash))
+            # the other sender's claim, taken the way paygate takes it
+            n = cur.execute("UPDATE refunds SET claimed_until = UTC_TIMESTAMP() + INTERVAL 120 SECOND,"
+                            " attempts = attempts + 1, last_attempt_at = UTC_TIMESTAMP() - INTERVAL 1 HOUR"
+                            " WHERE refund_no = %s AND status = 'PENDING' AND attempts = 0 AND"
+                            " (claimed_until IS NULL OR claimed_until < UTC_TIMESTAMP())", (refund_no,))
+            assert n == 1
+    finally:
+        conn.close()
+    harness.ctl("cron")
+    assert _provider_refunds(harness, c["payment_no"]) == []     # before: cron sent it
+    r = _refund(st, c["order_no"], amount_fen="700", reason="claimed", request_id=request_id)
+    assert r.status_code == 200 and r.json()["status"] == "PENDING", r.text
+    assert _provider_refunds(harness, c["payment_no"]) == []     # before: the API sent it too
+    # the claimer died without sending: its claim expires
+    harness.query("UPDATE refunds SET claimed_until = UTC_TIMESTAMP() - INTERVAL 1 SECOND "
+                  "WHERE refund_no = %s", refund_no)
+    harness.ctl("cron")
+    harness.ctl("cron")
+    assert _provider_refunds(harness, c["payment_no"]) == [(refund_no, 700)]
+    row = harness.query("SELECT status, claimed_until FROM refunds WHERE refund_no = %s", refund_no)[0]
+    assert row["status"] == "SUCCEEDED" and row["claimed_until"] is None, row
+
+
+def test_commit_reply_lost_checkout_answers_the_one_order(harness, proxied, commit_proxy):
+    """Found again by the order_no chosen before the first attempt."""
+    st, _cli = proxied
+    user = unique_user("commit-lost")
+    commit_proxy.lose_commit_reply("INSERT INTO orders")
+    r = harness.checkout(st, product="ebook-sql", user=user, channel="alipay", method="qr")
+    assert commit_proxy.disarm() == []
+    orders = harness.query("SELECT order_no FROM orders WHERE user_ref = %s", user)
+    assert len(orders) == 1, orders
+    assert r.status_code == 201, r.text          # before: 409 from the re-run's duplicate order_no
+    assert r.json()["order_no"] == orders[0]["order_no"]
+
+
+def test_commit_reply_lost_payout_is_paid_once(harness, proxied, commit_proxy):
+    """The COMMIT that records a payout PAID (with its ledger entries and
+    event) loses its reply: the payout is found PAID again by its id, the run
+    reports it paid, nothing is sent twice, the ledger has it once."""
+    from test_payouts import SHARE, _cert_lines, _ledger_payout, _to_cert_mode, _transfer
+    st, _cli = proxied
+    dest = harness.run / "certmode-commit-lost"
+    dest.mkdir(exist_ok=True)
+    _info, lines = _cert_lines(harness, dest)
+    cli = harness.run / "cli-commit-lost-payout.ini"
+    saved = harness.db_port
+    harness.db_port = commit_proxy.port
+    try:
+        harness.write_config(cli, harness.cli_base_url, harness.run / "paygatectl-commit-lost-payout.log",
+                             harness.keys["pkcs8"])
+    finally:
+        harness.db_port = saved
+    _to_cert_mode(cli, lines)
+    creator = "cp" + unique_user("")[-10:].replace("-", "").lower()
+    harness.ctl("creator", "add", "--id", creator, "--name", "Commit Lost Payout", "--alipay-account",
+                "lost.reply@example.com", "--real-name", "Li Si")
+    sku = "cp-" + creator
+    harness.ctl("product", "add", "--sku", sku, "--title", "Lost payout replies", "--price-fen", "9900",
+                "--creator", creator)
+    _paid_alipay_order(harness, st, product=sku)
+    day = "2003-%02d-%02d" % (random.randint(1, 12), random.randint(1, 28))
+    harness.query("UPDATE ledger_entries SET available_on = %s WHERE creator_id = %s", day, creator)
+    assert harness.ctl_json("settle", "--date", day, config=cli)["batches"] >= 1
+    batch_no = harness.query("SELECT batch_no FROM settlement_batches WHERE creator_id = %s", creator)[0]["batch_no"]
+    commit_proxy.lose_commit_reply("UPDATE payouts SET status = 'PAID'")
+    out = harness.ctl_json("payout", "--date", day, config=cli)
+    assert commit_proxy.disarm() == [], "the PAID transaction's COMMIT was never seen"
+    # before (a plain db_tx): COMMIT_UNKNOWN, reported as not paid
+    assert out["paid"] == 1 and out["paid_fen"] == SHARE, out
+    rows = harness.query("SELECT status, claimed_until FROM payouts WHERE payout_no = %s", batch_no)
+    assert rows == [{"status": "PAID", "claimed_until": None}], rows
+    _ledger_payout(harness, batch_no, creator)
+    assert _transfer(harness, batch_no)[1] == 1
+    again = harness.ctl_json("payout", "--date", day, config=cli)
+    assert again["paid"] == 0 and again["pending"] == 0, again
+    assert _transfer(harness, batch_no)[1] == 1

@@ -67,6 +67,19 @@ def paid_order(harness, st, channel, product="course-c", user=None):
     return c
 
 
+def scan(harness, payment_no):
+    """The phone scanned an Alipay precreate code: only then does Alipay
+    know the trade (query and close answer ACQ.TRADE_NOT_EXIST before)."""
+    r = harness.sandbox_post("/_sandbox/alipay/scan", {"out_trade_no": payment_no})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def close_api(st, order_no):
+    return requests.post("%s/orders/%s/close" % (st.base_url, order_no), headers=AUTH,
+                         timeout=TIMEOUT)
+
+
 def refund_api(st, order_no, **fields):
     return requests.post("%s/orders/%s/refund" % (st.base_url, order_no), data=fields,
                          headers=AUTH, timeout=60)
@@ -401,6 +414,9 @@ def test_wechat_refund_notification_decrypted_and_applied_once(harness, stack_pa
 def test_expiry_closes_at_the_provider_then_here(harness, lighttpd_stack, channel):
     st = lighttpd_stack
     c = new_order(harness, st, channel, product="ebook-sql")
+    if channel == "alipay":
+        scan(harness, c["payment_no"])
+    harness.age_payment(c["payment_no"], 300, channel)   # WeChat: no close before 5 min
     harness.query("UPDATE payments SET expires_at = UTC_TIMESTAMP() - INTERVAL 5 MINUTE "
                   "WHERE payment_no=%s", c["payment_no"])
     out = cron(harness).stdout
@@ -428,6 +444,7 @@ def test_expiry_closes_at_the_provider_then_here(harness, lighttpd_stack, channe
 def test_close_api_closes_at_the_provider(harness, stack_lp):
     st = stack_lp
     c = new_order(harness, st, "wechat")
+    harness.age_payment(c["payment_no"], 300, "wechat")   # WeChat: no close before 5 min
     r = requests.post("%s/orders/%s/close" % (st.base_url, c["order_no"]), headers=AUTH,
                       timeout=TIMEOUT)
     assert r.status_code == 200, r.text
@@ -437,6 +454,201 @@ def test_close_api_closes_at_the_provider(harness, stack_lp):
     r = requests.post("%s/orders/%s/close" % (st.base_url, paid["order_no"]), headers=AUTH,
                       timeout=TIMEOUT)
     assert r.status_code == 409 and r.json()["error"]["code"] == "order_not_open", r.text
+
+
+# ------------------- orders whose payment the provider closed (issue 10, item 6)
+
+def closed_events(harness, order_no):
+    return events_in_db(harness, order_no, "order.closed")
+
+
+def test_trade_closed_notification_closes_the_order(harness, stack_lp):
+    """Alipay notifies TRADE_CLOSED (its own time_expire): the payment and,
+    with no open payment left, the order are CLOSED, order.closed queued once."""
+    c = new_order(harness, stack_lp, "alipay")
+    form = harness.notification(c["payment_no"], c["amount_fen"], trade_status="TRADE_CLOSED")
+    for _ in range(2):   # the duplicate changes nothing more
+        r = harness.notify(stack_lp, form)
+        assert r.content == b"success", r.text
+    assert harness.payment(c["payment_no"])["status"] == "CLOSED"
+    o = harness.order(c["order_no"])
+    assert o["status"] == "CLOSED" and o["closed_at"] is not None, o
+    assert len(closed_events(harness, c["order_no"])) == 1
+
+
+def test_trade_closed_of_one_payment_leaves_the_order_open_while_another_is(harness, stack_lp):
+    c = new_order(harness, stack_lp, "alipay")
+    r = harness.checkout(stack_lp, product="course-c", channel="wechat", method="native",
+                         user=harness.order(c["order_no"])["user_ref"], order_no=c["order_no"])
+    assert r.status_code == 201, r.text
+    form = harness.notification(c["payment_no"], c["amount_fen"], trade_status="TRADE_CLOSED")
+    assert harness.notify(stack_lp, form).content == b"success"
+    assert harness.payment(c["payment_no"])["status"] == "CLOSED"
+    assert harness.order(c["order_no"])["status"] == "CREATED"
+    assert closed_events(harness, c["order_no"]) == []
+
+
+def test_sync_seeing_trade_closed_closes_the_order(harness, lighttpd_stack):
+    """Alipay closed the trade at its time_expire and notified nobody (page
+    pay, precreate): sync's query says TRADE_CLOSED; the order is closed."""
+    c = new_order(harness, lighttpd_stack, "alipay")
+    scan(harness, c["payment_no"])
+    harness.age_payment(c["payment_no"], 960, "alipay")   # past its time_expire at Alipay
+    assert harness.sandbox_trade(c["payment_no"])["status"] == "TRADE_CLOSED"
+    harness.ctl("sync")
+    assert harness.payment(c["payment_no"])["status"] == "CLOSED"
+    assert harness.order(c["order_no"])["status"] == "CLOSED"
+    assert len(closed_events(harness, c["order_no"])) == 1
+
+
+def test_expiry_of_a_trade_alipay_closed_itself_closes_the_order(harness, lighttpd_stack):
+    """alipay.trade.close on a closed trade answers ACQ.TRADE_STATUS_ERROR:
+    that is not "paid meanwhile" -- the query says TRADE_CLOSED."""
+    c = new_order(harness, lighttpd_stack, "alipay")
+    scan(harness, c["payment_no"])
+    harness.age_payment(c["payment_no"], 960, "alipay", expires=True)
+    out = cron(harness).stdout
+    assert harness.payment(c["payment_no"])["status"] == "CLOSED", out
+    assert harness.order(c["order_no"])["status"] == "CLOSED", out
+    assert len(closed_events(harness, c["order_no"])) == 1
+    assert harness.query("SELECT id FROM webhook_events WHERE order_no=%s AND type='order.paid'",
+                         c["order_no"]) == []
+
+
+def test_close_api_on_a_trade_alipay_closed_is_not_paid_meanwhile(harness, stack_lp):
+    c = new_order(harness, stack_lp, "alipay")
+    scan(harness, c["payment_no"])
+    harness.age_payment(c["payment_no"], 960, "alipay")
+    r = close_api(stack_lp, c["order_no"])
+    assert r.status_code == 200 and r.json()["status"] == "CLOSED", r.text
+    assert harness.payment(c["payment_no"])["status"] == "CLOSED"
+    assert len(closed_events(harness, c["order_no"])) == 1
+
+
+def test_close_api_on_a_never_scanned_qr_code(harness, stack_lp):
+    """Alipay does not know a precreate trade nobody scanned (close answers
+    ACQ.TRADE_NOT_EXIST): there is nothing to close there, the order closes."""
+    c = new_order(harness, stack_lp, "alipay")
+    assert harness.sandbox_trade(c["payment_no"])["scanned"] is False
+    r = close_api(stack_lp, c["order_no"])
+    assert r.status_code == 200 and r.json()["status"] == "CLOSED", r.text
+
+
+def test_close_api_says_paid_only_when_the_query_says_paid(harness, stack_lp):
+    c = new_order(harness, stack_lp, "alipay")
+    with faults(harness, no_notify=True):
+        sandbox_pay(harness, "alipay", c["payment_no"])
+    r = close_api(stack_lp, c["order_no"])
+    assert r.status_code == 409 and r.json()["error"]["code"] == "order_not_open", r.text
+    assert harness.payment(c["payment_no"])["status"] == "PAID"
+    assert harness.order(c["order_no"])["status"] == "PAID"
+
+
+def test_cron_closes_orders_left_open_with_every_payment_closed(harness, lighttpd_stack):
+    """Orders a provider's close left CREATED before this fix are found."""
+    c = new_order(harness, lighttpd_stack, "alipay")
+    harness.query("UPDATE payments SET status='CLOSED', closed_at=UTC_TIMESTAMP() WHERE payment_no=%s",
+                  c["payment_no"])
+    cron(harness)
+    assert harness.order(c["order_no"])["status"] == "CLOSED"
+    assert len(closed_events(harness, c["order_no"])) == 1
+    cron(harness)
+    assert len(closed_events(harness, c["order_no"])) == 1
+
+
+# ------------------------------ WeChat: no close within 5 minutes (item 14)
+
+def test_close_api_waits_for_a_wechat_payment_to_be_5_minutes_old(harness, stack_lp):
+    c = new_order(harness, stack_lp, "wechat")
+    r = close_api(stack_lp, c["order_no"])
+    assert r.status_code == 409, r.text
+    assert r.json()["error"]["code"] == "too_early_to_close", r.text
+    assert 1 <= int(r.headers["Retry-After"]) <= 300, r.headers
+    assert harness.payment(c["payment_no"])["status"] == "CREATED"
+    t = harness.wx_trade(c["payment_no"])
+    assert t["trade_state"] == "NOTPAY" and t["closeorder_calls"] == [], t   # never asked
+    harness.age_payment(c["payment_no"], 240, "wechat")
+    r = close_api(stack_lp, c["order_no"])
+    assert r.status_code == 409 and 1 <= int(r.headers["Retry-After"]) <= 60, r.headers
+    harness.age_payment(c["payment_no"], 60, "wechat")
+    r = close_api(stack_lp, c["order_no"])
+    assert r.status_code == 200 and r.json()["status"] == "CLOSED", r.text
+    assert harness.wx_trade(c["payment_no"])["trade_state"] == "CLOSED"
+
+
+def test_expiry_skips_a_wechat_payment_younger_than_5_minutes(harness, lighttpd_stack):
+    c = new_order(harness, lighttpd_stack, "wechat")
+    harness.query("UPDATE payments SET expires_at = UTC_TIMESTAMP() - INTERVAL 5 MINUTE "
+                  "WHERE payment_no=%s", c["payment_no"])
+    cron(harness)
+    assert harness.payment(c["payment_no"])["status"] == "CREATED"
+    t = harness.wx_trade(c["payment_no"])
+    assert t["trade_state"] == "NOTPAY" and t["closeorder_calls"] == [], t   # not even asked
+    harness.age_payment(c["payment_no"], 300, "wechat")
+    cron(harness)
+    t = harness.wx_trade(c["payment_no"])
+    assert t["trade_state"] == "CLOSED" and t["closeorder_calls"] == ["SUCCESS"], t
+    assert harness.payment(c["payment_no"])["status"] == "CLOSED"
+    assert harness.order(c["order_no"])["status"] == "CLOSED"
+
+
+# --------------------------------- codes expire before orders (item 15)
+
+def test_repeated_request_after_the_mweb_url_expired_gets_a_fresh_payment(harness, stack_lp):
+    st = stack_lp
+    user, rid = unique_user("mweb"), unique_user("rid")
+    first = harness.checkout(st, product="course-c", channel="wechat", method="mweb", user=user,
+                             request_id=rid)
+    assert first.status_code == 201, first.text
+    first = first.json()
+    again = harness.checkout(st, product="course-c", channel="wechat", method="mweb", user=user,
+                             request_id=rid)
+    assert again.status_code == 200 and again.json()["mweb_url"] == first["mweb_url"], again.text
+    harness.age_payment(first["payment_no"], 301, "wechat")   # the mweb_url lives 5 minutes
+    assert requests.get(first["mweb_url"], timeout=TIMEOUT).status_code == 400
+    fresh = harness.checkout(st, product="course-c", channel="wechat", method="mweb", user=user,
+                             request_id=rid)
+    assert fresh.status_code == 200, fresh.text
+    fresh = fresh.json()
+    assert fresh["order_no"] == first["order_no"] and fresh["status"] == "CREATED"
+    assert fresh["payment_no"] != first["payment_no"] and fresh["mweb_url"] != first["mweb_url"]
+    assert requests.get(fresh["mweb_url"], timeout=TIMEOUT).status_code == 200
+    old = harness.query("SELECT expires_at <= UTC_TIMESTAMP() AS due FROM payments WHERE payment_no=%s",
+                        first["payment_no"])[0]
+    assert old["due"] == 1   # cron closes it at WeChat (5 minutes old: allowed) after
+    harness.query("UPDATE payments SET expires_at = expires_at - INTERVAL 2 MINUTE "   # its grace
+                  "WHERE payment_no=%s", first["payment_no"])
+    cron(harness)
+    assert harness.wx_trade(first["payment_no"])["trade_state"] == "CLOSED"
+    assert harness.payment(first["payment_no"])["status"] == "CLOSED"
+    assert harness.order(first["order_no"])["status"] == "CREATED"   # the fresh payment is open
+    assert closed_events(harness, first["order_no"]) == []
+    # and the fresh one is served again while it is fresh
+    same = harness.checkout(st, product="course-c", channel="wechat", method="mweb", user=user,
+                            request_id=rid).json()
+    assert same["payment_no"] == fresh["payment_no"]
+
+
+@pytest.fixture(scope="module")
+def long_ttl_stack(harness):
+    st = harness.new_stack("lighttpd", name="lighttpd-ttl15d", order_ttl=15 * 86400)
+    st.start()
+    yield st
+    st.stop()
+
+
+@pytest.mark.parametrize("channel,method", [("alipay", "qr"), ("wechat", "native"),
+                                            ("wechat", "mweb"), ("alipay", "page")])
+def test_a_payment_lives_no_longer_than_its_code(harness, long_ttl_stack, channel, method):
+    """order_ttl = 15 days: a QR code / prepay_id lives 2 hours, so does the
+    payment (time_expire at the provider, expires_at here); a page URL keeps
+    the order's ttl."""
+    r = harness.checkout(long_ttl_stack, product="course-c", channel=channel, method=method)
+    assert r.status_code == 201, r.text
+    row = harness.query("SELECT TIMESTAMPDIFF(SECOND, created_at, expires_at) AS life FROM payments "
+                        "WHERE payment_no=%s", r.json()["payment_no"])[0]
+    want = 15 * 86400 if method == "page" else 7200
+    assert want - 5 <= row["life"] <= want + 5, row
 
 
 # ------------------------------------------------------------ active query
@@ -492,6 +704,7 @@ def test_lost_notification_recovered_by_order_polling(harness, stack_pair, chann
 def test_late_payment_is_refunded_automatically(harness, stack_lp, channel):
     st = stack_lp
     c = new_order(harness, st, channel)
+    harness.age_payment(c["payment_no"], 300, channel)   # WeChat: no close before 5 min
     r = requests.post("%s/orders/%s/close" % (st.base_url, c["order_no"]), headers=AUTH,
                       timeout=TIMEOUT)
     assert r.status_code == 200 and r.json()["status"] == "CLOSED", r.text
@@ -743,6 +956,7 @@ def test_two_concurrent_cron_passes_do_each_duty_once(harness, lighttpd_stack):
     st = lighttpd_stack
     paid = paid_order(harness, st, "alipay", product="ebook-sql")
     expiring = new_order(harness, st, "wechat", product="ebook-sql")
+    harness.age_payment(expiring["payment_no"], 300, "wechat")   # WeChat: no close before 5 min
     harness.query("UPDATE payments SET expires_at = UTC_TIMESTAMP() - INTERVAL 5 MINUTE "
                   "WHERE payment_no=%s", expiring["payment_no"])
     make_due(harness, paid["order_no"])

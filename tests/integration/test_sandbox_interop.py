@@ -485,8 +485,18 @@ def test_close_query_and_amount_conflicts(sandbox):
     assert call("alipay.trade.precreate", biz)["code"] == "10000"
     conflict = call("alipay.trade.precreate", dict(biz, total_amount="9.91"))
     assert conflict["code"] == "40004" and conflict["sub_code"] == "ACQ.CONTEXT_INCONSISTENT"
+    # As at Alipay, a precreate trade exists only once its qr_code was scanned.
+    for method in ("alipay.trade.close", "alipay.trade.query"):
+        unscanned = call(method, {"out_trade_no": "close_1"})
+        assert unscanned["code"] == "40004" and unscanned["sub_code"] == "ACQ.TRADE_NOT_EXIST", method
+    status, _ = http_call(urllib.request.Request(sandbox.base + "/qr/close_1"))
+    assert status == 200
+    assert call("alipay.trade.query", {"out_trade_no": "close_1"})["trade_status"] == "WAIT_BUYER_PAY"
     assert call("alipay.trade.close", {"out_trade_no": "close_1"})["code"] == "10000"
     assert call("alipay.trade.query", {"out_trade_no": "close_1"})["trade_status"] == "TRADE_CLOSED"
+    # only WAIT_BUYER_PAY can be closed: a closed trade is refused like a paid one
+    again = call("alipay.trade.close", {"out_trade_no": "close_1"})
+    assert again["code"] == "40004" and again["sub_code"] == "ACQ.TRADE_STATUS_ERROR", again
     assert call("alipay.trade.close", {"out_trade_no": "nope"})["sub_code"] == "ACQ.TRADE_NOT_EXIST"
 
     assert call("alipay.trade.precreate", dict(biz, out_trade_no="close_2"))["code"] == "10000"
@@ -729,6 +739,7 @@ def test_refund_notification_is_retried_until_success(sandbox, receiver):
 def test_refund_refusals_unpaid_closed_unknown_and_bad_parameters(sandbox):
     call(sandbox, "alipay.trade.precreate", {"out_trade_no": "refund_unpaid_1",
                                              "total_amount": "5.00", "subject": "u"})
+    sandbox.ctl("/_sandbox/alipay/scan", {"out_trade_no": "refund_unpaid_1"})
     biz = {"out_trade_no": "refund_unpaid_1", "refund_amount": "1.00", "out_request_no": "r1"}
     unpaid = call(sandbox, "alipay.trade.refund", biz)
     assert unpaid["code"] == "40004" and unpaid["sub_code"] == "ACQ.TRADE_STATUS_ERROR"
@@ -802,6 +813,7 @@ def test_refund_timeout_executes_the_refund_and_query_settles_it(sandbox, receiv
 def test_pay_closed_late_payment_alipay(sandbox, receiver, node_sdk):
     call(sandbox, "alipay.trade.precreate", {"out_trade_no": "late_1", "total_amount": "8.00",
                                              "subject": "late"}, notify_url=receiver.url)
+    sandbox.ctl("/_sandbox/alipay/scan", {"out_trade_no": "late_1"})
     assert call(sandbox, "alipay.trade.close", {"out_trade_no": "late_1"})["code"] == "10000"
     sandbox.ctl("/_sandbox/pay", {"out_trade_no": "late_1"}, expect=409)
     trade = sandbox.ctl("/_sandbox/pay_closed", {"out_trade_no": "late_1"})
@@ -1025,3 +1037,42 @@ def test_alipay_bill_discrepancy_injection(bill_box):
                                                       "clear": True}) == []
     _, _, (detail, _) = fetch_bill(bill_box, day)
     assert len(parse_detail(detail)[2]) == 5
+
+
+def test_sdk_in_certificate_mode_accepts_the_sandbox_certificates(node_sdk, sandbox):
+    """The official SDK configured in certificate mode (appCertPath,
+    alipayPublicCertPath, alipayRootCertPath) computes the same SNs as the
+    sandbox, the sandbox accepts them, and the SDK verifies the replies with
+    the key inside the sandbox's Alipay certificate; a transfer and its query
+    (certificate mode only) go through, the transfer is idempotent by
+    out_biz_no."""
+    certs = json.loads(urllib.request.urlopen(sandbox.base + "/_sandbox/alipay/certs").read())
+    cert_args = ["--app-cert", certs["app_cert"], "--alipay-cert", certs["alipay_cert"],
+                 "--alipay-root-cert", certs["alipay_root_cert"]]
+    biz = json.dumps({"out_biz_no": "INTEROP-1", "trans_amount": "12.34",
+                      "product_code": "TRANS_ACCOUNT_NO_PWD", "biz_scene": "DIRECT_TRANSFER",
+                      "order_title": "interop", "payee_info": {"identity": "a@example.com",
+                                                               "identity_type": "ALIPAY_LOGON_ID",
+                                                               "name": "Zhang San"}})
+
+    def sdk(method, body):
+        cmd = ["node", node_sdk, "exec", "--gateway", sandbox.gateway, "--app-id", APP_ID,
+               "--app-private-key", sandbox.app_private, *cert_args, "--method", method, "--biz", body]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return json.loads(done.stdout)
+
+    first = sdk("alipay.fund.trans.uni.transfer", biz)
+    assert first["ok"], first
+    assert first["sns"] == {k: certs[k] for k in ("app_cert_sn", "alipay_cert_sn", "alipay_root_cert_sn")}
+    assert first["result"]["status"] == "SUCCESS" and first["result"]["outBizNo"] == "INTEROP-1"
+    again = sdk("alipay.fund.trans.uni.transfer", biz)
+    assert again["ok"] and again["result"]["orderId"] == first["result"]["orderId"]
+    query = sdk("alipay.fund.trans.common.query",
+                json.dumps({"out_biz_no": "INTEROP-1", "product_code": "TRANS_ACCOUNT_NO_PWD",
+                            "biz_scene": "DIRECT_TRANSFER"}))
+    assert query["ok"] and query["result"]["status"] == "SUCCESS", query
+    # public-key mode: transfers are refused
+    plain = json.loads(run_node(node_sdk, sandbox, "exec", "--method", "alipay.fund.trans.uni.transfer",
+                                "--biz", biz))
+    assert plain["ok"] is False or plain["result"].get("subCode") == "isv.cert-mode-required", plain

@@ -38,6 +38,7 @@ PYTHON = "/usr/bin/python3"
 APPID = "wx2421b1c4370ec43b"
 MCH_ID = "1900000109"
 API_KEY = "sandboxsandboxsandboxsandbox1234"
+MWEB_SCENE = '{"h5_info":{"type":"Wap","wap_url":"https://shop.example","wap_name":"shop"}}'
 sys.path.insert(0, SANDBOX_DIR)
 
 import wechat_sign  # noqa: E402  (the module under test)
@@ -438,6 +439,7 @@ def test_same_out_trade_no_again_paid_and_closed(sandbox):
     sandbox.ctl("/_sandbox/wechat/pay", {"out_trade_no": "wx_dup_1"})
     assert sandbox.order("wx_dup_1")["err_code"] == "ORDERPAID"
     sandbox.order("wx_dup_2")
+    sandbox.ctl("/_sandbox/wechat/age", {"out_trade_no": "wx_dup_2", "seconds": 300})
     closed, _ = sandbox.call("/pay/closeorder", {"out_trade_no": "wx_dup_2"})
     assert closed["result_code"] == "SUCCESS"
     assert sandbox.order("wx_dup_2")["err_code"] == "ORDERCLOSED"
@@ -599,6 +601,17 @@ def test_orderquery_and_closeorder_states(sandbox, receiver):
     closed, _ = sandbox.call("/pay/closeorder", {"out_trade_no": "wx_q_none"})
     assert closed["err_code"] == "ORDERNOTEXIST"
     sandbox.order("wx_q_2")
+    # WeChat: not within 5 minutes of creating the order
+    early, _ = sandbox.call("/pay/closeorder", {"out_trade_no": "wx_q_2"})
+    assert_signed_reply(early)
+    assert early["result_code"] == "FAIL" and early["err_code"] == "SYSTEMERROR", early
+    assert "5分钟" in early["err_code_des"]
+    sandbox.ctl("/_sandbox/wechat/age", {"out_trade_no": "wx_q_2", "seconds": 299})
+    early, _ = sandbox.call("/pay/closeorder", {"out_trade_no": "wx_q_2"})
+    assert early["err_code"] == "SYSTEMERROR"
+    reply, _ = sandbox.call("/pay/orderquery", {"out_trade_no": "wx_q_2"})
+    assert reply["trade_state"] == "NOTPAY"
+    sandbox.ctl("/_sandbox/wechat/age", {"out_trade_no": "wx_q_2", "seconds": 1})
     closed, _ = sandbox.call("/pay/closeorder", {"out_trade_no": "wx_q_2"})
     assert_signed_reply(closed)
     assert closed["result_code"] == "SUCCESS"
@@ -659,7 +672,7 @@ def test_scan_page_pays_by_code_url(sandbox, receiver):
 
 def test_mweb_pays_and_redirects(sandbox, receiver):
     reply = sandbox.order("wx_page_2", notify_url=receiver.url, trade_type="MWEB",
-                          product_id=None)
+                          product_id=None, scene_info=MWEB_SCENE)
     back = "http://127.0.0.1:9/shop/return?order=7"
     status, _, body = http_call(urllib.request.Request(
         reply["mweb_url"] + "&redirect_url=" + urllib.parse.quote(back, safe="")))
@@ -670,6 +683,24 @@ def test_mweb_pays_and_redirects(sandbox, receiver):
     assert status == 302 and headers["Location"] == back
     assert sandbox.trade("wx_page_2")["trade_state"] == "SUCCESS"
     assert receiver.received  # the first attempt landed before the redirect
+
+
+def test_mweb_url_lives_5_minutes_and_code_url_2_hours(sandbox):
+    """WeChat: an mweb_url is good for 5 minutes, a code_url / prepay_id for
+    2 hours. The trade's clock is moved with the control API."""
+    mweb = sandbox.order("wx_life_1", trade_type="MWEB", product_id=None, scene_info=MWEB_SCENE)
+    sandbox.ctl("/_sandbox/wechat/age", {"out_trade_no": "wx_life_1", "seconds": 299})
+    assert http_call(urllib.request.Request(mweb["mweb_url"]))[0] == 200
+    sandbox.ctl("/_sandbox/wechat/age", {"out_trade_no": "wx_life_1", "seconds": 2})
+    status, _, body = http_call(urllib.request.Request(mweb["mweb_url"]))
+    assert status == 400 and b"MWEB_URL_EXPIRED" in body
+    native = sandbox.order("wx_life_2")
+    scan = sandbox.base + "/wechat/scan?code_url=" + urllib.parse.quote(native["code_url"], safe="")
+    sandbox.ctl("/_sandbox/wechat/age", {"out_trade_no": "wx_life_2", "seconds": 7199})
+    assert http_call(urllib.request.Request(scan))[0] == 200
+    sandbox.ctl("/_sandbox/wechat/age", {"out_trade_no": "wx_life_2", "seconds": 2})
+    status, _, body = http_call(urllib.request.Request(scan))
+    assert status == 400 and b"PREPAY_EXPIRED" in body
 
 
 def test_jsapi_page_checks_the_client_paysign(sandbox):
@@ -944,6 +975,7 @@ def test_refund_of_an_unpaid_or_closed_trade_is_refused(sandbox):
                             tls="cert")
     assert_signed_reply(reply)
     assert reply["result_code"] == "FAIL" and reply["err_code"] == "INVALID_REQUEST"
+    sandbox.ctl("/_sandbox/wechat/age", {"out_trade_no": "wx_ref_unpaid", "seconds": 300})
     sandbox.call("/pay/closeorder", {"out_trade_no": "wx_ref_unpaid"})
     reply, _ = sandbox.call("/secapi/pay/refund", refund_fields("wx_ref_unpaid", "ru1", 1990, 1),
                             tls="cert")
@@ -997,6 +1029,7 @@ def test_refund_timeout_executes_the_refund_and_refundquery_settles_it(sandbox, 
 
 def test_pay_closed_late_payment_wechat(sandbox, receiver):
     sandbox.order("wx_late_1", notify_url=receiver.url)
+    sandbox.ctl("/_sandbox/wechat/age", {"out_trade_no": "wx_late_1", "seconds": 300})
     reply, _ = sandbox.call("/pay/closeorder", {"out_trade_no": "wx_late_1"})
     assert reply["result_code"] == "SUCCESS"
     sandbox.ctl("/_sandbox/wechat/pay", {"out_trade_no": "wx_late_1"}, expect=409)

@@ -144,6 +144,50 @@ static void test_config_enabled_wechat_needs_32_char_key(void **state)
                           "[wechat] api_key: must be exactly 32 characters");
 }
 
+/* WeChat closes no order within 5 minutes of creating it: a shorter
+ * order_ttl could never be honoured. Alipay alone may go down to 60 s. */
+static void test_config_wechat_needs_order_ttl_of_5_minutes(void **state)
+{
+    pg_config_t *cfg = NULL;
+    buf_t err;
+    (void)state;
+    assert_error_mentions("[wechat]\nenabled = true\nappid = wx1\nmch_id = 1900000000\n"
+                          "api_key = 0123456789abcdef0123456789abcdef\n[server]\norder_ttl = 299\n",
+                          "[server] order_ttl: must be at least 300 seconds when WeChat is enabled");
+    write_ini(KEYS "app_private_pkcs1.pem", ALIPAY "alipay_public.pem",
+              "[wechat]\nenabled = true\nappid = wx1\nmch_id = 1900000000\n"
+              "api_key = 0123456789abcdef0123456789abcdef\n[server]\norder_ttl = 300\n");
+    assert_int_equal(load(&err, &cfg), PG_OK);
+    config_free(cfg);
+    buf_free(&err);
+    write_ini(KEYS "app_private_pkcs1.pem", ALIPAY "alipay_public.pem", "[server]\norder_ttl = 60\n");
+    assert_int_equal(load(&err, &cfg), PG_OK);
+    assert_int_equal(cfg->server.order_ttl, 60);
+    config_free(cfg);
+    buf_free(&err);
+}
+
+/* Batches before start_date may have been paid by hand from the CSV:
+ * switching transfers on must never pay them again. */
+static void test_config_payouts_need_a_start_date(void **state)
+{
+    (void)state;
+    assert_error_mentions("[payouts]\nenabled = true\n", "[payouts] start_date: required");
+    assert_error_mentions("[payouts]\nenabled = true\nstart_date = 2026-02-30\n",
+                          "[payouts] start_date: '2026-02-30' is not a date YYYY-MM-DD");
+    assert_error_mentions("[payouts]\nenabled = true\nstart_date = 20260201\n",
+                          "[payouts] start_date: '20260201' is not a date YYYY-MM-DD");
+}
+
+static void test_config_metrics_allow_and_token_are_checked(void **state)
+{
+    (void)state;
+    assert_error_mentions("[metrics]\nallow = 127.0.0.1/32, localhost\n",
+                          "[metrics] allow: 'localhost' is not an IP address or CIDR range");
+    assert_error_mentions("[metrics]\nallow = 10.0.0.0/33\n", "[metrics] allow");
+    assert_error_mentions("[metrics]\ntoken = short\n", "[metrics] token: too short");
+}
+
 static void test_config_unreadable_key_file_is_named(void **state)
 {
     pg_config_t *cfg = NULL;
@@ -205,11 +249,14 @@ int main(void)
         cmocka_unit_test(test_config_bad_values_are_named),
         cmocka_unit_test(test_config_missing_required_key_is_named),
         cmocka_unit_test(test_config_enabled_wechat_needs_32_char_key),
+        cmocka_unit_test(test_config_wechat_needs_order_ttl_of_5_minutes),
         cmocka_unit_test(test_config_unreadable_key_file_is_named),
         cmocka_unit_test(test_config_rejects_key_that_does_not_parse),
         cmocka_unit_test(test_config_refuses_app_public_key_as_alipay_key),
         cmocka_unit_test(test_config_refuses_private_key_as_alipay_public_key),
         cmocka_unit_test(test_config_key_given_twice_is_an_error),
+        cmocka_unit_test(test_config_payouts_need_a_start_date),
+        cmocka_unit_test(test_config_metrics_allow_and_token_are_checked),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -479,14 +479,15 @@ static void test_crypto_ct_equal(void **state)
     assert_false(crypto_ct_equal("abc", 3, "abd", 3));
     assert_false(crypto_ct_equal("abc", 3, "abcd", 4));
     assert_false(crypto_ct_equal("abc", 3, "ab", 2));
-    assert_true(crypto_ct_equal("", 0, "", 0));
+    assert_false(crypto_ct_equal("", 0, "", 0));   /* empty never matches */
+    assert_false(crypto_ct_equal(NULL, 0, NULL, 0));
     assert_true(crypto_ct_equal("a\0b", 3, "a\0b", 3));
     assert_false(crypto_ct_equal("a\0b", 3, "a\0c", 3));
     assert_true(crypto_ct_streq("9A0A", "9A0A"));
     assert_false(crypto_ct_streq("9A0A", "9a0a"));
     assert_false(crypto_ct_streq("9A0A", "9A0"));
     assert_false(crypto_ct_streq("", "x"));
-    assert_true(crypto_ct_streq("", ""));
+    assert_false(crypto_ct_streq("", ""));
     assert_false(crypto_ct_streq(NULL, ""));
     assert_false(crypto_ct_streq("", NULL));
 }

@@ -273,6 +273,24 @@ static void test_verify_sign_type_named_vs_configured(void **state)
     arena_free(&a);
 }
 
+/* No downgrade chosen by the sender: with HMAC-SHA256 configured, a message
+ * that names MD5 is refused even though its MD5 sign is right. */
+static void test_verify_sign_md5_named_refused_when_hmac_configured(void **state)
+{
+    arena_t a;
+    kv_list_t l;
+    char md5[65];
+    (void)state;
+    arena_init(&a, 0);
+    example_params(&l, &a);
+    kv_add(&l, "sign_type", "MD5");
+    assert_int_equal(wechat_sign(&l, API_KEY, WECHAT_SIGN_MD5, md5), PG_OK);
+    kv_add(&l, "sign", md5);
+    assert_int_equal(wechat_verify_sign(&l, API_KEY, WECHAT_SIGN_MD5), PG_OK);
+    assert_int_equal(wechat_verify_sign(&l, API_KEY, WECHAT_SIGN_HMAC_SHA256), PG_ERR_BAD_SIGNATURE);
+    arena_free(&a);
+}
+
 static void test_verify_sign_missing_empty_wrong(void **state)
 {
     arena_t a;
@@ -1463,6 +1481,7 @@ int main(void)
         cmocka_unit_test(test_sign_sorts_bytewise_skips_empty_and_sign),
         cmocka_unit_test(test_sign_refuses_repeated_key_and_missing_api_key),
         cmocka_unit_test(test_verify_sign_type_named_vs_configured),
+        cmocka_unit_test(test_verify_sign_md5_named_refused_when_hmac_configured),
         cmocka_unit_test(test_verify_sign_missing_empty_wrong),
         cmocka_unit_test(test_format_time_is_beijing),
         cmocka_unit_test(test_notify_ok_with_coupons),

@@ -1,0 +1,159 @@
+/* app: process-wide state. See include/app.h. */
+#include "app.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "log.h"
+#include "metrics.h"
+
+static char *join_url(const char *base, const char *path)
+{
+    size_t n = strlen(base) + strlen(path) + 1;
+    char *s = malloc(n);
+    if (s)
+        snprintf(s, n, "%s%s", base, path);
+    return s;
+}
+
+static void alipay_setup(pg_app_t *app)
+{
+    pg_config_t *c = app->cfg;
+    alipay_client_t *a = &app->alipay;
+    memset(a, 0, sizeof *a);
+    app->alipay_notify_url = join_url(c->server.base_url, "/notify/alipay");
+    app->alipay_return_url = join_url(c->server.base_url, "/return/alipay");
+    a->app_id = c->alipay.app_id;
+    a->gateway = c->alipay.gateway;
+    a->seller_id = c->alipay.seller_id;
+    a->notify_url = app->alipay_notify_url;
+    a->return_url = app->alipay_return_url;
+    a->app_private_key = c->alipay.app_private_key;
+    a->alipay_public_key = c->alipay.alipay_public_key;
+    if (c->alipay.cert_mode) {
+        a->app_cert_sn = c->alipay.app_cert_sn;
+        a->alipay_root_cert_sn = c->alipay.alipay_root_cert_sn;
+        a->alipay_cert_sn = c->alipay.alipay_cert_sn;
+    }
+    a->http.ca_file = c->alipay.ca_file;
+    a->http.connect_timeout_ms = 3000;
+    a->http.total_timeout_ms = 10000;
+}
+
+static void wechat_setup(pg_app_t *app)
+{
+    pg_config_t *c = app->cfg;
+    wechat_client_t *w = &app->wechat;
+    memset(w, 0, sizeof *w);
+    app->wechat_notify_url = join_url(c->server.base_url, "/notify/wechat");
+    app->wechat_refund_notify_url = join_url(c->server.base_url, "/notify/wechat/refund");
+    w->appid = c->wechat.appid;
+    w->mch_id = c->wechat.mch_id;
+    w->api_key = c->wechat.api_key;
+    w->gateway = c->wechat.gateway;
+    w->notify_url = app->wechat_notify_url;
+    w->sign_type = !strcmp(c->wechat.sign_type, "MD5") ? WECHAT_SIGN_MD5 : WECHAT_SIGN_HMAC_SHA256;
+    w->http.ca_file = c->wechat.ca_file;
+    w->http.connect_timeout_ms = 3000;
+    w->http.total_timeout_ms = 10000;
+    w->client_cert = c->wechat.client_cert;
+    w->client_key = c->wechat.client_key;
+}
+
+pg_err app_open(const char *config_path, pg_app_t **out, buf_t *err)
+{
+    pg_app_t *app;
+    pg_err rc;
+    db_params_t dbp;
+    *out = NULL;
+    if (!config_path) {
+        buf_puts(err, "no config file: pass -c FILE or set PAYGATE_CONFIG\n");
+        return PG_ERR_CONFIG;
+    }
+    app = calloc(1, sizeof *app);
+    if (!app)
+        return PG_ERR_NOMEM;
+    rc = config_load(config_path, true, &app->cfg, err);
+    if (rc != PG_OK) {
+        free(app);
+        return rc;
+    }
+    if (log_open(app->cfg->server.log_file) != 0)
+        buf_printf(err, "%s: [server] log_file: cannot open '%s'; logging to stderr\n",
+                   config_path, app->cfg->server.log_file);
+    if (!app->cfg->metrics.enabled)
+        metrics_disable();
+    else
+        (void)metrics_open(app->cfg->metrics.state_file, app->cfg->path);   /* failure: logged, counts stay local */
+    if (app->cfg->alipay.enabled)
+        alipay_setup(app);
+    if (app->cfg->wechat.enabled)
+        wechat_setup(app);
+    dbp.host = app->cfg->database.host;
+    dbp.port = app->cfg->database.port;
+    dbp.socket = app->cfg->database.socket;
+    dbp.user = app->cfg->database.user;
+    dbp.password = app->cfg->database.password;
+    dbp.name = app->cfg->database.name;
+    if (db_connect(&dbp, &app->db, NULL) != PG_OK)
+        log_msg(LOG_WARN, "database not reachable at start-up: %s", db_last_error(app->db));
+    if (!app->db) {
+        app_close(app);
+        return PG_ERR_NOMEM;
+    }
+    *out = app;
+    return PG_OK;
+}
+
+void app_close(pg_app_t *app)
+{
+    if (!app)
+        return;
+    db_close(app->db);
+    metrics_close();
+    free(app->alipay_notify_url);
+    free(app->alipay_return_url);
+    free(app->wechat_notify_url);
+    free(app->wechat_refund_notify_url);
+    config_free(app->cfg);
+    free(app);
+}
+
+int app_http_status(pg_err e)
+{
+    switch (e) {
+    case PG_OK: return 200;
+    case PG_ERR_BAD_INPUT: return 400;
+    case PG_ERR_UNSUPPORTED: return 400;
+    case PG_ERR_UNAUTHORIZED: return 401;
+    case PG_ERR_BAD_SIGNATURE: return 403;
+    case PG_ERR_NOT_FOUND: return 404;
+    case PG_ERR_CONFLICT: return 409;
+    case PG_ERR_MISMATCH: return 409;
+    case PG_ERR_TOO_LARGE: return 413;
+    case PG_ERR_UPSTREAM: return 502;
+    case PG_ERR_DB: return 503;
+    case PG_ERR_COMMIT_UNKNOWN: return 503;
+    case PG_ERR_TIMEOUT: return 504;
+    default: return 500;
+    }
+}
+
+const char *app_error_code(pg_err e)
+{
+    switch (e) {
+    case PG_ERR_BAD_INPUT: return "invalid_request";
+    case PG_ERR_UNSUPPORTED: return "unsupported_method";
+    case PG_ERR_UNAUTHORIZED: return "unauthorized";
+    case PG_ERR_BAD_SIGNATURE: return "bad_signature";
+    case PG_ERR_NOT_FOUND: return "not_found";
+    case PG_ERR_CONFLICT: return "conflict";
+    case PG_ERR_MISMATCH: return "mismatch";
+    case PG_ERR_TOO_LARGE: return "body_too_large";
+    case PG_ERR_UPSTREAM: return "upstream_error";
+    case PG_ERR_DB: return "database_unavailable";
+    case PG_ERR_COMMIT_UNKNOWN: return "outcome_unknown";
+    case PG_ERR_TIMEOUT: return "upstream_timeout";
+    default: return "internal_error";
+    }
+}

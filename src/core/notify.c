@@ -1,0 +1,481 @@
+/* notify: exactly-once recording of provider notifications. See include/notify.h. */
+#include "notify.h"
+
+#include <string.h>
+#include <time.h>
+#include <stdio.h>
+#include <strings.h>
+#include "alipay.h"
+#include "events.h"
+#include "ledger.h"
+#include "lifecycle.h"
+#include "log.h"
+#include "refund.h"
+#include "store.h"
+#include "store_lifecycle.h"
+#include "wechat.h"
+
+typedef struct apply_ctx {
+    pg_app_t *app;
+    arena_t *a;
+    const payment_event_t *ev;
+    notify_result_t *res;
+} apply_ctx_t;
+
+static void set_outcome(notify_result_t *res, bool ack, const char *outcome, const char *detail)
+{
+    res->ack = ack;
+    res->outcome = outcome;
+    res->detail = detail;
+}
+
+/* The money arrived for an order that was no longer open: keep it on record,
+ * give it back automatically, and tell the shop. */
+static pg_err apply_anomaly(pg_app_t *app, arena_t *a, const payment_t *p, notify_result_t *res)
+{
+    const char *anomaly = !strcmp(p->order_status, "CLOSED") ? "late_payment" : "double_payment";
+    char refund_no[25] = "", extra[200];
+    pg_err rc = store_payment_set_anomaly(app->db, p->id, anomaly);
+    if (rc == PG_OK)
+        rc = refund_queue_auto_in_tx(app, p->order_id, p->id, p->amount_fen, anomaly, refund_no);
+    if (rc != PG_OK)   /* no refund number was made: nothing to format */
+        return rc;
+    snprintf(extra, sizeof extra, "\"anomaly\":\"%s\",\"anomaly_payment_no\":\"%s\",\"refund_no\":\"%s\"",
+             anomaly, p->payment_no, refund_no);
+    rc = events_queue(app, a, "payment.anomaly", p->order_no, extra);
+    if (rc != PG_OK)
+        return rc;
+    log_msg(LOG_WARN, "%s: payment %s of order %s (%s); automatic refund %s queued", anomaly, p->payment_no,
+            p->order_no, p->order_status, refund_no);
+    set_outcome(res, true, "accepted", anomaly);
+    return PG_OK;
+}
+
+static pg_err apply_paid(pg_app_t *app, arena_t *a, const payment_event_t *ev, const payment_t *p,
+                         notify_result_t *res)
+{
+    paid_mark_t mark = { ev->provider_trade_no, ev->buyer_ref, ev->paid_at, 0, p->creator_id };
+    ledger_split_t split;
+    bool changed = false, order_changed = false;
+    pg_err rc;
+    if (!strcmp(p->status, "PAID")) {
+        set_outcome(res, true, "duplicate", "payment already recorded as paid");
+        return PG_OK;
+    }
+    rc = ledger_payment_split(app, p, &split);
+    mark.fee_fen = split.fee_fen;
+    if (rc == PG_OK)
+        rc = store_payment_mark_paid(app->db, p, &mark, &changed, &order_changed);
+    if (rc == PG_OK && changed)   /* the money is in, whatever the order's state: book it */
+        rc = ledger_post_payment_in_tx(app, a, p, &split, ev->paid_at);
+    if (rc != PG_OK)
+        return rc;
+    if (!order_changed)
+        return apply_anomaly(app, a, p, res);
+    rc = store_entitlement_grant(app->db, p->order_id);
+    if (rc == PG_OK)
+        rc = events_queue(app, a, "order.paid", p->order_no, NULL);
+    if (rc == PG_OK)
+        set_outcome(res, true, "accepted", "paid");
+    return rc;
+}
+
+static pg_err apply_refund(pg_app_t *app, arena_t *a, const payment_event_t *ev, notify_result_t *res)
+{
+    bool changed = false;
+    pg_err rc;
+    refund_row_t r;
+    if (!ev->refund_no) {
+        set_outcome(res, true, "ignored", "refund not made through paygate");
+        return PG_OK;
+    }
+    rc = store_refund_get(app->db, a, ev->refund_no, false, &r);
+    if (rc == PG_OK && (strcmp(r.payment_no, ev->payment_no) || (ev->refund_fen && ev->refund_fen != r.amount_fen))) {
+        set_outcome(res, false, "amount_mismatch", "refund does not match ours (payment or amount)");
+        return PG_ERR_MISMATCH;
+    }
+    if (ev->refund_abnormal)
+        rc = refund_mark_abnormal_in_tx(app, a, ev->refund_no, ev->provider_refund_no, &changed);
+    else
+        rc = refund_apply_in_tx(app, a, ev->refund_no, ev->refund_succeeded, ev->provider_refund_no,
+                                ev->refund_succeeded ? NULL : "refund failed at the provider", &changed);
+    if (rc == PG_ERR_NOT_FOUND) {
+        set_outcome(res, true, "ignored", "refund not made through paygate");
+        return PG_OK;
+    }
+    if (rc == PG_OK)
+        set_outcome(res, true, changed ? "accepted" : "duplicate",
+                    ev->refund_abnormal ? "refund abnormal" : ev->refund_succeeded ? "refunded" : "refund failed");
+    return rc;
+}
+
+static pg_err apply_in_tx(db_t *db, void *arg)
+{
+    apply_ctx_t *c = arg;
+    const payment_event_t *ev = c->ev;
+    notify_result_t *res = c->res;
+    payment_t p;
+    bool changed = false, order_closed = false;
+    notification_rec_t rec;
+    pg_err rc = store_payment_lock(db, c->a, ev->channel, ev->payment_no, &p);
+    if (rc == PG_ERR_NOT_FOUND) {
+        set_outcome(res, false, "unknown_payment", "no such payment");
+        return PG_ERR_NOT_FOUND;
+    }
+    if (rc != PG_OK)
+        return rc;
+    res->order_no = p.order_no;
+    if ((ev->kind == PAY_EVENT_PAID || ev->kind == PAY_EVENT_REFUND) && ev->amount_fen != p.amount_fen) {
+        set_outcome(res, false, "amount_mismatch", "amount differs from the payment's");
+        return PG_ERR_MISMATCH;
+    }
+    switch (ev->kind) {
+    case PAY_EVENT_WAITING:
+        set_outcome(res, true, "ignored", "buyer has not paid yet");
+        break;
+    case PAY_EVENT_PAID:
+        rc = apply_paid(c->app, c->a, ev, &p, res);
+        break;
+    case PAY_EVENT_CLOSED:
+        if (!strcmp(p.status, "PAID")) {
+            set_outcome(res, true, "ignored", "closed after payment (refund): handled with refunds");
+            break;
+        }
+        rc = store_payment_mark_closed(db, p.id, &changed);
+        if (rc == PG_OK)   /* the last open payment closed: so is the order */
+            rc = lifecycle_close_idle_order_in_tx(c->app, c->a, p.order_id, p.order_no, &order_closed);
+        set_outcome(res, true, changed || order_closed ? "accepted" : "duplicate",
+                    order_closed ? "payment and order closed" : "payment closed");
+        break;
+    case PAY_EVENT_REFUND:
+        rc = apply_refund(c->app, c->a, ev, res);
+        break;
+    }
+    if (rc != PG_OK)
+        return rc;
+    memset(&rec, 0, sizeof rec);
+    rec.channel = ev->channel;
+    rec.kind = ev->kind_name ? ev->kind_name : ev->kind == PAY_EVENT_REFUND ? "refund" : "payment";
+    rec.payment_no = ev->payment_no;
+    rec.notify_id = ev->notify_id;
+    rec.outcome = res->outcome;
+    rec.detail = res->detail;
+    rec.raw_body = ev->raw_body;
+    rec.raw_len = ev->raw_len;
+    rec.source = ev->source;
+    /* Only an accepted notification is evidence worth its whole body. */
+    rec.keep_len = strcmp(res->outcome, "accepted") ? NOTIFY_REJECTED_KEEP_BYTES : 0;
+    return store_notification_add(db, &rec);
+}
+
+/* Rejected notifications are logged outside the (rolled back) transaction:
+ * their first bytes with length and hash, and from one source only so many
+ * a minute (counted in the database, so across processes); beyond that
+ * they are counted, not stored. */
+static void record_rejection(pg_app_t *app, arena_t *a, const payment_event_t *ev, const notify_result_t *res)
+{
+    notification_rec_t rec;
+    int64_t count = 0, limit = app->cfg->server.rejected_notifications_per_minute;
+    if (store_notification_source_count(app->db, a, ev->source, time(NULL), &count) != PG_OK) {
+        log_msg(LOG_ERROR, "could not count a rejected %s notification: %s", ev->channel, db_last_error(app->db));
+        return;
+    }
+    if (count > limit) {
+        if (count == limit + 1)
+            log_msg(LOG_WARN, "%s notifications rejected from %s: more than %lld this minute, the rest are only counted",
+                    ev->channel, ev->source ? ev->source : "-", (long long)limit);
+        return;
+    }
+    memset(&rec, 0, sizeof rec);
+    rec.channel = ev->channel;
+    rec.kind = ev->kind_name ? ev->kind_name : ev->kind == PAY_EVENT_REFUND ? "refund" : "payment";
+    rec.payment_no = ev->payment_no;
+    rec.notify_id = ev->notify_id;
+    rec.outcome = res->outcome;
+    rec.detail = res->detail;
+    rec.raw_body = ev->raw_body;
+    rec.raw_len = ev->raw_len;
+    rec.keep_len = NOTIFY_REJECTED_KEEP_BYTES;
+    rec.source = ev->source;
+    if (store_notification_add(app->db, &rec) != PG_OK)
+        log_msg(LOG_ERROR, "could not store a rejected %s notification: %s", ev->channel,
+                db_last_error(app->db));
+}
+
+static void log_rejection(const char *channel, const char *outcome, const char *detail);
+
+static bool take_digits(const char **p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++, (*p)++) {
+        if (**p < '0' || **p > '9')
+            return false;
+        v = v * 10 + (**p - '0');
+    }
+    *out = v;
+    return true;
+}
+
+static bool take_sep(const char **p, char c, bool compact)
+{
+    if (compact)
+        return true;
+    if (**p != c)
+        return false;
+    (*p)++;
+    return true;
+}
+
+time_t notify_beijing_time(const char *s)
+{
+    struct tm tm;
+    time_t t, now = time(NULL);
+    bool compact;
+    const char *p = s;
+    int y, mo, d, h, mi, sec;
+    if (!s)
+        return 0;
+    compact = strlen(s) == 14;
+    if (!take_digits(&p, 4, &y) || !take_sep(&p, '-', compact) || !take_digits(&p, 2, &mo) ||
+        !take_sep(&p, '-', compact) || !take_digits(&p, 2, &d) || !take_sep(&p, ' ', compact) ||
+        !take_digits(&p, 2, &h) || !take_sep(&p, ':', compact) || !take_digits(&p, 2, &mi) ||
+        !take_sep(&p, ':', compact) || !take_digits(&p, 2, &sec))
+        return 0;
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+        return 0;
+    memset(&tm, 0, sizeof tm);
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = sec;
+    t = timegm(&tm) - 8 * 3600;   /* Beijing is UTC+8 all year */
+    if (t > now + 300 || t < now - 40 * 86400)
+        return 0;
+    return t;
+}
+
+static bool fits(const char *s, size_t max)
+{
+    return !s || strlen(s) <= max;
+}
+
+pg_err notify_apply(pg_app_t *app, arena_t *a, const payment_event_t *ev, notify_result_t *res)
+{
+    apply_ctx_t ctx = { app, a, ev, res };
+    pg_err rc;
+    res->payment_no = ev->payment_no;
+    /* Signed is not the same as sane: values that cannot be ours are refused. */
+    if (!fits(ev->payment_no, 32) || !fits(ev->provider_trade_no, 64) || !fits(ev->buyer_ref, 128) ||
+        !fits(ev->refund_no, 32) || !fits(ev->provider_refund_no, 64)) {
+        set_outcome(res, false, "bad_input", "a field is longer than any value we issue or store");
+        log_rejection(ev->channel, res->outcome, res->detail);
+        record_rejection(app, a, ev, res);
+        return PG_OK;
+    }
+    /* COMMIT reply lost: answered failure (never acknowledged unconfirmed); the
+     * provider redelivers, and the redelivery finds the payment (the key: its
+     * payment_no) already moved and is a duplicate with no second effect. */
+    rc = db_tx(app->db, apply_in_tx, &ctx);
+    if (rc == PG_OK)
+        return PG_OK;
+    if (rc == PG_ERR_COMMIT_UNKNOWN) {
+        set_outcome(res, false, "commit_unknown", "database did not confirm the commit: the provider sends it again");
+        log_msg(LOG_WARN, "%s notification for %s: commit not confirmed, answered failure", ev->channel,
+                ev->payment_no ? ev->payment_no : "-");
+        return rc;
+    }
+    if (rc == PG_ERR_NOT_FOUND || rc == PG_ERR_MISMATCH) {
+        record_rejection(app, a, ev, res);
+        return PG_OK;
+    }
+    set_outcome(res, false, NULL, "database error");
+    log_msg(LOG_ERROR, "%s notification for %s not recorded: %s", ev->channel,
+            ev->payment_no ? ev->payment_no : "-", db_last_error(app->db));
+    return rc;
+}
+
+/* Probes and forgeries can come in floods: one log line per 10 s per
+ * process is enough (the first ones a minute from each source are stored
+ * with their reason). */
+static void log_rejection(const char *channel, const char *outcome, const char *detail)
+{
+    static time_t last;
+    static unsigned suppressed;
+    time_t now = time(NULL);
+    if (now - last < 10) {
+        suppressed++;
+        return;
+    }
+    log_msg(LOG_WARN, "%s notification rejected (%s): %s%s", channel, outcome, detail,
+            suppressed ? " (and earlier rejections not logged)" : "");
+    last = now;
+    suppressed = 0;
+}
+
+static void reject(pg_app_t *app, arena_t *a, const char *source, const char *channel, const char *body, size_t len,
+                   const char *payment_no, const char *outcome, const char *detail, notify_result_t *res)
+{
+    payment_event_t ev;
+    memset(&ev, 0, sizeof ev);
+    ev.channel = channel;
+    ev.source = source;
+    ev.payment_no = payment_no;
+    ev.raw_body = body;
+    ev.raw_len = len;
+    set_outcome(res, false, outcome, detail);
+    res->payment_no = payment_no;
+    log_rejection(channel, outcome, detail);
+    record_rejection(app, a, &ev, res);
+}
+
+static const char *outcome_of(pg_err rc)
+{
+    return rc == PG_ERR_BAD_SIGNATURE ? "bad_signature" : rc == PG_ERR_MISMATCH ? "mismatch" : "bad_input";
+}
+
+static pay_event_kind_t alipay_event_kind(const alipay_notify_t *n)
+{
+    if (n->has_refund)
+        return PAY_EVENT_REFUND;
+    switch (n->status) {
+    case ALIPAY_TRADE_SUCCESS:
+    case ALIPAY_TRADE_FINISHED:
+        return PAY_EVENT_PAID;
+    case ALIPAY_TRADE_CLOSED:
+        return PAY_EVENT_CLOSED;
+    default:
+        return PAY_EVENT_WAITING;
+    }
+}
+
+/* We only speak RSA2 in UTF-8: a message that claims otherwise is refused
+ * even when its signature verifies. */
+static bool alipay_envelope_ok(const kv_list_t *form)
+{
+    const char *sign_type = kv_get(form, "sign_type"), *charset = kv_get(form, "charset");
+    if (kv_count_key(form, "sign_type") > 1 || kv_count_key(form, "charset") > 1)
+        return false;
+    if (sign_type && strcmp(sign_type, "RSA2"))
+        return false;
+    return !charset || !strcasecmp(charset, "utf-8") || !strcasecmp(charset, "utf8");
+}
+
+void notify_alipay(pg_app_t *app, arena_t *a, const char *source, const char *body, size_t len,
+                   notify_result_t *res)
+{
+    kv_list_t form;
+    alipay_notify_t n;
+    payment_event_t ev;
+    buf_t reason;
+    pg_err rc;
+    memset(res, 0, sizeof *res);
+    kv_init(&form, a);
+    buf_init(&reason, a);
+    if (!app->cfg->alipay.enabled) {
+        set_outcome(res, false, NULL, "alipay channel disabled");
+        return;
+    }
+    if (form_parse(body, len, &form) != PG_OK) {
+        reject(app, a, source, "alipay", body, len, NULL, "bad_input", "body is not a valid form", res);
+        return;
+    }
+    if (!alipay_envelope_ok(&form)) {
+        reject(app, a, source, "alipay", body, len, kv_get(&form, "out_trade_no"), "bad_input",
+               "sign_type must be RSA2 and charset utf-8", res);
+        return;
+    }
+    rc = alipay_verify_notify(&app->alipay, &form, &n, &reason);
+    if (rc != PG_OK) {
+        reject(app, a, source, "alipay", body, len, kv_get(&form, "out_trade_no"), outcome_of(rc),
+               reason.len ? reason.data : pg_err_name(rc), res);
+        return;
+    }
+    memset(&ev, 0, sizeof ev);
+    ev.channel = "alipay";
+    ev.kind = alipay_event_kind(&n);
+    ev.payment_no = n.out_trade_no;
+    ev.notify_id = n.notify_id;
+    ev.provider_trade_no = n.trade_no;
+    ev.buyer_ref = n.buyer_id;
+    ev.paid_at = notify_beijing_time(n.gmt_payment);
+    ev.amount_fen = n.total_fen;
+    ev.refund_no = n.out_biz_no;
+    ev.refund_succeeded = true;   /* Alipay notifies refunds that happened */
+    ev.raw_body = body;
+    ev.raw_len = len;
+    ev.source = source;
+    (void)notify_apply(app, a, &ev, res);
+}
+
+void notify_wechat(pg_app_t *app, arena_t *a, const char *source, const char *body, size_t len,
+                   notify_result_t *res)
+{
+    wechat_notify_t n;
+    payment_event_t ev;
+    buf_t reason;
+    pg_err rc;
+    memset(res, 0, sizeof *res);
+    buf_init(&reason, a);
+    if (!app->cfg->wechat.enabled) {
+        set_outcome(res, false, NULL, "wechat channel disabled");
+        return;
+    }
+    rc = wechat_verify_notify(a, &app->wechat, body, len, &n, &reason);
+    if (rc != PG_OK) {
+        /* The payment number of an unverified message is only a hint for the log. */
+        reject(app, a, source, "wechat", body, len, NULL, outcome_of(rc), reason.len ? reason.data : pg_err_name(rc), res);
+        return;
+    }
+    memset(&ev, 0, sizeof ev);
+    ev.channel = "wechat";
+    ev.kind = n.paid ? PAY_EVENT_PAID : PAY_EVENT_WAITING;
+    ev.payment_no = n.out_trade_no;
+    ev.provider_trade_no = n.transaction_id;
+    ev.buyer_ref = n.openid;
+    ev.paid_at = notify_beijing_time(n.time_end);
+    ev.amount_fen = n.total_fee;
+    ev.raw_body = body;
+    ev.raw_len = len;
+    ev.source = source;
+    (void)notify_apply(app, a, &ev, res);
+}
+
+void notify_wechat_refund(pg_app_t *app, arena_t *a, const char *source, const char *body, size_t len,
+                          notify_result_t *res)
+{
+    wechat_refund_notify_t n;
+    payment_event_t ev;
+    buf_t reason;
+    pg_err rc;
+    memset(res, 0, sizeof *res);
+    buf_init(&reason, a);
+    memset(&ev, 0, sizeof ev);
+    ev.channel = "wechat";
+    ev.kind = PAY_EVENT_REFUND;
+    ev.raw_body = body;
+    ev.raw_len = len;
+    ev.source = source;
+    if (!app->cfg->wechat.enabled) {
+        set_outcome(res, false, NULL, "wechat channel disabled");
+        return;
+    }
+    rc = wechat_verify_refund_notify(a, &app->wechat, body, len, &n, &reason);
+    if (rc != PG_OK) {
+        reject(app, a, source, "wechat", body, len, NULL, outcome_of(rc), reason.len ? reason.data : pg_err_name(rc), res);
+        return;
+    }
+    if (!strcmp(n.refund_status, "PROCESSING")) {
+        set_outcome(res, true, "ignored", "refund still processing");
+        return;
+    }
+    ev.payment_no = n.out_trade_no;
+    ev.amount_fen = n.total_fee;
+    ev.refund_no = n.out_refund_no;
+    ev.refund_succeeded = !strcmp(n.refund_status, "SUCCESS");
+    ev.refund_abnormal = !strcmp(n.refund_status, "CHANGE");
+    ev.refund_fen = n.refund_fee;
+    ev.provider_refund_no = n.refund_id;
+    (void)notify_apply(app, a, &ev, res);
+}

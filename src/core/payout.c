@@ -1,0 +1,321 @@
+/* payout: see include/core/payout.h.
+ *
+ * Per payout: claim (atomic UPDATE: PENDING, free, attempts as read; sets
+ * sent) -> if a transfer may have left before, query it -> send only when
+ * the provider has none -> record the answer. Recording PAID / FAILED is a
+ * transaction keyed by the payout's id: a lost COMMIT reply is resolved by
+ * looking the status up again (db_tx_resolve), never by running it blindly.
+ *
+ *   SUCCESS                       -> PAID (ledger settled -> paidout, payout.paid)
+ *   DEALING, unknown outcome      -> stays PENDING (sent): queried next run
+ *   BALANCE_IS_NOT_ENOUGH         -> stays PENDING (not sent): retried next run
+ *   payee account wrong (PAYEE_*) -> FAILED with the reason (payout.failed);
+ *                                    fix the account, `payout retry BATCH`
+ *   other definitive refusals     -> FAILED with the reason, logged
+ *   FAIL / REFUND after acceptance-> FAILED (the money did not arrive / came back) */
+#include "payout.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "crypto.h"
+#include "ledger.h"
+#include "log.h"
+#include "store_payout.h"
+
+#define PAYOUT_CLAIM_S 120          /* longer than a transfer call (10 s) and a query */
+#define PAYOUT_TITLE "creator payout"
+
+typedef struct payout_item {
+    int64_t id, amount_fen, attempts;
+    bool sent;
+    const char *payout_no, *creator_id, *account, *real_name;
+} payout_item_t;
+
+typedef struct record_ctx {
+    pg_app_t *app;
+    arena_t *a;
+    int64_t id;
+    bool paid;                      /* PAID, else FAILED */
+    const char *provider_order_id;
+    const char *reason;
+    bool done;                      /* the row has the wanted status (now or already) */
+} record_ctx_t;
+
+static void json_str_member(buf_t *b, const char *key, const char *value)
+{
+    buf_putc(b, ',');
+    buf_append_json_string(b, key);
+    buf_putc(b, ':');
+    if (value)
+        buf_append_json_string(b, value);
+    else
+        buf_puts(b, "null");
+}
+
+static pg_err queue_event(record_ctx_t *c, const payout_row_t *row)
+{
+    char event_id[33] = "evt_";
+    const char *type = c->paid ? "payout.paid" : "payout.failed";
+    buf_t p;
+    pg_err rc;
+    if (!c->app->cfg->merchant.webhook_url || !*c->app->cfg->merchant.webhook_url)
+        return PG_OK;
+    if ((rc = crypto_random_alnum(event_id + 4, 24)) != PG_OK)
+        return rc;
+    buf_init(&p, c->a);
+    buf_puts(&p, "{\"id\":");
+    buf_append_json_string(&p, event_id);
+    json_str_member(&p, "type", type);
+    buf_printf(&p, ",\"created\":%lld,\"data\":{\"payout_no\":", (long long)time(NULL));
+    buf_append_json_string(&p, row->payout_no);
+    json_str_member(&p, "batch_no", row->payout_no);
+    json_str_member(&p, "creator_id", row->creator_id);
+    buf_printf(&p, ",\"amount_fen\":%lld", (long long)row->amount_fen);
+    json_str_member(&p, "channel", row->channel);
+    json_str_member(&p, "status", c->paid ? "PAID" : "FAILED");
+    json_str_member(&p, "reason", c->paid ? NULL : c->reason);
+    buf_puts(&p, "}}");
+    if (p.failed)
+        return PG_ERR_NOMEM;
+    return store_payout_event(c->app->db, event_id, type, p.data);
+}
+
+static pg_err record_tx(db_t *db, void *arg)
+{
+    record_ctx_t *c = arg;
+    payout_row_t row;
+    pg_err rc = store_payout_lock(db, c->a, c->id, &row);
+    c->done = false;
+    if (rc != PG_OK)
+        return rc;
+    if (strcmp(row.status, c->paid ? "PAID" : "FAILED") == 0) {
+        c->done = true;   /* recorded already (another run) */
+        return PG_OK;
+    }
+    if (strcmp(row.status, "PENDING") != 0)
+        return PG_ERR_CONFLICT;
+    if (c->paid) {
+        rc = store_payout_set_paid(db, c->id, c->provider_order_id);
+        if (rc == PG_OK)
+            rc = ledger_post_payout_in_tx(c->app, row.payout_no, row.creator_id, row.channel, row.amount_fen);
+    } else {
+        rc = store_payout_set_failed(db, c->id, c->reason);
+    }
+    if (rc == PG_OK)
+        rc = queue_event(c, &row);
+    c->done = rc == PG_OK;
+    return rc;
+}
+
+/* After a lost COMMIT reply: the status says whether it committed. */
+static pg_err record_found(db_t *db, void *arg)
+{
+    record_ctx_t *c = arg;
+    payout_row_t row;
+    pg_err rc = store_payout_lock(db, c->a, c->id, &row);
+    if (rc != PG_OK)
+        return rc;
+    if (strcmp(row.status, c->paid ? "PAID" : "FAILED") != 0)
+        return PG_ERR_NOT_FOUND;
+    c->done = true;
+    return PG_OK;
+}
+
+static pg_err record(pg_app_t *app, arena_t *a, const payout_item_t *it, bool paid, const char *order_id,
+                     const char *reason)
+{
+    record_ctx_t c = { app, a, it->id, paid, order_id, reason, false };
+    pg_err rc = db_tx_resolve(app->db, record_tx, record_found, &c);
+    if (rc != PG_OK)
+        log_msg(LOG_ERROR, "payout %s: recording %s failed (%s): it stays claimed and is looked at again "
+                "after the claim expires", it->payout_no, paid ? "PAID" : "FAILED", pg_err_name(rc));
+    return rc;
+}
+
+/* Identity type from the account's shape: 2088 + 12 digits is a user id. */
+static void payee_of(const payout_item_t *it, alipay_payee_t *p)
+{
+    size_t n = strlen(it->account);
+    bool user_id = n == 16 && strncmp(it->account, "2088", 4) == 0 && strspn(it->account, "0123456789") == n;
+    p->identity = it->account;
+    p->identity_type = user_id ? "ALIPAY_USER_ID" : "ALIPAY_LOGON_ID";
+    p->name = it->real_name;
+}
+
+static bool payee_problem(const char *sub_code)
+{
+    return strncmp(sub_code, "PAYEE_", 6) == 0 || strcmp(sub_code, "PERMIT_CHECK_PERM_IDENTITY_THEFT") == 0;
+}
+
+static bool balance_problem(const char *sub_code)
+{
+    return strcmp(sub_code, "BALANCE_IS_NOT_ENOUGH") == 0 || strcmp(sub_code, "PAYER_BALANCE_NOT_ENOUGH") == 0;
+}
+
+/* The account is shown masked in every log line. */
+static const char *masked(arena_t *a, const char *account)
+{
+    size_t n = strlen(account);
+    if (n < 8)
+        return "*****";
+    return arena_printf(a, "%c*****%s", account[0], account + n - 2);
+}
+
+/* An answer (of the transfer or the query) about a transfer that exists. */
+static void settle_answer(pg_app_t *app, arena_t *a, const payout_item_t *it, const alipay_transfer_result_t *t,
+                          payout_run_t *out)
+{
+    const char *reason;
+    if (t->status == ALIPAY_TRANSFER_SUCCESS) {
+        if (record(app, a, it, true, t->order_id, NULL) == PG_OK) {
+            out->paid++;
+            out->paid_fen += it->amount_fen;
+        }
+        return;
+    }
+    if (t->status == ALIPAY_TRANSFER_FAIL) {
+        reason = arena_printf(a, "transfer %s at Alipay: %s", t->sub_code, t->sub_msg);
+        log_msg(LOG_ERROR, "payout %s to %s (%s): %s", it->payout_no, it->creator_id, masked(a, it->account),
+                reason);
+        if (record(app, a, it, false, NULL, reason) == PG_OK)
+            out->failed++;
+        return;
+    }
+    /* DEALING: Alipay is still at it; asked again next run */
+    store_payout_release(app->db, it->id, "DEALING: processing at Alipay", false);
+    out->pending++;
+}
+
+static void refused(pg_app_t *app, arena_t *a, const payout_item_t *it, const alipay_transfer_result_t *t,
+                    payout_run_t *out)
+{
+    const char *reason = arena_printf(a, "%s: %s", t->sub_code, t->sub_msg);
+    if (balance_problem(t->sub_code)) {
+        log_msg(LOG_WARN, "payout %s: merchant balance too low (%s): stays PENDING, sent again next run",
+                it->payout_no, reason);
+        store_payout_release(app->db, it->id, reason, true);
+        out->pending++;
+        return;
+    }
+    if (payee_problem(t->sub_code))
+        reason = arena_printf(a, "payee account: %s", reason);
+    log_msg(LOG_ERROR, "payout %s to %s (%s) refused: %s", it->payout_no, it->creator_id, masked(a, it->account),
+            reason);
+    if (record(app, a, it, false, NULL, reason) == PG_OK)
+        out->failed++;
+}
+
+static void unknown(pg_app_t *app, const payout_item_t *it, const char *what, const buf_t *err, payout_run_t *out)
+{
+    log_msg(LOG_WARN, "payout %s: %s, outcome unknown (%s): stays PENDING, queried before anything is sent again",
+            it->payout_no, what, err->len ? err->data : "no detail");
+    store_payout_release(app->db, it->id, "outcome unknown: to be queried", false);
+    out->pending++;
+}
+
+/* Claimed: query first when a transfer may have left, then send. */
+static pg_err pay_claimed(pg_app_t *app, arena_t *a, const payout_item_t *it, payout_run_t *out)
+{
+    alipay_transfer_result_t t;
+    alipay_payee_t payee;
+    buf_t err;
+    pg_err rc;
+    buf_init(&err, a);
+    if (it->sent) {
+        rc = alipay_fund_transfer_query(a, &app->alipay, it->payout_no, &t, &err);
+        if (rc != PG_OK) {
+            unknown(app, it, "transfer query failed", &err, out);
+            return PG_OK;
+        }
+        if (t.status != ALIPAY_TRANSFER_NOT_FOUND) {
+            settle_answer(app, a, it, &t, out);
+            return PG_OK;
+        }
+    }
+    payee_of(it, &payee);
+    buf_clear(&err);
+    rc = alipay_fund_transfer(a, &app->alipay, it->payout_no, it->amount_fen, PAYOUT_TITLE, &payee, &t, &err);
+    switch (rc) {
+    case PG_OK:
+        settle_answer(app, a, it, &t, out);
+        return PG_OK;
+    case PG_ERR_CONFLICT:
+        refused(app, a, it, &t, out);
+        return PG_OK;
+    case PG_ERR_BAD_INPUT:
+        log_msg(LOG_ERROR, "payout %s: the payout account of %s is incomplete (%s)", it->payout_no, it->creator_id,
+                err.data);
+        if (record(app, a, it, false, NULL, "payee account: incomplete (a logon id needs --real-name)") == PG_OK)
+            out->failed++;
+        return PG_OK;
+    case PG_ERR_CONFIG:
+        store_payout_release(app->db, it->id, NULL, true);
+        return rc;
+    default:
+        unknown(app, it, "transfer", &err, out);
+        return PG_OK;
+    }
+}
+
+static void item_of(const db_result_t *r, size_t i, payout_item_t *it)
+{
+    it->id = db_cell_i64(r, i, "id");
+    it->amount_fen = db_cell_i64(r, i, "amount_fen");
+    it->attempts = db_cell_i64(r, i, "attempts");
+    it->sent = db_cell_i64(r, i, "sent") != 0;
+    it->payout_no = db_cell(r, i, "payout_no");
+    it->creator_id = db_cell(r, i, "creator_id");
+    it->account = db_cell(r, i, "alipay_account");
+    it->real_name = db_cell(r, i, "real_name");
+}
+
+pg_err payout_run(pg_app_t *app, arena_t *a, const char *ymd, payout_run_t *out, buf_t *msg)
+{
+    const pg_config_t *cfg = app->cfg;
+    uint64_t created = 0, waiting = 0;
+    db_result_t due;
+    pg_err rc;
+    memset(out, 0, sizeof *out);
+    if (!cfg->payouts.enabled || strcmp(cfg->payouts.channel, "alipay") != 0 || !cfg->alipay.cert_mode) {
+        buf_puts(msg, "payouts are not enabled ([payouts] enabled = true, channel = alipay, Alipay in certificate mode)");
+        return PG_ERR_CONFIG;
+    }
+    rc = store_payouts_create(app->db, ymd, cfg->payouts.start_date, cfg->payouts.channel, cfg->payouts.min_fen, &created, &waiting);
+    if (rc == PG_OK)
+        rc = store_payouts_due(app->db, a, ymd, &due);
+    if (rc != PG_OK)
+        return rc;
+    out->created = (unsigned)created;
+    out->waiting = (unsigned)waiting;
+    for (size_t i = 0; i < due.rows && rc == PG_OK; i++) {
+        payout_item_t it;
+        bool got = false;
+        item_of(&due, i, &it);
+        if (it.account == NULL) {
+            out->waiting++;
+            continue;
+        }
+        rc = store_payout_claim(app->db, it.id, it.attempts, PAYOUT_CLAIM_S, &got);
+        if (rc != PG_OK)
+            break;
+        if (!got) {
+            out->skipped++;   /* another run has it */
+            continue;
+        }
+        rc = pay_claimed(app, a, &it, out);
+    }
+    if (rc == PG_ERR_CONFIG)
+        buf_puts(msg, "Alipay transfers cannot be sent with this configuration (certificate mode needed)");
+    return rc;
+}
+
+pg_err payout_retry(pg_app_t *app, const char *payout_no)
+{
+    uint64_t changed = 0;
+    pg_err rc = store_payout_retry(app->db, payout_no, &changed);
+    if (rc == PG_OK && changed == 0)
+        rc = PG_ERR_NOT_FOUND;
+    return rc;
+}
