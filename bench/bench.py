@@ -7,13 +7,16 @@ sign: (b) the floor of a checkout; floor.c verify: (c) the floor of a
 notification; floor.c read: (d) the floor of a status read, one indexed
 SELECT, shown next to (a) for order status), runs `openssl speed rsa2048`,
 then starts privately under run/bench: MariaDB (scripts/mariadb.sh), the
-provider sandbox, paygate under spawn-fcgi (-F 2, TCP) and the baselines
-under spawn-fcgi (-F 2 each), lighttpd and Apache mod_proxy_fcgi in front
+provider sandbox, paygate under spawn-fcgi (-F 8, TCP) and the baselines
+under spawn-fcgi (-F 8 each), lighttpd and Apache mod_proxy_fcgi in front
 of all five (configs rendered
 from apache-conf/ with scripts/stack.py, as the integration tests do). Drives
 every scenario with wrk on 127.0.0.1 at 16 and 64 connections, checks in
 the database that the work was done, prints one table (also written to
-run/bench/results.md), runs an RSS-flatness run, and where a target is
+run/bench/results.md; p99 beside the floor's p99), runs an RSS-flatness
+run, sweeps paygate's process count (spawn-fcgi -F 2, 4, 8, 16 behind
+lighttpd, checkout and notification, 16 connections) and prints the knee,
+and where a target is
 missed profiles MariaDB's side (performance_schema statement history,
 run/bench/db-profile.md) and paygate's (callgrind). Everything started is
 stopped by PID at the end, also on failure.
@@ -25,12 +28,17 @@ comma-separated), BENCH_FLAT_REQUESTS (default 200000), BENCH_FLAT_SECONDS
 "none", or a comma-separated list of scenarios), BENCH_PROFILE_SECONDS
 (callgrind load, default 20), BENCH_DB_PROFILE_SECONDS (statement profile
 load, default 4), BENCH_DB_PROFILE_CONNS (default 1), BUILD (default
-build-bench), BENCH_THREADS (wrk threads, default 2).
+build-bench), BENCH_THREADS (wrk threads, default 2), BENCH_CHILDREN
+(processes per pool in the main rows, default 8), BENCH_SWEEP (default
+"2,4,8,16"; "none" skips the sweep), BENCH_SWEEP_CONNS (default "16"),
+BENCH_SWEEP_SERVER (default lighttpd), BENCH_SWEEP_SCENARIOS (default
+"checkout-alipay-page,notify-alipay"), BENCH_MARIADB_OPTS (server options
+added to the private MariaDB, default a 512M buffer pool and a 1G redo log).
 
-The cost of GET /metrics' counters: a second paygate pool (-F 2) with
-`[metrics] enabled = false` at /nometrics runs the notification and order-status
-scenarios right after the same rows with metrics on (METRICS_OFF_ROWS), so
-the table shows both in the same run.
+The cost of GET /metrics' counters: a second paygate pool (the same count)
+with `[metrics] enabled = false` at /nometrics runs the notification and
+order-status scenarios right after the same rows with metrics on
+(METRICS_OFF_ROWS), so the table shows both in the same run.
 """
 
 import base64
@@ -72,6 +80,28 @@ PROFILE_SECONDS = int(os.environ.get("BENCH_PROFILE_SECONDS", "20"))
 DB_PROFILE_SECONDS = int(os.environ.get("BENCH_DB_PROFILE_SECONDS", "4"))
 DB_PROFILE_CONNS = int(os.environ.get("BENCH_DB_PROFILE_CONNS", "1"))
 PS_HISTORY = 30000   # statement events kept for the statement profile (the latest)
+# FastCGI processes per pool (paygate and each baseline) in the main rows:
+# the knee the sweep below found on this 2-core machine (see the README's
+# sizing rule: 4 per core); BENCH_CHILDREN overrides it.
+CHILDREN = int(os.environ.get("BENCH_CHILDREN", "8"))
+# process-count sweep: paygate restarted with spawn-fcgi -F N for each N,
+# behind SWEEP_SERVER, at each SWEEP_CONNS; "" or "none" skips it
+SWEEP = [int(n) for n in os.environ.get("BENCH_SWEEP", "2,4,8,16").replace("none", "").split(",")
+         if n.strip()]
+SWEEP_CONNS = [int(c) for c in os.environ.get("BENCH_SWEEP_CONNS", "16").split(",") if c]
+SWEEP_SERVER = os.environ.get("BENCH_SWEEP_SERVER", "lighttpd")
+SWEEP_SCENARIOS = [s for s in os.environ.get(
+    "BENCH_SWEEP_SCENARIOS", "checkout-alipay-page,notify-alipay").split(",") if s]
+# MariaDB server options for the bench's private instance on top of
+# scripts/mariadb.sh's (which are sized for the many short-lived test
+# instances): a buffer pool that holds every table of the run and a redo log
+# that takes a run's notifications without forced checkpoint flushing (see
+# the README's tail-latency notes). BENCH_MARIADB_OPTS replaces them.
+MARIADB_OPTS = os.environ.get("BENCH_MARIADB_OPTS",
+                              "--innodb-buffer-pool-size=512M --innodb-log-file-size=1G")
+KNEE_GAIN = 0.05     # a count whose next step adds less throughput than this is the knee
+KNEE_P99 = 0.10      # ... or makes p99 worse by more than this while adding < 2 * KNEE_GAIN
+P99_SLACK = 1.5      # target: p99 of a paygate row <= its floor's p99 * P99_SLACK
 
 API_KEY = "bench-api-key-0123456789abcdef"
 CHECKOUT_SECRET = "bench-checkout-secret-0123456789"
@@ -94,6 +124,11 @@ BASELINE_OF = {"checkout-alipay-page": ("floor-sign", 0.8), "checkout-wechat-nat
                "notify-alipay": ("floor-verify", 0.8), "notify-wechat": ("floor-verify", 0.8),
                "notify-stripe": ("floor-hmac", 0.8),
                "order-status": ("hello", 0.7)}
+# scenario -> the floor whose p99 its p99 is held against (order status: the
+# floor of a status read, (d), not hello-world)
+P99_FLOOR_OF = {"checkout-alipay-page": "floor-sign", "checkout-wechat-native": "floor-sign",
+                "notify-alipay": "floor-verify", "notify-wechat": "floor-verify", "notify-stripe": "floor-hmac",
+                "order-status": "floor-read"}
 RSS_LIMIT_KIB = 16 * 1024
 # rows measured again against paygate with [metrics] enabled = false
 METRICS_OFF_ROWS = ("notify-alipay", "notify-wechat", "order-status")
@@ -193,6 +228,10 @@ class Bench:
         self.db_dir = RUN / "db"
         self.rows = []
         self.baseline = {}       # (server, conns, baseline) -> req/s
+        self.baseline_p99 = {}   # (server, conns, baseline) -> p99 µs
+        self.sweep_rows = []     # rows of the process-count sweep
+        self.rate_seen = {}      # (scenario, conns) -> best req/s seen (sizes notification batches)
+        self.children = CHILDREN
         self.batch = 0
         self.flat = None
         self.paid_orders = []
@@ -218,7 +257,7 @@ class Bench:
             "--performance-schema=ON "
             "--performance-schema-events-statements-history-long-size=%d "
             "--performance-schema-max-sql-text-length=64 "
-            "--performance-schema-instrument=transaction=ON" % PS_HISTORY))
+            "--performance-schema-instrument=transaction=ON %s" % (PS_HISTORY, MARIADB_OPTS)))
         r = subprocess.run(["bash", str(REPO / "scripts/mariadb.sh"), "start", str(self.db_dir),
                             str(self.db_port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            text=True, env=env)
@@ -274,7 +313,7 @@ class Bench:
         self.exec("INSERT INTO bench_floor (payment_no, amount_fen, status) "
                   "SELECT CONCAT('S', seq), 9900, 'CREATED' FROM seq_1_to_100000")
 
-        # FastCGI pools (spawn-fcgi, TCP, 2 processes each)
+        # FastCGI pools (spawn-fcgi, TCP, CHILDREN processes each)
         db = ["127.0.0.1", str(self.db_port), "paygate", "paygate", "paygate"]
         self.fcgi_ports = {}
         apps = {"paygate": (BUILD / "paygate.fcgi", ["-c", str(self.config)]),
@@ -284,13 +323,10 @@ class Bench:
                 "floor-verify": (BB / "floor", ["verify", str(key)] + db),
                 "floor-read": (BB / "floor", ["read", str(key)] + db),
                 "floor-hmac": (BB / "floor", ["hmac", str(key)] + db)}
-        for name, (app, args) in apps.items():
-            port = S.free_port()
-            self.fcgi_ports[name] = port
-            self.pools[name] = S.spawn_fcgi(app, args, RUN / ("%s.pid" % name), host="127.0.0.1",
-                                            port=port, children=2, log=RUN / "spawn-fcgi.log",
-                                            registry=self.registry)
-            log("%s: spawn-fcgi -F 2 on 127.0.0.1:%d, pids %s" % (name, port, self.pools[name]))
+        self.apps = apps
+        for name in apps:
+            self.fcgi_ports[name] = S.free_port()
+            self.spawn_pool(name, CHILDREN)
         self.mounts = {"paygate": "/pay", "paygate-nm": "/nometrics", "hello": "/hello", "floor-sign": "/floor-sign",
                        "floor-verify": "/floor-verify", "floor-read": "/floor-read", "floor-hmac": "/floor-hmac"}
         for server in SERVERS:
@@ -299,6 +335,27 @@ class Bench:
             st = S.http_status("http://127.0.0.1:%d/pay/healthz" % self.ports[server])
             if st != 200:
                 raise S.StackError("%s: /pay/healthz answered %s" % (server, st))
+
+    def spawn_pool(self, name, children):
+        app, args = self.apps[name]
+        port = self.fcgi_ports[name]
+        self.pools[name] = S.spawn_fcgi(app, args, RUN / ("%s.pid" % name), host="127.0.0.1",
+                                        port=port, children=children, log=RUN / "spawn-fcgi.log",
+                                        registry=self.registry)
+        log("%s: spawn-fcgi -F %d on 127.0.0.1:%d, pids %s" % (name, children, port,
+                                                               self.pools[name]))
+
+    def respawn_paygate(self, children):
+        """paygate again under spawn-fcgi -F CHILDREN on the same port (the
+        web servers keep pointing at it); waits until every server answers
+        /pay/healthz through it again."""
+        S.stop_pids(self.pools.pop("paygate"), grace=20)
+        S.wait_until(lambda: not S.tcp_open(self.fcgi_ports["paygate"]), 10, "paygate port closed")
+        self.spawn_pool("paygate", children)
+        self.children = children
+        for server in SERVERS:
+            url = "http://127.0.0.1:%d/pay/healthz" % self.ports[server]
+            S.wait_until(lambda: S.http_status(url, 5) == 200, 30, "%s: /pay/healthz" % server)
 
     def start_server(self, server, port, d, mounts):
         """lighttpd or Apache (mod_proxy_fcgi) on PORT with each mount ->
@@ -548,7 +605,8 @@ class Bench:
         return dict(method="POST", ctype="application/x-www-form-urlencoded",
                     bodies="product=%s&user=bench-floor&channel=alipay&method=page" % SKU)
 
-    def run_baselines(self, server, conns, names):
+    def run_baselines(self, server, conns, names, rows=None):
+        rows = self.rows if rows is None else rows
         for name in ("hello", "floor-sign", "floor-verify", "floor-read", "floor-hmac"):
             if name not in names:
                 continue
@@ -557,14 +615,16 @@ class Bench:
                 self.base_url(server, self.mounts[name] + "/x"), conns, SECONDS,
                 needle='"ok":true', **kw))
             self.baseline[(server, conns, name)] = r["rps"]
-            self.rows.append(dict(scenario="baseline " + name, server=server, conns=conns, r=r,
-                                  check="", ratio=None))
+            self.baseline_p99[(server, conns, name)] = r["p99_us"]
+            rows.append(dict(scenario="baseline " + name, server=server, conns=conns, r=r,
+                             check="", ratio=None, children=CHILDREN))
             log("%-24s %-8s c=%-3d %8.1f req/s p50 %.1f ms p99 %.1f ms errors %d" % (
                 "baseline " + name, server, conns, r["rps"], r["p50_us"] / 1000,
                 r["p99_us"] / 1000, r["errors"]))
 
-    def run_scenario(self, sc, server, conns, app="paygate"):
-        """app: "paygate", or "paygate-nm" ([metrics] enabled = false)."""
+    def run_scenario(self, sc, server, conns, app="paygate", rows=None):
+        """app: "paygate", or "paygate-nm" ([metrics] enabled = false);
+        rows: where the row goes (default self.rows)."""
         base = self.base_url(server, self.mounts[app])
         self.batch += 1
         tag = "%s-%d" % (sc, self.batch)
@@ -601,7 +661,8 @@ class Bench:
             r["db_ok"] = paid >= r["ok"]
         elif sc.startswith("notify"):
             ch = "alipay" if sc == "notify-alipay" else "wechat"
-            n = int(min(60000, max(1000, expected_rate * SECONDS * 1.3)))
+            seen = self.rate_seen.get((sc, conns))   # paygate's own rate, when known
+            n = int(min(60000, max(1000, (1.6 * seen if seen else 1.3 * expected_rate) * SECONDS)))
             prefix = "BN%s%03d" % ("A" if ch == "alipay" else "W", self.batch)
             t0 = time.time()
             nos = self.create_payments(prefix, n, ch, "page" if ch == "alipay" else "native")
@@ -652,12 +713,19 @@ class Bench:
         ratio = r["rps"] / b if b else None
         if app != "paygate":
             check = "[metrics] enabled = false; " + check
-        self.rows.append(dict(scenario=sc, server=server, conns=conns, r=r, check=check,
-                              ratio=ratio, baseline=bname, target=target, rss0=rss0, rss1=rss1,
-                              variant="" if app == "paygate" else " (metrics off)"))
-        log("%-24s %-8s c=%-3d %8.1f req/s p50 %.1f ms p99 %.1f ms errors %d ratio %s  %s" % (
-            sc + ("" if app == "paygate" else " (metrics off)"), server, conns, r["rps"], r["p50_us"] / 1000, r["p99_us"] / 1000, r["errors"],
-            "%.2f" % ratio if ratio else "-", check))
+        self.rate_seen[(sc, conns)] = max(r["rps"], self.rate_seen.get((sc, conns), 0))
+        pfloor = P99_FLOOR_OF[sc]
+        fp99 = self.baseline_p99.get((server, conns, pfloor))
+        variant = "" if app == "paygate" else " (metrics off)"
+        row = dict(scenario=sc, server=server, conns=conns, r=r, check=check, ratio=ratio,
+                   baseline=bname, base_rps=b, target=target, rss0=rss0, rss1=rss1,
+                   children=self.children, p99_floor=pfloor, floor_p99_us=fp99, variant=variant)
+        (self.rows if rows is None else rows).append(row)
+        log("%-24s %-8s c=%-3d F=%-2d %8.1f req/s p50 %.1f ms p99 %.1f ms (%s p99 %s ms) errors %d "
+            "ratio %s  %s" % (
+                sc + variant, server, conns, self.children, r["rps"], r["p50_us"] / 1000,
+                r["p99_us"] / 1000, pfloor, "%.1f" % (fp99 / 1000) if fp99 else "-", r["errors"],
+                "%.2f" % ratio if ratio else "-", check))
 
     def flatness(self):
         server = SERVERS[0]
@@ -708,14 +776,17 @@ class Bench:
         if speed[0]:
             w("`openssl speed -seconds 3 rsa2048` (one core): %.0f sign/s, %.0f verify/s." % speed)
         w("")
-        w("| scenario | server | conns | req/s | p50 ms | p99 ms | errors | baseline | ratio | target | CPU µs/req app/db/web/sandbox | DB commands/req | paygate RSS KiB before→after | check |")
-        w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        w("Every pool (paygate and each baseline) runs under spawn-fcgi -F %d." % CHILDREN)
+        w("")
+        w("| scenario | server | conns | req/s | p50 ms | p99 ms | floor p99 ms | p99 target | errors | baseline | ratio | target | CPU µs/req app/db/web/sandbox | DB commands/req | paygate RSS KiB before→after | check |")
+        w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for row in self.rows:
             r = row["r"]
+            fp99, p99t = self.p99_verdict(row)
             if row["ratio"] is None and "baseline" not in row:
                 base, ratio, target, rss = "-", "-", "-", "-"
             else:
-                b = self.baseline.get((row["server"], row["conns"], row["baseline"]))
+                b = row.get("base_rps")
                 base = "%s %.0f" % (row["baseline"], b) if b else row["baseline"]
                 ratio = "%.2f" % row["ratio"] if row["ratio"] is not None else "-"
                 ok = row["ratio"] is not None and row["ratio"] >= row["target"]
@@ -732,10 +803,10 @@ class Bench:
                 row["check"] += " DB CHECK FAILED"
             cpu = "/".join("%.0f" % r.get("cpu_us", {}).get(g, 0)
                            for g in ("app", "db", "web", "sandbox"))
-            w("| %s | %s | %d | %.1f | %.2f | %.2f | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-                row["scenario"] + row.get("variant", ""), row["server"], row["conns"], r["rps"], r["p50_us"] / 1000,
-                r["p99_us"] / 1000, errs, base, ratio, target, cpu, self.db_summary(r), rss,
-                row["check"]))
+            w("| %s | %s | %d | %.1f | %.2f | %.2f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                row["scenario"] + row.get("variant", ""), row["server"], row["conns"], r["rps"],
+                r["p50_us"] / 1000, r["p99_us"] / 1000, fp99, p99t, errs, base, ratio, target, cpu,
+                self.db_summary(r), rss, row["check"]))
         if self.flat:
             fl = self.flat
             r = fl["r"]
@@ -757,12 +828,111 @@ class Bench:
           "ratio = req/s over the baseline measured behind the same server at the same "
           "connections (checkout → (b) floor-sign, notify → (c) floor-verify, order status → "
           "(a) hello; the check column adds order status over (d) floor-read, one indexed "
-          "SELECT per request). CPU µs/req = user+system CPU time of the FastCGI app's processes (paygate or "
+          "SELECT per request). p99 target: p99 ≤ %.1f × the p99 of the row's floor "
+          "(checkout → (b), notify → (c), order status → (d)) behind the same server at the "
+          "same connections in the same run. CPU µs/req = user+system CPU time of the FastCGI app's processes (paygate or "
           "the baseline), mariadbd, the web server (with its children) and the sandbox during "
           "the run, over the completed requests (wrk itself is not counted). DB commands/req = "
           "deltas of MariaDB's SHOW GLOBAL STATUS counters over the completed requests (q = "
-          "Questions, every command a client sent).")
+          "Questions, every command a client sent)." % P99_SLACK)
+        lines += self.sweep_table()
         return "\n".join(lines) + "\n"
+
+    @staticmethod
+    def p99_verdict(row):
+        """(floor's p99 in ms, 'met'/'MISSED' against P99_SLACK) of a paygate row."""
+        fp99 = row.get("floor_p99_us")
+        if not fp99:
+            return "-", "-"
+        ok = row["r"]["p99_us"] <= P99_SLACK * fp99
+        return "%.2f (%s)" % (fp99 / 1000, row["p99_floor"]), "≤%.1f× %s" % (
+            P99_SLACK, "met" if ok else "MISSED")
+
+    def knees(self):
+        """{(scenario, conns): (knee count, reason)}: the smallest count past
+        which the next count adds less than KNEE_GAIN (5 %) throughput, or
+        makes p99 worse by more than KNEE_P99 (10 %, about the run-to-run
+        noise of a p99) while adding less than 10 % throughput."""
+        out = {}
+        groups = {}
+        for row in self.sweep_rows:
+            if row["scenario"].startswith("baseline"):
+                continue
+            groups.setdefault((row["scenario"], row["conns"]), []).append(row)
+        for key, rows in groups.items():
+            rows = sorted(rows, key=lambda x: x["children"])
+            knee, why = rows[-1]["children"], "throughput still rising at the largest count"
+            for a, b in zip(rows, rows[1:]):
+                ra, rb = a["r"], b["r"]
+                gain = rb["rps"] / ra["rps"] - 1 if ra["rps"] else 0
+                if gain < KNEE_GAIN or (gain < 2 * KNEE_GAIN and
+                                        rb["p99_us"] > (1 + KNEE_P99) * ra["p99_us"]):
+                    knee = a["children"]
+                    why = "-F %d → %d: %+.1f %% req/s, p99 %.1f → %.1f ms" % (
+                        a["children"], b["children"], 100 * gain, ra["p99_us"] / 1000,
+                        rb["p99_us"] / 1000)
+                    break
+            out[key] = (knee, why)
+        return out
+
+    def sweep_table(self):
+        if not self.sweep_rows:
+            return []
+        lines = ["", "## Process-count sweep (%s, paygate under spawn-fcgi -F N, the floors at -F %d)"
+                 % (self.sweep_rows[0]["server"], CHILDREN), "",
+                 "| scenario | conns | -F | req/s | vs previous -F | p50 ms | p99 ms | floor p99 ms | "
+                 "p99 target | errors | CPU µs/req app/db/web/sandbox | paygate RSS KiB (sum) | check |",
+                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        prev = {}
+        for row in self.sweep_rows:
+            r = row["r"]
+            cpu = "/".join("%.0f" % r.get("cpu_us", {}).get(g, 0)
+                           for g in ("app", "db", "web", "sandbox"))
+            if row["scenario"].startswith("baseline"):
+                lines.append("| %s | %d | %d | %.1f | - | %.2f | %.2f | - | - | %d | %s | - | |" % (
+                    row["scenario"], row["conns"], row["children"], r["rps"], r["p50_us"] / 1000,
+                    r["p99_us"] / 1000, r["errors"], cpu))
+                continue
+            key = (row["scenario"], row["conns"])
+            gain = "%+.1f %%" % (100 * (r["rps"] / prev[key] - 1)) if prev.get(key) else "-"
+            prev[key] = r["rps"]
+            fp99, p99t = self.p99_verdict(row)
+            rss = sum(v or 0 for v in row["rss1"].values())
+            lines.append("| %s | %d | %d | %.1f | %s | %.2f | %.2f | %s | %s | %d | %s | %d | %s |" % (
+                row["scenario"], row["conns"], row["children"], r["rps"], gain,
+                r["p50_us"] / 1000, r["p99_us"] / 1000, fp99, p99t, r["errors"], cpu, rss,
+                row["check"]))
+        lines.append("")
+        kn = self.knees()
+        for (sc, conns), (knee, why) in sorted(kn.items()):
+            lines.append("Knee of %s at %d connections: **-F %d** (%s)." % (sc, conns, knee, why))
+        if kn:
+            lines.append("")
+            lines.append("Knee over the sweep (the largest of the above): -F %d; the main rows ran "
+                         "at -F %d." % (max(k for k, _ in kn.values()), CHILDREN))
+        return lines
+
+    def sweep(self):
+        """paygate restarted under spawn-fcgi -F N for each N of SWEEP behind
+        SWEEP_SERVER; SWEEP_SCENARIOS at each SWEEP_CONNS; the floors (at the
+        main count) once per connection count, for the p99 target. paygate
+        is back at CHILDREN afterwards."""
+        server = SWEEP_SERVER if SWEEP_SERVER in SERVERS else SERVERS[0]
+        scs = [sc for sc in SWEEP_SCENARIOS if sc in BASELINE_OF]
+        if not SWEEP or not scs:
+            return
+        floors = {P99_FLOOR_OF[sc] for sc in scs} | {BASELINE_OF[sc][0] for sc in scs}
+        log("process-count sweep: -F %s, %s, %s connections, %s" % (
+            ",".join(map(str, SWEEP)), server, ",".join(map(str, SWEEP_CONNS)), ",".join(scs)))
+        try:
+            for conns in SWEEP_CONNS:
+                self.run_baselines(server, conns, floors, rows=self.sweep_rows)
+                for n in SWEEP:
+                    self.respawn_paygate(n)
+                    for sc in scs:
+                        self.run_scenario(sc, server, conns, rows=self.sweep_rows)
+        finally:
+            self.respawn_paygate(CHILDREN)
 
     def missed(self):
         out = []
@@ -868,16 +1038,16 @@ class Bench:
         order: (command, µs, rows examined, rows affected, transaction event)."""
         rows = self.exec(
             "SELECT h.THREAD_ID, h.EVENT_NAME, h.TIMER_WAIT, h.ROWS_EXAMINED, h.ROWS_AFFECTED, "
-            "IF(h.NESTING_EVENT_TYPE = 'TRANSACTION', h.NESTING_EVENT_ID, NULL) "
+            "IF(h.NESTING_EVENT_TYPE = 'TRANSACTION', h.NESTING_EVENT_ID, NULL), h.LOCK_TIME "
             "FROM performance_schema.events_statements_history_long h "
             "JOIN performance_schema.threads t ON t.THREAD_ID = h.THREAD_ID "
             "WHERE t.PROCESSLIST_USER = 'paygate' AND t.PROCESSLIST_ID <> CONNECTION_ID() "
             "AND h.EVENT_NAME NOT IN ('statement/com/Quit', 'statement/com/Ping') "
             "ORDER BY h.THREAD_ID, h.EVENT_ID")
         threads = {}
-        for tid, ev, wait, exam, aff, tx in rows:
+        for tid, ev, wait, exam, aff, tx, lock in rows:
             threads.setdefault(tid, []).append(
-                [ev.split("/")[-1], (wait or 0) / 1e6, exam or 0, aff or 0, tx])
+                [ev.split("/")[-1], (wait or 0) / 1e6, exam or 0, aff or 0, tx, (lock or 0) / 1e6])
         return threads
 
     @staticmethod
@@ -920,16 +1090,20 @@ class Bench:
         shape = max(set(len(r) for r in reqs), key=[len(r) for r in reqs].count)
         same = [r for r in reqs if len(r) == shape]
         total = sum(e[1] for r in same for e in r) / len(same)
+        per_req = sorted(sum(e[1] for e in r) for r in same)
         out = ["### %s: %d requests, %d statements each in %d of them; %.0f µs of statement time "
-               "per request" % (name, len(reqs), shape, len(same), total), "",
-               "| # | command | avg µs | p50 µs | rows examined | rows affected | share |",
-               "|---|---|---|---|---|---|---|"]
+               "per request (p99 %.0f µs)" % (name, len(reqs), shape, len(same), total,
+                                    per_req[int(len(per_req) * 0.99)]), "",
+               "| # | command | avg µs | p50 µs | p99 µs | lock µs avg / p99 | rows examined | rows affected | share |",
+               "|---|---|---|---|---|---|---|---|---|"]
         for i in range(shape):
             col = [r[i] for r in same]
             waits = sorted(e[1] for e in col)
             avg = sum(waits) / len(waits)
-            out.append("| %d | %s | %.1f | %.1f | %.1f | %.1f | %.0f %% |" % (
-                i + 1, col[0][0], avg, waits[len(waits) // 2],
+            locks = sorted(e[5] for e in col)
+            out.append("| %d | %s | %.1f | %.1f | %.1f | %.1f / %.1f | %.1f | %.1f | %.0f %% |" % (
+                i + 1, col[0][0], avg, waits[len(waits) // 2], waits[int(len(waits) * 0.99)],
+                sum(locks) / len(locks), locks[int(len(locks) * 0.99)],
                 sum(e[2] for e in col) / len(col), sum(e[3] for e in col) / len(col),
                 100 * avg / total if total else 0))
         return out + [""]
@@ -1010,6 +1184,7 @@ def main():
                                 b.run_scenario(sc, server, conns, app="paygate-nm")
         if "order-status" in SCENARIOS or not SCENARIOS:
             b.flatness()
+        b.sweep()
         text = b.table(speed)
         (RUN / "results.md").write_text(text)
         print()

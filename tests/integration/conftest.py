@@ -584,8 +584,8 @@ class Harness:
                               extra=extra, alipay_public_key=apub, ca_file=ca, order_ttl=order_ttl)
         return write
 
-    def new_stack(self, kind, name=None, fcgi_children=2, wechat_enabled=True, port=None,
-                  extra_ini="", order_ttl=900):
+    def new_stack(self, kind, name=None, fcgi_children=S.DEFAULT_FCGI_CHILDREN, wechat_enabled=True,
+                  port=None, extra_ini="", order_ttl=900):
         """A stack that the caller owns (and stops). extra_ini: more INI
         sections for its config ([fees], [settlement])."""
         name = name or kind
