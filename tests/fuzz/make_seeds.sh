@@ -25,7 +25,7 @@ text() {
     printf -- "$3" > "$C/$1/$2"
 }
 
-ALL="${*:-form money alipay_notify alipay_response xml wechat_notify wechat_reply wechat_refund_notify http bill_alipay_zip bill_alipay_csv bill_wechat}"
+ALL="${*:-form money alipay_notify alipay_response xml wechat_notify wechat_reply wechat_refund_notify http bill_alipay_zip bill_alipay_csv bill_wechat appstore_jws}"
 has() { for w in $ALL; do [ "$w" = "$1" ] && return 0; done; return 1; }
 
 if has form; then
@@ -168,5 +168,16 @@ if has bill_wechat && [ -f $FX/bills/wechat_all.txt ]; then
              $FX/bills/wechat_truncated.gz $FX/bills/wechat_two_members.gz; do
         [ -f "$f" ] && seed bill_wechat "$(basename "$f")" "" "$f"
     done
+fi
+if has appstore_jws; then
+    rm -rf "$C/appstore_jws"
+    for f in $FX/appstore/vectors/tx_good.jws $FX/appstore/vectors/tx_alg_none.jws \
+             $FX/appstore/vectors/tx_tampered.jws $FX/appstore/vectors/tx_other_root.jws; do
+        seed appstore_jws "$(basename "$f")" 000 "$f"
+    done
+    for f in $FX/appstore/vectors/notify_one_time_charge.json $FX/appstore/vectors/notify_test.json; do
+        seed appstore_jws "$(basename "$f")" 001 "$f"
+    done
+    text appstore_jws empty_payload '\001{"signedPayload":"e30.e30.AAAA"}'
 fi
 echo "seeds: $(find $C -type f | wc -l) files, $(du -sk $C | cut -f1) KiB"
