@@ -22,6 +22,7 @@
 #include "migrations.h"
 #include "money.h"
 #include "store.h"
+#include "store_iap.h"
 
 #define EXIT_USAGE 2
 
@@ -37,7 +38,8 @@ static int usage(void)
     fputs("usage: paygatectl [-c FILE] [--json] COMMAND\n"
           "  migrate                      create or upgrade the schema\n"
           "  check-config                 validate the config file and keys\n"
-          "  product add --sku SKU --title TITLE --price-fen N [--creator ID]\n"
+          "  product add --sku SKU --title TITLE --price-fen N [--creator ID] [--appstore-id ID] [--googleplay-id ID]\n"
+          "  product update --sku SKU [--appstore-id ID] [--googleplay-id ID]   ('' clears)\n"
           "  product list\n"
           "  creator add --id ID --name NAME\n"
           "  creator list\n"
@@ -173,6 +175,7 @@ static int cmd_check_config(cli_t *c)
 typedef struct cli_opts {
     const char *sku, *title, *price_fen, *creator, *id, *name, *status, *amount_fen, *reason, *request_id;
     const char *date, *from, *to, *out, *channel, *bill;
+    const char *appstore_id, *googleplay_id;   /* store product ids (in-app purchases) */
     bool dead;
 } cli_opts_t;
 
@@ -187,7 +190,9 @@ static int parse_opts(int argc, char **argv, cli_opts_t *o)
         { "dead", no_argument, NULL, 'd' },         { "date", required_argument, NULL, 'D' },
         { "from", required_argument, NULL, 'F' },   { "to", required_argument, NULL, 'T' },
         { "out", required_argument, NULL, 'o' },    { "channel", required_argument, NULL, 'C' },
-        { "bill", required_argument, NULL, 'b' },   { NULL, 0, NULL, 0 },
+        { "bill", required_argument, NULL, 'b' },   { "appstore-id", required_argument, NULL, 'A' },
+        { "googleplay-id", required_argument, NULL, 'G' }, { "play-id", required_argument, NULL, 'G' },
+        { NULL, 0, NULL, 0 },
     };
     int opt;
     memset(o, 0, sizeof *o);
@@ -211,6 +216,8 @@ static int parse_opts(int argc, char **argv, cli_opts_t *o)
         case 'o': o->out = optarg; break;
         case 'C': o->channel = optarg; break;
         case 'b': o->bill = optarg; break;
+        case 'A': o->appstore_id = optarg; break;
+        case 'G': o->googleplay_id = optarg; break;
         default: return -1;
         }
     }
@@ -224,6 +231,47 @@ static int report_store_error(cli_t *c, pg_err rc, const char *what)
     else
         fprintf(stderr, "paygatectl: %s failed: %s\n", what, db_last_error(c->app->db));
     return 1;
+}
+
+static bool store_id_ok(const char *id)
+{
+    return !id || !*id || text_is_token(id, 255, "_.-");
+}
+
+/* --appstore-id / --googleplay-id of product add and update. */
+static int product_store_ids(cli_t *c, const cli_opts_t *o)
+{
+    static const char *const channels[] = { "appstore", "googleplay" };
+    const char *ids[] = { o->appstore_id, o->googleplay_id };
+    for (size_t i = 0; i < 2; i++) {
+        if (!ids[i])
+            continue;
+        pg_err rc = store_product_set_store_id(c->app->db, o->sku, channels[i], ids[i]);
+        if (rc == PG_ERR_NOT_FOUND) {
+            fprintf(stderr, "paygatectl: no product with sku '%s'\n", o->sku);
+            return 1;
+        }
+        if (rc != PG_OK)
+            return report_store_error(c, rc, rc == PG_ERR_CONFLICT ? "that store product id" : "product");
+        printf("product %s: %s id %s\n", o->sku, channels[i], *ids[i] ? ids[i] : "(cleared)");
+    }
+    return 0;
+}
+
+static int cmd_product_update(cli_t *c, int argc, char **argv)
+{
+    cli_opts_t o;
+    if (parse_opts(argc, argv, &o) < 0)
+        return usage();
+    if (!text_is_token(o.sku, 64, "_.-") || (!o.appstore_id && !o.googleplay_id) || !store_id_ok(o.appstore_id) ||
+        !store_id_ok(o.googleplay_id)) {
+        fprintf(stderr, "paygatectl: product update needs --sku and --appstore-id and/or --googleplay-id "
+                        "(1-255 of [A-Za-z0-9_.-], '' clears)\n");
+        return EXIT_USAGE;
+    }
+    if (open_app(c))
+        return 1;
+    return product_store_ids(c, &o);
 }
 
 static int cmd_product(cli_t *c, int argc, char **argv)
@@ -243,8 +291,14 @@ static int cmd_product(cli_t *c, int argc, char **argv)
         print_result(c, &r);
         return 0;
     }
+    if (!strcmp(argv[0], "update"))
+        return cmd_product_update(c, argc, argv);
     if (strcmp(argv[0], "add") || parse_opts(argc, argv, &o) < 0)
         return usage();
+    if (!store_id_ok(o.appstore_id) || !store_id_ok(o.googleplay_id)) {
+        fprintf(stderr, "paygatectl: store product ids are 1-255 of [A-Za-z0-9_.-]\n");
+        return EXIT_USAGE;
+    }
     if (!text_is_token(o.sku, 64, "_.-") || !o.title || !*o.title || strlen(o.title) > 200 || !o.price_fen) {
         fprintf(stderr, "paygatectl: product add needs --sku (1-64 of [A-Za-z0-9_.-]), --title (1-200 chars) and --price-fen\n");
         return EXIT_USAGE;
@@ -264,7 +318,7 @@ static int cmd_product(cli_t *c, int argc, char **argv)
         return report_store_error(c, rc, "product");
     }
     printf("product %s added (%lld fen)\n", o.sku, (long long)price);
-    return 0;
+    return product_store_ids(c, &o);
 }
 
 static int cmd_creator(cli_t *c, int argc, char **argv)
@@ -283,8 +337,14 @@ static int cmd_creator(cli_t *c, int argc, char **argv)
         print_result(c, &r);
         return 0;
     }
+    if (!strcmp(argv[0], "update"))
+        return cmd_product_update(c, argc, argv);
     if (strcmp(argv[0], "add") || parse_opts(argc, argv, &o) < 0)
         return usage();
+    if (!store_id_ok(o.appstore_id) || !store_id_ok(o.googleplay_id)) {
+        fprintf(stderr, "paygatectl: store product ids are 1-255 of [A-Za-z0-9_.-]\n");
+        return EXIT_USAGE;
+    }
     if (o.id && strlen(o.id) > STORE_CREATOR_ID_MAX) {   /* its ledger accounts would not fit */
         fprintf(stderr, "paygatectl: --id is %zu characters long; a creator id is at most %d characters"
                 " (the ledger's account names are built from it)\n", strlen(o.id), STORE_CREATOR_ID_MAX);

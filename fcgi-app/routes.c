@@ -21,12 +21,13 @@
 #include "notify.h"
 #include "qr.h"
 #include "router.h"
+#include "routes_iap.h"
 #include "store.h"
 
 enum {
     R_HEALTHZ, R_CHECKOUT, R_NOTIFY_ALIPAY, R_NOTIFY_WECHAT, R_NOTIFY_WECHAT_REFUND, R_RETURN_ALIPAY, R_ORDER,
     R_ORDER_REFUND, R_ORDER_CLOSE, R_ENTITLEMENTS, R_SHOP, R_PAY_PAGE,
-    R_METRICS
+    R_METRICS, R_NOTIFY_APPSTORE, R_IAP_APPSTORE, R_IAP_ACCOUNT_TOKEN
 };
 
 static const route_t ROUTES[] = {
@@ -43,6 +44,9 @@ static const route_t ROUTES[] = {
     { "GET", "/shop", R_SHOP },
     { "GET", "/pay/*", R_PAY_PAGE },
     { "GET", "/metrics", R_METRICS },
+    { "POST", "/notify/appstore", R_NOTIFY_APPSTORE },
+    { "POST", "/iap/appstore", R_IAP_APPSTORE },
+    { "GET", "/iap/account-token", R_IAP_ACCOUNT_TOKEN },
 };
 
 static bool bearer_ok(const pg_app_t *app, const http_request_t *req)
@@ -830,6 +834,9 @@ void routes_handle(pg_app_t *app, arena_t *a, http_request_t *req, http_response
     case R_SHOP: handle_shop(app, a, req, res); break;
     case R_PAY_PAGE: handle_pay_page(app, a, req, m.param, m.param_len, res); break;
     case R_METRICS: handle_metrics(app, a, req, res); break;
+    case R_NOTIFY_APPSTORE: routes_iap_notify_appstore(app, a, client_addr(app, a, req), req, res); break;
+    case R_IAP_APPSTORE: routes_iap_post_appstore(app, a, req, res); break;
+    case R_IAP_ACCOUNT_TOKEN: routes_iap_account_token(app, a, req, res); break;
     default: http_reply_json_error(res, 404, "not_found", "no such endpoint"); break;
     }
 }

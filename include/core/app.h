@@ -5,6 +5,7 @@
 #define APP_H
 #include <stdbool.h>
 #include "alipay.h"
+#include "appstore.h"
 #include "wechat.h"
 #include "buf.h"
 #include "config.h"
@@ -20,6 +21,7 @@ typedef struct pg_app {
     wechat_client_t wechat;     /* valid when cfg->wechat.enabled */
     char *wechat_notify_url;
     char *wechat_refund_notify_url;
+    appstore_verifier_t *appstore;   /* when cfg->appstore.enabled: the root and the chain cache */
 } pg_app_t;
 
 /* Loads and validates the config, opens the log and connects to the

@@ -73,6 +73,20 @@ typedef struct pg_config {
     struct {
         bool storefront;
     } demo;
+    struct {                   /* [appstore] (SPEC 12.5): in-app purchases on iOS */
+        bool enabled;
+        char *bundle_id;
+        char *app_apple_id;    /* digits as written */
+        int64_t app_apple_id_num;
+        char *environment;     /* "Production" | "Sandbox" */
+        char *root_cert;       /* Apple Root CA - G3, DER or PEM */
+        char *issuer_id;       /* App Store Server API key: issuer, key id, .p8 file */
+        char *key_id;
+        char *private_key;
+        char *api_base;
+        int64_t store_fee_bp;  /* Apple's commission, booked as the channel fee */
+        char *ca_file;
+    } appstore;
     struct {
         bool enabled;          /* default true; false: no counting, /metrics is 404 */
         char *state_file;      /* shared counters; NULL = metrics_default_path */

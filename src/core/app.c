@@ -84,6 +84,12 @@ pg_err app_open(const char *config_path, pg_app_t **out, buf_t *err)
         alipay_setup(app);
     if (app->cfg->wechat.enabled)
         wechat_setup(app);
+    if (app->cfg->appstore.enabled &&
+        (rc = appstore_verifier_load(app->cfg->appstore.root_cert, &app->appstore, err)) != PG_OK) {
+        buf_printf(err, "\n%s: [appstore] root_cert: not usable\n", config_path);
+        app_close(app);
+        return PG_ERR_CONFIG;
+    }
     dbp.host = app->cfg->database.host;
     dbp.port = app->cfg->database.port;
     dbp.socket = app->cfg->database.socket;
@@ -105,6 +111,7 @@ void app_close(pg_app_t *app)
     if (!app)
         return;
     db_close(app->db);
+    appstore_verifier_free(app->appstore);
     metrics_close();
     free(app->alipay_notify_url);
     free(app->alipay_return_url);

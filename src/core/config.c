@@ -68,6 +68,17 @@ static const config_key_t CONFIG_KEYS[] = {
     K("metrics", "state_file", CK_STR, metrics.state_file, NULL),
     K("metrics", "allow", CK_STR, metrics.allow, NULL),
     K("metrics", "token", CK_STR, metrics.token, NULL),
+    K("appstore", "enabled", CK_BOOL, appstore.enabled, NULL),
+    K("appstore", "bundle_id", CK_STR, appstore.bundle_id, NULL),
+    K("appstore", "app_apple_id", CK_STR, appstore.app_apple_id, NULL),
+    K("appstore", "environment", CK_STR, appstore.environment, NULL),
+    K("appstore", "root_cert", CK_STR, appstore.root_cert, NULL),
+    K("appstore", "issuer_id", CK_STR, appstore.issuer_id, NULL),
+    K("appstore", "key_id", CK_STR, appstore.key_id, NULL),
+    K("appstore", "private_key", CK_STR, appstore.private_key, NULL),
+    K("appstore", "api_base", CK_STR, appstore.api_base, NULL),
+    K("appstore", "store_fee_bp", CK_INT, appstore.store_fee_bp, NULL),
+    K("appstore", "ca_file", CK_STR, appstore.ca_file, NULL),
 };
 #undef K
 #define CONFIG_KEY_COUNT (sizeof CONFIG_KEYS / sizeof CONFIG_KEYS[0])
@@ -237,6 +248,9 @@ static void set_defaults(pg_config_t *c)
     c->settlement.delay_days = 7;
     c->settlement.platform_commission_bp = 3000;
     c->metrics.enabled = true;
+    c->appstore.environment = strdup("Production");
+    c->appstore.api_base = strdup("https://api.storekit.itunes.apple.com");
+    c->appstore.store_fee_bp = 3000;
 }
 
 static void validate_url(config_loader_t *l, const char *section, const char *key, const char *url)
@@ -398,6 +412,30 @@ static void validate_metrics(config_loader_t *l)
     buf_free(&why);
 }
 
+static void validate_appstore(config_loader_t *l)
+{
+    pg_config_t *c = l->cfg;
+    if (c->appstore.store_fee_bp > 10000)
+        config_problem(l, "appstore", "store_fee_bp", "must be at most 10000");
+    if (!c->appstore.enabled)
+        return;
+    require(l, "appstore", "bundle_id", c->appstore.bundle_id);
+    require(l, "appstore", "root_cert", c->appstore.root_cert);
+    if (strcmp(c->appstore.environment, "Production") && strcmp(c->appstore.environment, "Sandbox"))
+        config_problem(l, "appstore", "environment", "'%s' is not one of Production|Sandbox", c->appstore.environment);
+    if (is_set(c->appstore.app_apple_id) &&
+        !parse_int64(c->appstore.app_apple_id, 1, INT64_C(999999999999), &c->appstore.app_apple_id_num))
+        config_problem(l, "appstore", "app_apple_id", "'%s' is not Apple's numeric app id", c->appstore.app_apple_id);
+    if (!strcmp(c->appstore.environment, "Production"))
+        require(l, "appstore", "app_apple_id", c->appstore.app_apple_id);
+    validate_url(l, "appstore", "api_base", c->appstore.api_base);
+    check_readable(l, "appstore", "root_cert", c->appstore.root_cert);
+    check_readable(l, "appstore", "private_key", c->appstore.private_key);
+    check_readable(l, "appstore", "ca_file", c->appstore.ca_file);
+    if (is_set(c->appstore.private_key) && (!is_set(c->appstore.issuer_id) || !is_set(c->appstore.key_id)))
+        config_problem(l, "appstore", "private_key", "needs issuer_id and key_id (App Store Connect, Keys)");
+}
+
 pg_err config_load(const char *path, bool load_keys, pg_config_t **out, buf_t *errors)
 {
     config_loader_t l;
@@ -425,6 +463,7 @@ pg_err config_load(const char *path, bool load_keys, pg_config_t **out, buf_t *e
     validate_wechat(&l);
     validate_money(&l);
     validate_metrics(&l);
+    validate_appstore(&l);
     if (l.problems > 0) {
         config_free(l.cfg);
         return PG_ERR_CONFIG;
@@ -480,6 +519,15 @@ void config_free(pg_config_t *c)
     free(c->metrics.state_file);
     free(c->metrics.allow);
     free_secret(c->metrics.token);
+    free(c->appstore.bundle_id);
+    free(c->appstore.app_apple_id);
+    free(c->appstore.environment);
+    free(c->appstore.root_cert);
+    free(c->appstore.issuer_id);
+    free(c->appstore.key_id);
+    free(c->appstore.private_key);
+    free(c->appstore.api_base);
+    free(c->appstore.ca_file);
     free(c);
 }
 

@@ -22,6 +22,8 @@ _Static_assert(STORE_CREATOR_ID_MAX == LEDGER_CREATOR_ID_MAX, "one creator id li
 
 static int64_t rate_of(const pg_app_t *app, const char *channel)
 {
+    if (!strcmp(channel, "appstore"))   /* the store's commission is the channel fee */
+        return app->cfg->appstore.store_fee_bp;
     return !strcmp(channel, "wechat") ? app->cfg->fees.wechat_rate_bp : app->cfg->fees.alipay_rate_bp;
 }
 
