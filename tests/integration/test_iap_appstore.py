@@ -1,0 +1,281 @@
+"""In-app purchases from the App Store (SPEC 12.5, issue 14) through a real
+web stack and MariaDB, with the sandbox's Apple (sandbox/appstore_gw.py: its
+own test PKI, ES256 JWS with x5c, as Apple signs) in place of Apple.
+
+A stack of each kind gets an [appstore] section trusting the sandbox's root;
+course-c is mapped to an App Store product id. The tests buy "on the
+iPhone" (a notification, or the shop's backend posting the StoreKit 2
+transaction), look at the order, the ledger (Apple's commission as the
+channel fee), the entitlement on the web, refund through the store, reverse
+the refund; then the attacks: each forged or foreign notification is refused
+and changes nothing."""
+
+import json
+import os
+import sys
+import threading
+import time
+
+import pymysql
+import pytest
+import requests
+
+from conftest import ALL_STACKS, API_KEY, PRICES, REPO, unique_user
+
+sys.path.insert(0, str(REPO / "sandbox"))
+import appstore_gw  # noqa: E402
+
+AUTH = {"Authorization": "Bearer " + API_KEY}
+BUNDLE = "com.example.shop"
+APP_ID = 1234567890
+FEE_BP = 3000
+SKU = "course-c"
+STORE_PRODUCT = "com.example.shop.course_c"
+SIGNER = appstore_gw.AppleSigner(BUNDLE, APP_ID, "Production")
+
+
+@pytest.fixture(scope="module")
+def mapped(harness):
+    harness.ctl("product", "update", "--sku", SKU, "--appstore-id", STORE_PRODUCT)
+    return harness
+
+
+@pytest.fixture(scope="module", params=ALL_STACKS)
+def ios(request, mapped):
+    h = mapped
+    root = SIGNER.write(str(h.run / "appstore"))
+    os.chmod(root, 0o644)
+    os.chmod(os.path.dirname(root), 0o755)
+    ini = ("\n[appstore]\nenabled = true\nbundle_id = %s\napp_apple_id = %d\nenvironment = Production\n"
+           "root_cert = %s\nstore_fee_bp = %d\n" % (BUNDLE, APP_ID, root, FEE_BP))
+    st = h.new_stack(request.param, name="iap-" + request.param, extra_ini=ini)
+    try:
+        st.start()
+    except Exception as e:  # noqa: BLE001
+        pytest.fail("stack %s did not start: %s" % (request.param, e))
+    yield st
+    st.stop()
+
+
+def token_of(st, user):
+    r = requests.get(st.base_url + "/iap/account-token", params={"user": user}, headers=AUTH, timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()["account_token"]
+
+
+def notify(st, body):
+    return requests.post(st.base_url + "/notify/appstore", data=body,
+                         headers={"Content-Type": "application/json"}, timeout=20)
+
+
+def purchases(h, txn):
+    return h.query("SELECT * FROM iap_purchases WHERE channel='appstore' AND store_txn_id=%s", txn)
+
+
+def entitled(st, user):
+    r = requests.get(st.base_url + "/entitlements", params={"user": user}, headers=AUTH, timeout=10)
+    assert r.status_code == 200, r.text
+    return [e["product"] for e in r.json()["entitlements"]]
+
+
+def order_json(st, order_no):
+    r = requests.get(st.base_url + "/orders/" + order_no, headers=AUTH, timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def waiting_on_iap(h):
+    """A transaction in LOCK WAIT on iap_purchases (root through the private
+    server's socket: the application account lacks PROCESS)."""
+    conn = pymysql.connect(unix_socket=str(h.db_dir / "mysqld.sock"), user="root", password="",
+                           database="paygate", autocommit=True, cursorclass=pymysql.cursors.DictCursor)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT trx_id FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'"
+                        " AND trx_query LIKE %s", ("%iap_purchases%",))
+            return bool(cur.fetchall())
+    finally:
+        conn.close()
+
+
+def fee_of(amount):
+    return (amount * FEE_BP + 5000) // 10000
+
+
+def test_account_token_is_stable_uuid_not_the_user(ios):
+    user = unique_user("tok")
+    t1, t2 = token_of(ios, user), token_of(ios, user)
+    assert t1 == t2 and len(t1) == 36 and t1[14] == "4" and user not in t1
+    assert token_of(ios, user + "x") != t1
+    r = requests.get(ios.base_url + "/iap/account-token", params={"user": user}, timeout=10)
+    assert r.status_code == 401
+
+
+def test_iphone_purchase_refund_and_reversal(ios, harness):
+    h = harness
+    user = unique_user("iphone")
+    tx = SIGNER.transaction(STORE_PRODUCT, token_of(ios, user), price_milli=98000)
+    r = notify(ios, SIGNER.notification("ONE_TIME_CHARGE", tx))
+    assert r.status_code == 200, r.text
+    [row] = purchases(h, tx["transactionId"])
+    assert row["status"] == "PAID" and row["user_ref"] == user and row["anomaly"] is None
+    order = h.query("SELECT * FROM orders WHERE id=%s", row["order_id"])[0]
+    o = order_json(ios, order["order_no"])
+    assert (o["status"], o["channel"], o["amount_fen"]) == ("PAID", "appstore", 9800), o
+    assert SKU in entitled(ios, user)
+    pay = h.query("SELECT * FROM payments WHERE order_id=%s", row["order_id"])[0]
+    assert pay["fee_fen"] == fee_of(9800) == 2940
+    led = h.query("SELECT account, amount_fen FROM ledger_entries WHERE txn_id=%s",
+                  "pay:" + pay["payment_no"])
+    assert sum(e["amount_fen"] for e in led) == 0
+    assert {e["account"]: e["amount_fen"] for e in led}["fees:appstore"] == -2940, led
+
+    # Apple sends it again (and the app posts it too): nothing more
+    assert notify(ios, SIGNER.notification("ONE_TIME_CHARGE", tx)).status_code == 200
+    r = requests.post(ios.base_url + "/iap/appstore", headers=AUTH, timeout=20,
+                      json={"user": user, "signed_transaction": SIGNER.sign(tx)})
+    assert r.status_code == 200 and r.json()["order_no"] == order["order_no"], r.text
+    assert len(h.query("SELECT id FROM orders WHERE user_ref=%s", user)) == 1
+
+    # refund through the store: REFUNDED, revoked, ledger reversed
+    rtx = dict(tx, revocationDate=int(time.time() * 1000), revocationReason=0)
+    assert notify(ios, SIGNER.notification("REFUND", rtx)).status_code == 200
+    o = order_json(ios, order["order_no"])
+    assert (o["status"], o["refunded_fen"]) == ("REFUNDED", 9800), o
+    assert SKU not in entitled(ios, user)
+    assert notify(ios, SIGNER.notification("REFUND", rtx)).status_code == 200   # again: once
+    assert len(h.query("SELECT id FROM refunds WHERE order_id=%s", row["order_id"])) == 1
+
+    # Apple reverses the refund: PAID again, owned again, the ledger nets the payment
+    assert notify(ios, SIGNER.notification("REFUND_REVERSED", tx)).status_code == 200
+    o = order_json(ios, order["order_no"])
+    assert (o["status"], o["refunded_fen"]) == ("PAID", 0), o
+    assert SKU in entitled(ios, user)
+    net = h.query("SELECT SUM(amount_fen) AS s FROM ledger_entries WHERE account='fees:appstore'"
+                  " AND payment_id=%s", pay["id"])[0]["s"]
+    assert net == -2940
+
+
+def test_backend_posts_storekit_transaction(ios, harness):
+    user = unique_user("sk2")
+    tx = SIGNER.transaction(STORE_PRODUCT, token_of(ios, user))
+    body = {"user": user, "signed_transaction": SIGNER.sign(tx)}
+    r = requests.post(ios.base_url + "/iap/appstore", headers=AUTH, json=body, timeout=20)
+    assert r.status_code == 201, r.text
+    order_no = r.json()["order_no"]
+    r = requests.post(ios.base_url + "/iap/appstore", headers=AUTH, json=body, timeout=20)
+    assert r.status_code == 200 and r.json()["order_no"] == order_no
+    assert SKU in entitled(ios, user)
+    # the token belongs to user: another user may not claim the purchase
+    r = requests.post(ios.base_url + "/iap/appstore", headers=AUTH, timeout=20,
+                      json={"user": unique_user("thief"), "signed_transaction": SIGNER.sign(tx)})
+    assert r.status_code == 409, r.text
+    tx2 = SIGNER.transaction(STORE_PRODUCT, token_of(ios, user))
+    r = requests.post(ios.base_url + "/iap/appstore", headers=AUTH, timeout=20,
+                      json={"user": unique_user("thief"), "signed_transaction": SIGNER.sign(tx2)})
+    assert r.status_code == 409, r.text
+    assert purchases(harness, tx2["transactionId"]) == []
+    r = requests.post(ios.base_url + "/iap/appstore", json=body, timeout=20)
+    assert r.status_code == 401
+
+
+def test_web_then_app_purchase_gives_one_entitlement(ios, harness):
+    h = harness
+    user = unique_user("both")
+    r = h.checkout(ios, product=SKU, channel="wechat", method="native", user=user)
+    assert r.status_code == 201, r.text
+    c = r.json()
+    assert h.sandbox_post("/_sandbox/wechat/pay", {"out_trade_no": c["payment_no"]}).status_code == 200
+    h.wait_order_status(ios, c["order_no"], "PAID")
+    tx = SIGNER.transaction(STORE_PRODUCT, token_of(ios, user))
+    assert notify(ios, SIGNER.notification("ONE_TIME_CHARGE", tx)).status_code == 200
+    [row] = purchases(h, tx["transactionId"])
+    assert row["anomaly"] == "double_purchase" and row["order_id"]
+    assert entitled(ios, user) == [SKU]
+    pay = h.query("SELECT anomaly FROM payments WHERE order_id=%s", row["order_id"])[0]
+    assert pay["anomaly"] == "double_purchase"
+
+
+def test_unknown_product_and_buyer_kept_as_anomalies(ios, harness):
+    tx = SIGNER.transaction("com.example.shop.not_mapped", token_of(ios, unique_user("np")))
+    assert notify(ios, SIGNER.notification("ONE_TIME_CHARGE", tx)).status_code == 200
+    [row] = purchases(harness, tx["transactionId"])
+    assert (row["status"], row["anomaly"], row["order_id"]) == ("ANOMALY", "unknown_product", None)
+    tx = SIGNER.transaction(STORE_PRODUCT, None)
+    assert notify(ios, SIGNER.notification("ONE_TIME_CHARGE", tx)).status_code == 200
+    [row] = purchases(harness, tx["transactionId"])
+    assert (row["status"], row["anomaly"], row["order_id"]) == ("ANOMALY", "unknown_buyer", None)
+
+
+def test_test_and_unknown_notifications_acknowledged_and_stored(ios, harness):
+    for kind in ("TEST", "CONSUMPTION_REQUEST"):
+        body = SIGNER.notification(kind, None if kind == "TEST" else SIGNER.transaction(STORE_PRODUCT))
+        uuid_ = json.loads(body)["signedPayload"]
+        assert notify(ios, body).status_code == 200
+        rows = harness.query("SELECT outcome, detail FROM notifications WHERE channel='appstore' AND raw_body=%s",
+                             body)
+        assert rows and rows[0]["detail"] == kind, (kind, rows, uuid_[:10])
+
+
+def test_concurrent_duplicate_records_one_order(ios, harness):
+    """Another paygate process is inside its transaction for the same Apple
+    transaction (its row inserted, not committed): this notification waits
+    on the unique key, then finds it recorded — one purchase, no second order."""
+    h = harness
+    user = unique_user("twin")
+    tx = SIGNER.transaction(STORE_PRODUCT, token_of(ios, user))
+    conn = h.db()
+    conn.autocommit(False)
+    result = {}
+    try:
+        with conn.cursor() as cur:
+            cur.execute("INSERT INTO iap_purchases (channel, store_txn_id, store_product_id, user_ref, status)"
+                        " VALUES ('appstore', %s, %s, %s, 'PAID')", (tx["transactionId"], STORE_PRODUCT, user))
+        t = threading.Thread(target=lambda: result.update(r=notify(ios, SIGNER.notification("ONE_TIME_CHARGE", tx))))
+        t.start()
+        # the paygate transaction is now waiting on our row lock
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            waits = waiting_on_iap(h)
+            if waits:
+                break
+            time.sleep(0.05)
+        assert waits, "paygate never waited on the twin's row"
+        conn.commit()
+        t.join(30)
+    finally:
+        conn.close()
+    assert result["r"].status_code == 200, result["r"].text
+    assert len(purchases(h, tx["transactionId"])) == 1
+    assert h.query("SELECT id FROM orders WHERE user_ref=%s", user) == []
+
+
+@pytest.mark.parametrize("fault", ["other_root", "leaf_without_oid", "expired", "tampered", "alg_none", "hs256"])
+def test_attack_forged_notification_refused(ios, harness, fault):
+    user = unique_user("atk")
+    tx = SIGNER.transaction(STORE_PRODUCT, token_of(ios, user))
+    r = notify(ios, SIGNER.notification("ONE_TIME_CHARGE", tx, fault=fault))
+    assert r.status_code == 400, r.text
+    r = notify(ios, SIGNER.notification("ONE_TIME_CHARGE", tx, inner_fault=fault))
+    assert r.status_code == 400, r.text
+    r = requests.post(ios.base_url + "/iap/appstore", headers=AUTH, timeout=20,
+                      json={"user": user, "signed_transaction": SIGNER.sign(tx, fault)})
+    assert r.status_code in (403, 400), r.text
+    assert purchases(harness, tx["transactionId"]) == []
+    assert entitled(ios, user) == []
+
+
+def test_attack_other_bundle_and_replay_refused(ios, harness):
+    user = unique_user("atk2")
+    tx = SIGNER.transaction(STORE_PRODUCT, token_of(ios, user))
+    r = notify(ios, SIGNER.notification("ONE_TIME_CHARGE", tx, bundle_id="com.attacker.app"))
+    assert r.status_code == 400, r.text
+    other = SIGNER.transaction(STORE_PRODUCT, token_of(ios, user), bundleId="com.attacker.app")
+    r = notify(ios, SIGNER.notification("ONE_TIME_CHARGE", other))
+    assert r.status_code == 400, r.text
+    assert purchases(harness, tx["transactionId"]) == [] and purchases(harness, other["transactionId"]) == []
+    # a replayed genuine notification is a duplicate: one order
+    body = SIGNER.notification("ONE_TIME_CHARGE", tx)
+    assert notify(ios, body).status_code == 200
+    assert notify(ios, body).status_code == 200
+    assert len(harness.query("SELECT id FROM orders WHERE user_ref=%s", user)) == 1
