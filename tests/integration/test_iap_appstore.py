@@ -279,3 +279,27 @@ def test_attack_other_bundle_and_replay_refused(ios, harness):
     assert notify(ios, body).status_code == 200
     assert notify(ios, body).status_code == 200
     assert len(harness.query("SELECT id FROM orders WHERE user_ref=%s", user)) == 1
+
+
+def test_sandbox_apple_is_accepted_by_apples_library():
+    """Interop: @apple/app-store-server-library, trusting the sandbox's root,
+    accepts the sandbox's notifications and transactions and refuses its
+    forgeries, as paygate does."""
+    import shutil
+    import subprocess
+    from cryptography.hazmat.primitives import serialization
+    interop = REPO / "sandbox" / "interop"
+    if shutil.which("node") is None or not (interop / "node_modules" / "@apple").is_dir():
+        pytest.skip("node and sandbox/interop/node_modules (npm ci) are needed")
+    tx = SIGNER.transaction(STORE_PRODUCT, "7f1c2a52-2c8e-4a4e-9d55-0f3c6f0b9a11")
+    good = [SIGNER.notification("ONE_TIME_CHARGE", tx), SIGNER.notification("TEST")]
+    bad = [SIGNER.notification("ONE_TIME_CHARGE", tx, fault=f)
+           for f in ("other_root", "leaf_without_oid", "tampered", "alg_none", "hs256")]
+    bad.append(SIGNER.notification("ONE_TIME_CHARGE", tx, bundle_id="com.attacker.app"))
+    data = {"root": SIGNER.root.public_bytes(serialization.Encoding.PEM).decode(), "bundle_id": BUNDLE,
+            "app_apple_id": APP_ID, "environment": "Production", "notifications": good + bad,
+            "transactions": [SIGNER.sign(tx), SIGNER.sign(tx, "expired")]}
+    out = subprocess.run(["node", str(interop / "appstore_sandbox_check.js")], input=json.dumps(data),
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    verdicts = [json.loads(line)["ok"] for line in out.splitlines()]
+    assert verdicts == [True, True] + [False] * len(bad) + [True, False], out
