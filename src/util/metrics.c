@@ -50,7 +50,7 @@ static const char *const NOTIFY_KINDS[] = { "payment", "refund" };
 
 static const char *const NOTIFY_OUTCOMES[] = { "accepted", "duplicate", "ignored", "bad_signature",
                                                "mismatch", "amount_mismatch", "unknown_payment",
-                                               "bad_input", "anomaly", "error", "other" };
+                                               "bad_input", "error", "anomaly", "other" };
 #define NOUT_N (sizeof NOTIFY_OUTCOMES / sizeof NOTIFY_OUTCOMES[0])
 
 /* operation names, and the provider methods/paths that are each of them */
