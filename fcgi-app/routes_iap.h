@@ -7,6 +7,9 @@
 void routes_iap_notify_appstore(pg_app_t *app, arena_t *a, const char *source, http_request_t *req,
                                 http_response_t *res);
 void routes_iap_post_appstore(pg_app_t *app, arena_t *a, http_request_t *req, http_response_t *res);
+void routes_iap_notify_googleplay(pg_app_t *app, arena_t *a, const char *source, http_request_t *req,
+                                  http_response_t *res);
+void routes_iap_post_googleplay(pg_app_t *app, arena_t *a, http_request_t *req, http_response_t *res);
 void routes_iap_account_token(pg_app_t *app, arena_t *a, http_request_t *req, http_response_t *res);
 
 #endif

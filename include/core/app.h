@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include "alipay.h"
 #include "appstore.h"
+#include "googleplay.h"
 #include "wechat.h"
 #include "buf.h"
 #include "config.h"
@@ -22,6 +23,7 @@ typedef struct pg_app {
     char *wechat_notify_url;
     char *wechat_refund_notify_url;
     appstore_verifier_t *appstore;   /* when cfg->appstore.enabled: the root and the chain cache */
+    googleplay_client_t googleplay;  /* valid when cfg->googleplay.enabled */
 } pg_app_t;
 
 /* Loads and validates the config, opens the log and connects to the

@@ -87,6 +87,17 @@ typedef struct pg_config {
         int64_t store_fee_bp;  /* Apple's commission, booked as the channel fee */
         char *ca_file;
     } appstore;
+    struct {                   /* [googleplay] (SPEC 12.5): in-app purchases on Android */
+        bool enabled;
+        char *package_name;
+        char *service_account; /* the service account's JSON file */
+        char *api_base;
+        char *push_audience;
+        char *push_email;
+        char *push_certs_url;
+        int64_t store_fee_bp;
+        char *ca_file;
+    } googleplay;
     struct {
         bool enabled;          /* default true; false: no counting, /metrics is 404 */
         char *state_file;      /* shared counters; NULL = metrics_default_path */

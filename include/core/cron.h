@@ -22,7 +22,8 @@ typedef struct cron_report {
     bool daily_done;              /* settlement and reconciliation for yesterday ran in this pass */
     unsigned settled_batches;
     unsigned recon_unexplained;
-    unsigned long long notifications_pruned;   /* rejected notifications past [server] notification_retention_days */
+    unsigned long long notifications_pruned;
+    unsigned iap_acknowledged;    /* Google Play purchases acknowledged late */   /* rejected notifications past [server] notification_retention_days */
 } cron_report_t;
 
 /* Payments and refunds waiting longer than this are asked about. */

@@ -28,6 +28,7 @@ typedef struct iap_event {
     int64_t price_milli;             /* < 0 unknown */
     time_t purchased_at;
     const char *payload;
+    const char *purchase_token;      /* Google: the token (store_txn_id is its SHA-256) */
     const char *user_ref;            /* the shop said whose it is (POST /iap/...); NULL from a notification */
     /* the notification log (NULL raw_body: a posted transaction, not logged) */
     const char *notify_id;
@@ -56,6 +57,17 @@ void iap_notify_appstore(pg_app_t *app, arena_t *a, const char *source, const ch
 /* POST /iap/appstore: user and the app's signed transaction. */
 pg_err iap_post_appstore(pg_app_t *app, arena_t *a, const char *user, const char *signed_transaction,
                          iap_result_t *res, buf_t *msg);
+/* POST /notify/googleplay: bearer is the push's Authorization token. */
+void iap_notify_googleplay(pg_app_t *app, arena_t *a, const char *source, const char *bearer, const char *body,
+                           size_t len, iap_result_t *res);
+/* POST /iap/googleplay: user, the Play product id and the purchase token. */
+pg_err iap_post_googleplay(pg_app_t *app, arena_t *a, const char *user, const char *product, const char *token,
+                           iap_result_t *res, buf_t *msg);
+/* Cron: acknowledges every recorded Play purchase still unacknowledged
+ * (Google refunds those after 3 days); alerts (error log) on any older than
+ * two days. *done counts the acknowledged. */
+pg_err iap_acknowledge_pending(pg_app_t *app, arena_t *a, unsigned *done);
+
 /* GET /iap/account-token: the user's stable UUID, derived from a keyed hash
  * of the user (not guessable from it) and stored for the way back. */
 pg_err iap_account_token(pg_app_t *app, arena_t *a, const char *user, const char **token);

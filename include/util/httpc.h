@@ -32,6 +32,10 @@ pg_err httpc_post_headers(arena_t *arena, const char *url, const char *content_t
 pg_err httpc_get(arena_t *arena, const char *url, const httpc_opts_t *opts,
                  httpc_response_t *resp, buf_t *err);
 
+/* GET with extra request headers ("Name: value", NULL-terminated). */
+pg_err httpc_get_headers(arena_t *arena, const char *url, const char *const *headers, const httpc_opts_t *opts,
+                         httpc_response_t *resp, buf_t *err);
+
 void httpc_global_init(void);   /* once per process, before threads */
 void httpc_global_cleanup(void);
 

@@ -55,6 +55,24 @@ static void wechat_setup(pg_app_t *app)
     w->client_key = c->wechat.client_key;
 }
 
+static pg_err googleplay_setup(pg_app_t *app, buf_t *err)
+{
+    pg_config_t *c = app->cfg;
+    googleplay_client_t *g = &app->googleplay;
+    g->package_name = c->googleplay.package_name;
+    g->api_base = c->googleplay.api_base;
+    g->push_audience = c->googleplay.push_audience;
+    g->push_email = c->googleplay.push_email;
+    g->push_certs_url = c->googleplay.push_certs_url;
+    g->http.ca_file = c->googleplay.ca_file;
+    g->http.connect_timeout_ms = 3000;
+    g->http.total_timeout_ms = 10000;
+    pg_err rc = googleplay_load_service_account(g, c->googleplay.service_account, err);
+    if (rc != PG_OK)
+        buf_printf(err, "\n%s: [googleplay] service_account: not usable\n", c->path);
+    return rc;
+}
+
 pg_err app_open(const char *config_path, pg_app_t **out, buf_t *err)
 {
     pg_app_t *app;
@@ -90,6 +108,10 @@ pg_err app_open(const char *config_path, pg_app_t **out, buf_t *err)
         app_close(app);
         return PG_ERR_CONFIG;
     }
+    if (app->cfg->googleplay.enabled && googleplay_setup(app, err) != PG_OK) {
+        app_close(app);
+        return PG_ERR_CONFIG;
+    }
     dbp.host = app->cfg->database.host;
     dbp.port = app->cfg->database.port;
     dbp.socket = app->cfg->database.socket;
@@ -112,6 +134,7 @@ void app_close(pg_app_t *app)
         return;
     db_close(app->db);
     appstore_verifier_free(app->appstore);
+    googleplay_client_free(&app->googleplay);
     metrics_close();
     free(app->alipay_notify_url);
     free(app->alipay_return_url);

@@ -79,6 +79,15 @@ static const config_key_t CONFIG_KEYS[] = {
     K("appstore", "api_base", CK_STR, appstore.api_base, NULL),
     K("appstore", "store_fee_bp", CK_INT, appstore.store_fee_bp, NULL),
     K("appstore", "ca_file", CK_STR, appstore.ca_file, NULL),
+    K("googleplay", "enabled", CK_BOOL, googleplay.enabled, NULL),
+    K("googleplay", "package_name", CK_STR, googleplay.package_name, NULL),
+    K("googleplay", "service_account", CK_STR, googleplay.service_account, NULL),
+    K("googleplay", "api_base", CK_STR, googleplay.api_base, NULL),
+    K("googleplay", "push_audience", CK_STR, googleplay.push_audience, NULL),
+    K("googleplay", "push_email", CK_STR, googleplay.push_email, NULL),
+    K("googleplay", "push_certs_url", CK_STR, googleplay.push_certs_url, NULL),
+    K("googleplay", "store_fee_bp", CK_INT, googleplay.store_fee_bp, NULL),
+    K("googleplay", "ca_file", CK_STR, googleplay.ca_file, NULL),
 };
 #undef K
 #define CONFIG_KEY_COUNT (sizeof CONFIG_KEYS / sizeof CONFIG_KEYS[0])
@@ -251,6 +260,9 @@ static void set_defaults(pg_config_t *c)
     c->appstore.environment = strdup("Production");
     c->appstore.api_base = strdup("https://api.storekit.itunes.apple.com");
     c->appstore.store_fee_bp = 3000;
+    c->googleplay.api_base = strdup("https://androidpublisher.googleapis.com");
+    c->googleplay.push_certs_url = strdup("https://www.googleapis.com/oauth2/v3/certs");
+    c->googleplay.store_fee_bp = 1500;
 }
 
 static void validate_url(config_loader_t *l, const char *section, const char *key, const char *url)
@@ -436,6 +448,23 @@ static void validate_appstore(config_loader_t *l)
         config_problem(l, "appstore", "private_key", "needs issuer_id and key_id (App Store Connect, Keys)");
 }
 
+static void validate_googleplay(config_loader_t *l)
+{
+    pg_config_t *c = l->cfg;
+    if (c->googleplay.store_fee_bp > 10000)
+        config_problem(l, "googleplay", "store_fee_bp", "must be at most 10000");
+    if (!c->googleplay.enabled)
+        return;
+    require(l, "googleplay", "package_name", c->googleplay.package_name);
+    require(l, "googleplay", "service_account", c->googleplay.service_account);
+    require(l, "googleplay", "push_audience", c->googleplay.push_audience);
+    require(l, "googleplay", "push_email", c->googleplay.push_email);
+    validate_url(l, "googleplay", "api_base", c->googleplay.api_base);
+    validate_url(l, "googleplay", "push_certs_url", c->googleplay.push_certs_url);
+    check_readable(l, "googleplay", "service_account", c->googleplay.service_account);
+    check_readable(l, "googleplay", "ca_file", c->googleplay.ca_file);
+}
+
 pg_err config_load(const char *path, bool load_keys, pg_config_t **out, buf_t *errors)
 {
     config_loader_t l;
@@ -464,6 +493,7 @@ pg_err config_load(const char *path, bool load_keys, pg_config_t **out, buf_t *e
     validate_money(&l);
     validate_metrics(&l);
     validate_appstore(&l);
+    validate_googleplay(&l);
     if (l.problems > 0) {
         config_free(l.cfg);
         return PG_ERR_CONFIG;
@@ -528,6 +558,13 @@ void config_free(pg_config_t *c)
     free(c->appstore.private_key);
     free(c->appstore.api_base);
     free(c->appstore.ca_file);
+    free(c->googleplay.package_name);
+    free(c->googleplay.service_account);
+    free(c->googleplay.api_base);
+    free(c->googleplay.push_audience);
+    free(c->googleplay.push_email);
+    free(c->googleplay.push_certs_url);
+    free(c->googleplay.ca_file);
     free(c);
 }
 

@@ -67,7 +67,7 @@ static pg_err insert_row(iap_ctx_t *c, const char *user, int64_t product_id, int
     iap_new_t n = {
         ev->channel, ev->store_txn_id, ev->original_txn_id, ev->store_product_id, ev->account_token, user,
         product_id, order_id, payment_id, status, anomaly, ev->price_milli, ev->currency, ev->environment,
-        NULL, ev->payload, ev->purchased_at,
+        ev->purchase_token, ev->payload, ev->purchased_at,
     };
     int64_t id = 0;
     return store_iap_insert(c->app->db, &n, &id);
@@ -233,7 +233,10 @@ static pg_err apply_in_tx(db_t *db, void *arg)
         return log_notification(c);
     }
     rc = store_iap_lock(c->app->db, c->a, c->ev->channel, c->ev->store_txn_id, &row);
-    if (rc == PG_ERR_NOT_FOUND) {
+    if (rc == PG_ERR_NOT_FOUND && !c->ev->store_product_id) {   /* e.g. a Play purchase voided before we saw it */
+        set_res(c->res, true, "ignored", "refund of a purchase never recorded");
+        rc = PG_OK;
+    } else if (rc == PG_ERR_NOT_FOUND) {
         rc = record_purchase(c);
         if (rc == PG_OK && c->ev->kind == IAP_REFUND && c->res->order_no) {
             rc = store_iap_lock(c->app->db, c->a, c->ev->channel, c->ev->store_txn_id, &row);
@@ -412,4 +415,187 @@ pg_err iap_account_token(pg_app_t *app, arena_t *a, const char *user, const char
     snprintf(uuid, sizeof uuid, "%.8s-%.4s-4%.3s-%c%.3s-%.12s", mac, mac + 8, mac + 13,
              "89ab"[(mac[16] >= 'a' ? mac[16] - 'a' + 10 : mac[16] - '0') & 3], mac + 17, mac + 20);
     return store_account_token_ensure(app->db, a, user, uuid, token);
+}
+
+/* ---- Google Play -------------------------------------------------------- */
+
+static void token_key(const char *token, char out[65])
+{
+    crypto_sha256_hex(token, strlen(token), out);
+}
+
+static bool ack_after(pg_app_t *app, arena_t *a, const char *product, const char *token, const iap_result_t *res)
+{
+    buf_t why;
+    char key[65];
+    iap_row_t row;
+    buf_init(&why, a);
+    token_key(token, key);
+    if (store_iap_lock(app->db, a, "googleplay", key, &row) != PG_OK || row.acknowledged)
+        return true;
+    if (googleplay_acknowledge(&app->googleplay, a, product, token, time(NULL), &why) != PG_OK) {
+        log_msg(LOG_WARN, "googleplay: acknowledge of order %s failed (cron retries): %s",
+                res->order_no ? res->order_no : "-", why.data);
+        return false;
+    }
+    return store_iap_set_acknowledged(app->db, row.id) == PG_OK;
+}
+
+/* A purchase as purchases.products.get describes it. */
+static pg_err play_event(pg_app_t *app, arena_t *a, const char *product, const char *token, iap_event_t *ev,
+                         googleplay_purchase_t *p, buf_t *why)
+{
+    char *key = arena_alloc(a, 65);
+    pg_err rc = key ? googleplay_get_purchase(&app->googleplay, a, product, token, time(NULL), p, why) : PG_ERR_NOMEM;
+    if (rc != PG_OK)
+        return rc;
+    token_key(token, key);
+    memset(ev, 0, sizeof *ev);
+    ev->channel = "googleplay";
+    ev->kind = p->purchase_state == 0 ? IAP_PURCHASE : IAP_OTHER;
+    ev->store_txn_id = key;
+    ev->original_txn_id = p->order_id;
+    ev->store_product_id = product;
+    ev->account_token = p->account_id && strlen(p->account_id) == 36 ? p->account_id : NULL;
+    ev->price_milli = -1;
+    ev->purchased_at = (time_t)(p->purchase_time_ms / 1000);
+    ev->payload = p->json;
+    ev->purchase_token = token;
+    return PG_OK;
+}
+
+static void play_reject(pg_app_t *app, arena_t *a, const char *source, const char *body, size_t len, pg_err rc,
+                        const char *why, iap_result_t *res)
+{
+    notification_rec_t rec;
+    int64_t count = 0;
+    set_res(res, false, rc == PG_ERR_UNAUTHORIZED ? "bad_signature" : outcome_of(rc), why);
+    log_msg(LOG_WARN, "googleplay push rejected (%s): %s", res->outcome, why);
+    if (store_notification_source_count(app->db, a, source, time(NULL), &count) != PG_OK ||
+        count > app->cfg->server.rejected_notifications_per_minute)
+        return;
+    memset(&rec, 0, sizeof rec);
+    rec.channel = "googleplay";
+    rec.kind = "payment";
+    rec.outcome = res->outcome;
+    rec.detail = why;
+    rec.raw_body = body;
+    rec.raw_len = len;
+    rec.keep_len = 2048;
+    rec.source = source;
+    (void)store_notification_add(app->db, &rec);
+}
+
+static const char *RTDN_NAMES[] = { "PURCHASED", "CANCELED", "VOIDED", "TEST", "OTHER" };
+
+void iap_notify_googleplay(pg_app_t *app, arena_t *a, const char *source, const char *bearer, const char *body,
+                           size_t len, iap_result_t *res)
+{
+    googleplay_rtdn_t n;
+    googleplay_purchase_t p;
+    iap_event_t ev;
+    buf_t why;
+    char *key;
+    memset(res, 0, sizeof *res);
+    buf_init(&why, a);
+    if (!app->cfg->googleplay.enabled) {
+        set_res(res, false, NULL, "googleplay channel disabled");
+        return;
+    }
+    pg_err rc = googleplay_verify_push(&app->googleplay, a, bearer, body, len, time(NULL), &n, &why);
+    if (rc == PG_ERR_UNAUTHORIZED || rc == PG_ERR_BAD_INPUT || rc == PG_ERR_MISMATCH) {
+        play_reject(app, a, source, body, len, rc, why.len ? why.data : pg_err_name(rc), res);
+        return;
+    }
+    memset(&ev, 0, sizeof ev);
+    ev.channel = "googleplay";
+    ev.kind = IAP_OTHER;
+    ev.price_milli = -1;
+    if (rc == PG_OK && n.kind == GP_RTDN_PURCHASED)
+        rc = play_event(app, a, n.product_id, n.purchase_token, &ev, &p, &why);
+    if (rc == PG_OK && n.kind == GP_RTDN_VOIDED && (key = arena_alloc(a, 65)) != NULL) {
+        token_key(n.purchase_token, key);
+        ev.kind = IAP_REFUND;
+        ev.store_txn_id = key;
+    }
+    if (rc == PG_ERR_NOT_FOUND) {   /* signed by Google, yet the API knows no such purchase: keep, do not loop */
+        ev.kind = IAP_OTHER;
+        rc = PG_OK;
+    }
+    if (rc != PG_OK) {
+        set_res(res, false, NULL, why.len ? why.data : "Google Play did not answer: redelivery will retry");
+        return;
+    }
+    ev.notify_id = n.message_id;
+    ev.notify_type = RTDN_NAMES[n.kind];
+    ev.raw_body = body;
+    ev.raw_len = len;
+    ev.source = source;
+    if (iap_apply(app, a, &ev, res) == PG_OK && ev.kind == IAP_PURCHASE && res->order_no)
+        (void)ack_after(app, a, n.product_id, n.purchase_token, res);
+}
+
+pg_err iap_post_googleplay(pg_app_t *app, arena_t *a, const char *user, const char *product, const char *token,
+                           iap_result_t *res, buf_t *msg)
+{
+    googleplay_purchase_t p;
+    iap_event_t ev;
+    memset(res, 0, sizeof *res);
+    if (!app->cfg->googleplay.enabled) {
+        buf_set_error(msg, "the googleplay channel is not enabled");
+        return PG_ERR_UNSUPPORTED;
+    }
+    if (!text_is_token(user, 64, USER_EXTRA) || !text_is_token(product, 255, "._-") ||
+        !text_is_token(token, 4096, "._-:")) {
+        buf_set_error(msg, "user (1-64 of [A-Za-z0-9_.@-]), product and purchase_token are required");
+        return PG_ERR_BAD_INPUT;
+    }
+    pg_err rc = play_event(app, a, product, token, &ev, &p, msg);
+    if (rc == PG_ERR_NOT_FOUND)
+        return PG_ERR_BAD_INPUT;
+    if (rc != PG_OK)
+        return rc;
+    if (p.purchase_state != 0) {
+        buf_set_error(msg, "the purchase is %s, not completed", p.purchase_state == 2 ? "pending" : "canceled");
+        return PG_ERR_CONFLICT;
+    }
+    ev.user_ref = user;
+    rc = iap_apply(app, a, &ev, res);
+    if (rc == PG_ERR_MISMATCH)
+        buf_set_error(msg, "%s", res->detail);
+    if (rc == PG_OK && res->order_no)
+        (void)ack_after(app, a, product, token, res);
+    return rc;
+}
+
+pg_err iap_acknowledge_pending(pg_app_t *app, arena_t *a, unsigned *done)
+{
+    db_result_t r;
+    *done = 0;
+    if (!app->cfg->googleplay.enabled)
+        return PG_OK;
+    pg_err rc = db_query(app->db, a,
+                         "SELECT id, store_product_id, purchase_token, TIMESTAMPDIFF(SECOND, created_at, UTC_TIMESTAMP())"
+                         " AS age_s FROM iap_purchases WHERE channel = 'googleplay' AND status = 'PAID'"
+                         " AND acknowledged = 0 AND purchase_token IS NOT NULL ORDER BY id LIMIT 500",
+                         NULL, 0, &r);
+    for (size_t i = 0; rc == PG_OK && i < r.rows; i++) {
+        buf_t why;
+        buf_init(&why, a);
+        const char *product = db_cell(&r, i, "store_product_id"), *token = db_cell(&r, i, "purchase_token");
+        googleplay_purchase_t p;
+        pg_err g = googleplay_get_purchase(&app->googleplay, a, product, token, time(NULL), &p, &why);
+        if (g == PG_OK && p.acknowledgement_state != 1)
+            g = googleplay_acknowledge(&app->googleplay, a, product, token, time(NULL), &why);
+        if (g == PG_OK) {
+            rc = store_iap_set_acknowledged(app->db, db_cell_i64(&r, i, "id"));
+            (*done)++;
+        } else if (db_cell_i64(&r, i, "age_s") > 2 * 86400) {
+            log_msg(LOG_ERROR, "googleplay: purchase %lld still unacknowledged after 2 days (Google refunds it on "
+                    "day 3): %s", (long long)db_cell_i64(&r, i, "id"), why.data);
+        } else {
+            log_msg(LOG_WARN, "googleplay: acknowledge failed, retried next pass: %s", why.data);
+        }
+    }
+    return rc;
 }

@@ -24,6 +24,8 @@ static int64_t rate_of(const pg_app_t *app, const char *channel)
 {
     if (!strcmp(channel, "appstore"))   /* the store's commission is the channel fee */
         return app->cfg->appstore.store_fee_bp;
+    if (!strcmp(channel, "googleplay"))
+        return app->cfg->googleplay.store_fee_bp;
     return !strcmp(channel, "wechat") ? app->cfg->fees.wechat_rate_bp : app->cfg->fees.alipay_rate_bp;
 }
 

@@ -186,6 +186,16 @@ static pg_err httpc_perform(arena_t *arena, const char *url, const char *content
         SETOPT(CURLOPT_POSTFIELDS, body != NULL ? body : "");
         SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body != NULL ? body_len : 0));
     } else {
+        for (const char *const *x = extra_headers; x && *x; x++) {
+            tmp_list = curl_slist_append(headers, *x);
+            if (tmp_list == NULL) {
+                rc = PG_ERR_NOMEM;
+                goto done;
+            }
+            headers = tmp_list;
+        }
+        if (headers != NULL)
+            SETOPT(CURLOPT_HTTPHEADER, headers);
         SETOPT(CURLOPT_HTTPGET, 1L);
     }
 #undef SETOPT
@@ -247,6 +257,12 @@ pg_err httpc_get(arena_t *arena, const char *url, const httpc_opts_t *opts,
                  httpc_response_t *resp, buf_t *err)
 {
     return httpc_perform(arena, url, NULL, NULL, NULL, 0, 0, opts, resp, err);
+}
+
+pg_err httpc_get_headers(arena_t *arena, const char *url, const char *const *headers, const httpc_opts_t *opts,
+                         httpc_response_t *resp, buf_t *err)
+{
+    return httpc_perform(arena, url, NULL, headers, NULL, 0, 0, opts, resp, err);
 }
 
 void httpc_global_init(void)

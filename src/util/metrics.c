@@ -25,6 +25,7 @@ static const char *const ROUTES[] = {
     "/healthz", "/checkout", "/notify/alipay", "/notify/wechat", "/notify/wechat/refund",
     "/return/alipay", "/orders/*", "/orders/*/refund", "/orders/*/close", "/entitlements",
     "/shop", "/pay/*", "/metrics", "/notify/appstore", "/iap/appstore", "/iap/account-token",
+    "/notify/googleplay", "/iap/googleplay",
     "other", "unmatched",
 };
 #define ROUTE_N (sizeof ROUTES / sizeof ROUTES[0])
@@ -35,7 +36,7 @@ static const int STATUSES[] = { 200, 201, 204, 301, 302, 303, 304, 400, 401, 403
                                 409, 413, 422, 429, 500, 502, 503, 504 };
 #define STATUS_N (sizeof STATUSES / sizeof STATUSES[0] + 1)   /* + "other" */
 
-static const char *const CHANNELS[] = { "alipay", "wechat", "appstore", "unknown" };
+static const char *const CHANNELS[] = { "alipay", "wechat", "appstore", "googleplay", "unknown" };
 #define CH_N (sizeof CHANNELS / sizeof CHANNELS[0])
 
 static const char *const METHODS[] = { "page", "wap", "qr", "native", "jsapi", "mweb", "iap", "unknown" };
