@@ -23,6 +23,7 @@
 #include "money.h"
 #include "store.h"
 #include "store_iap.h"
+#include "iap.h"
 
 #define EXIT_USAGE 2
 
@@ -52,7 +53,8 @@ static int usage(void)
           "  webhooks deliver|list [--status S]|retry ID|retry --dead\n"
           "  settle --date YYYY-MM-DD [--out FILE.csv]\n"
           "  report --from YYYY-MM-DD --to YYYY-MM-DD\n"
-          "  reconcile --channel alipay|wechat --date YYYY-MM-DD [--bill FILE]\n",
+          "  reconcile --channel alipay|wechat --date YYYY-MM-DD [--bill FILE]\n"
+          "  appstore lookup TRANSACTION_ID   ask the App Store Server API and record the purchase\n",
           stderr);
     return EXIT_USAGE;
 }
@@ -319,6 +321,27 @@ static int cmd_product(cli_t *c, int argc, char **argv)
     }
     printf("product %s added (%lld fen)\n", o.sku, (long long)price);
     return product_store_ids(c, &o);
+}
+
+/* appstore lookup TRANSACTION_ID: a purchase Apple has and we may not
+ * (a notification lost for good), recorded like a notified one. */
+static int cmd_appstore(cli_t *c, int argc, char **argv)
+{
+    iap_result_t r;
+    buf_t msg;
+    if (argc != 2 || strcmp(argv[0], "lookup"))
+        return usage();
+    if (open_app(c))
+        return 1;
+    buf_init(&msg, &c->arena);
+    pg_err rc = iap_appstore_lookup(c->app, &c->arena, NULL, argv[1], &r, &msg);
+    if (rc != PG_OK) {
+        fprintf(stderr, "paygatectl: appstore lookup %s: %s\n", argv[1], msg.len ? msg.data : pg_err_name(rc));
+        return 1;
+    }
+    printf("transaction %s: %s%s%s (%s)\n", argv[1], r.outcome, r.order_no ? ", order " : "",
+           r.order_no ? r.order_no : "", r.detail ? r.detail : "");
+    return 0;
 }
 
 static int cmd_creator(cli_t *c, int argc, char **argv)
@@ -736,6 +759,8 @@ static int dispatch(cli_t *c, int argc, char **argv)
         return cmd_settle(c, argc - 1, argv + 1);
     if (!strcmp(cmd, "report"))
         return cmd_report(c, argc - 1, argv + 1);
+    if (!strcmp(cmd, "appstore"))
+        return cmd_appstore(c, argc - 1, argv + 1);
     if (!strcmp(cmd, "reconcile"))
         return cmd_reconcile(c, argc - 1, argv + 1);
     return usage();

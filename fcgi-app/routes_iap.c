@@ -89,7 +89,9 @@ void routes_iap_post_appstore(pg_app_t *app, arena_t *a, http_request_t *req, ht
         http_reply_json_error(res, 400, "invalid_request", "body must be JSON or a form");
         return;
     }
-    pg_err rc = iap_post_appstore(app, a, kv_get(&f, "user"), kv_get(&f, "signed_transaction"), &r, &msg);
+    const char *signed_tx = kv_get(&f, "signed_transaction"), *txid = kv_get(&f, "transaction_id");
+    pg_err rc = !signed_tx && txid ? iap_appstore_lookup(app, a, kv_get(&f, "user"), txid, &r, &msg)
+                                   : iap_post_appstore(app, a, kv_get(&f, "user"), signed_tx, &r, &msg);
     res->log_order_no = r.order_no;
     if (rc == PG_OK) {
         order_reply(res, &r, "appstore");

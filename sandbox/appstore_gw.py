@@ -185,6 +185,87 @@ class AppleSigner:
         return json.dumps({"signedPayload": self.sign(p, fault)})
 
 
+class AppStoreServerApi:
+    """The App Store Server API's GET /inApps/v1/transactions/{id}: the
+    bearer token must be an ES256 JWT of the issued key (header kid; claims
+    iss, aud "appstoreconnect-v1", bid, iat, exp <= iat + 3600, not
+    expired); the answer is the transaction signed by the signer."""
+
+    def __init__(self, signer, issuer_id="57246542-96fe-1a63-e053-0824d011072a", key_id="2X9R4HXF34"):
+        self.signer = signer
+        self.issuer_id = issuer_id
+        self.key_id = key_id
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        self.transactions = {}
+        self.calls = []
+        self.base = None
+
+    def write_p8(self, path):
+        with open(path, "wb") as f:
+            f.write(self.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+        os.chmod(path, 0o644)
+        return path
+
+    def add(self, tx):
+        self.transactions[tx["transactionId"]] = tx
+
+    def _auth_ok(self, auth):
+        from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+        try:
+            h, c, sig = auth[len("Bearer "):].split(".")
+            head = json.loads(base64.urlsafe_b64decode(h + "=" * (-len(h) % 4)))
+            claims = json.loads(base64.urlsafe_b64decode(c + "=" * (-len(c) % 4)))
+            raw = base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4))
+            if head.get("alg") != "ES256" or head.get("kid") != self.key_id or len(raw) != 64:
+                return False
+            der = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
+            self.key.public_key().verify(der, ("%s.%s" % (h, c)).encode(), ec.ECDSA(hashes.SHA256()))
+            now = time.time()
+            return (claims["iss"] == self.issuer_id and claims["aud"] == "appstoreconnect-v1"
+                    and claims["bid"] == self.signer.bundle_id and claims["exp"] <= claims["iat"] + 3600
+                    and claims["exp"] > now and claims["iat"] <= now + 60)
+        except Exception:  # noqa: BLE001
+            return False
+
+    def handle(self, method, path, headers):
+        self.calls.append((method, path))
+        if not self._auth_ok(headers.get("Authorization", "")):
+            return 401, {"errorCode": 4010000, "errorMessage": "Unauthenticated"}
+        prefix = "/inApps/v1/transactions/"
+        if method != "GET" or not path.startswith(prefix):
+            return 404, {"errorCode": 4040000, "errorMessage": "Not found"}
+        tx = self.transactions.get(path[len(prefix):])
+        if tx is None:
+            return 404, {"errorCode": 4040010, "errorMessage": "Transaction id not found."}
+        return 200, {"signedTransactionInfo": self.signer.sign(tx)}
+
+
+def serve_api(api, host="127.0.0.1", port=0):
+    """The App Store Server API in a thread (plain HTTP on loopback); sets api.base."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            status, obj = api.handle("GET", self.path, self.headers)
+            data = json.dumps(obj).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.ThreadingHTTPServer((host, port), Handler)
+    srv.daemon_threads = True
+    api.base = "http://%s:%d" % (host, srv.server_address[1])
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
 if __name__ == "__main__":
     s = AppleSigner()
     print(s.write(sys.argv[1] if len(sys.argv) > 1 else "."))

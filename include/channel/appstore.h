@@ -14,6 +14,7 @@
 #include <time.h>
 #include "arena.h"
 #include "buf.h"
+#include "httpc.h"
 #include "pg_err.h"
 #include "pki.h"
 
@@ -89,6 +90,21 @@ pg_err appstore_api_token(const pki_privkey_t *key, const char *key_id, const ch
  * verified like any other. */
 pg_err appstore_parse_lookup_reply(appstore_verifier_t *v, const appstore_expect_t *e, arena_t *a,
                                    const char *body, size_t len, time_t now,
+                                   appstore_transaction_t *out, buf_t *err);
+
+/* The App Store Server API client: GET /inApps/v1/transactions/{id} with
+ * the ES256 bearer token; the reply's signedTransactionInfo verified like
+ * any other. PG_ERR_NOT_FOUND Apple knows no such transaction. */
+typedef struct appstore_api {
+    const char *api_base;
+    const char *issuer_id;
+    const char *key_id;
+    const char *bundle_id;
+    pki_privkey_t *key;            /* NULL: no API key configured */
+    httpc_opts_t http;
+} appstore_api_t;
+pg_err appstore_lookup_transaction(const appstore_api_t *api, appstore_verifier_t *v, const appstore_expect_t *e,
+                                   arena_t *a, const char *transaction_id, time_t now,
                                    appstore_transaction_t *out, buf_t *err);
 
 #endif

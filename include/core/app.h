@@ -24,6 +24,7 @@ typedef struct pg_app {
     char *wechat_refund_notify_url;
     appstore_verifier_t *appstore;   /* when cfg->appstore.enabled: the root and the chain cache */
     googleplay_client_t googleplay;  /* valid when cfg->googleplay.enabled */
+    appstore_api_t appstore_api;     /* key NULL without [appstore] private_key */
 } pg_app_t;
 
 /* Loads and validates the config, opens the log and connects to the

@@ -57,6 +57,12 @@ void iap_notify_appstore(pg_app_t *app, arena_t *a, const char *source, const ch
 /* POST /iap/appstore: user and the app's signed transaction. */
 pg_err iap_post_appstore(pg_app_t *app, arena_t *a, const char *user, const char *signed_transaction,
                          iap_result_t *res, buf_t *msg);
+/* The App Store Server API's word on a transaction, recorded like a
+ * posted one (paygatectl appstore lookup, POST /iap/appstore with
+ * transaction_id): user NULL = the buyer of its appAccountToken. */
+pg_err iap_appstore_lookup(pg_app_t *app, arena_t *a, const char *user, const char *transaction_id,
+                           iap_result_t *res, buf_t *msg);
+
 /* POST /notify/googleplay: bearer is the push's Authorization token. */
 void iap_notify_googleplay(pg_app_t *app, arena_t *a, const char *source, const char *bearer, const char *body,
                            size_t len, iap_result_t *res);

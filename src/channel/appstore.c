@@ -523,3 +523,42 @@ done:
     buf_free(&sig);
     return rc;
 }
+
+pg_err appstore_lookup_transaction(const appstore_api_t *api, appstore_verifier_t *v, const appstore_expect_t *e,
+                                   arena_t *a, const char *transaction_id, time_t now,
+                                   appstore_transaction_t *out, buf_t *err)
+{
+    buf_t tok, url;
+    httpc_response_t r;
+    memset(out, 0, sizeof(*out));
+    if (!api->key) {
+        buf_set_error(err, "no App Store Server API key ([appstore] issuer_id, key_id, private_key)");
+        return PG_ERR_UNSUPPORTED;
+    }
+    buf_init(&tok, a);
+    buf_init(&url, a);
+    buf_puts(&tok, "Authorization: Bearer ");
+    pg_err rc = appstore_api_token(api->key, api->key_id, api->issuer_id, api->bundle_id, now, &tok);
+    buf_puts(&url, api->api_base);
+    buf_puts(&url, "/inApps/v1/transactions/");
+    buf_append_urlencoded(&url, transaction_id);
+    if (rc != PG_OK || tok.failed || url.failed)
+        return rc != PG_OK ? rc : PG_ERR_NOMEM;
+    const char *hdr[] = { tok.data, NULL };
+    if ((rc = httpc_get_headers(a, url.data, hdr, &api->http, &r, err)) != PG_OK)
+        return rc;
+    if (r.status == 404) {
+        buf_set_error(err, "Apple knows no transaction %s", transaction_id);
+        return PG_ERR_NOT_FOUND;
+    }
+    if (r.status != 200) {
+        buf_set_error(err, "App Store Server API answered HTTP %ld", r.status);
+        return PG_ERR_UPSTREAM;
+    }
+    rc = appstore_parse_lookup_reply(v, e, a, r.body.data, r.body.len, now, out, err);
+    if (rc == PG_OK && strcmp(out->transaction_id, transaction_id)) {
+        buf_set_error(err, "App Store Server API answered with another transaction");
+        rc = PG_ERR_MISMATCH;
+    }
+    return rc;
+}

@@ -55,6 +55,25 @@ static void wechat_setup(pg_app_t *app)
     w->client_key = c->wechat.client_key;
 }
 
+static pg_err appstore_api_setup(pg_app_t *app, buf_t *err)
+{
+    pg_config_t *c = app->cfg;
+    appstore_api_t *api = &app->appstore_api;
+    api->api_base = c->appstore.api_base;
+    api->issuer_id = c->appstore.issuer_id;
+    api->key_id = c->appstore.key_id;
+    api->bundle_id = c->appstore.bundle_id;
+    api->http.ca_file = c->appstore.ca_file;
+    api->http.connect_timeout_ms = 3000;
+    api->http.total_timeout_ms = 10000;
+    if (!c->appstore.private_key || !*c->appstore.private_key)
+        return PG_OK;
+    pg_err rc = pki_privkey_load(c->appstore.private_key, &api->key, err);
+    if (rc != PG_OK)
+        buf_printf(err, "\n%s: [appstore] private_key: not an App Store Connect .p8 key\n", c->path);
+    return rc;
+}
+
 static pg_err googleplay_setup(pg_app_t *app, buf_t *err)
 {
     pg_config_t *c = app->cfg;
@@ -108,6 +127,10 @@ pg_err app_open(const char *config_path, pg_app_t **out, buf_t *err)
         app_close(app);
         return PG_ERR_CONFIG;
     }
+    if (app->cfg->appstore.enabled && appstore_api_setup(app, err) != PG_OK) {
+        app_close(app);
+        return PG_ERR_CONFIG;
+    }
     if (app->cfg->googleplay.enabled && googleplay_setup(app, err) != PG_OK) {
         app_close(app);
         return PG_ERR_CONFIG;
@@ -135,6 +158,7 @@ void app_close(pg_app_t *app)
     db_close(app->db);
     appstore_verifier_free(app->appstore);
     googleplay_client_free(&app->googleplay);
+    pki_privkey_free(app->appstore_api.key);
     metrics_close();
     free(app->alipay_notify_url);
     free(app->alipay_return_url);

@@ -401,6 +401,36 @@ pg_err iap_post_appstore(pg_app_t *app, arena_t *a, const char *user, const char
     return rc;
 }
 
+pg_err iap_appstore_lookup(pg_app_t *app, arena_t *a, const char *user, const char *transaction_id,
+                           iap_result_t *res, buf_t *msg)
+{
+    appstore_transaction_t t;
+    appstore_expect_t e = appstore_expect(app);
+    iap_event_t ev;
+    memset(res, 0, sizeof *res);
+    if (!app->cfg->appstore.enabled || !app->appstore) {
+        buf_set_error(msg, "the appstore channel is not enabled");
+        return PG_ERR_UNSUPPORTED;
+    }
+    if ((user && !text_is_token(user, 64, USER_EXTRA)) || !text_is_token(transaction_id, 64, "._-")) {
+        buf_set_error(msg, "a transaction id (and a valid user) are required");
+        return PG_ERR_BAD_INPUT;
+    }
+    pg_err rc = appstore_lookup_transaction(&app->appstore_api, app->appstore, &e, a, transaction_id, time(NULL),
+                                            &t, msg);
+    if (rc == PG_ERR_NOT_FOUND)
+        return PG_ERR_BAD_INPUT;
+    if (rc != PG_OK)
+        return rc;
+    memset(&ev, 0, sizeof ev);
+    event_from_tx(&t, &ev);
+    ev.user_ref = user;
+    rc = iap_apply(app, a, &ev, res);
+    if (rc == PG_ERR_MISMATCH)
+        buf_set_error(msg, "%s", res->detail);
+    return rc;
+}
+
 pg_err iap_account_token(pg_app_t *app, arena_t *a, const char *user, const char **token)
 {
     char mac[65], uuid[37];

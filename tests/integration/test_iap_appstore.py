@@ -40,14 +40,24 @@ def mapped(harness):
     return harness
 
 
+@pytest.fixture(scope="module")
+def apple_api():
+    api = appstore_gw.AppStoreServerApi(SIGNER)
+    srv = appstore_gw.serve_api(api)
+    yield api
+    srv.shutdown()
+
+
 @pytest.fixture(scope="module", params=ALL_STACKS)
-def ios(request, mapped):
+def ios(request, mapped, apple_api):
     h = mapped
     root = SIGNER.write(str(h.run / "appstore"))
     os.chmod(root, 0o644)
     os.chmod(os.path.dirname(root), 0o755)
+    p8 = apple_api.write_p8(str(h.run / "appstore" / "SubscriptionKey.p8"))
     ini = ("\n[appstore]\nenabled = true\nbundle_id = %s\napp_apple_id = %d\nenvironment = Production\n"
-           "root_cert = %s\nstore_fee_bp = %d\n" % (BUNDLE, APP_ID, root, FEE_BP))
+           "root_cert = %s\nstore_fee_bp = %d\nissuer_id = %s\nkey_id = %s\nprivate_key = %s\napi_base = %s\n"
+           % (BUNDLE, APP_ID, root, FEE_BP, apple_api.issuer_id, apple_api.key_id, p8, apple_api.base))
     st = h.new_stack(request.param, name="iap-" + request.param, extra_ini=ini)
     try:
         st.start()
@@ -196,6 +206,30 @@ def test_web_then_app_purchase_gives_one_entitlement(ios, harness):
     assert pay["anomaly"] == "double_purchase"
 
 
+def test_lookup_through_app_store_server_api(ios, harness, apple_api):
+    """A purchase whose notification never came: the backend passes the
+    transaction id (or the operator runs paygatectl appstore lookup), paygate
+    asks Apple with its ES256 token and records what Apple signed."""
+    user = unique_user("lookup")
+    tx = SIGNER.transaction(STORE_PRODUCT, token_of(ios, user))
+    apple_api.add(tx)
+    r = requests.post(ios.base_url + "/iap/appstore", headers=AUTH, timeout=20,
+                      json={"user": user, "transaction_id": tx["transactionId"]})
+    assert r.status_code == 201, r.text
+    assert ("GET", "/inApps/v1/transactions/" + tx["transactionId"]) in apple_api.calls
+    assert SKU in entitled(ios, user)
+    r = requests.post(ios.base_url + "/iap/appstore", headers=AUTH, timeout=20,
+                      json={"user": user, "transaction_id": "2000000999999999"})
+    assert r.status_code == 400, r.text
+    # the CLI, on the stack's config, for a purchase made by another user
+    other = unique_user("lookup2")
+    tx2 = SIGNER.transaction(STORE_PRODUCT, token_of(ios, other))
+    apple_api.add(tx2)
+    out = harness.ctl("appstore", "lookup", tx2["transactionId"], config=ios.config).stdout
+    assert "accepted" in out and "order" in out, out
+    assert SKU in entitled(ios, other)
+
+
 def test_unknown_product_and_buyer_kept_as_anomalies(ios, harness):
     tx = SIGNER.transaction("com.example.shop.not_mapped", token_of(ios, unique_user("np")))
     assert notify(ios, SIGNER.notification("ONE_TIME_CHARGE", tx)).status_code == 200
@@ -303,3 +337,18 @@ def test_sandbox_apple_is_accepted_by_apples_library():
                          capture_output=True, text=True, timeout=60, check=True).stdout
     verdicts = [json.loads(line)["ok"] for line in out.splitlines()]
     assert verdicts == [True, True] + [False] * len(bad) + [True, False], out
+
+
+def test_shop_cannot_refund_an_app_purchase_itself(ios, harness):
+    """Apple refunds in-app purchases (its REFUND notification records it):
+    a refund through paygate would reserve money no channel can send."""
+    user = unique_user("norefund")
+    tx = SIGNER.transaction(STORE_PRODUCT, token_of(ios, user))
+    r = requests.post(ios.base_url + "/iap/appstore", headers=AUTH, timeout=20,
+                      json={"user": user, "signed_transaction": SIGNER.sign(tx)})
+    assert r.status_code == 201, r.text
+    order_no = r.json()["order_no"]
+    r = requests.post(ios.base_url + "/orders/%s/refund" % order_no, headers=AUTH, json={}, timeout=20)
+    assert r.status_code == 409 and "refund_by_store" in r.text, r.text
+    assert harness.query("SELECT r.id FROM refunds r JOIN orders o ON o.id = r.order_id WHERE o.order_no=%s",
+                         order_no) == []
