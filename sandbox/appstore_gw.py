@@ -198,6 +198,7 @@ class AppStoreServerApi:
         self.key = ec.generate_private_key(ec.SECP256R1())
         self.transactions = {}
         self.calls = []
+        self.tokens = []         # the bearer tokens received (interop checks)
         self.base = None
 
     def write_p8(self, path):
@@ -206,6 +207,10 @@ class AppStoreServerApi:
                                            serialization.NoEncryption()))
         os.chmod(path, 0o644)
         return path
+
+    def public_pem(self):
+        return self.key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                  serialization.PublicFormat.SubjectPublicKeyInfo).decode()
 
     def add(self, tx):
         self.transactions[tx["transactionId"]] = tx
@@ -230,6 +235,7 @@ class AppStoreServerApi:
 
     def handle(self, method, path, headers):
         self.calls.append((method, path))
+        self.tokens.append(headers.get("Authorization", "")[len("Bearer "):])
         if not self._auth_ok(headers.get("Authorization", "")):
             return 401, {"errorCode": 4010000, "errorMessage": "Unauthenticated"}
         prefix = "/inApps/v1/transactions/"

@@ -65,6 +65,7 @@ class PlayState:
         self.tokens = {}         # access token -> expiry
         self.ack_fails = False
         self.calls = []
+        self.assertions = []     # the service-account JWTs received (interop checks)
         self.lock = threading.Lock()
         self.base = None
 
@@ -77,6 +78,10 @@ class PlayState:
                        "token_uri": self.base + "/token", "project_id": "example-project"}, f)
         os.chmod(path, 0o644)
         return path
+
+    def sa_public_pem(self):
+        return self.sa_key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                     serialization.PublicFormat.SubjectPublicKeyInfo).decode()
 
     def jwks(self):
         n = self.push_key.public_key().public_numbers()
@@ -171,6 +176,7 @@ class PlayState:
     def _token(self, body):
         form = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode()).items()}
         assertion = form.get("assertion", "")
+        self.assertions.append(assertion)
         try:
             h, c, s = assertion.split(".")
             self.sa_key.public_key().verify(b64url_dec(s), ("%s.%s" % (h, c)).encode(), padding.PKCS1v15(),

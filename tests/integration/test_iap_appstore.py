@@ -230,6 +230,28 @@ def test_lookup_through_app_store_server_api(ios, harness, apple_api):
     assert SKU in entitled(ios, other)
 
 
+def test_jose_verifies_paygates_app_store_api_token(ios, apple_api):
+    """Interop: the bearer token paygate sent to the App Store Server API
+    verifies with `jose` (ES256, kid, iss = issuer_id, aud appstoreconnect-v1, bid)."""
+    import shutil
+    import subprocess
+    interop = REPO / "sandbox" / "interop"
+    if shutil.which("node") is None or not (interop / "node_modules" / "jose").is_dir():
+        pytest.skip("node and sandbox/interop/node_modules (npm ci) are needed")
+    if not apple_api.tokens:
+        tx = SIGNER.transaction(STORE_PRODUCT, None)
+        apple_api.add(tx)
+        requests.post(ios.base_url + "/iap/appstore", headers=AUTH, timeout=20,
+                      json={"user": unique_user("jose"), "transaction_id": tx["transactionId"]})
+    items = [{"jwt": apple_api.tokens[-1], "spki": apple_api.public_pem(), "alg": "ES256",
+              "issuer": apple_api.issuer_id, "audience": "appstoreconnect-v1"}]
+    out = subprocess.run(["node", str(interop / "jwt_check.js")], input=json.dumps(items), capture_output=True,
+                         text=True, timeout=60, check=True).stdout
+    res = json.loads(out.splitlines()[0])
+    assert res["ok"], out
+    assert res["header"]["kid"] == apple_api.key_id and res["claims"]["bid"] == BUNDLE
+
+
 def test_unknown_product_and_buyer_kept_as_anomalies(ios, harness):
     tx = SIGNER.transaction("com.example.shop.not_mapped", token_of(ios, unique_user("np")))
     assert notify(ios, SIGNER.notification("ONE_TIME_CHARGE", tx)).status_code == 200

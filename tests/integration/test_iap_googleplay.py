@@ -168,3 +168,28 @@ def test_attack_other_package_refused(android, harness, google):
                       json={"user": user, "product": PLAY_PRODUCT, "purchase_token": token})
     assert r.status_code == 400, r.text
     assert row_of(harness, token) is None
+
+
+def test_jose_verifies_paygates_service_account_jwt(android, google):
+    """Interop: the assertions paygate posted to the token endpoint verify
+    with `jose` (RS256, iss = client_email, aud = token_uri, at most an hour)."""
+    import json
+    import shutil
+    import subprocess
+    interop = REPO / "sandbox" / "interop"
+    if shutil.which("node") is None or not (interop / "node_modules" / "jose").is_dir():
+        pytest.skip("node and sandbox/interop/node_modules (npm ci) are needed")
+    if not google.assertions:
+        user = unique_user("jose")
+        token = google.buy(PLAY_PRODUCT, token_of(android, user))
+        requests.post(android.base_url + "/iap/googleplay", headers=AUTH, timeout=20,
+                      json={"user": user, "product": PLAY_PRODUCT, "purchase_token": token})
+    assert google.assertions, "paygate never asked for a token"
+    items = [{"jwt": google.assertions[-1], "spki": google.sa_public_pem(), "alg": "RS256",
+              "issuer": google.sa_email, "audience": google.base + "/token"}]
+    out = subprocess.run(["node", str(interop / "jwt_check.js")], input=json.dumps(items), capture_output=True,
+                         text=True, timeout=60, check=True).stdout
+    res = json.loads(out.splitlines()[0])
+    assert res["ok"], out
+    assert res["claims"]["scope"] == "https://www.googleapis.com/auth/androidpublisher"
+    assert res["claims"]["exp"] - res["claims"]["iat"] <= 3600
