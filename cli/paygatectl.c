@@ -143,6 +143,44 @@ static int cmd_migrate(cli_t *c)
     return 0;
 }
 
+/* The app stores' files parse: Apple's root, the .p8 key, Google's service account. */
+static int check_store_keys(const pg_config_t *cfg, buf_t *err)
+{
+    int bad = 0;
+    if (cfg->appstore.enabled) {
+        appstore_verifier_t *v = NULL;
+        pki_privkey_t *k = NULL;
+        buf_clear(err);
+        if (appstore_verifier_load(cfg->appstore.root_cert, &v, err) != PG_OK) {
+            fprintf(stderr, "%s: [appstore] root_cert: %s\n", cfg->path, err->data);
+            bad = 1;
+        }
+        buf_clear(err);
+        if (cfg->appstore.private_key && *cfg->appstore.private_key &&
+            pki_privkey_load(cfg->appstore.private_key, &k, err) != PG_OK) {
+            fprintf(stderr, "%s: [appstore] private_key: %s\n", cfg->path, err->data);
+            bad = 1;
+        }
+        appstore_verifier_free(v);
+        pki_privkey_free(k);
+        printf("  appstore  %s, %s, root %s%s\n", cfg->appstore.bundle_id, cfg->appstore.environment,
+               cfg->appstore.root_cert, k || !cfg->appstore.private_key ? "" : ", API key unusable");
+    }
+    if (cfg->googleplay.enabled) {
+        googleplay_client_t g;
+        memset(&g, 0, sizeof g);
+        buf_clear(err);
+        if (googleplay_load_service_account(&g, cfg->googleplay.service_account, err) != PG_OK) {
+            fprintf(stderr, "%s: [googleplay] service_account: %s\n", cfg->path, err->data);
+            bad = 1;
+        }
+        printf("  googleplay %s, service account %s\n", cfg->googleplay.package_name,
+               g.client_email ? g.client_email : "unusable");
+        googleplay_client_free(&g);
+    }
+    return bad;
+}
+
 static int cmd_check_config(cli_t *c)
 {
     const char *path = config_default_path(c->config_path);
@@ -169,9 +207,10 @@ static int cmd_check_config(cli_t *c)
     else
         printf("  alipay    disabled\n");
     printf("  wechat    %s\n", cfg->wechat.enabled ? "enabled (not available in this build yet)" : "disabled");
+    int rc = check_store_keys(cfg, &err);
     buf_free(&err);
     config_free(cfg);
-    return 0;
+    return rc;
 }
 
 typedef struct cli_opts {
