@@ -167,6 +167,25 @@ static void test_config_wechat_needs_order_ttl_of_5_minutes(void **state)
     buf_free(&err);
 }
 
+static void test_config_app_stores_are_checked(void **state)
+{
+    (void)state;
+    assert_error_mentions("[appstore]\nenabled = true\nroot_cert = ../fixtures/appstore/root.pem\n",
+                          "[appstore] bundle_id: missing");
+    assert_error_mentions("[appstore]\nenabled = true\nbundle_id = com.example.shop\n"
+                          "root_cert = ../fixtures/appstore/root.pem\n",
+                          "[appstore] app_apple_id: missing");   /* Production needs it */
+    assert_error_mentions("[appstore]\nenabled = true\nbundle_id = b\nenvironment = Xcode\n"
+                          "root_cert = ../fixtures/appstore/root.pem\n", "[appstore] environment");
+    assert_error_mentions("[appstore]\nenabled = true\nbundle_id = b\napp_apple_id = 12a\n"
+                          "root_cert = ../fixtures/appstore/root.pem\n", "[appstore] app_apple_id");
+    assert_error_mentions("[appstore]\nstore_fee_bp = 10001\n", "[appstore] store_fee_bp");
+    assert_error_mentions("[googleplay]\nenabled = true\npackage_name = p\nservice_account = /nonexistent.json\n"
+                          "push_audience = a\npush_email = e\n", "[googleplay] service_account: cannot read");
+    assert_error_mentions("[googleplay]\nenabled = true\npackage_name = p\n"
+                          "service_account = ../fixtures/appstore/root.pem\n", "[googleplay] push_audience: missing");
+}
+
 static void test_config_metrics_allow_and_token_are_checked(void **state)
 {
     (void)state;
@@ -244,6 +263,7 @@ int main(void)
         cmocka_unit_test(test_config_refuses_private_key_as_alipay_public_key),
         cmocka_unit_test(test_config_key_given_twice_is_an_error),
         cmocka_unit_test(test_config_metrics_allow_and_token_are_checked),
+        cmocka_unit_test(test_config_app_stores_are_checked),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
