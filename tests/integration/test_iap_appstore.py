@@ -166,6 +166,22 @@ def test_iphone_purchase_refund_and_reversal(ios, harness):
     assert net == -2940
 
 
+def test_refund_before_purchase_notification(ios, harness):
+    """Reordered: Apple's REFUND arrives before its ONE_TIME_CHARGE. The
+    purchase is recorded from the refund's signed transaction and refunded
+    at once; the late ONE_TIME_CHARGE is a duplicate: no entitlement."""
+    user = unique_user("reorder")
+    tx = SIGNER.transaction(STORE_PRODUCT, token_of(ios, user))
+    rtx = dict(tx, revocationDate=int(time.time() * 1000), revocationReason=1)
+    assert notify(ios, SIGNER.notification("REFUND", rtx)).status_code == 200
+    assert notify(ios, SIGNER.notification("ONE_TIME_CHARGE", tx)).status_code == 200
+    [row] = purchases(harness, tx["transactionId"])
+    assert row["status"] == "REFUNDED"
+    o = harness.query("SELECT status, refunded_fen, amount_fen FROM orders WHERE id=%s", row["order_id"])[0]
+    assert (o["status"], o["refunded_fen"]) == ("REFUNDED", o["amount_fen"])
+    assert SKU not in entitled(ios, user)
+
+
 def test_backend_posts_storekit_transaction(ios, harness):
     user = unique_user("sk2")
     tx = SIGNER.transaction(STORE_PRODUCT, token_of(ios, user))
