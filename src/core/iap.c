@@ -81,6 +81,7 @@ static pg_err pay_order(iap_ctx_t *c, const char *payment_no, const product_t *p
     payment_t p;
     ledger_split_t split;
     bool changed = false, order_changed = false, owned = false;
+    memset(&split, 0, sizeof split);
     pg_err rc = store_payment_lock(c->app->db, c->a, c->ev->channel, payment_no, &p);
     if (rc == PG_OK)
         rc = ledger_payment_split(c->app, &p, &split);
