@@ -94,15 +94,21 @@ def order_json(st, order_no):
     return r.json()
 
 
-def waiting_on_iap(h):
-    """Another transaction in LOCK WAIT (root through the private server's
-    socket: the application account lacks PROCESS); only paygate's
-    notification runs in this database at that moment besides ours."""
+def waiting_on_iap(h, own_thread_id):
+    """Another session blocked on iap_purchases: a transaction in LOCK WAIT,
+    or a statement on iap_purchases running for a second or more (only a
+    blocked one does). Root through the private server's socket: the
+    application account lacks PROCESS."""
     conn = pymysql.connect(unix_socket=str(h.db_dir / "mysqld.sock"), user="root", password="",
                            database="paygate", autocommit=True, cursorclass=pymysql.cursors.DictCursor)
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT trx_id FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'")
+            cur.execute("SELECT trx_id FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'"
+                        " AND trx_mysql_thread_id <> %s", (own_thread_id,))
+            if cur.fetchall():
+                return True
+            cur.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND ID <> %s"
+                        " AND INFO LIKE %s AND TIME >= 1", (own_thread_id, "%iap_purchases%"))
             return bool(cur.fetchall())
     finally:
         conn.close()
@@ -308,7 +314,7 @@ def test_concurrent_duplicate_records_one_order(ios, harness):
         # the paygate transaction is now waiting on our row lock
         deadline = time.time() + 20
         while time.time() < deadline:
-            waits = waiting_on_iap(h)
+            waits = waiting_on_iap(h, conn.thread_id())
             if waits:
                 break
             time.sleep(0.05)
