@@ -29,6 +29,8 @@
 #include "store_payout.h"
 #include "store_admin.h"
 #include "crypto.h"
+#include "store_iap.h"
+#include "iap.h"
 
 #define EXIT_USAGE 2
 
@@ -44,7 +46,8 @@ static int usage(void)
     fputs("usage: paygatectl [-c FILE] [--json] COMMAND\n"
           "  migrate                      create or upgrade the schema\n"
           "  check-config                 validate the config file and keys\n"
-          "  product add --sku SKU --title TITLE --price-fen N [--creator ID]\n"
+          "  product add --sku SKU --title TITLE --price-fen N [--creator ID] [--appstore-id ID] [--googleplay-id ID]\n"
+          "  product update --sku SKU [--appstore-id ID] [--googleplay-id ID]   ('' clears)\n"
           "  product list\n"
           "  creator add --id ID --name NAME [--alipay-account ACCOUNT --real-name NAME] [--wechat-openid OPENID]\n"
           "  creator update --id ID [--name NAME] [--alipay-account ACCOUNT] [--real-name NAME] [--wechat-openid ID]\n"
@@ -63,7 +66,8 @@ static int usage(void)
           "  report --from YYYY-MM-DD --to YYYY-MM-DD\n"
           "  reconcile --channel alipay|wechat|stripe --date YYYY-MM-DD [--bill FILE]\n"
           "  admin add --user U --role viewer|operator|owner   (password from the terminal or stdin)\n"
-          "  admin list\n",
+          "  admin list\n"
+          "  appstore lookup TRANSACTION_ID   ask the App Store Server API and record the purchase\n",
           stderr);
     return EXIT_USAGE;
 }
@@ -152,6 +156,44 @@ static int cmd_migrate(cli_t *c)
     return 0;
 }
 
+/* The app stores' files parse: Apple's root, the .p8 key, Google's service account. */
+static int check_store_keys(const pg_config_t *cfg, buf_t *err)
+{
+    int bad = 0;
+    if (cfg->appstore.enabled) {
+        appstore_verifier_t *v = NULL;
+        pki_privkey_t *k = NULL;
+        buf_clear(err);
+        if (appstore_verifier_load(cfg->appstore.root_cert, &v, err) != PG_OK) {
+            fprintf(stderr, "%s: [appstore] root_cert: %s\n", cfg->path, err->data);
+            bad = 1;
+        }
+        buf_clear(err);
+        if (cfg->appstore.private_key && *cfg->appstore.private_key &&
+            pki_privkey_load(cfg->appstore.private_key, &k, err) != PG_OK) {
+            fprintf(stderr, "%s: [appstore] private_key: %s\n", cfg->path, err->data);
+            bad = 1;
+        }
+        appstore_verifier_free(v);
+        pki_privkey_free(k);
+        printf("  appstore  %s, %s, root %s%s\n", cfg->appstore.bundle_id, cfg->appstore.environment,
+               cfg->appstore.root_cert, k || !cfg->appstore.private_key ? "" : ", API key unusable");
+    }
+    if (cfg->googleplay.enabled) {
+        googleplay_client_t g;
+        memset(&g, 0, sizeof g);
+        buf_clear(err);
+        if (googleplay_load_service_account(&g, cfg->googleplay.service_account, err) != PG_OK) {
+            fprintf(stderr, "%s: [googleplay] service_account: %s\n", cfg->path, err->data);
+            bad = 1;
+        }
+        printf("  googleplay %s, service account %s\n", cfg->googleplay.package_name,
+               g.client_email ? g.client_email : "unusable");
+        googleplay_client_free(&g);
+    }
+    return bad;
+}
+
 static int cmd_check_config(cli_t *c)
 {
     const char *path = config_default_path(c->config_path);
@@ -193,16 +235,18 @@ static int cmd_check_config(cli_t *c)
                cfg->wechat.wechatpay_public_key ? cfg->wechat.wechatpay_public_key_id : "",
                cfg->wechat.wechatpay_public_key && cfg->wechat.platform_cert_dir ? "; " : "",
                cfg->wechat.platform_cert_dir ? "platform certificates in platform_cert_dir" : "");
+    int rc = check_store_keys(cfg, &err);
     buf_free(&err);
     config_free(cfg);
-    return 0;
+    return rc;
 }
 
 typedef struct cli_opts {
     const char *sku, *title, *price_fen, *creator, *id, *name, *status, *amount_fen, *reason, *request_id;
     const char *date, *from, *to, *out, *channel, *bill;
-    const char *alipay_account, *real_name, *wechat_openid;
-    const char *user, *role;                                   /* admin accounts */   /* creator payout accounts */
+    const char *alipay_account, *real_name, *wechat_openid;   /* creator payout accounts */
+    const char *user, *role;                                  /* admin accounts */
+    const char *appstore_id, *googleplay_id;   /* store product ids (in-app purchases) */
     bool dead;
 } cli_opts_t;
 
@@ -221,6 +265,8 @@ static int parse_opts(int argc, char **argv, cli_opts_t *o)
         { "alipay-account", required_argument, NULL, 'A' }, { "real-name", required_argument, NULL, 'R' },
         { "wechat-openid", required_argument, NULL, 'W' },
         { "user", required_argument, NULL, 'u' },   { "role", required_argument, NULL, 'L' },
+        { "appstore-id", required_argument, NULL, 'I' },
+        { "googleplay-id", required_argument, NULL, 'G' }, { "play-id", required_argument, NULL, 'G' },
         { NULL, 0, NULL, 0 },
     };
     int opt;
@@ -250,6 +296,8 @@ static int parse_opts(int argc, char **argv, cli_opts_t *o)
         case 'W': o->wechat_openid = optarg; break;
         case 'u': o->user = optarg; break;
         case 'L': o->role = optarg; break;
+        case 'I': o->appstore_id = optarg; break;
+        case 'G': o->googleplay_id = optarg; break;
         default: return -1;
         }
     }
@@ -263,6 +311,47 @@ static int report_store_error(cli_t *c, pg_err rc, const char *what)
     else
         fprintf(stderr, "paygatectl: %s failed: %s\n", what, db_last_error(c->app->db));
     return 1;
+}
+
+static bool store_id_ok(const char *id)
+{
+    return !id || !*id || text_is_token(id, 255, "_.-");
+}
+
+/* --appstore-id / --googleplay-id of product add and update. */
+static int product_store_ids(cli_t *c, const cli_opts_t *o)
+{
+    static const char *const channels[] = { "appstore", "googleplay" };
+    const char *ids[] = { o->appstore_id, o->googleplay_id };
+    for (size_t i = 0; i < 2; i++) {
+        if (!ids[i])
+            continue;
+        pg_err rc = store_product_set_store_id(c->app->db, o->sku, channels[i], ids[i]);
+        if (rc == PG_ERR_NOT_FOUND) {
+            fprintf(stderr, "paygatectl: no product with sku '%s'\n", o->sku);
+            return 1;
+        }
+        if (rc != PG_OK)
+            return report_store_error(c, rc, rc == PG_ERR_CONFLICT ? "that store product id" : "product");
+        printf("product %s: %s id %s\n", o->sku, channels[i], *ids[i] ? ids[i] : "(cleared)");
+    }
+    return 0;
+}
+
+static int cmd_product_update(cli_t *c, int argc, char **argv)
+{
+    cli_opts_t o;
+    if (parse_opts(argc, argv, &o) < 0)
+        return usage();
+    if (!text_is_token(o.sku, 64, "_.-") || (!o.appstore_id && !o.googleplay_id) || !store_id_ok(o.appstore_id) ||
+        !store_id_ok(o.googleplay_id)) {
+        fprintf(stderr, "paygatectl: product update needs --sku and --appstore-id and/or --googleplay-id "
+                        "(1-255 of [A-Za-z0-9_.-], '' clears)\n");
+        return EXIT_USAGE;
+    }
+    if (open_app(c))
+        return 1;
+    return product_store_ids(c, &o);
 }
 
 static int cmd_product(cli_t *c, int argc, char **argv)
@@ -282,8 +371,14 @@ static int cmd_product(cli_t *c, int argc, char **argv)
         print_result(c, &r);
         return 0;
     }
+    if (!strcmp(argv[0], "update"))
+        return cmd_product_update(c, argc, argv);
     if (strcmp(argv[0], "add") || parse_opts(argc, argv, &o) < 0)
         return usage();
+    if (!store_id_ok(o.appstore_id) || !store_id_ok(o.googleplay_id)) {
+        fprintf(stderr, "paygatectl: store product ids are 1-255 of [A-Za-z0-9_.-]\n");
+        return EXIT_USAGE;
+    }
     if (!text_is_token(o.sku, 64, "_.-") || !o.title || !*o.title || strlen(o.title) > 200 || !o.price_fen) {
         fprintf(stderr, "paygatectl: product add needs --sku (1-64 of [A-Za-z0-9_.-]), --title (1-200 chars) and --price-fen\n");
         return EXIT_USAGE;
@@ -303,6 +398,27 @@ static int cmd_product(cli_t *c, int argc, char **argv)
         return report_store_error(c, rc, "product");
     }
     printf("product %s added (%lld fen)\n", o.sku, (long long)price);
+    return product_store_ids(c, &o);
+}
+
+/* appstore lookup TRANSACTION_ID: a purchase Apple has and we may not
+ * (a notification lost for good), recorded like a notified one. */
+static int cmd_appstore(cli_t *c, int argc, char **argv)
+{
+    iap_result_t r;
+    buf_t msg;
+    if (argc != 2 || strcmp(argv[0], "lookup"))
+        return usage();
+    if (open_app(c))
+        return 1;
+    buf_init(&msg, &c->arena);
+    pg_err rc = iap_appstore_lookup(c->app, &c->arena, NULL, argv[1], &r, &msg);
+    if (rc != PG_OK) {
+        fprintf(stderr, "paygatectl: appstore lookup %s: %s\n", argv[1], msg.len ? msg.data : pg_err_name(rc));
+        return 1;
+    }
+    printf("transaction %s: %s%s%s (%s)\n", argv[1], r.outcome, r.order_no ? ", order " : "",
+           r.order_no ? r.order_no : "", r.detail ? r.detail : "");
     return 0;
 }
 
@@ -354,6 +470,10 @@ static int cmd_creator(cli_t *c, int argc, char **argv)
     update = !strcmp(argv[0], "update");
     if ((strcmp(argv[0], "add") && !update) || parse_opts(argc, argv, &o) < 0)
         return usage();
+    if (!store_id_ok(o.appstore_id) || !store_id_ok(o.googleplay_id)) {
+        fprintf(stderr, "paygatectl: store product ids are 1-255 of [A-Za-z0-9_.-]\n");
+        return EXIT_USAGE;
+    }
     if (o.id && strlen(o.id) > STORE_CREATOR_ID_MAX) {   /* its ledger accounts would not fit */
         fprintf(stderr, "paygatectl: --id is %zu characters long; a creator id is at most %d characters"
                 " (the ledger's account names are built from it)\n", strlen(o.id), STORE_CREATOR_ID_MAX);
@@ -900,6 +1020,8 @@ static int dispatch(cli_t *c, int argc, char **argv)
         return cmd_report(c, argc - 1, argv + 1);
     if (!strcmp(cmd, "payout"))
         return cmd_payout(c, argc - 1, argv + 1);
+    if (!strcmp(cmd, "appstore"))
+        return cmd_appstore(c, argc - 1, argv + 1);
     if (!strcmp(cmd, "reconcile"))
         return cmd_reconcile(c, argc - 1, argv + 1);
     if (!strcmp(cmd, "admin"))

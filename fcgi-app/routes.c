@@ -22,12 +22,14 @@
 #include "notify.h"
 #include "qr.h"
 #include "router.h"
+#include "routes_iap.h"
 #include "store.h"
 
 enum {
     R_HEALTHZ, R_CHECKOUT, R_NOTIFY_ALIPAY, R_NOTIFY_WECHAT, R_NOTIFY_WECHAT_REFUND, R_RETURN_ALIPAY, R_ORDER,
     R_ORDER_REFUND, R_ORDER_CLOSE, R_ENTITLEMENTS, R_SHOP, R_PAY_PAGE,
-    R_METRICS, R_NOTIFY_STRIPE, R_RETURN_STRIPE
+    R_METRICS, R_NOTIFY_STRIPE, R_RETURN_STRIPE,
+    R_NOTIFY_APPSTORE, R_IAP_APPSTORE, R_IAP_ACCOUNT_TOKEN, R_NOTIFY_GOOGLEPLAY, R_IAP_GOOGLEPLAY
 };
 
 static const route_t ROUTES[] = {
@@ -46,6 +48,11 @@ static const route_t ROUTES[] = {
     { "GET", "/metrics", R_METRICS },
     { "POST", "/notify/stripe", R_NOTIFY_STRIPE },
     { "GET", "/return/stripe", R_RETURN_STRIPE },
+    { "POST", "/notify/appstore", R_NOTIFY_APPSTORE },
+    { "POST", "/iap/appstore", R_IAP_APPSTORE },
+    { "GET", "/iap/account-token", R_IAP_ACCOUNT_TOKEN },
+    { "POST", "/notify/googleplay", R_NOTIFY_GOOGLEPLAY },
+    { "POST", "/iap/googleplay", R_IAP_GOOGLEPLAY },
 };
 
 static bool bearer_ok(const pg_app_t *app, const http_request_t *req)
@@ -903,6 +910,11 @@ void routes_handle(pg_app_t *app, arena_t *a, http_request_t *req, http_response
     case R_METRICS: handle_metrics(app, a, req, res); break;
     case R_NOTIFY_STRIPE: handle_notify_stripe(app, a, req, res); break;
     case R_RETURN_STRIPE: handle_return_stripe(app, a, req, res); break;
+    case R_NOTIFY_APPSTORE: routes_iap_notify_appstore(app, a, client_addr(app, a, req), req, res); break;
+    case R_IAP_APPSTORE: routes_iap_post_appstore(app, a, req, res); break;
+    case R_IAP_ACCOUNT_TOKEN: routes_iap_account_token(app, a, req, res); break;
+    case R_NOTIFY_GOOGLEPLAY: routes_iap_notify_googleplay(app, a, client_addr(app, a, req), req, res); break;
+    case R_IAP_GOOGLEPLAY: routes_iap_post_googleplay(app, a, req, res); break;
     default: http_reply_json_error(res, 404, "not_found", "no such endpoint"); break;
     }
 }

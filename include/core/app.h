@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include "alipay.h"
 #include "stripe.h"
+#include "appstore.h"
+#include "googleplay.h"
 #include "wechat.h"
 #include "buf.h"
 #include "config.h"
@@ -27,6 +29,9 @@ typedef struct pg_app {
      * Stripe's Checkout Session id, chosen by Stripe), for channel bindings,
      * which hold no database. PG_ERR_NOT_FOUND when none is recorded. */
     pg_err (*provider_ref)(struct pg_app *app, arena_t *a, const char *payment_no, const char **out);
+    appstore_verifier_t *appstore;   /* when cfg->appstore.enabled: the root and the chain cache */
+    googleplay_client_t googleplay;  /* valid when cfg->googleplay.enabled */
+    appstore_api_t appstore_api;     /* key NULL without [appstore] private_key */
 } pg_app_t;
 
 /* Loads and validates the config, opens the log and connects to the

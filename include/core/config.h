@@ -101,6 +101,31 @@ typedef struct pg_config {
     struct {
         bool storefront;
     } demo;
+    struct {                   /* [appstore] (SPEC 12.5): in-app purchases on iOS */
+        bool enabled;
+        char *bundle_id;
+        char *app_apple_id;    /* digits as written */
+        int64_t app_apple_id_num;
+        char *environment;     /* "Production" | "Sandbox" */
+        char *root_cert;       /* Apple Root CA - G3, DER or PEM */
+        char *issuer_id;       /* App Store Server API key: issuer, key id, .p8 file */
+        char *key_id;
+        char *private_key;
+        char *api_base;
+        int64_t store_fee_bp;  /* Apple's commission, booked as the channel fee */
+        char *ca_file;
+    } appstore;
+    struct {                   /* [googleplay] (SPEC 12.5): in-app purchases on Android */
+        bool enabled;
+        char *package_name;
+        char *service_account; /* the service account's JSON file */
+        char *api_base;
+        char *push_audience;
+        char *push_email;
+        char *push_certs_url;
+        int64_t store_fee_bp;
+        char *ca_file;
+    } googleplay;
     struct {
         bool enabled;          /* [payouts] enabled: pay settlement batches by transfer */
         char *channel;         /* "alipay" (transfer to an Alipay account) | "wechat" */

@@ -25,6 +25,7 @@ typedef struct cron_report {
     unsigned payouts_paid;        /* [payouts] enabled: paid / failed in this pass */
     unsigned payouts_failed;
     unsigned long long notifications_pruned;   /* rejected notifications past [server] notification_retention_days */
+    unsigned iap_acknowledged;    /* Google Play purchases acknowledged late */
 } cron_report_t;
 
 /* Payments and refunds waiting longer than this are asked about. */

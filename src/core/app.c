@@ -77,6 +77,43 @@ static pg_err app_provider_ref(pg_app_t *app, arena_t *a, const char *payment_no
     return store_payment_provider_ref(app->db, a, payment_no, out);
 }
 
+static pg_err appstore_api_setup(pg_app_t *app, buf_t *err)
+{
+    pg_config_t *c = app->cfg;
+    appstore_api_t *api = &app->appstore_api;
+    api->api_base = c->appstore.api_base;
+    api->issuer_id = c->appstore.issuer_id;
+    api->key_id = c->appstore.key_id;
+    api->bundle_id = c->appstore.bundle_id;
+    api->http.ca_file = c->appstore.ca_file;
+    api->http.connect_timeout_ms = 3000;
+    api->http.total_timeout_ms = 10000;
+    if (!c->appstore.private_key || !*c->appstore.private_key)
+        return PG_OK;
+    pg_err rc = pki_privkey_load(c->appstore.private_key, &api->key, err);
+    if (rc != PG_OK)
+        buf_printf(err, "\n%s: [appstore] private_key: not an App Store Connect .p8 key\n", c->path);
+    return rc;
+}
+
+static pg_err googleplay_setup(pg_app_t *app, buf_t *err)
+{
+    pg_config_t *c = app->cfg;
+    googleplay_client_t *g = &app->googleplay;
+    g->package_name = c->googleplay.package_name;
+    g->api_base = c->googleplay.api_base;
+    g->push_audience = c->googleplay.push_audience;
+    g->push_email = c->googleplay.push_email;
+    g->push_certs_url = c->googleplay.push_certs_url;
+    g->http.ca_file = c->googleplay.ca_file;
+    g->http.connect_timeout_ms = 3000;
+    g->http.total_timeout_ms = 10000;
+    pg_err rc = googleplay_load_service_account(g, c->googleplay.service_account, err);
+    if (rc != PG_OK)
+        buf_printf(err, "\n%s: [googleplay] service_account: not usable\n", c->path);
+    return rc;
+}
+
 pg_err app_open(const char *config_path, pg_app_t **out, buf_t *err)
 {
     pg_app_t *app;
@@ -109,6 +146,20 @@ pg_err app_open(const char *config_path, pg_app_t **out, buf_t *err)
     if (app->cfg->stripe.enabled)
         stripe_setup(app);
     app->provider_ref = app_provider_ref;
+    if (app->cfg->appstore.enabled &&
+        (rc = appstore_verifier_load(app->cfg->appstore.root_cert, &app->appstore, err)) != PG_OK) {
+        buf_printf(err, "\n%s: [appstore] root_cert: not usable\n", config_path);
+        app_close(app);
+        return PG_ERR_CONFIG;
+    }
+    if (app->cfg->appstore.enabled && appstore_api_setup(app, err) != PG_OK) {
+        app_close(app);
+        return PG_ERR_CONFIG;
+    }
+    if (app->cfg->googleplay.enabled && googleplay_setup(app, err) != PG_OK) {
+        app_close(app);
+        return PG_ERR_CONFIG;
+    }
     dbp.host = app->cfg->database.host;
     dbp.port = app->cfg->database.port;
     dbp.socket = app->cfg->database.socket;
@@ -130,6 +181,9 @@ void app_close(pg_app_t *app)
     if (!app)
         return;
     db_close(app->db);
+    appstore_verifier_free(app->appstore);
+    googleplay_client_free(&app->googleplay);
+    pki_privkey_free(app->appstore_api.key);
     metrics_close();
     free(app->alipay_notify_url);
     free(app->alipay_return_url);

@@ -99,6 +99,26 @@ static const config_key_t CONFIG_KEYS[] = {
     K("metrics", "state_file", CK_STR, metrics.state_file, NULL),
     K("metrics", "allow", CK_STR, metrics.allow, NULL),
     K("metrics", "token", CK_STR, metrics.token, NULL),
+    K("appstore", "enabled", CK_BOOL, appstore.enabled, NULL),
+    K("appstore", "bundle_id", CK_STR, appstore.bundle_id, NULL),
+    K("appstore", "app_apple_id", CK_STR, appstore.app_apple_id, NULL),
+    K("appstore", "environment", CK_STR, appstore.environment, NULL),
+    K("appstore", "root_cert", CK_STR, appstore.root_cert, NULL),
+    K("appstore", "issuer_id", CK_STR, appstore.issuer_id, NULL),
+    K("appstore", "key_id", CK_STR, appstore.key_id, NULL),
+    K("appstore", "private_key", CK_STR, appstore.private_key, NULL),
+    K("appstore", "api_base", CK_STR, appstore.api_base, NULL),
+    K("appstore", "store_fee_bp", CK_INT, appstore.store_fee_bp, NULL),
+    K("appstore", "ca_file", CK_STR, appstore.ca_file, NULL),
+    K("googleplay", "enabled", CK_BOOL, googleplay.enabled, NULL),
+    K("googleplay", "package_name", CK_STR, googleplay.package_name, NULL),
+    K("googleplay", "service_account", CK_STR, googleplay.service_account, NULL),
+    K("googleplay", "api_base", CK_STR, googleplay.api_base, NULL),
+    K("googleplay", "push_audience", CK_STR, googleplay.push_audience, NULL),
+    K("googleplay", "push_email", CK_STR, googleplay.push_email, NULL),
+    K("googleplay", "push_certs_url", CK_STR, googleplay.push_certs_url, NULL),
+    K("googleplay", "store_fee_bp", CK_INT, googleplay.store_fee_bp, NULL),
+    K("googleplay", "ca_file", CK_STR, googleplay.ca_file, NULL),
 };
 #undef K
 #define CONFIG_KEY_COUNT (sizeof CONFIG_KEYS / sizeof CONFIG_KEYS[0])
@@ -273,6 +293,12 @@ static void set_defaults(pg_config_t *c)
     c->metrics.enabled = true;
     c->payouts.channel = strdup("alipay");
     c->payouts.min_fen = 100;
+    c->appstore.environment = strdup("Production");
+    c->appstore.api_base = strdup("https://api.storekit.itunes.apple.com");
+    c->appstore.store_fee_bp = 3000;
+    c->googleplay.api_base = strdup("https://androidpublisher.googleapis.com");
+    c->googleplay.push_certs_url = strdup("https://www.googleapis.com/oauth2/v3/certs");
+    c->googleplay.store_fee_bp = 1500;
 }
 
 static void validate_url(config_loader_t *l, const char *section, const char *key, const char *url)
@@ -756,6 +782,47 @@ static void validate_payouts(config_loader_t *l)
                        "(app_cert, alipay_cert, alipay_root_cert)");
 }
 
+static void validate_appstore(config_loader_t *l)
+{
+    pg_config_t *c = l->cfg;
+    if (c->appstore.store_fee_bp > 10000)
+        config_problem(l, "appstore", "store_fee_bp", "must be at most 10000");
+    if (!c->appstore.enabled)
+        return;
+    require(l, "appstore", "bundle_id", c->appstore.bundle_id);
+    require(l, "appstore", "root_cert", c->appstore.root_cert);
+    if (strcmp(c->appstore.environment, "Production") && strcmp(c->appstore.environment, "Sandbox"))
+        config_problem(l, "appstore", "environment", "'%s' is not one of Production|Sandbox", c->appstore.environment);
+    if (is_set(c->appstore.app_apple_id) &&
+        !parse_int64(c->appstore.app_apple_id, 1, INT64_C(999999999999), &c->appstore.app_apple_id_num))
+        config_problem(l, "appstore", "app_apple_id", "'%s' is not Apple's numeric app id", c->appstore.app_apple_id);
+    if (!strcmp(c->appstore.environment, "Production"))
+        require(l, "appstore", "app_apple_id", c->appstore.app_apple_id);
+    validate_url(l, "appstore", "api_base", c->appstore.api_base);
+    check_readable(l, "appstore", "root_cert", c->appstore.root_cert);
+    check_readable(l, "appstore", "private_key", c->appstore.private_key);
+    check_readable(l, "appstore", "ca_file", c->appstore.ca_file);
+    if (is_set(c->appstore.private_key) && (!is_set(c->appstore.issuer_id) || !is_set(c->appstore.key_id)))
+        config_problem(l, "appstore", "private_key", "needs issuer_id and key_id (App Store Connect, Keys)");
+}
+
+static void validate_googleplay(config_loader_t *l)
+{
+    pg_config_t *c = l->cfg;
+    if (c->googleplay.store_fee_bp > 10000)
+        config_problem(l, "googleplay", "store_fee_bp", "must be at most 10000");
+    if (!c->googleplay.enabled)
+        return;
+    require(l, "googleplay", "package_name", c->googleplay.package_name);
+    require(l, "googleplay", "service_account", c->googleplay.service_account);
+    require(l, "googleplay", "push_audience", c->googleplay.push_audience);
+    require(l, "googleplay", "push_email", c->googleplay.push_email);
+    validate_url(l, "googleplay", "api_base", c->googleplay.api_base);
+    validate_url(l, "googleplay", "push_certs_url", c->googleplay.push_certs_url);
+    check_readable(l, "googleplay", "service_account", c->googleplay.service_account);
+    check_readable(l, "googleplay", "ca_file", c->googleplay.ca_file);
+}
+
 pg_err config_load(const char *path, bool load_keys, pg_config_t **out, buf_t *errors)
 {
     config_loader_t l;
@@ -785,6 +852,8 @@ pg_err config_load(const char *path, bool load_keys, pg_config_t **out, buf_t *e
     validate_money(&l);
     validate_metrics(&l);
     validate_payouts(&l);
+    validate_appstore(&l);
+    validate_googleplay(&l);
     if (l.problems > 0) {
         config_free(l.cfg);
         return PG_ERR_CONFIG;
@@ -859,6 +928,22 @@ void config_free(pg_config_t *c)
     free(c->metrics.state_file);
     free(c->metrics.allow);
     free_secret(c->metrics.token);
+    free(c->appstore.bundle_id);
+    free(c->appstore.app_apple_id);
+    free(c->appstore.environment);
+    free(c->appstore.root_cert);
+    free(c->appstore.issuer_id);
+    free(c->appstore.key_id);
+    free(c->appstore.private_key);
+    free(c->appstore.api_base);
+    free(c->appstore.ca_file);
+    free(c->googleplay.package_name);
+    free(c->googleplay.service_account);
+    free(c->googleplay.api_base);
+    free(c->googleplay.push_audience);
+    free(c->googleplay.push_email);
+    free(c->googleplay.push_certs_url);
+    free(c->googleplay.ca_file);
     free(c);
 }
 

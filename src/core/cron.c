@@ -1,6 +1,7 @@
 /* cron: see include/cron.h. */
 #include "cron.h"
 #include "payout.h"
+#include "iap.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -240,6 +241,8 @@ pg_err cron_run(pg_app_t *app, arena_t *a, cron_report_t *r)
         rc = lease_keep(app, &lease, r);
     if (rc == PG_OK)
         rc = cron_prune_notifications(app, r);
+    if (rc == PG_OK)
+        rc = iap_acknowledge_pending(app, a, &r->iap_acknowledged);
     if (!r->lease_lost)
         lease_give_back(app, &lease);
     return rc;

@@ -25,6 +25,10 @@ _Static_assert(STORE_CREATOR_ID_MAX == LEDGER_CREATOR_ID_MAX, "one creator id li
 
 static int64_t rate_of(const pg_app_t *app, const char *channel)
 {
+    if (!strcmp(channel, "appstore"))   /* the store's commission is the channel fee */
+        return app->cfg->appstore.store_fee_bp;
+    if (!strcmp(channel, "googleplay"))
+        return app->cfg->googleplay.store_fee_bp;
     const pay_channel_t *ch = channel_find(channel);
     if (ch && ch->fee_rate_bp)   /* each channel knows its own rate (Stripe: [stripe] fee_rate_bp) */
         return ch->fee_rate_bp(app);

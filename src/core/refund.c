@@ -45,6 +45,17 @@ typedef struct reserve_ctx {
     buf_t *msg;
 } reserve_ctx_t;
 
+/* A payment made through an app store is refunded by the store (its
+ * refund notification records it), never sent by us: no channel refunds it. */
+static bool refundable_channel(db_t *db, arena_t *a, int64_t payment_id)
+{
+    db_val_t p[] = { DB_I(payment_id) };
+    db_result_t r;
+    if (db_query(db, a, "SELECT channel FROM payments WHERE id = ?", p, 1, &r) != PG_OK || r.rows == 0)
+        return true;   /* a database fault shows up at the next statement */
+    return channel_find(db_cell(&r, 0, "channel")) != NULL;
+}
+
 static pg_err reserve_in_tx(db_t *db, void *arg)
 {
     reserve_ctx_t *c = arg;
@@ -62,6 +73,9 @@ static pg_err reserve_in_tx(db_t *db, void *arg)
     }
     if (o.paid_payment_id == 0)
         return fail(c->res, c->msg, PG_ERR_CONFLICT, "order_not_refundable", "order has no paid payment");
+    if (!refundable_channel(db, c->a, o.paid_payment_id))
+        return fail(c->res, c->msg, PG_ERR_CONFLICT, "refund_by_store",
+                    "an in-app purchase is refunded by the store (App Store, Google Play), not through paygate");
     left = o.amount_fen - o.reserved_fen;
     if (!c->amount_given)
         c->amount_fen = left;

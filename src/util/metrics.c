@@ -25,7 +25,9 @@
 static const char *const ROUTES[] = {
     "/healthz", "/checkout", "/notify/alipay", "/notify/wechat", "/notify/wechat/refund",
     "/return/alipay", "/orders/*", "/orders/*/refund", "/orders/*/close", "/entitlements",
-    "/shop", "/pay/*", "/metrics", "/admin/", "/notify/stripe", "/return/stripe", "other", "unmatched",
+    "/shop", "/pay/*", "/metrics", "/admin/", "/notify/stripe", "/return/stripe",
+    "/notify/appstore", "/iap/appstore", "/iap/account-token", "/notify/googleplay", "/iap/googleplay",
+    "other", "unmatched",
 };
 #define ROUTE_N (sizeof ROUTES / sizeof ROUTES[0])
 #define ROUTE_OTHER (ROUTE_N - 2)
@@ -35,10 +37,10 @@ static const int STATUSES[] = { 200, 201, 204, 301, 302, 303, 304, 400, 401, 403
                                 409, 413, 422, 429, 500, 502, 503, 504 };
 #define STATUS_N (sizeof STATUSES / sizeof STATUSES[0] + 1)   /* + "other" */
 
-static const char *const CHANNELS[] = { "alipay", "wechat", "stripe", "unknown" };
+static const char *const CHANNELS[] = { "alipay", "wechat", "stripe", "appstore", "googleplay", "unknown" };
 #define CH_N (sizeof CHANNELS / sizeof CHANNELS[0])
 
-static const char *const METHODS[] = { "page", "wap", "qr", "native", "jsapi", "mweb", "checkout", "unknown" };
+static const char *const METHODS[] = { "page", "wap", "qr", "native", "jsapi", "mweb", "checkout", "iap", "unknown" };
 #define METHOD_N (sizeof METHODS / sizeof METHODS[0])
 
 static const char *const CHECKOUT_RESULTS[] = { "created", "repeated", "invalid", "conflict",
@@ -50,7 +52,7 @@ static const char *const NOTIFY_KINDS[] = { "payment", "refund" };
 
 static const char *const NOTIFY_OUTCOMES[] = { "accepted", "duplicate", "ignored", "bad_signature",
                                                "mismatch", "amount_mismatch", "unknown_payment",
-                                               "bad_input", "error", "other" };
+                                               "bad_input", "error", "anomaly", "other" };
 #define NOUT_N (sizeof NOTIFY_OUTCOMES / sizeof NOTIFY_OUTCOMES[0])
 
 /* operation names, and the provider methods/paths that are each of them */

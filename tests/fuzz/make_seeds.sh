@@ -25,7 +25,7 @@ text() {
     printf -- "$3" > "$C/$1/$2"
 }
 
-ALL="${*:-form money alipay_notify alipay_response xml wechat_notify wechat_reply wechat_refund_notify http bill_alipay_zip bill_alipay_csv bill_wechat wechat_v3_notify wechat_v3_reply}"
+ALL="${*:-form money alipay_notify alipay_response xml wechat_notify wechat_reply wechat_refund_notify http bill_alipay_zip bill_alipay_csv bill_wechat wechat_v3_notify wechat_v3_reply appstore_jws googleplay_rtdn}"
 has() { for w in $ALL; do [ "$w" = "$1" ] && return 0; done; return 1; }
 
 if has form; then
@@ -203,5 +203,22 @@ if has wechat_v3_reply; then
     text wechat_v3_reply error_400 '\002{"code":"ORDER_CLOSED","message":"\344\270\215"}'
     text wechat_v3_reply prepay_jsapi '\001{"prepay_id":"wx201410272009395522657a690389285100"}'
     text wechat_v3_reply prepay_h5 '\001{"h5_url":"https://wx.tenpay.com/cgi-bin/mmpayweb-bin/checkmweb?prepay_id=wx2016"}'
+if has appstore_jws; then
+    rm -rf "$C/appstore_jws"
+    for f in $FX/appstore/vectors/tx_good.jws $FX/appstore/vectors/tx_alg_none.jws \
+             $FX/appstore/vectors/tx_tampered.jws $FX/appstore/vectors/tx_other_root.jws; do
+        seed appstore_jws "$(basename "$f")" 000 "$f"
+    done
+    for f in $FX/appstore/vectors/notify_one_time_charge.json $FX/appstore/vectors/notify_test.json; do
+        seed appstore_jws "$(basename "$f")" 001 "$f"
+    done
+    text appstore_jws empty_payload '\001{"signedPayload":"e30.e30.AAAA"}'
+fi
+if has googleplay_rtdn; then
+    rm -rf "$C/googleplay_rtdn"
+    seed googleplay_rtdn token_good 001 $FX/googleplay/token_good.jwt
+    seed googleplay_rtdn token_alg_none 001 $FX/googleplay/token_alg_none.jwt
+    text googleplay_rtdn push_purchased '\000{"message":{"data":"eyJwYWNrYWdlTmFtZSI6ImNvbS5leGFtcGxlLnNob3AiLCJvbmVUaW1lUHJvZHVjdE5vdGlmaWNhdGlvbiI6eyJub3RpZmljYXRpb25UeXBlIjoxLCJwdXJjaGFzZVRva2VuIjoidDEiLCJza3UiOiJlYm9va19zcWwifX0=","messageId":"1"}}'
+    text googleplay_rtdn push_test '\000{"message":{"data":"eyJwYWNrYWdlTmFtZSI6ImNvbS5leGFtcGxlLnNob3AiLCJ0ZXN0Tm90aWZpY2F0aW9uIjp7fX0="}}'
 fi
 echo "seeds: $(find $C -type f | wc -l) files, $(du -sk $C | cut -f1) KiB"

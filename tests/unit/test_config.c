@@ -202,6 +202,25 @@ static void test_config_payouts_need_a_start_date(void **state)
                           "[payouts] start_date: '20260201' is not a date YYYY-MM-DD");
 }
 
+static void test_config_app_stores_are_checked(void **state)
+{
+    (void)state;
+    assert_error_mentions("[appstore]\nenabled = true\nroot_cert = ../fixtures/appstore/root.pem\n",
+                          "[appstore] bundle_id: missing");
+    assert_error_mentions("[appstore]\nenabled = true\nbundle_id = com.example.shop\n"
+                          "root_cert = ../fixtures/appstore/root.pem\n",
+                          "[appstore] app_apple_id: missing");   /* Production needs it */
+    assert_error_mentions("[appstore]\nenabled = true\nbundle_id = b\nenvironment = Xcode\n"
+                          "root_cert = ../fixtures/appstore/root.pem\n", "[appstore] environment");
+    assert_error_mentions("[appstore]\nenabled = true\nbundle_id = b\napp_apple_id = 12a\n"
+                          "root_cert = ../fixtures/appstore/root.pem\n", "[appstore] app_apple_id");
+    assert_error_mentions("[appstore]\nstore_fee_bp = 10001\n", "[appstore] store_fee_bp");
+    assert_error_mentions("[googleplay]\nenabled = true\npackage_name = p\nservice_account = /nonexistent.json\n"
+                          "push_audience = a\npush_email = e\n", "[googleplay] service_account: cannot read");
+    assert_error_mentions("[googleplay]\nenabled = true\npackage_name = p\n"
+                          "service_account = ../fixtures/appstore/root.pem\n", "[googleplay] push_audience: missing");
+}
+
 static void test_config_metrics_allow_and_token_are_checked(void **state)
 {
     (void)state;
@@ -382,6 +401,7 @@ int main(void)
         cmocka_unit_test(test_config_wechat_v3_problems_are_named),
         cmocka_unit_test(test_config_metrics_allow_and_token_are_checked),
         cmocka_unit_test(test_config_stripe_keys_are_checked),
+        cmocka_unit_test(test_config_app_stores_are_checked),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
