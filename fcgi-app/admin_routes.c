@@ -14,11 +14,13 @@
 #include "log.h"
 #include "money.h"
 #include "netaddr.h"
+#include "payout.h"
 #include "refund.h"
 #include "router.h"
 #include "store.h"
 #include "store_admin.h"
 #include "store_lifecycle.h"
+#include "store_payout.h"
 #include "text.h"
 
 #define ORDERS_PAGE 50
@@ -27,7 +29,7 @@
 
 enum {
     A_ROOT_NOSLASH, A_TODAY, A_STYLE, A_LOGIN, A_LOGOUT, A_ORDERS, A_ORDER, A_ORDER_REFUND, A_ORDER_CLOSE, A_REFUNDS,
-    A_RECON, A_SETTLEMENT, A_PAYOUT_CSV, A_CATALOGUE, A_WEBHOOKS, A_WEBHOOK_RETRY, A_AUDIT, A_ACCOUNTS,
+    A_RECON, A_SETTLEMENT, A_PAYOUT_CSV, A_PAYOUT_RETRY, A_CATALOGUE, A_WEBHOOKS, A_WEBHOOK_RETRY, A_AUDIT, A_ACCOUNTS,
     A_ACCOUNTS_POST
 };
 
@@ -45,6 +47,7 @@ static const route_t ADMIN_ROUTES[] = {
     { "GET", "/admin/reconciliation", A_RECON },
     { "GET", "/admin/settlement", A_SETTLEMENT },
     { "GET", "/admin/settlement/payouts.csv", A_PAYOUT_CSV },
+    { "POST", "/admin/settlement/retry", A_PAYOUT_RETRY },
     { "GET", "/admin/catalogue", A_CATALOGUE },
     { "GET", "/admin/webhooks", A_WEBHOOKS },
     { "POST", "/admin/webhooks/retry", A_WEBHOOK_RETRY },
@@ -57,7 +60,7 @@ static const route_t ADMIN_ROUTES[] = {
 static admin_role_t needed_role(int id)
 {
     switch (id) {
-    case A_ORDER_REFUND: case A_ORDER_CLOSE: case A_WEBHOOK_RETRY: return ADMIN_ROLE_OPERATOR;
+    case A_ORDER_REFUND: case A_ORDER_CLOSE: case A_WEBHOOK_RETRY: case A_PAYOUT_RETRY: return ADMIN_ROLE_OPERATOR;
     case A_ACCOUNTS: case A_ACCOUNTS_POST: return ADMIN_ROLE_OWNER;
     default: return ADMIN_ROLE_VIEWER;
     }
@@ -69,6 +72,7 @@ static const char *action_name(int id)
     case A_ORDER_REFUND: return "refund";
     case A_ORDER_CLOSE: return "close";
     case A_WEBHOOK_RETRY: return "webhook_retry";
+    case A_PAYOUT_RETRY: return "payout_retry";
     case A_LOGOUT: return "logout";
     case A_ACCOUNTS: return "accounts";
     case A_ACCOUNTS_POST: return "account_change";
@@ -289,8 +293,9 @@ static void today_attention(ctx_t *c, const db_result_t *att)
                    db_cell_i64(att, 0, "recon_unexplained"));
     if (store_admin_payouts_by_status(c->app->db, c->a, &exists, &payouts) == PG_OK && exists)
         for (size_t i = 0; i < payouts.rows; i++)
-            attention_item(c, "payouts", "/settlement", MSG_ADM_PAYOUTS, db_cell(&payouts, i, "status"),
-                           db_cell_i64(&payouts, i, "n"));
+            attention_item(c, arena_printf(c->a, "payouts-%s", db_cell(&payouts, i, "status")),
+                           arena_printf(c->a, "/settlement?status=%s#payouts", db_cell(&payouts, i, "status")),
+                           MSG_ADM_PAYOUTS, db_cell(&payouts, i, "status"), db_cell_i64(&payouts, i, "n"));
     buf_puts(c->p.b, "</ul>\n");
 }
 
@@ -726,8 +731,9 @@ static void handle_order(ctx_t *c)
 
 /* ------------------------------------------------------------- actions */
 
-static void confirm_page(ctx_t *c, const char *path, i18n_msg_t question, const char *arg, const char *amount_fen,
-                         const char *reason)
+/* extra: NULL or name, value, ..., NULL -- the hidden fields the action needs again. */
+static void confirm_page(ctx_t *c, const char *path, i18n_msg_t question, const char *arg, const char *const *extra,
+                         const char *reason, const char *cancel)
 {
     char request_id[33];
     memcpy(request_id, "adm-", 4);
@@ -749,14 +755,14 @@ static void confirm_page(ctx_t *c, const char *path, i18n_msg_t question, const 
     admin_html_form_begin(&c->p, path, "confirm-form");
     admin_html_hidden(&c->p, "confirm", "1");
     admin_html_hidden(&c->p, "request_id", request_id);
-    if (amount_fen)
-        admin_html_hidden(&c->p, "amount_fen", amount_fen);
+    for (size_t i = 0; extra && extra[i] && extra[i + 1]; i += 2)
+        admin_html_hidden(&c->p, extra[i], extra[i + 1]);
     if (reason)
         admin_html_hidden(&c->p, "reason", reason);
     admin_html_submit(&c->p, "confirm", MSG_ADM_CONFIRM);
     admin_html_form_end(&c->p);
     buf_puts(c->p.b, " ");
-    admin_html_link_msg(&c->p, arena_printf(c->a, "/orders/%s", c->param), MSG_ADM_CANCEL);
+    admin_html_link_msg(&c->p, cancel, MSG_ADM_CANCEL);
     admin_html_end(&c->p);
 }
 
@@ -774,11 +780,12 @@ static void handle_refund(ctx_t *c)
         return;
     }
     if (!field(c, "confirm")) {
+        const char *extra[] = { "amount_fen", amount, NULL };
         buf_t shown;
         buf_init(&shown, c->a);
         i18n_append_amount(&shown, fen);
-        confirm_page(c, path, amount ? MSG_ADM_CONFIRM_REFUND_Q : MSG_ADM_CONFIRM_REFUND_ALL, shown.data, amount,
-                     reason);
+        confirm_page(c, path, amount ? MSG_ADM_CONFIRM_REFUND_Q : MSG_ADM_CONFIRM_REFUND_ALL, shown.data, extra,
+                     reason, arena_printf(c->a, "/orders/%s", c->param));
         return;
     }
     memset(&rq, 0, sizeof rq);
@@ -810,7 +817,7 @@ static void handle_close(ctx_t *c)
     pg_err rc;
     if (!field(c, "confirm")) {
         confirm_page(c, arena_printf(c->a, "/orders/%s/close", c->param), MSG_ADM_CONFIRM_CLOSE_Q, c->param, NULL,
-                     NULL);
+                     NULL, arena_printf(c->a, "/orders/%s", c->param));
         return;
     }
     buf_init(&msg, c->a);
@@ -954,48 +961,146 @@ static void handle_recon(ctx_t *c)
 
 /* ----------------------------------------------------------- settlement */
 
-static void handle_settlement(ctx_t *c)
+static void settlement_batches(ctx_t *c, const db_result_t *r)
 {
     static const i18n_msg_t H[] = { MSG_ADM_COL_BATCH, MSG_ADM_COL_CREATOR, MSG_ADM_COL_SETTLE_DATE,
                                     MSG_ADM_COL_AMOUNT, MSG_ADM_COL_ENTRIES, MSG_ADM_DOWNLOAD_CSV };
-    db_result_t r;
-    if (store_admin_settlement_batches(c->app->db, c->a, &r) != PG_OK) {
-        db_error_page(c);
-        return;
-    }
-    admin_html_begin(&c->p, 200, MSG_ADM_TITLE_SETTLEMENT, NULL);
+    admin_html_h2(&c->p, MSG_ADM_H_BATCHES);
     admin_html_table_begin(&c->p, "batches", H, 6);
-    for (size_t i = 0; i < r.rows; i++) {
-        const char *day = db_cell(&r, i, "settle_date");
+    for (size_t i = 0; i < r->rows; i++) {
+        const char *day = db_cell(r, i, "settle_date");
         admin_html_row_begin(&c->p);
-        admin_html_cell(&c->p, db_cell(&r, i, "batch_no"));
+        admin_html_cell(&c->p, db_cell(r, i, "batch_no"));
         buf_puts(c->p.b, "<td>");
-        admin_html_text(&c->p, db_cell(&r, i, "name"));
+        admin_html_text(&c->p, db_cell(r, i, "name"));
         buf_puts(c->p.b, " <span class=\"code\">");
-        admin_html_text(&c->p, db_cell(&r, i, "creator_id"));
+        admin_html_text(&c->p, db_cell(r, i, "creator_id"));
         buf_puts(c->p.b, "</span></td>");
         admin_html_cell(&c->p, day);
-        admin_html_cell_amount(&c->p, db_cell_i64(&r, i, "amount_fen"));
-        admin_html_cell(&c->p, db_cell(&r, i, "entries"));
+        admin_html_cell_amount(&c->p, db_cell_i64(r, i, "amount_fen"));
+        admin_html_cell(&c->p, db_cell(r, i, "entries"));
         buf_puts(c->p.b, "<td>");
         admin_html_link(&c->p, arena_printf(c->a, "/settlement/payouts.csv?date=%s", day), "CSV");
         buf_puts(c->p.b, "</td>");
         admin_html_row_end(&c->p);
     }
-    admin_html_table_end(&c->p, r.rows);
+    admin_html_table_end(&c->p, r->rows);
+}
+
+static const char *const PAYOUT_STATUSES[] = { "FAILED", "PENDING", "PAID" };
+
+/* The payouts of one status (FAILED first: they need the operator), a
+ * retry form on each FAILED one for an operator. No account is shown. */
+static void settlement_payouts(ctx_t *c, const char *status, const db_result_t *r)
+{
+    static const i18n_msg_t H[] = { MSG_ADM_COL_BATCH, MSG_ADM_COL_CREATOR, MSG_ADM_COL_AMOUNT, MSG_ADM_COL_STATUS,
+                                    MSG_ADM_COL_REASON, MSG_ADM_COL_ATTEMPTS, MSG_ADM_COL_SETTLE_DATE,
+                                    MSG_ADM_COL_WHEN, MSG_ADM_RETRY };
+    buf_puts(c->p.b, "<h2 id=\"payouts\">");
+    admin_html_msg(&c->p, MSG_ADM_H_PAYOUTS, NULL);
+    buf_puts(c->p.b, "</h2>\n<p id=\"payout-filter\">");
+    for (size_t i = 0; i < 3; i++) {
+        if (i)
+            buf_puts(c->p.b, " | ");
+        if (!strcmp(status, PAYOUT_STATUSES[i]))
+            buf_printf(c->p.b, "<strong>%s</strong>", PAYOUT_STATUSES[i]);
+        else
+            admin_html_link(&c->p, arena_printf(c->a, "/settlement?status=%s#payouts", PAYOUT_STATUSES[i]),
+                            PAYOUT_STATUSES[i]);
+    }
+    buf_puts(c->p.b, "</p>\n");
+    admin_html_table_begin(&c->p, "payouts-table", H, 9);
+    for (size_t i = 0; i < r->rows; i++) {
+        const char *no = db_cell(r, i, "payout_no"), *st = db_cell(r, i, "status");
+        buf_puts(c->p.b, "<tr data-payout=\"");
+        buf_append_html(c->p.b, no);
+        buf_puts(c->p.b, "\">");
+        admin_html_cell(&c->p, no);
+        buf_puts(c->p.b, "<td>");
+        admin_html_text(&c->p, db_cell(r, i, "name"));
+        buf_puts(c->p.b, " <span class=\"code\">");
+        admin_html_text(&c->p, db_cell(r, i, "creator_id"));
+        buf_puts(c->p.b, "</span></td>");
+        admin_html_cell_amount(&c->p, db_cell_i64(r, i, "amount_fen"));
+        admin_html_cell(&c->p, st);
+        admin_html_cell(&c->p, db_cell(r, i, "reason"));
+        admin_html_cell(&c->p, db_cell(r, i, "attempts"));
+        admin_html_cell(&c->p, db_cell(r, i, "settle_date"));
+        admin_html_cell_time(&c->p, db_cell(r, i, "updated_at"));
+        buf_puts(c->p.b, "<td>");
+        if (c->p.can_act && st && !strcmp(st, "FAILED")) {
+            admin_html_form_begin(&c->p, "/settlement/retry", NULL);
+            admin_html_hidden(&c->p, "payout_no", no);
+            admin_html_submit(&c->p, NULL, MSG_ADM_RETRY);
+            admin_html_form_end(&c->p);
+        }
+        buf_puts(c->p.b, "</td>");
+        admin_html_row_end(&c->p);
+    }
+    admin_html_table_end(&c->p, r->rows);
+}
+
+static void settlement_page(ctx_t *c, const char *status, int http_status, i18n_msg_t notice, bool error,
+                            const char *arg)
+{
+    db_result_t batches, payouts;
+    if (!listed(status, PAYOUT_STATUSES, 3))
+        status = "FAILED";
+    if (store_admin_settlement_batches(c->app->db, c->a, &batches) != PG_OK ||
+        store_admin_payouts(c->app->db, c->a, status, &payouts) != PG_OK) {
+        db_error_page(c);
+        return;
+    }
+    admin_html_begin(&c->p, http_status, MSG_ADM_TITLE_SETTLEMENT, NULL);
+    if (notice != MSG_COUNT)
+        admin_html_notice(&c->p, "action-result", error, notice, arg);
+    settlement_payouts(c, status, &payouts);
+    settlement_batches(c, &batches);
     admin_html_end(&c->p);
 }
 
-/* The payout CSV of a day, byte for byte what `paygatectl settle --out` writes. */
+/* FAILED -> PENDING through payout_retry, as `paygatectl payout retry`:
+ * a confirmation first, then the next payout run sends it. */
+static void handle_payout_retry(ctx_t *c)
+{
+    const char *no = field(c, "payout_no");
+    pg_err rc;
+    if (!no || !text_is_token(no, 48, "_-")) {
+        admin_audit(c->app, c->s.username, "payout_retry", NULL, "invalid_field", NULL, c->addr);
+        settlement_page(c, "FAILED", 400, MSG_ADM_PAYOUT_RETRY_REFUSED, true, "invalid_field");
+        return;
+    }
+    if (!field(c, "confirm")) {
+        const char *extra[] = { "payout_no", no, NULL };
+        confirm_page(c, "/settlement/retry", MSG_ADM_CONFIRM_PAYOUT_RETRY_Q, no, extra, NULL,
+                     "/settlement?status=FAILED#payouts");
+        return;
+    }
+    rc = payout_retry(c->app, no);
+    if (rc != PG_OK) {
+        const char *code = rc == PG_ERR_NOT_FOUND ? "not_failed" : app_error_code(rc);
+        admin_audit(c->app, c->s.username, "payout_retry", no, code, NULL, c->addr);
+        settlement_page(c, "FAILED", rc == PG_ERR_NOT_FOUND ? 409 : app_http_status(rc),
+                        MSG_ADM_PAYOUT_RETRY_REFUSED, true, no);
+        return;
+    }
+    log_msg(LOG_INFO, "admin %s: payout %s is PENDING again", c->s.username, no);
+    admin_audit(c->app, c->s.username, "payout_retry", no, "ok", NULL, c->addr);
+    settlement_page(c, "PENDING", 200, MSG_ADM_PAYOUT_RETRIED, false, no);
+}
+
+/* The payout CSV of a day: ledger_payout_csv, the bytes `paygatectl settle
+ * --out` writes. */
 static void handle_payout_csv(ctx_t *c)
 {
     const char *day = kv_get(&c->req->query, "date");
-    db_result_t r;
+    buf_t csv;
     if (!is_day(day)) {
         message_page(c, 400, MSG_ADM_NOT_FOUND, NULL);
         return;
     }
-    if (store_admin_payout_rows(c->app->db, c->a, day, &r) != PG_OK) {
+    buf_init(&csv, c->a);
+    if (ledger_payout_csv(c->app, c->a, day, &csv) != PG_OK) {
         db_error_page(c);
         return;
     }
@@ -1003,18 +1108,7 @@ static void handle_payout_csv(ctx_t *c)
     c->res->content_type = "text/csv; charset=utf-8";
     admin_html_security_headers(c->res);
     buf_printf(&c->res->headers, "Content-Disposition: attachment; filename=\"payouts-%s.csv\"\r\n", day);
-    buf_puts(&c->res->body, "batch_no,creator_id,creator_name,amount_fen,amount_yuan,settle_date\n");
-    for (size_t i = 0; i < r.rows; i++) {
-        char yuan[MONEY_YUAN_BUFSZ];
-        money_format_yuan(db_cell_i64(&r, i, "amount_fen"), yuan);
-        buf_printf(&c->res->body, "%s,%s,\"", db_cell(&r, i, "batch_no"), db_cell(&r, i, "creator_id"));
-        for (const char *s = db_cell(&r, i, "name"); s && *s; s++) {
-            if (*s == '"')
-                buf_putc(&c->res->body, '"');
-            buf_putc(&c->res->body, *s);
-        }
-        buf_printf(&c->res->body, "\",%s,%s,%s\n", db_cell(&r, i, "amount_fen"), yuan, day);
-    }
+    buf_append(&c->res->body, csv.data, csv.len);
     admin_audit(c->app, c->s.username, "payout_csv", day, "ok", NULL, c->addr);
 }
 
@@ -1024,10 +1118,12 @@ static void handle_catalogue(ctx_t *c)
 {
     static const i18n_msg_t HP[] = { MSG_ADM_COL_SKU, MSG_ADM_COL_TITLE, MSG_ADM_COL_PRICE, MSG_ADM_COL_CREATOR,
                                      MSG_ADM_COL_ACTIVE };
-    static const i18n_msg_t HC[] = { MSG_ADM_COL_ID, MSG_ADM_COL_NAME, MSG_ADM_COL_PRODUCTS, MSG_ADM_COL_CREATED };
+    static const i18n_msg_t HC[] = { MSG_ADM_COL_ID, MSG_ADM_COL_NAME, MSG_ADM_COL_PRODUCTS,
+                                     MSG_ADM_COL_PAYOUT_ACCOUNT, MSG_ADM_COL_REAL_NAME, MSG_ADM_COL_WECHAT_OPENID,
+                                     MSG_ADM_COL_CREATED };
     db_result_t prods, creators;
     if (store_product_list(c->app->db, c->a, false, &prods) != PG_OK ||
-        store_admin_creators(c->app->db, c->a, &creators) != PG_OK) {
+        store_creator_list_masked(c->app->db, c->a, &creators) != PG_OK) {
         db_error_page(c);
         return;
     }
@@ -1047,12 +1143,16 @@ static void handle_catalogue(ctx_t *c)
     }
     admin_html_table_end(&c->p, prods.rows);
     admin_html_h2(&c->p, MSG_ADM_CREATORS);
-    admin_html_table_begin(&c->p, "creators", HC, 4);
+    /* the accounts masked as `paygatectl creator list` shows them (the same query) */
+    admin_html_table_begin(&c->p, "creators", HC, 7);
     for (size_t i = 0; i < creators.rows; i++) {
         admin_html_row_begin(&c->p);
         admin_html_cell(&c->p, db_cell(&creators, i, "id"));
         admin_html_cell(&c->p, db_cell(&creators, i, "name"));
         admin_html_cell(&c->p, db_cell(&creators, i, "products"));
+        admin_html_cell(&c->p, db_cell(&creators, i, "alipay_account"));
+        admin_html_cell(&c->p, db_cell(&creators, i, "real_name"));
+        admin_html_cell(&c->p, db_cell(&creators, i, "wechat_openid"));
         admin_html_cell_time(&c->p, db_cell(&creators, i, "created_at"));
         admin_html_row_end(&c->p);
     }
@@ -1308,7 +1408,8 @@ static void dispatch(ctx_t *c, int id)
     case A_ORDER_CLOSE: handle_close(c); break;
     case A_REFUNDS: handle_refunds(c); break;
     case A_RECON: handle_recon(c); break;
-    case A_SETTLEMENT: handle_settlement(c); break;
+    case A_SETTLEMENT: settlement_page(c, kv_get(&c->req->query, "status"), 200, MSG_COUNT, false, NULL); break;
+    case A_PAYOUT_RETRY: handle_payout_retry(c); break;
     case A_PAYOUT_CSV: handle_payout_csv(c); break;
     case A_CATALOGUE: handle_catalogue(c); break;
     case A_WEBHOOKS: webhooks_page(c, kv_get(&c->req->query, "status"), MSG_COUNT, NULL); break;

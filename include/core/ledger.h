@@ -46,6 +46,12 @@ typedef struct settle_result {
 pg_err ledger_settle(pg_app_t *app, arena_t *a, const char *ymd, const char *csv_path, settle_result_t *out,
                      buf_t *msg);
 
+/* The payout CSV of settle date ymd (the batches with their creators), as
+ * `paygatectl settle --out` writes it and the console serves it. Text cells
+ * that a spreadsheet would run as a formula (= + - @ tab CR first) get a
+ * leading apostrophe. */
+pg_err ledger_payout_csv(pg_app_t *app, arena_t *a, const char *ymd, buf_t *out);
+
 /* A payout was PAID (its row locked by the caller): the creator's settled
  * balance moves to paidout:creator:<id> (txn "payout:<payout_no>", kind
  * settlement); the unique txn_id+account key refuses a second posting. */

@@ -83,8 +83,8 @@ pg_err store_admin_refunds_by_status(db_t *db, arena_t *a, const char *status, d
 pg_err store_admin_recon_runs(db_t *db, arena_t *a, db_result_t *out);
 pg_err store_admin_recon_run(db_t *db, arena_t *a, int64_t run_id, db_result_t *out);
 pg_err store_admin_settlement_batches(db_t *db, arena_t *a, db_result_t *out);
-/* The payout rows of settle_date, as `paygatectl settle --out` writes them. */
-pg_err store_admin_payout_rows(db_t *db, arena_t *a, const char *settle_date, db_result_t *out);
-pg_err store_admin_creators(db_t *db, arena_t *a, db_result_t *out);
+/* The latest 200 payouts in status (PENDING, PAID, FAILED) with their
+ * creator's name, batch settle date, reason and attempts (never an account). */
+pg_err store_admin_payouts(db_t *db, arena_t *a, const char *status, db_result_t *out);
 
 #endif

@@ -326,15 +326,57 @@ static pg_err settle_found(db_t *db, void *arg)
     return PG_OK;
 }
 
-static pg_err write_payouts(pg_app_t *app, arena_t *a, const char *ymd, const char *path, buf_t *msg)
+/* One CSV cell. A text cell that a spreadsheet would take for a formula
+ * (starting with = + - @, tab or CR) gets a leading apostrophe; quoted when
+ * quote is set or the text needs it. */
+static void csv_text(buf_t *out, const char *s, bool quote)
+{
+    const char *v = s ? s : "";
+    quote = quote || strpbrk(v, ",\"\r\n") != NULL;
+    if (quote)
+        buf_putc(out, '"');
+    if (*v && strchr("=+-@\t\r", *v))
+        buf_putc(out, '\'');
+    for (; *v; v++) {
+        if (*v == '"')
+            buf_putc(out, '"');
+        buf_putc(out, *v);
+    }
+    if (quote)
+        buf_putc(out, '"');
+}
+
+pg_err ledger_payout_csv(pg_app_t *app, arena_t *a, const char *ymd, buf_t *out)
 {
     db_val_t p[] = { DB_S(ymd) };
     db_result_t r;
-    FILE *f;
     pg_err rc = db_query(app->db, a,
                          "SELECT b.batch_no, b.creator_id, c.name, b.amount_fen FROM settlement_batches b"
                          " JOIN creators c ON c.id = b.creator_id WHERE b.settle_date = ? ORDER BY b.creator_id",
                          p, 1, &r);
+    if (rc != PG_OK)
+        return rc;
+    buf_puts(out, "batch_no,creator_id,creator_name,amount_fen,amount_yuan,settle_date\n");
+    for (size_t i = 0; i < r.rows; i++) {
+        char yuan[MONEY_YUAN_BUFSZ];
+        money_format_yuan(db_cell_i64(&r, i, "amount_fen"), yuan);
+        csv_text(out, db_cell(&r, i, "batch_no"), false);
+        buf_putc(out, ',');
+        csv_text(out, db_cell(&r, i, "creator_id"), false);
+        buf_putc(out, ',');
+        csv_text(out, db_cell(&r, i, "name"), true);
+        buf_printf(out, ",%s,%s,%s\n", db_cell(&r, i, "amount_fen"), yuan, ymd);
+    }
+    return out->failed ? PG_ERR_NOMEM : PG_OK;
+}
+
+static pg_err write_payouts(pg_app_t *app, arena_t *a, const char *ymd, const char *path, buf_t *msg)
+{
+    buf_t csv;
+    FILE *f;
+    pg_err rc;
+    buf_init(&csv, a);
+    rc = ledger_payout_csv(app, a, ymd, &csv);
     if (rc != PG_OK)
         return rc;
     f = fopen(path, "w");
@@ -342,18 +384,9 @@ static pg_err write_payouts(pg_app_t *app, arena_t *a, const char *ymd, const ch
         buf_printf(msg, "cannot write %s", path);
         return PG_ERR_INTERNAL;
     }
-    fputs("batch_no,creator_id,creator_name,amount_fen,amount_yuan,settle_date\n", f);
-    for (size_t i = 0; i < r.rows; i++) {
-        char yuan[MONEY_YUAN_BUFSZ];
-        const char *name = db_cell(&r, i, "name");
-        money_format_yuan(db_cell_i64(&r, i, "amount_fen"), yuan);
-        fprintf(f, "%s,%s,\"", db_cell(&r, i, "batch_no"), db_cell(&r, i, "creator_id"));
-        for (const char *s = name; s && *s; s++) {   /* CSV quoting */
-            if (*s == '"')
-                fputc('"', f);
-            fputc(*s, f);
-        }
-        fprintf(f, "\",%s,%s,%s\n", db_cell(&r, i, "amount_fen"), yuan, ymd);
+    if (csv.len && fwrite(csv.data, 1, csv.len, f) != csv.len) {
+        fclose(f);
+        return PG_ERR_INTERNAL;
     }
     return fclose(f) == 0 ? PG_OK : PG_ERR_INTERNAL;
 }

@@ -307,19 +307,15 @@ pg_err store_admin_settlement_batches(db_t *db, arena_t *a, db_result_t *out)
                     NULL, 0, out);
 }
 
-pg_err store_admin_payout_rows(db_t *db, arena_t *a, const char *settle_date, db_result_t *out)
+pg_err store_admin_payouts(db_t *db, arena_t *a, const char *status, db_result_t *out)
 {
-    db_val_t p[] = { DB_S(settle_date) };
+    db_val_t p[] = { DB_S(status) };
     return db_query(db, a,
-                    "SELECT b.batch_no, b.creator_id, c.name, b.amount_fen FROM settlement_batches b"
-                    " JOIN creators c ON c.id = b.creator_id WHERE b.settle_date = ? ORDER BY b.creator_id",
+                    "SELECT p.payout_no, p.creator_id, c.name, p.amount_fen, p.channel, p.status, p.reason,"
+                    " p.attempts, DATE_FORMAT(b.settle_date, '%Y-%m-%d') AS settle_date,"
+                    " " ISO("p.updated_at") " AS updated_at, " ISO("p.paid_at") " AS paid_at"
+                    " FROM payouts p JOIN settlement_batches b ON b.id = p.batch_id"
+                    " JOIN creators c ON c.id = p.creator_id"
+                    " WHERE p.status = ? ORDER BY p.id DESC LIMIT 200",
                     p, 1, out);
-}
-
-pg_err store_admin_creators(db_t *db, arena_t *a, db_result_t *out)
-{
-    return db_query(db, a,
-                    "SELECT c.id, c.name, (SELECT COUNT(*) FROM products p WHERE p.creator_id = c.id) AS products,"
-                    " " ISO("c.created_at") " AS created_at FROM creators c ORDER BY c.id",
-                    NULL, 0, out);
 }

@@ -204,4 +204,12 @@ const char *const I18N_CATALOGUE_ZH_CN[MSG_COUNT] = {
     [MSG_ADM_ACCOUNT_REFUSED] = "无法完成：{}",
     [MSG_ADM_DISABLE] = "停用",
     [MSG_ADM_ENABLE] = "启用",
+    [MSG_ADM_H_BATCHES] = "结算批次",
+    [MSG_ADM_H_PAYOUTS] = "打款",
+    [MSG_ADM_COL_PAYOUT_ACCOUNT] = "支付宝账号",
+    [MSG_ADM_COL_REAL_NAME] = "真实姓名",
+    [MSG_ADM_COL_WECHAT_OPENID] = "微信 openid",
+    [MSG_ADM_CONFIRM_PAYOUT_RETRY_Q] = "确认重新发送打款 {}？请先修正创作者的收款账号；下一次打款运行时发送。",
+    [MSG_ADM_PAYOUT_RETRIED] = "打款 {} 已重新进入待打款（PENDING）：下一次打款运行时发送。",
+    [MSG_ADM_PAYOUT_RETRY_REFUSED] = "不是失败（FAILED）的打款：{}",
 };

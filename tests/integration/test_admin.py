@@ -534,3 +534,139 @@ def test_owner_adds_disables_and_enables_accounts_from_the_console(harness, ligh
         "SELECT * FROM admin_audit WHERE target=%s ORDER BY id", new)]
     assert ("account_add", "ok", owner_user) in outcomes and ("account_disable", "ok", owner_user) in outcomes
     clear_failures(harness)
+
+
+# ------------------------------------------- payouts, masking, CSV (issue 16)
+
+@pytest.fixture(scope="module")
+def payout_stack(harness):
+    """(stack, cli config) in Alipay certificate mode with [payouts] on, as
+    test_payouts.py's `cert` fixture makes it, under a name of its own."""
+    from test_payouts import _cert_lines, _to_cert_mode
+    dest = harness.run / "certadmin"
+    dest.mkdir(exist_ok=True)
+    _info, lines = _cert_lines(harness, dest)
+    st = harness.new_stack("lighttpd", name="certadmin", fcgi_children=2)
+    writer = st.config_writer
+
+    def write(s):
+        writer(s)
+        _, stack_lines = _cert_lines(harness, s.dir)
+        _to_cert_mode(s.config, stack_lines)
+    st.config_writer = write
+    st.start()
+    cli = harness.run / "cli-certadmin.ini"
+    harness.write_config(cli, st.base_url, harness.run / "paygatectl-certadmin.log", harness.keys["pkcs8"])
+    _to_cert_mode(cli, lines)
+    yield st, cli
+    st.stop()
+
+
+def payout_rows(harness, batch_no):
+    return harness.query("SELECT status, reason, attempts FROM payouts WHERE payout_no = %s", batch_no)
+
+
+def test_payouts_page_lists_and_retries_a_failed_payout_end_to_end(harness, payout_stack):
+    from test_payouts import _creator, _paid_and_settled, _payout, _transfer
+    st, cli = payout_stack
+    cid = _creator(harness, cli, account="nobody@example.com")
+    day, batch_no = _paid_and_settled(harness, st, cli, cid)
+    assert _payout(harness, cli, day)["failed"] == 1
+    assert payout_rows(harness, batch_no)[0]["status"] == "FAILED"
+    op, op_user = signed_in(harness, st, "operator", lang="en")
+    # Today links its payout counts to the page, filtered by state
+    today = op.get("/").text
+    assert 'href="%s/settlement?status=FAILED#payouts"' % urllib.parse.urlparse(op.root).path in today
+    # the page: FAILED by default, with the reason, the attempts and a retry form
+    page = op.get("/settlement?status=FAILED")
+    assert page.status_code == 200
+    row = re.search(r'<tr data-payout="%s">(.*?)</tr>' % batch_no, page.text, re.S)
+    assert row, page.text[:3000]
+    assert "PAYEE_NOT_EXIST" in row.group(1) and ">1<" in row.group(1) and "Payout " + cid in row.group(1)
+    assert 'name="payout_no" value="%s"' % batch_no in row.group(1)
+    assert "nobody@example.com" not in page.text
+    assert 'data-payout="%s"' % batch_no not in op.get("/settlement?status=PAID").text
+    # a viewer sees it without a form and is refused the action
+    viewer, viewer_user = signed_in(harness, st, "viewer")
+    vpage = viewer.get("/settlement?status=FAILED").text
+    assert 'data-payout="%s"' % batch_no in vpage and 'name="payout_no"' not in vpage
+    form = {"payout_no": batch_no, "confirm": "1"}
+    assert viewer.post("/settlement/retry", dict(form, csrf=csrf_of(vpage))).status_code == 403
+    # no CSRF token, a wrong one: refused
+    assert op.post("/settlement/retry", form).status_code == 403
+    assert op.post("/settlement/retry", dict(form, csrf="x" * 43)).status_code == 403
+    assert payout_rows(harness, batch_no)[0]["status"] == "FAILED"
+    rows = audit(harness, "payout_retry")
+    assert any(a["outcome"] == "forbidden" and a["username"] == viewer_user for a in rows)
+    assert [a["outcome"] for a in rows if a["username"] == op_user].count("csrf_refused") == 2
+    # step 1 asks; nothing changes
+    csrf = csrf_of(page.text)
+    r = op.post("/settlement/retry", {"csrf": csrf, "payout_no": batch_no})
+    assert r.status_code == 200 and 'id="confirm-question"' in r.text and batch_no in r.text
+    assert payout_rows(harness, batch_no)[0]["status"] == "FAILED"
+    confirm = dict(re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">', r.text))
+    assert confirm["confirm"] == "1" and confirm["payout_no"] == batch_no
+    # the operator fixes the account, then confirms: payout_retry makes it PENDING
+    harness.ctl("creator", "update", "--id", cid, "--alipay-account", "fixed@example.com",
+                "--real-name", "Zhang San", config=cli)
+    r = op.post("/settlement/retry", confirm)
+    assert r.status_code == 200 and 'id="action-result"' in r.text, r.text[:1000]
+    assert payout_rows(harness, batch_no)[0]["status"] == "PENDING"
+    assert [a["outcome"] for a in audit(harness, "payout_retry", batch_no)] == ["ok"]
+    assert audit(harness, "payout_retry", batch_no)[0]["username"] == op_user
+    # again: it is not FAILED any more
+    r = op.post("/settlement/retry", confirm)
+    assert r.status_code == 409 and 'id="action-result"' in r.text
+    assert audit(harness, "payout_retry", batch_no)[-1]["outcome"] == "not_failed"
+    # the next payout run sends it to the fixed account, once
+    assert _payout(harness, cli, day)["paid"] == 1
+    assert payout_rows(harness, batch_no)[0]["status"] == "PAID"
+    transfers, _calls = _transfer(harness, batch_no)
+    assert len(transfers) == 1 and transfers[0]["identity"] == "fixed@example.com"
+    assert 'data-payout="%s"' % batch_no in op.get("/settlement?status=PAID").text
+
+
+def test_catalogue_shows_payout_accounts_masked_as_creator_list(harness, lighttpd_stack):
+    cid = "mask" + uuid.uuid4().hex[:8]
+    account, openid = "secretpayee%s@example.com" % cid, "oWx" + uuid.uuid4().hex
+    harness.ctl("creator", "add", "--id", cid, "--name", "Masked " + cid, "--alipay-account", account,
+                "--real-name", "Zhang Sanfeng", "--wechat-openid", openid)
+    listed_ = [r for r in harness.ctl_json("creator", "list") if r["id"] == cid]
+    assert len(listed_) == 1, listed_
+    c, _ = signed_in(harness, lighttpd_stack, "viewer", lang="en")
+    page = c.get("/catalogue").text
+    row = re.search(r"<tr>(<td>%s</td>.*?)</tr>" % cid, page, re.S)
+    assert row, page[:3000]
+    cells = [html.unescape(x) for x in re.findall(r"<td[^>]*>(.*?)</td>", row.group(1), re.S)]
+    for key in ("alipay_account", "real_name", "wechat_openid"):
+        assert listed_[0][key] in cells, (key, listed_[0][key], cells)
+    assert "s*****om" in cells and "*hang Sanfeng" in cells
+    assert account not in page and "secretpayee" not in page and "Zhang Sanfeng" not in page
+    assert openid not in page
+
+
+def test_payout_csv_neutralises_spreadsheet_formulas(harness, lighttpd_stack, tmp_path):
+    st = lighttpd_stack
+    cid = "csv" + uuid.uuid4().hex[:8]
+    name = '=HYPERLINK("http://evil.example/?x","click")'
+    harness.ctl("creator", "add", "--id", cid, "--name", name)
+    harness.ctl("product", "add", "--sku", "csv-" + cid, "--title", "CSV course", "--price-fen", "9900",
+                "--creator", cid)
+    paid_order(harness, st, "csv-" + cid)
+    day = "2003-%02d-%02d" % (1 + int(cid[-4:], 16) % 12, 1 + int(cid[-2:], 16) % 28)
+    harness.query("UPDATE ledger_entries SET available_on = %s WHERE creator_id = %s", day, cid)
+    out = tmp_path / "payouts.csv"
+    harness.ctl("settle", "--date", day, "--out", str(out))
+    c, _ = signed_in(harness, st, "viewer")
+    r = c.get("/settlement/payouts.csv?date=" + day)
+    assert r.status_code == 200
+    assert r.content == out.read_bytes()          # the console and the CLI write the same bytes
+    line = [x for x in r.text.splitlines() if "," + cid + "," in x]
+    assert len(line) == 1, r.text
+    assert ',"\'=HYPERLINK(""http://evil.example/?x"",""click"")",' in line[0]
+    import csv
+    import io
+    rows = [x for x in csv.DictReader(io.StringIO(r.text)) if x["creator_id"] == cid]
+    assert rows[0]["creator_name"] == "'" + name
+    assert not any(v.startswith(("=", "+", "-", "@", "\t", "\r")) for x in csv.DictReader(io.StringIO(r.text))
+                   for v in x.values())
