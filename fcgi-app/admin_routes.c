@@ -1117,7 +1117,7 @@ static void handle_payout_csv(ctx_t *c)
 static void handle_catalogue(ctx_t *c)
 {
     static const i18n_msg_t HP[] = { MSG_ADM_COL_SKU, MSG_ADM_COL_TITLE, MSG_ADM_COL_PRICE, MSG_ADM_COL_CREATOR,
-                                     MSG_ADM_COL_ACTIVE };
+                                     MSG_ADM_COL_ACTIVE, MSG_ADM_COL_APPSTORE_ID, MSG_ADM_COL_GOOGLEPLAY_ID };
     static const i18n_msg_t HC[] = { MSG_ADM_COL_ID, MSG_ADM_COL_NAME, MSG_ADM_COL_PRODUCTS,
                                      MSG_ADM_COL_PAYOUT_ACCOUNT, MSG_ADM_COL_REAL_NAME, MSG_ADM_COL_WECHAT_OPENID,
                                      MSG_ADM_COL_CREATED };
@@ -1129,7 +1129,7 @@ static void handle_catalogue(ctx_t *c)
     }
     admin_html_begin(&c->p, 200, MSG_ADM_TITLE_CATALOGUE, NULL);
     admin_html_h2(&c->p, MSG_ADM_PRODUCTS);
-    admin_html_table_begin(&c->p, "products", HP, 5);
+    admin_html_table_begin(&c->p, "products", HP, 7);
     for (size_t i = 0; i < prods.rows; i++) {
         admin_html_row_begin(&c->p);
         admin_html_cell(&c->p, db_cell(&prods, i, "sku"));
@@ -1139,6 +1139,8 @@ static void handle_catalogue(ctx_t *c)
         buf_puts(c->p.b, "<td>");
         admin_html_msg(&c->p, db_cell_i64(&prods, i, "active") ? MSG_ADM_YES : MSG_ADM_NO, NULL);
         buf_puts(c->p.b, "</td>");
+        admin_html_cell(&c->p, db_cell(&prods, i, "appstore_id"));     /* in-app purchases map to these */
+        admin_html_cell(&c->p, db_cell(&prods, i, "googleplay_id"));
         admin_html_row_end(&c->p);
     }
     admin_html_table_end(&c->p, prods.rows);

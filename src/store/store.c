@@ -46,7 +46,7 @@ pg_err store_product_list(db_t *db, arena_t *a, bool active_only, db_result_t *o
 {
     db_val_t p[] = { DB_I(active_only ? 1 : 0) };
     return db_query(db, a,
-                    "SELECT id, sku, title, price_fen, creator_id, active FROM products"
+                    "SELECT id, sku, title, price_fen, creator_id, active, appstore_id, googleplay_id FROM products"
                     " WHERE active = 1 OR ? = 0 ORDER BY id",
                     p, 1, out);
 }

@@ -645,6 +645,18 @@ def test_catalogue_shows_payout_accounts_masked_as_creator_list(harness, lighttp
     assert openid not in page
 
 
+def test_catalogue_shows_the_app_store_ids_of_products(harness, lighttpd_stack):
+    sku = "iapcat-" + uuid.uuid4().hex[:8]
+    harness.ctl("product", "add", "--sku", sku, "--title", "Store-mapped course", "--price-fen", "9900",
+                "--appstore-id", "com.example.shop." + sku, "--googleplay-id", "play_" + sku.replace("-", "_"))
+    c, _ = signed_in(harness, lighttpd_stack, "viewer", lang="en")
+    page = c.get("/catalogue").text
+    row = re.search(r"<tr>(<td>%s</td>.*?)</tr>" % sku, page, re.S)
+    assert row, page[:3000]
+    cells = [html.unescape(x) for x in re.findall(r"<td[^>]*>(.*?)</td>", row.group(1), re.S)]
+    assert "com.example.shop." + sku in cells and "play_" + sku.replace("-", "_") in cells, cells
+
+
 def test_payout_csv_neutralises_spreadsheet_formulas(harness, lighttpd_stack, tmp_path):
     st = lighttpd_stack
     cid = "csv" + uuid.uuid4().hex[:8]
