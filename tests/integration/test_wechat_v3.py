@@ -1,0 +1,419 @@
+"""WeChat Pay API v3 through lighttpd with the sandbox in public-key mode
+(SPEC §12.1): with [wechat] api_version = v3 new payments are v3 end to end
+and look the same to the shop (code_url / jsapi / mweb_url); notifications
+reach the same /notify/wechat and /notify/wechat/refund, are told apart by
+format (JSON v3, XML v2), verified with the keys of their version and
+answered 204 (v3) only after commit, 4xx/5xx {"code":"FAIL",...} else;
+query, close, expiry and refunds of a payment use the API version it was
+made with (payments.api_version), so a v2 payment in flight at the switch
+stays v2.
+
+The attack notifications are built and signed here (AES-256-GCM with the
+api_v3_key, SHA256withRSA with the sandbox's WeChat Pay private key), from
+the protocol description, not by src/.
+"""
+
+import base64
+import json
+import os
+import secrets
+import shutil
+import threading
+import time
+import urllib.parse
+
+import pytest
+import requests
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from conftest import API_KEY, PRICES, TIMEOUT, WX_APPID, WX_MCH_ID, unique_user
+
+AUTH = {"Authorization": "Bearer " + API_KEY}
+OPENID = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"
+
+
+# ------------------------------------------------------------------ helpers
+
+def wait_for(pred, timeout, what, interval=0.1):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError("timed out after %s s: %s (last: %r)" % (timeout, what, last))
+
+
+class V3:
+    """The stack with v3 keys; api_version switchable (restart)."""
+
+    def __init__(self, harness):
+        self.harness = harness
+        cfg = harness.sandbox_get("/_sandbox/wechat_v3/config").json()
+        assert cfg["mode"] == "pubkey", cfg
+        self.cfg = cfg
+        self.api_v3_key = cfg["api_v3_key"]
+        self.pubkey_id = cfg["pubkey_id"]
+        pub = cfg["files"]["wechatpay_public_key"]
+        with open(os.path.join(os.path.dirname(pub), "wechatpay_pub_private.pem"), "rb") as f:
+            self.wx_private = serialization.load_pem_private_key(f.read(), password=None)
+        self.api_version = "v3"
+        self.stack = harness.new_stack("lighttpd", name="wxv3")
+        base = harness._config_writer("pkcs8")  # noqa: SLF001 - the harness's own writer
+
+        def write(st):
+            base(st)
+            text = st.config.read_text()
+            pubcopy = st.dir / "wechatpay_pub_key.pem"
+            shutil.copyfile(pub, pubcopy)
+            text = text.replace("[wechat]\n", "[wechat]\n" + self.v3_lines(pubcopy), 1)
+            st.config.write_text(text)
+        self.stack.config_writer = write
+        self.cli = harness.run / "cli-wxv3.ini"
+        self.write_cli()
+
+    def v3_lines(self, pubkey_file):
+        return ("api_version = %s\napi_v3_key = %s\nwechatpay_public_key = %s\n"
+                "wechatpay_public_key_id = %s\n" % (self.api_version, self.api_v3_key, pubkey_file,
+                                                   self.pubkey_id))
+
+    def write_cli(self):
+        h = self.harness
+        h.write_config(self.cli, self.stack.base_url, h.run / "paygatectl-wxv3.log", h.keys["pkcs8"])
+        text = self.cli.read_text()
+        text = text.replace("[wechat]\n", "[wechat]\n" + self.v3_lines(self.cfg["files"]["wechatpay_public_key"]), 1)
+        self.cli.write_text(text)
+
+    def switch(self, version):
+        self.api_version = version
+        self.stack.stop()
+        self.stack.start()
+        self.write_cli()
+
+    def ctl(self, *args):
+        return self.harness.ctl(*args, config=self.cli)
+
+    # -- notifications built here ------------------------------------------
+    def sign(self, message):
+        return base64.b64encode(self.wx_private.sign(message, padding.PKCS1v15(), hashes.SHA256())).decode()
+
+    def envelope(self, resource, event_type="TRANSACTION.SUCCESS", original_type="transaction",
+                 key=None, tamper=False):
+        nonce = secrets.token_hex(6)
+        ct = AESGCM((key or self.api_v3_key).encode()).encrypt(
+            nonce.encode(), json.dumps(resource, separators=(",", ":")).encode(), original_type.encode())
+        if tamper:
+            ct = ct[:-1] + bytes([ct[-1] ^ 1])
+        env = {"id": secrets.token_hex(16), "create_time": "2026-11-24T20:15:00+08:00",
+               "resource_type": "encrypt-resource", "event_type": event_type, "summary": "x",
+               "resource": {"original_type": original_type, "algorithm": "AEAD_AES_256_GCM",
+                            "ciphertext": base64.b64encode(ct).decode(), "associated_data": original_type,
+                            "nonce": nonce}}
+        return json.dumps(env, separators=(",", ":")).encode()
+
+    def headers(self, body, timestamp=None, serial=None, signature=None):
+        ts = str(int(time.time()) if timestamp is None else timestamp)
+        nonce = secrets.token_hex(16)
+        sig = signature or self.sign(ts.encode() + b"\n" + nonce.encode() + b"\n" + body + b"\n")
+        return {"Content-Type": "application/json", "Wechatpay-Timestamp": ts, "Wechatpay-Nonce": nonce,
+                "Wechatpay-Signature": sig, "Wechatpay-Serial": serial or self.pubkey_id}
+
+    def post(self, body, path="/notify/wechat", **kw):
+        return requests.post(self.stack.base_url + path, data=body, headers=self.headers(body, **kw),
+                             timeout=TIMEOUT)
+
+
+def transaction(payment_no, total, state="SUCCESS", **over):
+    t = {"appid": WX_APPID, "mchid": WX_MCH_ID, "out_trade_no": payment_no, "trade_state": state,
+         "transaction_id": "4200000000" + secrets.token_hex(6), "trade_type": "NATIVE",
+         "success_time": time.strftime("%Y-%m-%dT%H:%M:%S+08:00", time.gmtime(time.time() + 8 * 3600)),
+         "payer": {"openid": OPENID}, "amount": {"total": total, "payer_total": total, "currency": "CNY"}}
+    t.update(over)
+    return t
+
+
+@pytest.fixture(scope="module")
+def v3(harness):
+    v = V3(harness)
+    v.stack.start()
+    try:
+        yield v
+    finally:
+        v.stack.stop()
+
+
+@pytest.fixture
+def v3on(v3):
+    if v3.api_version != "v3":
+        v3.switch("v3")
+    return v3
+
+
+def checkout(harness, st, method="native", product="course-c", **kw):
+    r = harness.checkout(st, product=product, channel="wechat", method=method, **kw)
+    assert r.status_code == 201, "checkout: %s %s" % (r.status_code, r.text)
+    c = r.json()
+    assert c["channel"] == "wechat" and c["method"] == method
+    return c
+
+
+def wait_acked(harness, payment_no, timeout=15):
+    def acked():
+        t = harness.wx_trade(payment_no)
+        return t if any(n["acked"] for n in t["notifications"]) else None
+    return wait_for(acked, timeout, "notification of %s acknowledged" % payment_no)
+
+
+def snapshot(harness, c):
+    return (harness.payment(c["payment_no"])["status"], harness.order(c["order_no"])["status"],
+            len(harness.query("SELECT id FROM entitlements WHERE order_id=%s", harness.order(c["order_no"])["id"])),
+            len(harness.query("SELECT id FROM ledger_entries WHERE payment_id=%s",
+                              harness.payment(c["payment_no"])["id"])))
+
+
+def assert_fail_json(r, status=None):
+    assert 400 <= r.status_code < 600, (r.status_code, r.text)
+    if status:
+        assert r.status_code == status, (r.status_code, r.text)
+    j = r.json()
+    assert j["code"] == "FAIL" and j["message"], j
+
+
+# ------------------------------------------------------------ purchases
+
+def test_native_purchase_is_v3_end_to_end(harness, v3on):
+    st = v3on.stack
+    c = checkout(harness, st)
+    assert c["code_url"].startswith("weixin://"), c
+    pay = harness.payment(c["payment_no"])
+    assert pay["api_version"] == "v3"
+    trade = harness.wx_trade(c["payment_no"])
+    assert trade["trade_type"] == "NATIVE" and trade["total_fee"] == PRICES["course-c"]
+    assert trade["api"] == "v3", trade
+    harness.wx_pay(c["payment_no"])
+    harness.wait_order_status(st, c["order_no"], "PAID")
+    t = wait_acked(harness, c["payment_no"])
+    acked = [n for n in t["notifications"] if n["acked"]]
+    assert acked[0]["attempts"][-1]["status"] in (200, 204), acked
+    assert acked[0]["attempts"][-1]["body"] in ("", None), acked
+    pay = harness.payment(c["payment_no"])
+    assert pay["status"] == "PAID" and pay["provider_trade_no"] == t["transaction_id"]
+    rows = harness.wx_notifications_for(c["payment_no"])
+    assert [r["outcome"] for r in rows].count("accepted") == 1, rows
+    assert bytes(rows[0]["raw_body"]).startswith(b"{")
+
+
+def test_jsapi_object_signed_rsa(harness, v3on):
+    c = checkout(harness, v3on.stack, method="jsapi", openid=OPENID)
+    obj = c["jsapi"]
+    assert set(obj) == {"appId", "timeStamp", "nonceStr", "package", "signType", "paySign"}, obj
+    assert obj["signType"] == "RSA" and obj["appId"] == WX_APPID
+    trade = harness.wx_trade(c["payment_no"])
+    assert obj["package"] == "prepay_id=" + trade["prepay_id"]
+    msg = "".join(obj[k] + "\n" for k in ("appId", "timeStamp", "nonceStr", "package")).encode()
+    cert = open(harness.wx_client_cert, "rb").read()
+    from cryptography import x509
+    x509.load_pem_x509_certificate(cert).public_key().verify(
+        base64.b64decode(obj["paySign"]), msg, padding.PKCS1v15(), hashes.SHA256())
+    # the sandbox's JSAPI cashier checks the same object and pays
+    page = requests.get(harness.sandbox_url + "/wechat/jsapi?" + urllib.parse.urlencode(obj), timeout=TIMEOUT)
+    assert page.status_code == 200, page.text[:300]
+    harness.wx_pay(c["payment_no"])
+    harness.wait_order_status(v3on.stack, c["order_no"], "PAID")
+
+
+def test_mweb_gives_h5_url(harness, v3on):
+    c = checkout(harness, v3on.stack, method="mweb")
+    assert c["mweb_url"].startswith("http"), c
+    assert harness.wx_trade(c["payment_no"])["trade_type"] == "MWEB"
+    harness.wx_pay(c["payment_no"])
+    harness.wait_order_status(v3on.stack, c["order_no"], "PAID")
+
+
+def test_duplicate_notifications_concurrently_one_effect(harness, v3on):
+    c = checkout(harness, v3on.stack, product="ebook-sql")
+    body = v3on.envelope(transaction(c["payment_no"], c["amount_fen"]))
+    hdrs = v3on.headers(body)
+    results = []
+
+    def send():
+        results.append(requests.post(v3on.stack.base_url + "/notify/wechat", data=body, headers=hdrs,
+                                     timeout=TIMEOUT))
+    threads = [threading.Thread(target=send) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(r.status_code == 204 and r.content == b"" for r in results), [(r.status_code, r.text) for r in results]
+    outcomes = [r["outcome"] for r in harness.wx_notifications_for(c["payment_no"])]
+    assert outcomes.count("accepted") == 1 and outcomes.count("duplicate") == 5, outcomes
+    o = harness.order(c["order_no"])
+    assert o["status"] == "PAID"
+    assert len(harness.query("SELECT id FROM entitlements WHERE order_id=%s", o["id"])) == 1
+
+
+# ------------------------------------------------------------- refunds
+
+def test_refund_and_refund_notification(harness, v3on):
+    st = v3on.stack
+    c = checkout(harness, st, product="ebook-sql")
+    harness.wx_pay(c["payment_no"])
+    harness.wait_order_status(st, c["order_no"], "PAID")
+    r = requests.post("%s/orders/%s/refund" % (st.base_url, c["order_no"]), data={"amount_fen": "990"},
+                      headers=AUTH, timeout=60)
+    assert r.status_code == 201, r.text
+    ref = r.json()
+    rows = lambda: harness.query("SELECT * FROM refunds WHERE refund_no=%s", ref["refund_no"])  # noqa: E731
+    wait_for(lambda: rows()[0]["status"] == "SUCCEEDED", 20, "refund SUCCEEDED")
+    assert rows()[0]["provider_refund_no"] == harness.sandbox_get(
+        "/_sandbox/wechat/refunds/" + ref["refund_no"]).json()["refund_id"]
+    o = harness.order(c["order_no"])
+    assert o["refunded_fen"] == 990 and o["status"] == "PARTIALLY_REFUNDED"
+    # the sandbox notifies in v3 (JSON): accepted once, redelivery a duplicate
+    n = harness.sandbox_post("/_sandbox/wechat_v3/refund_notify", {"out_refund_no": ref["refund_no"]}).json()
+    assert n["acked"] and n["http_status"] == 204, n
+    outcomes = [x["outcome"] for x in harness.query(
+        "SELECT outcome FROM notifications WHERE channel='wechat' AND kind='refund' AND payment_no=%s",
+        c["payment_no"])]
+    assert "accepted" in outcomes or outcomes.count("duplicate") >= 1, outcomes
+    assert harness.order(c["order_no"])["refunded_fen"] == 990
+    # refund query goes through v3 too
+    v3on.ctl("sync")
+    assert rows()[0]["status"] == "SUCCEEDED"
+
+
+def test_refund_notification_amount_mismatch_refused(harness, v3on):
+    st = v3on.stack
+    c = checkout(harness, st, product="ebook-sql")
+    harness.wx_pay(c["payment_no"])
+    harness.wait_order_status(st, c["order_no"], "PAID")
+    refund_no = "R" + secrets.token_hex(8)
+    res = {"mchid": WX_MCH_ID, "out_trade_no": c["payment_no"], "transaction_id": "42" + secrets.token_hex(8),
+           "out_refund_no": refund_no, "refund_id": "50" + secrets.token_hex(8), "refund_status": "SUCCESS",
+           "amount": {"total": c["amount_fen"] + 1, "refund": 1, "payer_total": c["amount_fen"] + 1,
+                      "payer_refund": 1}}
+    r = v3on.post(v3on.envelope(res, "REFUND.SUCCESS", "refund"), path="/notify/wechat/refund")
+    assert_fail_json(r)
+    assert harness.order(c["order_no"])["refunded_fen"] == 0
+
+
+# ------------------------------------------------- close, expiry, sync
+
+def test_close_respects_five_minutes_then_closes_v3(harness, v3on):
+    st = v3on.stack
+    c = checkout(harness, st)
+    r = requests.post("%s/orders/%s/close" % (st.base_url, c["order_no"]), headers=AUTH, timeout=TIMEOUT)
+    assert r.status_code != 200 or r.json()["status"] != "CLOSED" or \
+        harness.wx_trade(c["payment_no"])["trade_state"] == "NOTPAY", r.text
+    assert harness.wx_trade(c["payment_no"])["trade_state"] == "NOTPAY"
+    harness.age_payment(c["payment_no"], 300, "wechat")
+    r = requests.post("%s/orders/%s/close" % (st.base_url, c["order_no"]), headers=AUTH, timeout=TIMEOUT)
+    assert r.status_code == 200 and r.json()["status"] == "CLOSED", r.text
+    assert harness.wx_trade(c["payment_no"])["trade_state"] == "CLOSED"
+
+
+def test_expiry_closes_at_the_provider_v3(harness, v3on):
+    c = checkout(harness, v3on.stack, product="ebook-sql")
+    harness.age_payment(c["payment_no"], 300, "wechat")
+    harness.query("UPDATE payments SET expires_at = UTC_TIMESTAMP() - INTERVAL 5 MINUTE WHERE payment_no=%s",
+                  c["payment_no"])
+    v3on.ctl("cron")
+    assert harness.wx_trade(c["payment_no"])["trade_state"] == "CLOSED"
+    assert harness.payment(c["payment_no"])["status"] == "CLOSED"
+    assert harness.order(c["order_no"])["status"] == "CLOSED"
+
+
+def test_sync_finds_a_v3_payment_whose_notification_was_lost(harness, v3on):
+    from test_lifecycle import faults
+    c = checkout(harness, v3on.stack, product="ebook-sql")
+    with faults(harness, drop_notify=True):
+        harness.wx_pay(c["payment_no"])
+    assert harness.payment(c["payment_no"])["status"] == "CREATED"
+    v3on.ctl("sync")
+    pay = harness.payment(c["payment_no"])
+    assert pay["status"] == "PAID" and pay["provider_trade_no"] == harness.wx_trade(c["payment_no"])["transaction_id"]
+    assert pay["paid_at"] is not None
+
+
+def test_late_payment_on_a_closed_order_is_refunded(harness, v3on):
+    c = checkout(harness, v3on.stack, product="ebook-sql")
+    harness.query("UPDATE orders SET status='CLOSED', closed_at=UTC_TIMESTAMP() WHERE order_no=%s", c["order_no"])
+    r = v3on.post(v3on.envelope(transaction(c["payment_no"], c["amount_fen"])))
+    assert r.status_code == 204, r.text
+    assert harness.payment(c["payment_no"])["anomaly"] == "late_payment"
+    assert harness.query("SELECT id FROM refunds WHERE payment_id=%s", harness.payment(c["payment_no"])["id"])
+
+
+# ------------------------------------------------------- the switch
+
+def test_switch_v2_to_v3_with_a_v2_payment_in_flight(harness, v3):
+    v3.switch("v2")
+    st = v3.stack
+    old = checkout(harness, st, product="ebook-sql")
+    old2 = checkout(harness, st)
+    assert harness.payment(old["payment_no"])["api_version"] is None
+    v3.switch("v3")
+    new = checkout(harness, st)
+    assert harness.payment(new["payment_no"])["api_version"] == "v3"
+    # the v2 trade is notified in v2 (XML) and verified with the v2 key
+    harness.wx_pay(old["payment_no"])
+    harness.wait_order_status(st, old["order_no"], "PAID")
+    t = wait_acked(harness, old["payment_no"])
+    acked = [n for n in t["notifications"] if n["acked"]]
+    assert "<return_code><![CDATA[SUCCESS]]>" in acked[0]["attempts"][-1]["body"] or \
+        "SUCCESS" in acked[0]["attempts"][-1]["body"], acked
+    raw = [bytes(r["raw_body"]) for r in harness.wx_notifications_for(old["payment_no"]) if r["outcome"] == "accepted"]
+    assert raw and raw[0].lstrip().startswith(b"<xml>"), raw
+    # refund of the v2 payment after the switch: v2 (the sandbox refunds it; v2 notify)
+    r = requests.post("%s/orders/%s/refund" % (st.base_url, old["order_no"]), data={"amount_fen": "100"},
+                      headers=AUTH, timeout=60)
+    assert r.status_code == 201, r.text
+    wait_for(lambda: harness.query("SELECT status FROM refunds WHERE refund_no=%s",
+                                   r.json()["refund_no"])[0]["status"] == "SUCCEEDED", 20, "v2 refund")
+    # close of the other v2 payment after the switch
+    harness.age_payment(old2["payment_no"], 300, "wechat")
+    rc = requests.post("%s/orders/%s/close" % (st.base_url, old2["order_no"]), headers=AUTH, timeout=TIMEOUT)
+    assert rc.status_code == 200 and rc.json()["status"] == "CLOSED", rc.text
+    assert harness.wx_trade(old2["payment_no"])["trade_state"] == "CLOSED"
+    # and the v3 one pays through v3
+    harness.wx_pay(new["payment_no"])
+    harness.wait_order_status(st, new["order_no"], "PAID")
+
+
+# ------------------------------------------------------------- attacks
+
+ATTACKS = {
+    "forged_signature": dict(signature=base64.b64encode(b"\x01" * 256).decode()),
+    "unknown_serial": dict(serial="PUB_KEY_ID_0000000000000000000000000000000000"),
+    "stale_timestamp": dict(timestamp=int(time.time()) - 3600),
+    "signtest": dict(signature="WECHATPAY/SIGNTEST/" + base64.b64encode(b"\x00" * 200).decode()),
+}
+
+
+@pytest.mark.parametrize("attack", sorted(ATTACKS) + ["tampered_ciphertext", "other_mchid", "other_appid",
+                                                      "amount_mismatch", "wrong_key", "no_headers"])
+def test_attack_refused_database_unchanged(harness, v3on, attack):
+    c = checkout(harness, v3on.stack, product="ebook-sql")
+    before = snapshot(harness, c)
+    over = {}
+    if attack == "other_mchid":
+        over["mchid"] = "1900000999"
+    if attack == "other_appid":
+        over["appid"] = "wx0000000000000000"
+    total = c["amount_fen"] + (1 if attack == "amount_mismatch" else 0)
+    if attack == "amount_mismatch":
+        over["amount"] = {"total": total, "payer_total": total, "currency": "CNY"}
+    body = v3on.envelope(transaction(c["payment_no"], total, **over), tamper=attack == "tampered_ciphertext",
+                         key=("x" * 32 if attack == "wrong_key" else None))
+    if attack == "no_headers":
+        r = requests.post(v3on.stack.base_url + "/notify/wechat", data=body,
+                          headers={"Content-Type": "application/json"}, timeout=TIMEOUT)
+    else:
+        r = v3on.post(body, **ATTACKS.get(attack, {}))
+    assert_fail_json(r)
+    assert r.status_code < 500, (r.status_code, r.text)
+    assert snapshot(harness, c) == before
+    assert harness.payment(c["payment_no"])["provider_trade_no"] is None
