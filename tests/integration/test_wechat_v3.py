@@ -176,6 +176,10 @@ def snapshot(harness, c):
                               harness.payment(c["payment_no"])["id"])))
 
 
+def sandbox_log(harness):
+    return (harness.run / "sandbox.log").read_text(errors="replace")
+
+
 def assert_fail_json(r, status=None):
     assert 400 <= r.status_code < 600, (r.status_code, r.text)
     if status:
@@ -263,32 +267,67 @@ def test_duplicate_notifications_concurrently_one_effect(harness, v3on):
 
 # ------------------------------------------------------------- refunds
 
-def test_refund_and_refund_notification(harness, v3on):
+def refund_row(harness, refund_no):
+    return harness.query("SELECT * FROM refunds WHERE refund_no=%s", refund_no)[0]
+
+
+def test_refund_then_v3_refund_notification_once(harness, v3on):
+    """The refund goes out through v3 (the sandbox records it against the v3
+    trade); its notifications are held back, so that the v3 REFUND.SUCCESS
+    notification sent here is what completes it: a tampered copy changes
+    nothing, the first valid one is accepted (204), the second a duplicate."""
+    from test_lifecycle import faults
     st = v3on.stack
     c = checkout(harness, st, product="ebook-sql")
     harness.wx_pay(c["payment_no"])
     harness.wait_order_status(st, c["order_no"], "PAID")
-    r = requests.post("%s/orders/%s/refund" % (st.base_url, c["order_no"]), data={"amount_fen": "990"},
-                      headers=AUTH, timeout=60)
-    assert r.status_code == 201, r.text
-    ref = r.json()
-    rows = lambda: harness.query("SELECT * FROM refunds WHERE refund_no=%s", ref["refund_no"])  # noqa: E731
-    wait_for(lambda: rows()[0]["status"] == "SUCCEEDED", 20, "refund SUCCEEDED")
-    assert rows()[0]["provider_refund_no"] == harness.sandbox_get(
+    with faults(harness, drop_notify=True):
+        r = requests.post("%s/orders/%s/refund" % (st.base_url, c["order_no"]), data={"amount_fen": "990"},
+                          headers=AUTH, timeout=60)
+        assert r.status_code == 201, r.text
+        ref = r.json()
+        wait_for(lambda: harness.wx_refund_status(ref["refund_no"]) == "SUCCESS", 10, "the sandbox's refund")
+        assert refund_row(harness, ref["refund_no"])["status"] == "PENDING"
+        bad = harness.sandbox_post("/_sandbox/wechat_v3/refund_notify",
+                                   {"out_refund_no": ref["refund_no"], "tamper": True}).json()
+        assert not bad["acked"] and bad["http_status"] == 401, bad
+        assert refund_row(harness, ref["refund_no"])["status"] == "PENDING"
+        sent = [harness.sandbox_post("/_sandbox/wechat_v3/refund_notify",
+                                     {"out_refund_no": ref["refund_no"]}).json() for _ in range(2)]
+    assert all(n["acked"] and n["http_status"] == 204 and n["body"] == "" for n in sent), sent
+    assert ref["refund_no"] not in sent[0]["json"]   # encrypted
+    assert harness.sandbox_get("/_sandbox/wechat/refunds/" + ref["refund_no"]).json()["api"] == "v3"
+    row = refund_row(harness, ref["refund_no"])
+    assert row["status"] == "SUCCEEDED"
+    assert row["provider_refund_no"] == harness.sandbox_get(
         "/_sandbox/wechat/refunds/" + ref["refund_no"]).json()["refund_id"]
     o = harness.order(c["order_no"])
     assert o["refunded_fen"] == 990 and o["status"] == "PARTIALLY_REFUNDED"
-    # the sandbox notifies in v3 (JSON): accepted once, redelivery a duplicate
-    n = harness.sandbox_post("/_sandbox/wechat_v3/refund_notify", {"out_refund_no": ref["refund_no"]}).json()
-    assert n["acked"] and n["http_status"] == 204, n
     outcomes = [x["outcome"] for x in harness.query(
-        "SELECT outcome FROM notifications WHERE channel='wechat' AND kind='refund' AND payment_no=%s",
+        "SELECT outcome FROM notifications WHERE channel='wechat' AND kind='refund' AND payment_no=%s ORDER BY id",
         c["payment_no"])]
-    assert "accepted" in outcomes or outcomes.count("duplicate") >= 1, outcomes
-    assert harness.order(c["order_no"])["refunded_fen"] == 990
-    # refund query goes through v3 too
-    v3on.ctl("sync")
-    assert rows()[0]["status"] == "SUCCEEDED"
+    assert outcomes == ["accepted", "duplicate"], outcomes
+
+
+def test_refund_completed_by_the_v3_refund_query(harness, v3on):
+    """No notification at all: cron's next pass asks with the v3 refund query."""
+    from test_lifecycle import faults
+    st = v3on.stack
+    c = checkout(harness, st, product="ebook-sql")
+    harness.wx_pay(c["payment_no"])
+    harness.wait_order_status(st, c["order_no"], "PAID")
+    with faults(harness, drop_notify=True):
+        r = requests.post("%s/orders/%s/refund" % (st.base_url, c["order_no"]), headers=AUTH, timeout=60)
+        assert r.status_code == 201, r.text
+        ref = r.json()
+        wait_for(lambda: harness.wx_refund_status(ref["refund_no"]) == "SUCCESS", 10, "the sandbox's refund")
+        assert refund_row(harness, ref["refund_no"])["status"] == "PENDING"
+        harness.query("UPDATE refunds SET last_attempt_at = UTC_TIMESTAMP() - INTERVAL 1 HOUR WHERE refund_no=%s",
+                      ref["refund_no"])
+        v3on.ctl("cron")
+    assert refund_row(harness, ref["refund_no"])["status"] == "SUCCEEDED"
+    assert harness.order(c["order_no"])["status"] == "REFUNDED"
+    assert harness.sandbox_get("/_sandbox/wechat/refunds/" + ref["refund_no"]).json()["api"] == "v3"
 
 
 def test_refund_notification_amount_mismatch_refused(harness, v3on):
@@ -319,6 +358,7 @@ def test_close_respects_five_minutes_then_closes_v3(harness, v3on):
     r = requests.post("%s/orders/%s/close" % (st.base_url, c["order_no"]), headers=AUTH, timeout=TIMEOUT)
     assert r.status_code == 200 and r.json()["status"] == "CLOSED", r.text
     assert harness.wx_trade(c["payment_no"])["trade_state"] == "CLOSED"
+    assert "POST /v3/pay/transactions/out-trade-no/%s/close" % c["payment_no"] in sandbox_log(harness)
 
 
 def test_expiry_closes_at_the_provider_v3(harness, v3on):
@@ -337,11 +377,17 @@ def test_sync_finds_a_v3_payment_whose_notification_was_lost(harness, v3on):
     c = checkout(harness, v3on.stack, product="ebook-sql")
     with faults(harness, drop_notify=True):
         harness.wx_pay(c["payment_no"])
-    assert harness.payment(c["payment_no"])["status"] == "CREATED"
-    v3on.ctl("sync")
+        assert harness.payment(c["payment_no"])["status"] == "CREATED"
+        harness.query("UPDATE payments SET created_at = created_at - INTERVAL 1 HOUR WHERE payment_no=%s",
+                      c["payment_no"])
+        v3on.ctl("sync")
     pay = harness.payment(c["payment_no"])
     assert pay["status"] == "PAID" and pay["provider_trade_no"] == harness.wx_trade(c["payment_no"])["transaction_id"]
-    assert pay["paid_at"] is not None
+    # the provider's success_time (RFC 3339, Beijing), not the time of recording
+    import datetime
+    time_end = datetime.datetime.strptime(harness.wx_trade(c["payment_no"])["time_end"], "%Y%m%d%H%M%S")
+    assert pay["paid_at"] == time_end - datetime.timedelta(hours=8), (pay["paid_at"], time_end)
+    assert "GET /v3/pay/transactions/out-trade-no/%s?mchid=" % c["payment_no"] in sandbox_log(harness)
 
 
 def test_late_payment_on_a_closed_order_is_refunded(harness, v3on):
@@ -379,11 +425,14 @@ def test_switch_v2_to_v3_with_a_v2_payment_in_flight(harness, v3):
     assert r.status_code == 201, r.text
     wait_for(lambda: harness.query("SELECT status FROM refunds WHERE refund_no=%s",
                                    r.json()["refund_no"])[0]["status"] == "SUCCEEDED", 20, "v2 refund")
+    assert harness.sandbox_get("/_sandbox/wechat/refunds/" + r.json()["refund_no"]).json()["api"] == "v2"
     # close of the other v2 payment after the switch
     harness.age_payment(old2["payment_no"], 300, "wechat")
     rc = requests.post("%s/orders/%s/close" % (st.base_url, old2["order_no"]), headers=AUTH, timeout=TIMEOUT)
     assert rc.status_code == 200 and rc.json()["status"] == "CLOSED", rc.text
     assert harness.wx_trade(old2["payment_no"])["trade_state"] == "CLOSED"
+    # neither closed nor queried through v3 (whose paths name the trade)
+    assert "out-trade-no/" + old2["payment_no"] not in sandbox_log(harness)
     # and the v3 one pays through v3
     harness.wx_pay(new["payment_no"])
     harness.wait_order_status(st, new["order_no"], "PAID")
