@@ -238,7 +238,9 @@ def test_jsapi_object_signed_rsa(harness, v3on):
 def test_mweb_gives_h5_url(harness, v3on):
     c = checkout(harness, v3on.stack, method="mweb")
     assert c["mweb_url"].startswith("http"), c
-    assert harness.wx_trade(c["payment_no"])["trade_type"] == "MWEB"
+    trade = harness.wx_trade(c["payment_no"])
+    assert trade["trade_type"] == "MWEB" and trade["api"] == "v3", trade
+    assert harness.payment(c["payment_no"])["api_version"] == "v3"
     harness.wx_pay(c["payment_no"])
     harness.wait_order_status(v3on.stack, c["order_no"], "PAID")
 
@@ -368,6 +370,7 @@ def test_expiry_closes_at_the_provider_v3(harness, v3on):
                   c["payment_no"])
     v3on.ctl("cron")
     assert harness.wx_trade(c["payment_no"])["trade_state"] == "CLOSED"
+    assert "POST /v3/pay/transactions/out-trade-no/%s/close" % c["payment_no"] in sandbox_log(harness)
     assert harness.payment(c["payment_no"])["status"] == "CLOSED"
     assert harness.order(c["order_no"])["status"] == "CLOSED"
 
