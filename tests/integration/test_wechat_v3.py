@@ -50,7 +50,7 @@ def wait_for(pred, timeout, what, interval=0.1):
 class V3:
     """The stack with v3 keys; api_version switchable (restart)."""
 
-    def __init__(self, harness):
+    def __init__(self, harness, name="wxv3", db_port=None, fcgi_children=None):
         self.harness = harness
         cfg = harness.sandbox_get("/_sandbox/wechat_v3/config").json()
         assert cfg["mode"] == "pubkey", cfg
@@ -61,20 +61,26 @@ class V3:
         with open(os.path.join(os.path.dirname(pub), "wechatpay_pub_private.pem"), "rb") as f:
             self.wx_private = serialization.load_pem_private_key(f.read(), password=None)
         self.api_version = "v3"
-        state = harness.run / "stacks" / "wxv3" / "metrics.state"
-        self.stack = harness.new_stack("lighttpd", name="wxv3")
+        state = harness.run / "stacks" / name / "metrics.state"
+        kw = {"fcgi_children": fcgi_children} if fcgi_children else {}
+        self.stack = harness.new_stack("lighttpd", name=name, **kw)
         base = harness._config_writer(  # noqa: SLF001 - the harness's own writer
             "pkcs8", extra="[metrics]\nallow = 127.0.0.1/32, ::1\nstate_file = %s\n" % state)
 
         def write(st):
-            base(st)
+            saved = harness.db_port
+            harness.db_port = db_port or saved   # through a proxy in front of MariaDB
+            try:
+                base(st)
+            finally:
+                harness.db_port = saved
             text = st.config.read_text()
             pubcopy = st.dir / "wechatpay_pub_key.pem"
             shutil.copyfile(pub, pubcopy)
             text = text.replace("[wechat]\n", "[wechat]\n" + self.v3_lines(pubcopy), 1)
             st.config.write_text(text)
         self.stack.config_writer = write
-        self.cli = harness.run / "cli-wxv3.ini"
+        self.cli = harness.run / ("cli-%s.ini" % name)
         self.write_cli()
 
     def v3_lines(self, pubkey_file):
@@ -529,3 +535,37 @@ def test_platform_certificate_mode(harness, v3on):
     finally:
         harness.sandbox_post("/_sandbox/wechat_v3/config", {"mode": "pubkey"})
         st.stop()
+
+
+# ------------------------------------------- acknowledged only after commit
+
+def test_commit_reply_lost_v3_notification_answered_5xx_then_duplicate(harness):
+    """A proxy in front of MariaDB forwards the notification transaction's
+    COMMIT, waits for the server's answer (it has committed) and drops it:
+    the notification is answered 5xx {"code":"FAIL"} (never 204 while the
+    commit is unconfirmed); WeChat's redelivery is a duplicate: 204, one
+    effect."""
+    from commit_proxy import CommitProxy
+    proxy = CommitProxy(harness.db_port)
+    v = V3(harness, name="wxv3-commit-lost", db_port=proxy.port, fcgi_children=1)
+    try:
+        v.stack.start()
+        c = checkout(harness, v.stack, product="ebook-sql")
+        body = v.envelope(transaction(c["payment_no"], c["amount_fen"]))
+        hdrs = v.headers(body)
+        proxy.lose_commit_reply("UPDATE payments p JOIN orders o")
+        r = requests.post(v.stack.base_url + "/notify/wechat", data=body, headers=hdrs, timeout=TIMEOUT)
+        assert proxy.disarm() == []
+        assert r.status_code >= 500, (r.status_code, r.text)
+        assert r.json()["code"] == "FAIL", r.text
+        assert harness.payment(c["payment_no"])["status"] == "PAID"   # it had committed
+        r = requests.post(v.stack.base_url + "/notify/wechat", data=body, headers=hdrs, timeout=TIMEOUT)
+        assert r.status_code == 204 and r.content == b"", (r.status_code, r.text)
+        outcomes = [n["outcome"] for n in harness.wx_notifications_for(c["payment_no"])]
+        assert outcomes == ["accepted", "duplicate"], outcomes
+        assert len(harness.query("SELECT * FROM webhook_events WHERE order_no=%s AND type='order.paid'",
+                                 c["order_no"])) == 1
+    finally:
+        proxy.disarm()
+        v.stack.stop()
+        proxy.stop()
