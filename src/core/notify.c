@@ -514,12 +514,11 @@ static const char *v3_outcome(pg_err rc)
 }
 
 /* TRANSACTION.SUCCESS: the decrypted transaction. */
-static pg_err v3_payment_event(pg_app_t *app, arena_t *a, const wxv3_client_t *c, const wxv3_event_t *e,
-                               payment_event_t *ev, buf_t *reason)
+static pg_err v3_payment_event(arena_t *a, const wxv3_client_t *c, const wxv3_event_t *e, payment_event_t *ev,
+                               buf_t *reason)
 {
     wxv3_transaction_t t;
     pg_err rc = wxv3_parse_transaction(a, c, e->plaintext, e->plaintext_len, &t, reason);
-    (void)app;
     if (rc != PG_OK)
         return rc;
     ev->kind = !strcmp(t.trade_state, "SUCCESS") ? PAY_EVENT_PAID : PAY_EVENT_WAITING;
@@ -605,7 +604,7 @@ static void notify_wechat_v3(pg_app_t *app, arena_t *a, const char *source, cons
     if (refund)
         rc = v3_refund_event(a, c, &e, &ev, &processing, &reason);
     else if (!strncmp(e.event_type, "TRANSACTION.", 12))
-        rc = v3_payment_event(app, a, c, &e, &ev, &reason);
+        rc = v3_payment_event(a, c, &e, &ev, &reason);
     else {
         buf_set_error(&reason, "event type %s not acted on", e.event_type);
         rc = PG_ERR_BAD_INPUT;
