@@ -122,6 +122,10 @@ static void serve_one(pg_app_t *app, arena_t *a, FCGX_Request *r)
     req.cookie = param(r, "HTTP_COOKIE");
     req.origin = param(r, "HTTP_ORIGIN");
     req.stripe_signature = param(r, "HTTP_STRIPE_SIGNATURE");
+    req.wechatpay_timestamp = param(r, "HTTP_WECHATPAY_TIMESTAMP");
+    req.wechatpay_nonce = param(r, "HTTP_WECHATPAY_NONCE");
+    req.wechatpay_signature = param(r, "HTTP_WECHATPAY_SIGNATURE");
+    req.wechatpay_serial = param(r, "HTTP_WECHATPAY_SERIAL");
     if (!req.method)
         req.method = "GET";
     rc = read_body(r, a, &req);

@@ -274,27 +274,52 @@ static void handle_notify_alipay(pg_app_t *app, arena_t *a, http_request_t *req,
     http_reply_text(res, 200, nr.ack ? "success" : "failure");
 }
 
+static wxv3_sig_headers_t wechatpay_headers(const http_request_t *req)
+{
+    wxv3_sig_headers_t h = { req->wechatpay_timestamp, req->wechatpay_nonce, req->wechatpay_signature,
+                             req->wechatpay_serial };
+    return h;
+}
+
+/* v2: XML SUCCESS only once committed, FAIL with a reason makes WeChat retry.
+ * v3: 204 with no body once committed; else 4xx (will never be recorded as
+ * sent) or 5xx (our fault: send it again) with {"code":"FAIL","message":...}. */
+static void wechat_notify_reply(const notify_result_t *nr, http_response_t *res)
+{
+    const char *why = nr->outcome ? nr->outcome : "not recorded";
+    res->log_order_no = nr->order_no;
+    res->log_payment_no = nr->payment_no;
+    if (!nr->v3) {
+        res->content_type = "text/xml; charset=utf-8";
+        wechat_reply(nr->ack, nr->ack ? "OK" : why, &res->body);
+        return;
+    }
+    if (nr->ack) {
+        res->status = 204;
+        return;
+    }
+    res->status = nr->retry_later || !nr->outcome ? 500
+                  : !strcmp(nr->outcome, "bad_signature") ? 401 : 400;
+    res->content_type = "application/json";
+    wxv3_ack_fail(why, &res->body);
+}
+
 static void handle_notify_wechat(pg_app_t *app, arena_t *a, http_request_t *req, http_response_t *res)
 {
     notify_result_t nr;
-    notify_wechat(app, a, client_addr(app, a, req), req->body, req->body_len, &nr);
+    wxv3_sig_headers_t h = wechatpay_headers(req);
+    notify_wechat(app, a, client_addr(app, a, req), &h, req->body, req->body_len, &nr);
     metrics_notification("wechat", "payment", nr.outcome);
-    res->log_order_no = nr.order_no;
-    res->log_payment_no = nr.payment_no;
-    res->content_type = "text/xml; charset=utf-8";
-    /* SUCCESS only once committed; FAIL with a reason makes WeChat retry. */
-    wechat_reply(nr.ack, nr.ack ? "OK" : (nr.outcome ? nr.outcome : "not recorded"), &res->body);
+    wechat_notify_reply(&nr, res);
 }
 
 static void handle_notify_wechat_refund(pg_app_t *app, arena_t *a, http_request_t *req, http_response_t *res)
 {
     notify_result_t nr;
-    notify_wechat_refund(app, a, client_addr(app, a, req), req->body, req->body_len, &nr);
+    wxv3_sig_headers_t h = wechatpay_headers(req);
+    notify_wechat_refund(app, a, client_addr(app, a, req), &h, req->body, req->body_len, &nr);
     metrics_notification("wechat", "refund", nr.outcome);
-    res->log_order_no = nr.order_no;
-    res->log_payment_no = nr.payment_no;
-    res->content_type = "text/xml; charset=utf-8";
-    wechat_reply(nr.ack, nr.ack ? "OK" : (nr.outcome ? nr.outcome : "not recorded"), &res->body);
+    wechat_notify_reply(&nr, res);
 }
 
 /* Stripe retries anything but 2xx for days: 200 once recorded (or ignored),

@@ -290,7 +290,9 @@ def write_config(path, *, base_url, db_port, db_host="127.0.0.1", db_name="payga
     if wechat:
         wx = ["enabled = true"] + ["%s = %s" % (k, wechat[k]) for k in
                                    ("appid", "mch_id", "api_key", "sign_type", "gateway", "ca_file",
-                                    "client_cert", "client_key") if wechat.get(k)]
+                                    "client_cert", "client_key", "api_version", "api_v3_key",
+                                    "mch_serial_no", "wechatpay_public_key", "wechatpay_public_key_id",
+                                    "platform_cert_dir") if wechat.get(k)]
         wechat_section = "\n".join(wx)
     else:
         wechat_section = "enabled = false"

@@ -277,4 +277,8 @@ pg_err wxv3_fetch_certificates(arena_t *a, const wxv3_client_t *c, time_t now,
 /* RFC 3339 in Beijing time: 2026-11-24T20:15:00+08:00 (out: 26 bytes). */
 void wxv3_format_time(time_t t, char out[26]);
 
+/* A v3 time in Beijing time ("2026-11-24T20:15:00+08:00") as v2 writes it
+ * ("2026-11-24 20:15:00", arena); NULL for anything else. */
+const char *wxv3_beijing_time(arena_t *a, const char *rfc3339);
+
 #endif

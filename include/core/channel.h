@@ -28,6 +28,9 @@ typedef struct channel_instruction {
     const char *provider_ref;   /* the provider's own name of the payment, chosen by it
                                  * (Stripe's Checkout Session id): kept as provider_trade_no
                                  * and given back through app->provider_ref; NULL if none */
+    const char *api_version;    /* the provider API the payment was made with (WeChat "v3"),
+                                 * kept as payments.api_version and given back through
+                                 * app->api_version; NULL = the channel's default (v2) */
 } channel_instruction_t;
 
 /* What the provider says about a payment (active query). */

@@ -32,6 +32,7 @@ typedef struct checkout_result {
     bool pay_is_json;
     bool pay_scan;              /* a code to scan: browsers get the QR page */
     const char *pay_ref;        /* the provider's name of the payment (channel_instruction_t.provider_ref) */
+    const char *pay_api_version; /* channel_instruction_t.api_version: kept with the payment */
     const char *error_code;     /* stable code on failure */
 } checkout_result_t;
 

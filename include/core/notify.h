@@ -46,6 +46,8 @@ typedef struct notify_result {
     const char *detail;
     const char *payment_no;
     const char *order_no;
+    bool v3;                     /* a WeChat Pay API v3 notification: answer 204 / 4xx-5xx JSON */
+    bool retry_later;            /* not recorded for a fault of ours (database): answer 5xx */
 } notify_result_t;
 
 /* PG_OK when recorded (res->ack tells what to answer); PG_ERR_DB when the
@@ -63,12 +65,16 @@ time_t notify_beijing_time(const char *s);
  * the sender's address (rate limit of stored rejections), NULL if unknown. */
 void notify_alipay(pg_app_t *app, arena_t *a, const char *source, const char *body, size_t len,
                    notify_result_t *res);
-/* POST /notify/wechat: body is the raw XML. Always fills res. */
-void notify_wechat(pg_app_t *app, arena_t *a, const char *source, const char *body, size_t len,
-                   notify_result_t *res);
-/* POST /notify/wechat/refund: encrypted req_info. Always fills res. */
-void notify_wechat_refund(pg_app_t *app, arena_t *a, const char *source, const char *body, size_t len,
-                          notify_result_t *res);
+/* POST /notify/wechat: told apart by format — XML is API v2 (verified
+ * with the v2 key), JSON is API v3 (verified by the Wechatpay-* headers h
+ * with WeChat Pay's public key or platform certificate, then decrypted
+ * with the api_v3_key); res->v3 says which. Always fills res. */
+void notify_wechat(pg_app_t *app, arena_t *a, const char *source, const wxv3_sig_headers_t *h, const char *body,
+                   size_t len, notify_result_t *res);
+/* POST /notify/wechat/refund: v2 encrypted req_info, or a v3 REFUND.*
+ * notification. Always fills res. */
+void notify_wechat_refund(pg_app_t *app, arena_t *a, const char *source, const wxv3_sig_headers_t *h,
+                          const char *body, size_t len, notify_result_t *res);
 /* POST /notify/stripe: signature is the Stripe-Signature header, verified
  * over the raw body before anything is parsed. Always fills res; ack means
  * answer 2xx (recorded, a duplicate, or an event type we do not act on,

@@ -79,6 +79,7 @@ typedef struct new_checkout {
     const char *request_id;     /* may be NULL */
     const char *request_hash;   /* may be NULL */
     const char *provider_ref;   /* the provider's name of the payment chosen at creation (Stripe), may be NULL */
+    const char *api_version;    /* payments.api_version: the provider API it was made with (WeChat "v3"), NULL = the default */
     const char *channel;
     const char *method;
     const char *pay_data;       /* JSON object text */
@@ -89,12 +90,16 @@ pg_err store_checkout_insert(db_t *db, const new_checkout_t *c);
 /* A further payment of an existing order. */
 pg_err store_payment_insert(db_t *db, const char *payment_no, int64_t order_id, const char *channel,
                             const char *method, int64_t amount_fen, const char *pay_data, time_t expires_at);
-/* The same, with the provider's name of the payment (provider_trade_no, may be NULL). */
+/* The same, with the provider's name of the payment (provider_trade_no, may be NULL)
+ * and the provider API version it was made with (api_version, may be NULL). */
 pg_err store_payment_insert_ref(db_t *db, const char *payment_no, int64_t order_id, const char *channel,
                                 const char *method, int64_t amount_fen, const char *pay_data, time_t expires_at,
-                                const char *provider_ref);
+                                const char *provider_ref, const char *api_version);
 /* payments.provider_trade_no of payment_no; PG_ERR_NOT_FOUND when the payment or the value is missing. */
 pg_err store_payment_provider_ref(db_t *db, arena_t *a, const char *payment_no, const char **out);
+/* payments.api_version of a payment: *out NULL when none is recorded (v2);
+ * PG_ERR_NOT_FOUND when there is no such payment. */
+pg_err store_payment_api_version(db_t *db, arena_t *a, const char *payment_no, const char **out);
 pg_err store_order_by_no(db_t *db, arena_t *a, const char *order_no, order_view_t *out);
 pg_err store_order_by_request_id(db_t *db, arena_t *a, const char *request_id, order_view_t *out);
 pg_err store_order_by_payment_no(db_t *db, arena_t *a, const char *payment_no, order_view_t *out);

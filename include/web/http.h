@@ -26,6 +26,8 @@ typedef struct http_request {
     const char *cookie;         /* Cookie header (the console's session), NULL when absent */
     const char *origin;         /* Origin header (the console refuses cross-site POSTs), NULL when absent */
     const char *stripe_signature;  /* Stripe-Signature (POST /notify/stripe), NULL when absent */
+    /* Wechatpay-Timestamp/-Nonce/-Signature/-Serial (WeChat Pay API v3 notifications), NULL when absent */
+    const char *wechatpay_timestamp, *wechatpay_nonce, *wechatpay_signature, *wechatpay_serial;
     const char *body;
     size_t body_len;
     kv_list_t query;            /* decoded query string */

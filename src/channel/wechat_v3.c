@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 
+#include "metrics.h"
 #include "money.h"
 
 #define WXV3_OUT_TRADE_NO_MIN 6
@@ -997,9 +998,48 @@ static pg_err call_headers(arena_t *a, const wxv3_client_t *c, const char *metho
     return PG_OK;
 }
 
+/* The call's name for GET /metrics (src/util/metrics.c OPERATION_CALLS):
+ * the path without the trade's or refund's number. */
+static const char *metrics_call_name(const char *method, const char *path)
+{
+    static const char *const fixed[] = { "/v3/pay/transactions/native", "/v3/pay/transactions/jsapi",
+                                         "/v3/pay/transactions/h5", "/v3/certificates" };
+    const char *q = strchr(path, '?');
+    size_t n = q ? (size_t)(q - path) : strlen(path);
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+        if (strlen(fixed[i]) == n && !strncmp(path, fixed[i], n))
+            return fixed[i];
+    }
+    if (!strncmp(path, "/v3/pay/transactions/out-trade-no/", 34))
+        return n > 6 && !strncmp(path + n - 6, "/close", 6) ? "/v3/pay/transactions/out-trade-no/close"
+                                                             : "/v3/pay/transactions/out-trade-no";
+    if (!strncmp(path, "/v3/refund/domestic/refunds", 27))
+        return !strcmp(method, "GET") ? "/v3/refund/domestic/refunds/query" : "/v3/refund/domestic/refunds";
+    return "other";
+}
+
+static pg_err wxv3_call_unmetered(arena_t *a, const wxv3_client_t *c, const char *method, const char *path,
+                                  const char *body, size_t body_len, time_t now, wxv3_reply_t *out,
+                                  char code[WXV3_CODE_MAX], bool *sent, buf_t *err);
+
+/* Every call that went out is counted, with its duration, for GET /metrics. */
 pg_err wxv3_call(arena_t *a, const wxv3_client_t *c, const char *method, const char *path,
                  const char *body, size_t body_len, time_t now, wxv3_reply_t *out,
                  char code[WXV3_CODE_MAX], buf_t *err)
+{
+    long long t0 = metrics_now_us();
+    bool sent = false;
+    pg_err rc = wxv3_call_unmetered(a, c, method, path, body, body_len, now, out, code, &sent, err);
+    if (sent)
+        metrics_provider_call("wechat", metrics_call_name(method, path),
+                              metrics_call_outcome(out->status >= 200 && out->status < 500, out->status >= 500, rc),
+                              metrics_now_us() - t0);
+    return rc;
+}
+
+static pg_err wxv3_call_unmetered(arena_t *a, const wxv3_client_t *c, const char *method, const char *path,
+                                  const char *body, size_t body_len, time_t now, wxv3_reply_t *out,
+                                  char code[WXV3_CODE_MAX], bool *sent, buf_t *err)
 {
     const char *headers[3];
     httpc_request_t req;
@@ -1024,6 +1064,7 @@ pg_err wxv3_call(arena_t *a, const wxv3_client_t *c, const char *method, const c
     req.capture = wxv3_reply_headers;
     if (req.url == NULL)
         return PG_ERR_NOMEM;
+    *sent = true;
     rc = httpc_send(a, &req, &c->http, &resp, &got, err);
     out->status = resp.status;
     out->body = resp.body.data;
@@ -1192,4 +1233,20 @@ pg_err wxv3_fetch_certificates(arena_t *a, const wxv3_client_t *c, time_t now,
     if (reply.status != 200)
         return PG_ERR_UPSTREAM;
     return wxv3_parse_certificates(a, c, reply.body, reply.len, out, count, err);
+}
+
+/* v3 writes times as RFC 3339 ("2026-11-24T20:15:00+08:00"); the use cases
+ * take Beijing time as v2 writes it ("2026-11-24 20:15:00"). Anything else
+ * is dropped (then the time of recording counts). */
+const char *wxv3_beijing_time(arena_t *a, const char *rfc3339)
+{
+    char *out;
+    if (!rfc3339 || strlen(rfc3339) != 25 || rfc3339[10] != 'T' || strcmp(rfc3339 + 19, "+08:00"))
+        return NULL;
+    out = arena_strdup(a, rfc3339);
+    if (!out)
+        return NULL;
+    out[10] = ' ';
+    out[19] = '\0';
+    return out;
 }

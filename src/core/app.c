@@ -61,6 +61,59 @@ static void wechat_setup(pg_app_t *app)
     w->client_key = c->wechat.client_key;
 }
 
+static void wechat_v3_setup(pg_app_t *app)
+{
+    const pg_config_t *c = app->cfg;
+    wxv3_client_t *v = &app->wechat_v3;
+    buf_t err;
+    memset(v, 0, sizeof *v);
+    if (!c->wechat.api_v3_key || !*c->wechat.api_v3_key || !c->wechat.mch_key)
+        return;
+    v->appid = c->wechat.appid;
+    v->mchid = c->wechat.mch_id;
+    v->mch_serial_no = c->wechat.mch_serial_no;
+    v->mch_key = c->wechat.mch_key;
+    v->api_v3_key = c->wechat.api_v3_key;
+    v->notify_url = app->wechat_notify_url;
+    v->refund_notify_url = app->wechat_refund_notify_url;
+    v->pubkey_id = c->wechat.wechatpay_public_key_id;
+    v->pubkey = c->wechat.wechatpay_public_key;
+    v->gateway = c->wechat.gateway;
+    v->http.ca_file = c->wechat.ca_file;
+    v->http.connect_timeout_ms = 3000;
+    v->http.total_timeout_ms = 10000;
+    app->wechat_v3_ready = true;
+    if (!c->wechat.platform_cert_dir || !*c->wechat.platform_cert_dir)
+        return;
+    app->wechat_certs = calloc(1, sizeof *app->wechat_certs);
+    buf_init(&err, NULL);
+    if (!app->wechat_certs || wxv3_certstore_open(app->wechat_certs, c->wechat.platform_cert_dir, &err) != PG_OK) {
+        log_msg(LOG_ERROR, "wechat v3: platform certificates in %s not loaded: %s", c->wechat.platform_cert_dir,
+                err.len ? err.data : "out of memory");
+        free(app->wechat_certs);
+        app->wechat_certs = NULL;
+        app->wechat_v3_ready = false;
+    }
+    buf_free(&err);
+}
+
+wxv3_client_t *app_wechat_v3(pg_app_t *app, arena_t *a, time_t now)
+{
+    buf_t err;
+    if (!app->wechat_v3_ready)
+        return NULL;
+    if (!app->wechat_certs)
+        return &app->wechat_v3;
+    wxv3_certstore_attach(app->wechat_certs, &app->wechat_v3, now);
+    if (wxv3_certstore_due(app->wechat_certs, now) && now - app->wechat_certs->last_attempt >= WXV3_CERTS_RETRY_S) {
+        buf_init(&err, a);
+        if (wxv3_certstore_refresh(app->wechat_certs, a, &app->wechat_v3, now, &err) != PG_OK)
+            log_msg(LOG_WARN, "wechat v3: platform certificates not refreshed: %s", err.len ? err.data : "-");
+        wxv3_certstore_attach(app->wechat_certs, &app->wechat_v3, now);
+    }
+    return &app->wechat_v3;
+}
+
 static void stripe_setup(pg_app_t *app)
 {
     const pg_config_t *c = app->cfg;
@@ -70,6 +123,11 @@ static void stripe_setup(pg_app_t *app)
     s->api_base = c->stripe.api_base;
     s->currency = c->stripe.currency;
     s->http.ca_file = c->stripe.ca_file;
+}
+
+static pg_err app_api_version(pg_app_t *app, arena_t *a, const char *payment_no, const char **out)
+{
+    return store_payment_api_version(app->db, a, payment_no, out);
 }
 
 static pg_err app_provider_ref(pg_app_t *app, arena_t *a, const char *payment_no, const char **out)
@@ -141,8 +199,10 @@ pg_err app_open(const char *config_path, pg_app_t **out, buf_t *err)
         (void)metrics_open(app->cfg->metrics.state_file, app->cfg->path);   /* failure: logged, counts stay local */
     if (app->cfg->alipay.enabled)
         alipay_setup(app);
-    if (app->cfg->wechat.enabled)
+    if (app->cfg->wechat.enabled) {
         wechat_setup(app);
+        wechat_v3_setup(app);
+    }
     if (app->cfg->stripe.enabled)
         stripe_setup(app);
     app->provider_ref = app_provider_ref;
@@ -160,6 +220,7 @@ pg_err app_open(const char *config_path, pg_app_t **out, buf_t *err)
         app_close(app);
         return PG_ERR_CONFIG;
     }
+    app->api_version = app_api_version;
     dbp.host = app->cfg->database.host;
     dbp.port = app->cfg->database.port;
     dbp.socket = app->cfg->database.socket;
@@ -189,6 +250,9 @@ void app_close(pg_app_t *app)
     free(app->alipay_return_url);
     free(app->wechat_notify_url);
     free(app->wechat_refund_notify_url);
+    if (app->wechat_certs)
+        wxv3_certstore_close(app->wechat_certs);
+    free(app->wechat_certs);
     free(app->stripe_return_url);
     config_free(app->cfg);
     free(app);

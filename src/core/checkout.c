@@ -256,6 +256,7 @@ static pg_err start_at_provider(pg_app_t *app, arena_t *a, const pay_channel_t *
     res->pay_is_json = ins.is_json;
     res->pay_scan = ins.scan;
     res->pay_ref = ins.provider_ref;
+    res->pay_api_version = ins.api_version;
     if (rc == PG_OK && !ins.value)
         rc = PG_ERR_INTERNAL;
     if (rc != PG_OK && !res->error_code)
@@ -353,7 +354,7 @@ static pg_err pay_order_again(pg_app_t *app, arena_t *a, const order_view_t *o_i
     if (!pay_data)
         return PG_ERR_NOMEM;
     rc = store_payment_insert_ref(app->db, payment_no, o.id, channel->name, method, o.amount_fen, pay_data,
-                                  pay.expires_at, res->pay_ref);
+                                  pay.expires_at, res->pay_ref, res->pay_api_version);
     if (rc == PG_OK)
         rc = store_payment_view(app->db, a, payment_no, &res->order, &expired);
     return rc;
@@ -442,6 +443,7 @@ pg_err checkout_create(pg_app_t *app, arena_t *a, const checkout_request_t *req,
     nc.channel = channel->name;
     nc.method = method;
     nc.provider_ref = res->pay_ref;
+    nc.api_version = res->pay_api_version;
     nc.pay_data = pay_data_json(a, res);
     if (!nc.pay_data)
         return PG_ERR_NOMEM;

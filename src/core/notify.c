@@ -15,6 +15,8 @@
 #include "store_lifecycle.h"
 #include "stripe.h"
 #include "wechat.h"
+#include "wechat_v3.h"
+#include "wechat_v3_certs.h"
 
 typedef struct apply_ctx {
     pg_app_t *app;
@@ -269,7 +271,7 @@ pg_err notify_apply(pg_app_t *app, arena_t *a, const payment_event_t *ev, notify
     res->payment_no = ev->payment_no;
     /* Signed is not the same as sane: values that cannot be ours are refused. */
     if (!fits(ev->payment_no, 32) || !fits(ev->provider_trade_no, 255) || !fits(ev->buyer_ref, 128) ||
-        !fits(ev->refund_no, 32) || !fits(ev->provider_refund_no, 64)) {
+        !fits(ev->refund_no, 32) || !fits(ev->provider_refund_no, 64) || !fits(ev->notify_id, 128)) {
         set_outcome(res, false, "bad_input", "a field is longer than any value we issue or store");
         log_rejection(ev->channel, res->outcome, res->detail);
         record_rejection(app, a, ev, res);
@@ -283,6 +285,7 @@ pg_err notify_apply(pg_app_t *app, arena_t *a, const payment_event_t *ev, notify
         return PG_OK;
     if (rc == PG_ERR_COMMIT_UNKNOWN) {
         set_outcome(res, false, "commit_unknown", "database did not confirm the commit: the provider sends it again");
+        res->retry_later = true;
         log_msg(LOG_WARN, "%s notification for %s: commit not confirmed, answered failure", ev->channel,
                 ev->payment_no ? ev->payment_no : "-");
         return rc;
@@ -292,6 +295,7 @@ pg_err notify_apply(pg_app_t *app, arena_t *a, const payment_event_t *ev, notify
         return PG_OK;
     }
     set_outcome(res, false, NULL, "database error");
+    res->retry_later = true;
     log_msg(LOG_ERROR, "%s notification for %s not recorded: %s", ev->channel,
             ev->payment_no ? ev->payment_no : "-", db_last_error(app->db));
     return rc;
@@ -410,8 +414,19 @@ void notify_alipay(pg_app_t *app, arena_t *a, const char *source, const char *bo
     (void)notify_apply(app, a, &ev, res);
 }
 
-void notify_wechat(pg_app_t *app, arena_t *a, const char *source, const char *body, size_t len,
-                   notify_result_t *res)
+static void notify_wechat_v3(pg_app_t *app, arena_t *a, const char *source, const wxv3_sig_headers_t *h,
+                             const char *body, size_t len, notify_result_t *res);
+
+static bool looks_json(const char *body, size_t len)
+{
+    size_t i = 0;
+    while (i < len && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r' || body[i] == '\n'))
+        i++;
+    return i < len && body[i] == '{';
+}
+
+void notify_wechat(pg_app_t *app, arena_t *a, const char *source, const wxv3_sig_headers_t *h, const char *body,
+                   size_t len, notify_result_t *res)
 {
     wechat_notify_t n;
     payment_event_t ev;
@@ -421,6 +436,10 @@ void notify_wechat(pg_app_t *app, arena_t *a, const char *source, const char *bo
     buf_init(&reason, a);
     if (!app->cfg->wechat.enabled) {
         set_outcome(res, false, NULL, "wechat channel disabled");
+        return;
+    }
+    if (looks_json(body, len)) {
+        notify_wechat_v3(app, a, source, h, body, len, res);
         return;
     }
     rc = wechat_verify_notify(a, &app->wechat, body, len, &n, &reason);
@@ -443,8 +462,8 @@ void notify_wechat(pg_app_t *app, arena_t *a, const char *source, const char *bo
     (void)notify_apply(app, a, &ev, res);
 }
 
-void notify_wechat_refund(pg_app_t *app, arena_t *a, const char *source, const char *body, size_t len,
-                          notify_result_t *res)
+void notify_wechat_refund(pg_app_t *app, arena_t *a, const char *source, const wxv3_sig_headers_t *h,
+                          const char *body, size_t len, notify_result_t *res)
 {
     wechat_refund_notify_t n;
     payment_event_t ev;
@@ -460,6 +479,10 @@ void notify_wechat_refund(pg_app_t *app, arena_t *a, const char *source, const c
     ev.source = source;
     if (!app->cfg->wechat.enabled) {
         set_outcome(res, false, NULL, "wechat channel disabled");
+        return;
+    }
+    if (looks_json(body, len)) {
+        notify_wechat_v3(app, a, source, h, body, len, res);
         return;
     }
     rc = wechat_verify_refund_notify(a, &app->wechat, body, len, &n, &reason);
@@ -478,6 +501,124 @@ void notify_wechat_refund(pg_app_t *app, arena_t *a, const char *source, const c
     ev.refund_abnormal = !strcmp(n.refund_status, "CHANGE");
     ev.refund_fen = n.refund_fee;
     ev.provider_refund_no = n.refund_id;
+    (void)notify_apply(app, a, &ev, res);
+}
+
+/* ---- WeChat Pay API v3 notifications ---------------------------------- */
+
+static const char *v3_outcome(pg_err rc)
+{
+    return rc == PG_ERR_BAD_SIGNATURE || rc == PG_ERR_NOT_FOUND ? "bad_signature"
+           : rc == PG_ERR_MISMATCH                              ? "mismatch"
+                                                                : "bad_input";
+}
+
+/* TRANSACTION.SUCCESS: the decrypted transaction. */
+static pg_err v3_payment_event(arena_t *a, const wxv3_client_t *c, const wxv3_event_t *e, payment_event_t *ev,
+                               buf_t *reason)
+{
+    wxv3_transaction_t t;
+    pg_err rc = wxv3_parse_transaction(a, c, e->plaintext, e->plaintext_len, &t, reason);
+    if (rc != PG_OK)
+        return rc;
+    ev->kind = !strcmp(t.trade_state, "SUCCESS") ? PAY_EVENT_PAID : PAY_EVENT_WAITING;
+    ev->payment_no = t.out_trade_no;
+    ev->provider_trade_no = t.transaction_id;
+    ev->buyer_ref = t.openid;
+    ev->paid_at = notify_beijing_time(wxv3_beijing_time(a, t.success_time));
+    ev->amount_fen = t.total_fen;
+    return PG_OK;
+}
+
+/* REFUND.*: the decrypted refund; *processing when there is nothing to record yet. */
+static pg_err v3_refund_event(arena_t *a, const wxv3_client_t *c, const wxv3_event_t *e, payment_event_t *ev,
+                              bool *processing, buf_t *reason)
+{
+    wxv3_refund_t r;
+    pg_err rc = wxv3_parse_refund(a, c, true, e->plaintext, e->plaintext_len, &r, reason);
+    if (rc != PG_OK)
+        return rc;
+    if (!r.out_trade_no) {
+        buf_set_error(reason, "refund notification without out_trade_no");
+        return PG_ERR_BAD_INPUT;
+    }
+    *processing = !strcmp(r.status, "PROCESSING");
+    ev->kind = PAY_EVENT_REFUND;
+    ev->payment_no = r.out_trade_no;
+    ev->amount_fen = r.total_fen;
+    ev->refund_no = r.out_refund_no;
+    ev->refund_fen = r.refund_fen;
+    ev->refund_succeeded = !strcmp(r.status, "SUCCESS");
+    ev->refund_abnormal = !strcmp(r.status, "ABNORMAL");
+    ev->provider_refund_no = r.refund_id;
+    return PG_OK;
+}
+
+/* The signature first (an unknown serial refreshes the platform
+ * certificates once, rate-limited), then the envelope and its resource. */
+static pg_err v3_open(pg_app_t *app, arena_t *a, const wxv3_sig_headers_t *h, const char *body, size_t len,
+                      wxv3_client_t **client, wxv3_event_t *e, buf_t *reason)
+{
+    time_t now = time(NULL);
+    wxv3_client_t *c = app_wechat_v3(app, a, now);
+    pg_err rc;
+    *client = c;
+    if (!c) {
+        buf_set_error(reason, "API v3 notification, but the v3 keys are not configured");
+        return PG_ERR_BAD_SIGNATURE;
+    }
+    if (app->wechat_certs) {
+        rc = wxv3_certstore_verify(app->wechat_certs, a, c, h, body, len, now, reason);
+        if (rc != PG_OK)
+            return rc;
+    }
+    return wxv3_open_notification(a, c, h, body, len, now, e, reason);
+}
+
+static void notify_wechat_v3(pg_app_t *app, arena_t *a, const char *source, const wxv3_sig_headers_t *h,
+                             const char *body, size_t len, notify_result_t *res)
+{
+    static const wxv3_sig_headers_t none = { NULL, NULL, NULL, NULL };
+    wxv3_client_t *c;
+    wxv3_event_t e;
+    payment_event_t ev;
+    buf_t reason;
+    bool processing = false, refund;
+    pg_err rc;
+    res->v3 = true;
+    buf_init(&reason, a);
+    rc = v3_open(app, a, h ? h : &none, body, len, &c, &e, &reason);
+    if (rc != PG_OK) {
+        reject(app, a, source, "wechat", body, len, NULL, v3_outcome(rc), reason.len ? reason.data : pg_err_name(rc),
+               res);
+        res->v3 = true;
+        return;
+    }
+    memset(&ev, 0, sizeof ev);
+    ev.channel = "wechat";
+    ev.notify_id = e.id;
+    ev.raw_body = body;
+    ev.raw_len = len;
+    ev.source = source;
+    refund = !strncmp(e.event_type, "REFUND.", 7);
+    if (refund)
+        rc = v3_refund_event(a, c, &e, &ev, &processing, &reason);
+    else if (!strncmp(e.event_type, "TRANSACTION.", 12))
+        rc = v3_payment_event(a, c, &e, &ev, &reason);
+    else {
+        buf_set_error(&reason, "event type %s not acted on", e.event_type);
+        rc = PG_ERR_BAD_INPUT;
+    }
+    if (rc != PG_OK) {
+        reject(app, a, source, "wechat", body, len, NULL, v3_outcome(rc), reason.len ? reason.data : pg_err_name(rc),
+               res);
+        res->v3 = true;
+        return;
+    }
+    if (processing) {
+        set_outcome(res, true, "ignored", "refund still processing");
+        return;
+    }
     (void)notify_apply(app, a, &ev, res);
 }
 

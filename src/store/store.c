@@ -88,11 +88,12 @@ static pg_err checkout_tx(db_t *db, void *ctx)
         return rc;
     {
         db_val_t p[] = { DB_S(c->payment_no), DB_I((int64_t)order_id), DB_S(c->channel), DB_S(c->method),
-                         DB_I(c->amount_fen), DB_S(c->pay_data), DB_S(expires), DB_S(c->provider_ref) };
+                         DB_I(c->amount_fen), DB_S(c->pay_data), DB_S(expires), DB_S(c->provider_ref),
+                         DB_S(c->api_version) };
         rc = db_exec(db,
                      "INSERT INTO payments (payment_no, order_id, channel, method, amount_fen, pay_data, expires_at,"
-                     " provider_trade_no) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                     p, 8, NULL, NULL);
+                     " provider_trade_no, api_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     p, 9, NULL, NULL);
     }
     return rc;
 }
@@ -101,22 +102,22 @@ pg_err store_payment_insert(db_t *db, const char *payment_no, int64_t order_id, 
                             const char *method, int64_t amount_fen, const char *pay_data, time_t expires_at)
 {
     return store_payment_insert_ref(db, payment_no, order_id, channel, method, amount_fen, pay_data, expires_at,
-                                    NULL);
+                                    NULL, NULL);
 }
 
 pg_err store_payment_insert_ref(db_t *db, const char *payment_no, int64_t order_id, const char *channel,
                                 const char *method, int64_t amount_fen, const char *pay_data, time_t expires_at,
-                                const char *provider_ref)
+                                const char *provider_ref, const char *api_version)
 {
     char expires[20];
     store_format_datetime(expires_at, expires);
     {
         db_val_t p[] = { DB_S(payment_no), DB_I(order_id), DB_S(channel), DB_S(method), DB_I(amount_fen),
-                         DB_S(pay_data), DB_S(expires), DB_S(provider_ref) };
+                         DB_S(pay_data), DB_S(expires), DB_S(provider_ref), DB_S(api_version) };
         return db_exec(db,
                        "INSERT INTO payments (payment_no, order_id, channel, method, amount_fen, pay_data, expires_at,"
-                       " provider_trade_no) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                       p, 8, NULL, NULL);
+                       " provider_trade_no, api_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       p, 9, NULL, NULL);
     }
 }
 
@@ -130,6 +131,20 @@ pg_err store_payment_provider_ref(db_t *db, arena_t *a, const char *payment_no, 
         return rc;
     *out = r.rows ? db_cell(&r, 0, "provider_trade_no") : NULL;
     return *out ? PG_OK : PG_ERR_NOT_FOUND;
+}
+
+pg_err store_payment_api_version(db_t *db, arena_t *a, const char *payment_no, const char **out)
+{
+    db_val_t p[] = { DB_S(payment_no) };
+    db_result_t r;
+    pg_err rc = db_query(db, a, "SELECT api_version FROM payments WHERE payment_no = ?", p, 1, &r);
+    *out = NULL;
+    if (rc != PG_OK)
+        return rc;
+    if (!r.rows)
+        return PG_ERR_NOT_FOUND;
+    *out = db_cell(&r, 0, "api_version");
+    return PG_OK;
 }
 
 /* After a lost COMMIT reply: the order is there by its order_no (chosen

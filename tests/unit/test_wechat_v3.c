@@ -868,6 +868,21 @@ static void test_ack_and_time(void **state)
     assert_string_equal(t, "2027-01-01T07:59:59+08:00");
 }
 
+/* v3 times as the use cases take Beijing time (v2's way of writing it). */
+static void test_beijing_time(void **state)
+{
+    arena_t a;
+    (void)state;
+    arena_init(&a, 0);
+    assert_string_equal(wxv3_beijing_time(&a, "2026-11-24T20:15:00+08:00"), "2026-11-24 20:15:00");
+    assert_null(wxv3_beijing_time(&a, NULL));
+    assert_null(wxv3_beijing_time(&a, "2026-11-24T12:15:00Z"));            /* not Beijing: dropped */
+    assert_null(wxv3_beijing_time(&a, "2026-11-24T20:15:00+09:00"));
+    assert_null(wxv3_beijing_time(&a, "2026-11-24T20:15:00.123+08:00"));
+    assert_null(wxv3_beijing_time(&a, "2026-11-24 20:15:00+08:00"));
+    arena_free(&a);
+}
+
 /* ------------------------------------------------------------------ */
 /* calls, against a one-shot fake gateway that answers a raw response  */
 
@@ -1539,6 +1554,7 @@ int main(void)
         cmocka_unit_test(test_call_refund_outcomes),
         cmocka_unit_test(test_call_certificates),
         cmocka_unit_test(test_certstore_first_fetch_and_reload),
+        cmocka_unit_test(test_beijing_time),
         cmocka_unit_test(test_certstore_refusals),
         cmocka_unit_test(test_certstore_verify_refreshes_once),
         cmocka_unit_test(test_calls_against_the_sandbox),
