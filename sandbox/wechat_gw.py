@@ -716,6 +716,19 @@ class WechatProvider:
         tar_type = params.get("tar_type") or ""
         if tar_type not in ("", "GZIP"):
             return self._bill_fail("invalid tar_type", "20001")
+        data = self.bill_bytes(day, bill_type)
+        if data is None:
+            return self._bill_fail("No Bill Exist", "20002")
+        log("wechat bill %s %s: %d bytes%s" % (day, bill_type, len(data),
+                                              " (gzip)" if tar_type else ""))
+        if tar_type == "GZIP":
+            return Response(200, bills.gzip_bytes(data), "application/x-gzip")
+        return Response(200, data, "text/plain; charset=utf-8")
+
+    def bill_bytes(self, day, bill_type):
+        """The day's bill text (UTF-8 bytes) as both APIs serve it (the v3
+        tradebill has the v2 bill's rows), with the bill faults applied;
+        None when the day has no rows."""
         entries = self.bill_entries(day)
         paid_entry, extra_entry = self._fault_entries(day)
         entries = bills.apply_faults(entries, self.app.bill_faults.get("wechat", day),
@@ -725,14 +738,9 @@ class WechatProvider:
         elif bill_type == "REFUND":
             entries = [e for e in entries if e["kind"] == "refund"]
         if not entries:
-            return self._bill_fail("No Bill Exist", "20002")
+            return None
         text = bills.wechat_text(entries, bill_type, self.appid, self.mch_id, self.fee_rate_bp)
-        log("wechat bill %s %s: %d rows%s" % (day, bill_type, len(entries),
-                                             " (gzip)" if tar_type else ""))
-        data = text.encode("utf-8")
-        if tar_type == "GZIP":
-            return Response(200, bills.gzip_bytes(data), "application/x-gzip")
-        return Response(200, data, "text/plain; charset=utf-8")
+        return text.encode("utf-8")
 
     @staticmethod
     def _bill_fail(msg, code):

@@ -23,6 +23,8 @@ Pure Python with `cryptography`; independent of src/.
 
 import base64
 import datetime
+import gzip
+import hashlib
 import json
 import os
 import re
@@ -42,6 +44,8 @@ from wechat_gw import MD5, BizFail, ReturnFail, nonce, uuid_hex
 
 AUTH_SCHEMA = "WECHATPAY2-SHA256-RSA2048"
 CLOCK_SKEW = 300
+BILL_URL_TTL = 30.0
+BILL_FAULTS = (None, "hash_mismatch")
 JSON_CTYPE = "application/json; charset=utf-8"
 OUT_TRADE_NO_RE = re.compile(r"[A-Za-z0-9_\-|*]{6,32}\Z")
 RFC3339_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)\Z")
@@ -161,6 +165,10 @@ class WechatV3Api:
         self.platform_serial = serial_hex(self.platform_cert)
         self.merchant_cert = _load_cert(v2.client_cert_files["client_cert"])
         self.merchant_serial = serial_hex(self.merchant_cert)
+        self.bill_files = {}   # token -> (bytes, monotonic expiry)
+        # "hash_mismatch": the tradebill's hash_value is not the served
+        # bill's (a bill changed or cut on the way)
+        self.bill_fault = None
         self.files = {"wechatpay_public_key": os.path.join(state_dir, PUBKEY_PUBLIC),
                       "platform_cert": os.path.join(state_dir, PLATFORM_CERT)}
 
@@ -174,6 +182,8 @@ class WechatV3Api:
             ("POST", r"/v3/refund/domestic/refunds", self.refund),
             ("GET", r"/v3/refund/domestic/refunds/([^/?]+)", self.refund_query),
             ("GET", r"/v3/certificates", self.certificates),
+            ("GET", r"/v3/bill/tradebill", self.tradebill),
+            ("GET", r"/v3/billdownload/file", self.bill_download),
             ("GET|POST", base + r"/config", self.ctl_config),
             ("POST", base + r"/notify", self.ctl_notify),
             ("POST", base + r"/refund_notify", self.ctl_refund_notify),
@@ -181,6 +191,7 @@ class WechatV3Api:
 
     def reset(self):
         """Trades live in the v2 provider, which resets them."""
+        self.bill_fault = None
 
     @staticmethod
     def knows(_out_trade_no):
@@ -449,6 +460,55 @@ class WechatV3Api:
         return self.reply(200, {"data": [entry]})
 
     # ------------------------------------------------------------------
+    # trade bill: GET /v3/bill/tradebill -> {hash_type, hash_value,
+    # download_url}; the download (signed request, unsigned reply) serves the
+    # v2 bill's text, gzip when tar_type=GZIP; the SHA1 is the text's.
+
+    def tradebill(self, req):
+        return self.server_call(req, self._tradebill)
+
+    def _tradebill(self, req, _body):
+        query = dict(req.query_pairs())
+        day = query.get("bill_date") or ""
+        if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", day):
+            raise V3Error(400, "PARAM_ERROR", "bill_date格式错误 (yyyy-MM-dd)")
+        bill_type = query.get("bill_type") or "ALL"
+        if bill_type not in ("ALL", "SUCCESS", "REFUND"):
+            raise V3Error(400, "PARAM_ERROR", "bill_type取值错误")
+        tar_type = query.get("tar_type") or ""
+        if tar_type not in ("", "GZIP"):
+            raise V3Error(400, "PARAM_ERROR", "tar_type取值错误")
+        text = self.v2.bill_bytes(day, bill_type)
+        if text is None:
+            raise V3Error(400, "NO_STATEMENT_EXIST", "账单文件不存在 (no bill for %s)" % day)
+        digest = hashlib.sha1(text + (b"x" if self.bill_fault == "hash_mismatch" else b"")).hexdigest()
+        data = gzip.compress(text, mtime=0) if tar_type == "GZIP" else text
+        token = secrets.token_hex(16)
+        now = time.monotonic()
+        with self.v2.lock:
+            for old in [t for t, (_d, exp) in self.bill_files.items() if exp < now]:
+                del self.bill_files[old]
+            self.bill_files[token] = (data, now + BILL_URL_TTL)
+        host = req.headers.get("Host") or "127.0.0.1"
+        log("wechat v3 bill %s %s: %d bytes%s" % (day, bill_type, len(text),
+                                                 " (gzip)" if tar_type else ""))
+        return self.reply(200, {"hash_type": "SHA1", "hash_value": digest,
+                                "download_url": "%s://%s/v3/billdownload/file?token=%s"
+                                                % (req.scheme, host, token)})
+
+    def bill_download(self, req):
+        try:
+            self.check_request(req)
+        except V3Error as exc:
+            return self.error(exc)
+        token = dict(req.query_pairs()).get("token") or ""
+        with self.v2.lock:
+            item = self.bill_files.get(token)
+        if item is None or item[1] < time.monotonic():
+            return self.error(V3Error(400, "INVALID_REQUEST", "下载地址无效或已过期 (unknown or expired)"))
+        return Response(200, item[0], "application/octet-stream")
+
+    # ------------------------------------------------------------------
     # notifications (the v2 provider's retry loop calls these for v3 owners)
 
     def envelope(self, event_type, original_type, resource, summary, aad=None, key=None,
@@ -516,15 +576,21 @@ class WechatV3Api:
 
     def ctl_config(self, req):
         if req.method == "POST":
-            mode = req.json().get("mode")
+            body = req.json()
+            mode = body.get("mode", self.mode)
             if mode not in MODES:
                 raise BadRequest("mode must be pubkey or platform")
+            fault = body.get("bill_fault", self.bill_fault)
+            if fault not in BILL_FAULTS:
+                raise BadRequest("bill_fault must be null or hash_mismatch")
             self.mode = mode
+            self.bill_fault = fault
         return json_response({"mode": self.mode, "pubkey_id": self.pubkey_id,
                               "platform_serial": self.platform_serial,
                               "merchant_serial": self.merchant_serial,
                               "mchid": self.v2.mch_id, "appid": self.v2.appid,
-                              "api_v3_key": self.api_v3_key, "files": self.files})
+                              "api_v3_key": self.api_v3_key, "files": self.files,
+                              "bill_fault": self.bill_fault})
 
     def _manual(self, owner, body, event_type, original_type, resource, summary):
         """A hand-made notification; body options (all optional):

@@ -59,6 +59,7 @@
 #include "buf.h"
 #include "pg_err.h"
 #include "wechat.h"
+#include "wechat_v3.h"
 
 #define BILL_MAX_UNCOMPRESSED ((size_t)64 * 1024 * 1024)
 #define BILL_MAX_ZIP_ENTRIES 16
@@ -100,6 +101,10 @@ pg_err bill_parse_alipay_csv_gbk(arena_t *a, const void *csv_gbk, size_t len, bi
 /* WeChat downloadbill body (bill_type ALL, SUCCESS or REFUND), plain or
  * gzip (detected by its magic bytes). */
 pg_err bill_parse_wechat(arena_t *a, const void *text, size_t len, bill_t *out, buf_t *err);
+/* A WeChat bill body as text: gunzipped when it starts with the gzip magic
+ * (as bill_parse_wechat does), else as it is; appended to out. Corrupt gzip
+ * -> PG_ERR_BAD_INPUT, over BILL_MAX_UNCOMPRESSED -> PG_ERR_TOO_LARGE. */
+pg_err bill_wechat_plain(const void *data, size_t len, buf_t *out, buf_t *err);
 
 /* "yyyy-MM-dd" or "yyyyMMdd" (a real calendar date) -> "yyyy-MM-dd" (dash)
  * or "yyyyMMdd". PG_ERR_BAD_INPUT otherwise. out holds 11 bytes. */
@@ -122,6 +127,19 @@ pg_err bill_fetch_alipay(arena_t *a, const alipay_client_t *c, const char *ymd, 
  * gzip; not signed: WeChat does not sign bills) is appended to text_out. */
 pg_err bill_fetch_wechat(arena_t *a, const wechat_client_t *c, const char *ymd, buf_t *text_out,
                          buf_t *err);
+
+/* WeChat Pay API v3: GET /v3/bill/tradebill?bill_date=yyyy-MM-dd
+ * &bill_type=ALL&tar_type=GZIP through wxv3_call (the reply signed, checked
+ * at now) -> {hash_type SHA1, hash_value, download_url}; the download_url
+ * must be on the client's gateway (the signed Authorization goes nowhere
+ * else); it is fetched with a signed GET (WeChat does not sign the bill
+ * itself), gunzipped when gzip, and the text's SHA1 must equal hash_value
+ * (PG_ERR_BAD_SIGNATURE otherwise: a bill changed or cut on the way). The
+ * text is appended to text_out: the v2 bill's format (bill_parse_wechat).
+ * 400 NO_STATEMENT_EXIST -> PG_ERR_NOT_FOUND, STATEMENT_CREATING ->
+ * PG_ERR_TIMEOUT (ask later), other failures as wxv3_call. */
+pg_err bill_fetch_wechat_v3(arena_t *a, const wxv3_client_t *c, const char *ymd, time_t now,
+                            buf_t *text_out, buf_t *err);
 
 #define BILL_MAX_DOWNLOAD ((size_t)64 * 1024 * 1024)
 

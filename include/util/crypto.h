@@ -31,6 +31,7 @@ pg_err crypto_rsa_sha256_verify_b64(const crypto_key_t *pub, const void *data, s
 void   crypto_hmac_sha256_hex(const void *key, size_t key_len, const void *data, size_t len, bool upper, char out[65]);
 void   crypto_md5_hex(const void *data, size_t len, bool upper, char out[33]);
 void   crypto_sha256_hex(const void *data, size_t len, char out[65]);
+void   crypto_sha1_hex(const void *data, size_t len, char out[41]);   /* WeChat v3 bills' hash_value */
 
 pg_err crypto_base64_encode(const void *data, size_t len, buf_t *out);
 pg_err crypto_base64_decode(const char *b64, size_t len, buf_t *out);   /* PG_ERR_BAD_INPUT on junk */

@@ -1549,6 +1549,31 @@ static pg_err wechat_text(arena_t *a, const char *text, size_t len, bill_t *out,
     return rc;
 }
 
+pg_err bill_wechat_plain(const void *data, size_t len, buf_t *out, buf_t *err)
+{
+    const unsigned char *t = data;
+    pg_err rc;
+
+    if (data == NULL)
+        return PG_ERR_BAD_INPUT;
+    if (len >= 2 && t[0] == 0x1f && t[1] == 0x8b) {
+        buf_t plain;
+        buf_init(&plain, NULL);
+        rc = gunzip(t, len, &plain, err);
+        if (rc == PG_OK && plain.failed)
+            rc = PG_ERR_NOMEM;
+        if (rc == PG_OK)
+            rc = buf_append(out, plain.data, plain.len);
+        buf_free(&plain);
+        return rc;
+    }
+    if (len > BILL_MAX_UNCOMPRESSED) {
+        buf_set_error(err, WX ": %zu bytes is over the %zu byte limit", len, BILL_MAX_UNCOMPRESSED);
+        return PG_ERR_TOO_LARGE;
+    }
+    return buf_append(out, data, len);
+}
+
 pg_err bill_parse_wechat(arena_t *a, const void *text, size_t len, bill_t *out, buf_t *err)
 {
     const unsigned char *t = text;

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "crypto.h"
+#include "httpc.h"
 #include "kv.h"
 #include "xml.h"
 
@@ -231,4 +232,155 @@ pg_err bill_fetch_wechat(arena_t *a, const wechat_client_t *c, const char *ymd, 
         return PG_ERR_UPSTREAM;
     }
     return buf_append(text_out, resp.body.data, resp.body.len);
+}
+
+/* ------------------------------------------------------------------ */
+/* WeChat Pay API v3                                                   */
+
+#define WXV3_BILL_PATH "/v3/bill/tradebill"
+#define WXV3_NO_BILL_CODE "NO_STATEMENT_EXIST"
+#define WXV3_BILL_CREATING_CODE "STATEMENT_CREATING"
+#define WXV3_SHA1_HEX_LEN 40
+
+typedef struct wxv3_bill_ref {
+    char hash[WXV3_SHA1_HEX_LEN + 1];   /* lower case */
+    const char *url;                    /* arena */
+} wxv3_bill_ref_t;
+
+static bool is_hex_len(const char *s, size_t n)
+{
+    size_t i;
+    for (i = 0; s[i] != '\0'; i++) {
+        char ch = s[i];
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F')))
+            return false;
+    }
+    return i == n;
+}
+
+/* {hash_type SHA1, hash_value, download_url on the gateway}. */
+static pg_err wxv3_bill_ref(arena_t *a, const wxv3_client_t *c, const char *body, size_t len, wxv3_bill_ref_t *out,
+                            buf_t *err)
+{
+    json_t *obj = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+    const char *type = json_string_value(json_object_get(obj, "hash_type"));
+    const char *hash = json_string_value(json_object_get(obj, "hash_value"));
+    const char *url = json_string_value(json_object_get(obj, "download_url"));
+    size_t glen = strlen(c->gateway), i;
+    pg_err rc = PG_ERR_UPSTREAM;
+
+    if (type == NULL || strcmp(type, "SHA1") != 0 || hash == NULL || !is_hex_len(hash, WXV3_SHA1_HEX_LEN)) {
+        buf_set_error(err, "wechat v3: tradebill reply without a SHA1 hash_value");
+    } else if (url == NULL || strncmp(url, c->gateway, glen) != 0 || url[glen] != '/' || strlen(url) > 2048) {
+        buf_set_error(err, "wechat v3: tradebill download_url is not on the gateway");
+    } else if ((out->url = arena_strdup(a, url)) == NULL) {
+        rc = PG_ERR_NOMEM;
+    } else {
+        for (i = 0; i < WXV3_SHA1_HEX_LEN; i++)
+            out->hash[i] = (char)(hash[i] >= 'A' && hash[i] <= 'F' ? hash[i] - 'A' + 'a' : hash[i]);
+        out->hash[WXV3_SHA1_HEX_LEN] = '\0';
+        rc = PG_OK;
+    }
+    json_decref(obj);
+    return rc;
+}
+
+static pg_err wxv3_bill_ask(arena_t *a, const wxv3_client_t *c, const char *date, time_t now, wxv3_bill_ref_t *ref,
+                            buf_t *err)
+{
+    char code[WXV3_CODE_MAX];
+    wxv3_reply_t reply;
+    char *path = arena_printf(a, WXV3_BILL_PATH "?bill_date=%s&bill_type=ALL&tar_type=GZIP", date);
+    pg_err rc;
+
+    if (path == NULL)
+        return PG_ERR_NOMEM;
+    rc = wxv3_call(a, c, "GET", path, NULL, 0, now, &reply, code, err);
+    if (rc == PG_ERR_UPSTREAM && strcmp(code, WXV3_NO_BILL_CODE) == 0) {
+        buf_set_error(err, "wechat v3: no bill for %s (%s)", date, WXV3_NO_BILL_CODE);
+        return PG_ERR_NOT_FOUND;
+    }
+    if (rc == PG_ERR_UPSTREAM && strcmp(code, WXV3_BILL_CREATING_CODE) == 0) {
+        buf_set_error(err, "wechat v3: the bill for %s is still being made: ask later", date);
+        return PG_ERR_TIMEOUT;
+    }
+    if (rc != PG_OK)
+        return rc;
+    if (reply.status != 200) {
+        buf_set_error(err, "wechat v3: tradebill answered HTTP %ld", reply.status);
+        return PG_ERR_UPSTREAM;
+    }
+    return wxv3_bill_ref(a, c, reply.body, reply.len, ref, err);
+}
+
+/* The signed GET of the download_url; its reply is the bill, unsigned. */
+static pg_err wxv3_bill_download(arena_t *a, const wxv3_client_t *c, const char *url, time_t now,
+                                 httpc_response_t *resp, buf_t *err)
+{
+    char nonce[BILL_NONCE_LEN + 1];
+    const char *headers[3];
+    httpc_request_t req;
+    httpc_opts_t opts;
+    kv_list_t got;
+    buf_t auth;
+    pg_err rc;
+
+    if ((rc = crypto_random_alnum(nonce, BILL_NONCE_LEN)) != PG_OK)
+        return rc;
+    buf_init(&auth, a);
+    buf_puts(&auth, "Authorization: ");
+    if ((rc = wxv3_sign_request(c, "GET", url + strlen(c->gateway), now, nonce, NULL, 0, &auth)) != PG_OK)
+        return rc;
+    if (auth.failed)
+        return PG_ERR_NOMEM;
+    headers[0] = auth.data;
+    headers[1] = "Accept: */*";
+    headers[2] = NULL;
+    memset(&req, 0, sizeof req);
+    req.method = "GET";
+    req.url = url;
+    req.headers = headers;
+    opts = download_opts(&c->http);
+    if ((rc = httpc_send(a, &req, &opts, resp, &got, err)) != PG_OK)
+        return rc;
+    if (resp->status != 200) {
+        buf_set_error(err, "wechat v3: HTTP %ld from the bill download", resp->status);
+        return PG_ERR_UPSTREAM;
+    }
+    return PG_OK;
+}
+
+pg_err bill_fetch_wechat_v3(arena_t *a, const wxv3_client_t *c, const char *ymd, time_t now, buf_t *text_out,
+                            buf_t *err)
+{
+    char date[11], sha1[WXV3_SHA1_HEX_LEN + 1];
+    wxv3_bill_ref_t ref;
+    httpc_response_t resp;
+    buf_t text;
+    pg_err rc;
+
+    if (bill_normalize_date(ymd, true, date) != PG_OK) {
+        buf_set_error(err, "wechat v3: bad bill date \"%.20s\" (yyyy-MM-dd)", ymd != NULL ? ymd : "");
+        return PG_ERR_BAD_INPUT;
+    }
+    if (c == NULL || is_empty(c->gateway) || is_empty(c->mchid) || c->mch_key == NULL) {
+        buf_set_error(err, "wechat v3: gateway, mch_id and the merchant key must be configured");
+        return PG_ERR_CONFIG;
+    }
+    if ((rc = wxv3_bill_ask(a, c, date, now, &ref, err)) != PG_OK)
+        return rc;
+    if ((rc = wxv3_bill_download(a, c, ref.url, now, &resp, err)) != PG_OK)
+        return rc;
+    buf_init(&text, a);
+    if ((rc = bill_wechat_plain(resp.body.data, resp.body.len, &text, err)) != PG_OK)
+        return rc;
+    if (text.failed)
+        return PG_ERR_NOMEM;
+    crypto_sha1_hex(text.data != NULL ? text.data : "", text.len, sha1);
+    if (!crypto_ct_equal(sha1, strlen(sha1), ref.hash, WXV3_SHA1_HEX_LEN)) {
+        buf_set_error(err, "wechat v3: the bill for %s does not match its SHA1 hash_value (%zu bytes)", date,
+                      text.len);
+        return PG_ERR_BAD_SIGNATURE;
+    }
+    return buf_append(text_out, text.data, text.len);
 }

@@ -1003,7 +1003,8 @@ static pg_err call_headers(arena_t *a, const wxv3_client_t *c, const char *metho
 static const char *metrics_call_name(const char *method, const char *path)
 {
     static const char *const fixed[] = { "/v3/pay/transactions/native", "/v3/pay/transactions/jsapi",
-                                         "/v3/pay/transactions/h5", "/v3/certificates" };
+                                         "/v3/pay/transactions/h5", "/v3/certificates",
+                                         "/v3/bill/tradebill" };
     const char *q = strchr(path, '?');
     size_t n = q ? (size_t)(q - path) : strlen(path);
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {

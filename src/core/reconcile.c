@@ -80,6 +80,43 @@ static pg_err stripe_day_bill(recon_ctx_t *c, bill_t *bill, buf_t *msg)
     return stripe_balance_bill(&c->app->stripe, c->a, from, from + 86400, bill, &e, msg);
 }
 
+/* WeChat: the API v3 trade bill when new payments go through v3 or when the
+ * day has a movement of a v3 payment (payments.api_version), as long as the
+ * v3 keys are configured; else the v2 downloadbill. Both are the same
+ * merchant's bill in the same format. */
+static pg_err wechat_use_v3(recon_ctx_t *c, bool *v3)
+{
+    db_val_t p[] = { DB_S(c->ymd), DB_S(c->ymd) };
+    db_result_t r;
+    pg_err rc;
+    *v3 = false;
+    if (!c->app->wechat_v3_ready)
+        return PG_OK;
+    if (c->app->cfg->wechat.api_v3) {
+        *v3 = true;
+        return PG_OK;
+    }
+    rc = db_query(c->app->db, c->a,
+                  "SELECT COUNT(*) AS n FROM payments p WHERE p.channel = 'wechat' AND p.api_version = 'v3' AND"
+                  " (DATE(p.paid_at + INTERVAL 8 HOUR) = ? OR EXISTS (SELECT 1 FROM refunds r WHERE"
+                  " r.payment_id = p.id AND DATE(r.succeeded_at + INTERVAL 8 HOUR) = ?))",
+                  p, 2, &r);
+    if (rc == PG_OK)
+        *v3 = db_cell_i64(&r, 0, "n") > 0;
+    return rc;
+}
+
+static pg_err fetch_wechat_bill(recon_ctx_t *c, buf_t *raw, buf_t *msg)
+{
+    bool v3 = false;
+    pg_err rc = wechat_use_v3(c, &v3);
+    if (rc != PG_OK)
+        return rc;
+    if (v3)
+        return bill_fetch_wechat_v3(c->a, app_wechat_v3(c->app, c->a, time(NULL)), c->ymd, time(NULL), raw, msg);
+    return bill_fetch_wechat(c->a, &c->app->wechat, c->ymd, raw, msg);
+}
+
 static pg_err load_bill(recon_ctx_t *c, const char *bill_file, bill_t *bill, buf_t *msg)
 {
     buf_t raw;
@@ -92,7 +129,7 @@ static pg_err load_bill(recon_ctx_t *c, const char *bill_file, bill_t *bill, buf
     else if (!strcmp(c->channel, "alipay"))
         rc = bill_fetch_alipay(c->a, &c->app->alipay, c->ymd, &raw, msg);
     else
-        rc = bill_fetch_wechat(c->a, &c->app->wechat, c->ymd, &raw, msg);
+        rc = fetch_wechat_bill(c, &raw, msg);
     if (rc == PG_ERR_NOT_FOUND && !bill_file) {
         /* No bill: fine for a day without movements here; otherwise the
          * provider has not published it yet (try later), never "all missing". */

@@ -499,6 +499,11 @@ void crypto_sha256_hex(const void *data, size_t len, char out[65])
     crypto_digest_hex(EVP_sha256(), 32, data, len, false, out);
 }
 
+void crypto_sha1_hex(const void *data, size_t len, char out[41])
+{
+    crypto_digest_hex(EVP_sha1(), 20, data, len, false, out);
+}
+
 /* ---- base64 ----------------------------------------------------------- */
 
 static const char crypto_b64_alphabet[] =
