@@ -17,6 +17,9 @@ WeChat's `total_fee` must match; `cash_fee`, `settlement_total_fee` and
 `coupon_fee` may be lower (coupons). Any amount field changed after signing
 is a forgery (bad_signature)."""
 
+import base64
+import json
+import secrets
 import socket
 import threading
 import time
@@ -29,9 +32,11 @@ import requests
 from chaos_helpers import (REJECTED, Unchanged, alipay_bytes_to_sign, background, form_bytes,
                            raw_request, rsa2_sign_bytes, sandbox_alipay_sign, sandbox_wechat_sign,
                            snapshot, diff_state)
-from conftest import (alipay_string_to_sign, API_KEY, APP_ID, CHECKOUT_SECRET, PRICES, SELLER_ID, TIMEOUT, WX_APPID,
+from conftest import (ALL_STACKS, alipay_string_to_sign, API_KEY, APP_ID, CHECKOUT_SECRET, PRICES, SELLER_ID,
+                      TIMEOUT, WX_APPID,
                       WX_MCH_ID, WX_SIGN_TYPE, fen_to_amount, signed_link, unique_user, wx_parse,
                       wx_xml)
+from test_wechat_v3 import ATTACKS as V3_ATTACKS, V3, transaction
 
 AUTH = {"Authorization": "Bearer " + API_KEY}
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -972,3 +977,83 @@ def test_percent_encoding_attacks(harness, stack_lp):
         r = requests.post(st.base_url + "/notify/alipay", headers=FORM, timeout=TIMEOUT,
                           data=urllib.parse.quote(enc, safe="=&"))
         assert_alipay_failure(r)
+
+
+# ------------------------------------------------- WeChat Pay API v3 (issue 12)
+
+@pytest.fixture(scope="module", params=ALL_STACKS)
+def v3_stack(request, harness):
+    """A stack of each kind with [wechat] api_version = v3 (public-key mode)."""
+    v = V3(harness, name="wxv3-attack-" + request.param, kind=request.param)
+    v.stack.start()
+    try:
+        yield v
+    finally:
+        v.stack.stop()
+
+
+def _v3_attacks(v, c):
+    """(name, body, headers or None for none at all, expected HTTP status)."""
+    fen = c["amount_fen"]
+    out = []
+    for name in sorted(V3_ATTACKS):   # forged signature, unknown serial, stale timestamp, SIGNTEST
+        body = v.envelope(transaction(c["payment_no"], fen))
+        out.append((name, body, v.headers(body, **V3_ATTACKS[name]), 401))
+    body = v.envelope(transaction(c["payment_no"], fen))
+    out.append(("no_headers", body, None, 401))
+    # a signature over another body pasted on this one
+    other = v.envelope(transaction(c["payment_no"], fen))
+    h = v.headers(other)
+    out.append(("signature_of_another_body", v.envelope(transaction(c["payment_no"], fen)), h, 401))
+    # the timestamp changed after signing
+    body = v.envelope(transaction(c["payment_no"], fen))
+    h = v.headers(body)
+    h["Wechatpay-Timestamp"] = str(int(h["Wechatpay-Timestamp"]) - 1)
+    out.append(("timestamp_changed", body, h, 401))
+    for name, kw in (("tampered_ciphertext", {"tamper": True}), ("wrong_api_v3_key", {"key": "x" * 32})):
+        body = v.envelope(transaction(c["payment_no"], fen), **kw)
+        out.append((name, body, v.headers(body), 401))
+    # the tag cut off: correctly signed, undecryptable
+    env = json.loads(v.envelope(transaction(c["payment_no"], fen)))
+    raw = base64.b64decode(env["resource"]["ciphertext"])
+    env["resource"]["ciphertext"] = base64.b64encode(raw[:-16]).decode()
+    body = json.dumps(env, separators=(",", ":")).encode()
+    out.append(("tag_removed", body, v.headers(body), 401))
+    # correctly signed and encrypted, but not ours / not this amount
+    for name, over in (("other_mchid", {"mchid": "1900000999"}), ("other_appid", {"appid": "wx0000000000000000"}),
+                       ("amount_mismatch", {"amount": {"total": fen + 1, "payer_total": fen + 1,
+                                                       "currency": "CNY"}}),
+                       ("amount_in_yuan", {"amount": {"total": "%d.%02d" % (fen // 100, fen % 100),
+                                                      "currency": "CNY"}}),
+                       ("unknown_payment", {"out_trade_no": "P" + secrets.token_hex(10)})):
+        body = v.envelope(transaction(c["payment_no"], fen, **over))
+        out.append((name, body, v.headers(body), 400))
+    return out
+
+
+def test_forged_and_foreign_v3_notifications(harness, v3_stack):
+    """Every v3 forgery (signature, serial, timestamp, SIGNTEST, ciphertext,
+    tag, key) and every signed-but-foreign notification (mchid, appid,
+    amount, unknown trade) is refused with {"code":"FAIL"} and changes
+    nothing, on every stack."""
+    v = v3_stack
+    c = wx_checkout(harness, v.stack, product="ebook-sql")
+    assert harness.payment(c["payment_no"])["api_version"] == "v3"
+    attacks = _v3_attacks(v, c)
+    with Unchanged(harness) as u:
+        for name, body, headers, status in attacks:
+            if headers is None:
+                r = requests.post(v.stack.base_url + "/notify/wechat", data=body,
+                                  headers={"Content-Type": "application/json"}, timeout=TIMEOUT)
+            else:
+                r = requests.post(v.stack.base_url + "/notify/wechat", data=body, headers=headers,
+                                  timeout=TIMEOUT)
+            assert r.status_code == status, (name, r.status_code, r.text)
+            assert r.json()["code"] == "FAIL" and r.json()["message"], (name, r.text)
+    assert harness.payment(c["payment_no"])["status"] != "PAID"
+    assert u.rows == [] or {r["outcome"] for r in u.rows} <= REJECTED, u.rows
+    # and the genuine notification still works afterwards
+    body = v.envelope(transaction(c["payment_no"], c["amount_fen"]))
+    r = v.post(body)
+    assert r.status_code == 204 and r.text == "", (r.status_code, r.text)
+    assert harness.payment(c["payment_no"])["status"] == "PAID"

@@ -301,6 +301,79 @@ def test_kill_9_under_a_stream_of_notifications(harness, kind):
     assert time.time() - t0 < 90
 
 
+def create_v3_payments(harness, st, n, workers=4):
+    """N WeChat native payments through a stack with api_version = v3."""
+    out = [None] * n
+    errors = []
+
+    def work(idx):
+        for i in idx:
+            r = harness.checkout(st, product="ebook-sql", channel="wechat", method="native",
+                                 user=unique_user("crash3"))
+            if r.status_code != 201:
+                errors.append((r.status_code, r.text[:200]))
+                continue
+            out[i] = dict(r.json(), channel="wechat")
+    threads = [threading.Thread(target=work, args=(range(k, n, workers),)) for k in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors[:3]
+    return out
+
+
+def test_kill_9_under_a_stream_of_v3_notifications(harness):
+    """As the v2 test above, with WeChat Pay API v3 (issue 12): the sandbox
+    notifies v3 payments with signed, encrypted JSON (answered 204 only
+    after commit); paygate processes are SIGKILLed meanwhile; afterwards,
+    with the sandbox's retries and a v3 `sync`, every paid payment is PAID
+    exactly once."""
+    from test_wechat_v3 import V3
+    t0 = time.time()
+    v = V3(harness, name="chaos-kill-v3", fcgi_children=2)
+    st = v.stack
+    st.start()
+    try:
+        n = max(20, N // 2)
+        payments = create_v3_payments(harness, st, n)
+        nos = [p["payment_no"] for p in payments]
+        marks = ",".join(["%s"] * n)
+        assert {r["api_version"] for r in harness.query(
+            "SELECT api_version FROM payments WHERE payment_no IN (%s)" % marks, *nos)} == {"v3"}
+        silent = payments[: n // 10]
+        with faults(harness, no_notify=True):
+            for p in silent:
+                assert sandbox_pay(harness, p) == 200
+        killer = Killer(st)
+        threads, statuses = pay_stream(harness, payments[n // 10:])
+        killer.start()
+        for t in threads:
+            t.join(120)
+        killer.finish()
+        assert not killer.errors, killer.errors
+        assert killer.kills >= 5, "only %d kills" % killer.kills
+        assert all(s == 200 for s in statuses.values()), statuses
+        wait_for(lambda: healthz(st), 20, "the stack to serve again")
+        wait_for(lambda: notifications_settled(harness, payments), 40,
+                 "the sandbox's notifications to be acknowledged or given up", interval=0.5)
+        harness.query("UPDATE payments SET created_at = created_at - INTERVAL 5 MINUTE, "
+                      "last_query_at = NULL WHERE status = 'CREATED' AND payment_no IN (%s)" % marks, *nos)
+        out = v.ctl("sync").stdout
+        paid = verify_exactly_once(harness, payments)
+        assert paid == n, (paid, n)
+        bodies = [bytes(r["raw_body"] or b"") for r in harness.query(
+            "SELECT raw_body FROM notifications WHERE outcome = 'accepted' AND payment_no IN (%s)" % marks, *nos)]
+        v3_rows = sum(1 for b in bodies if b.startswith(b"{"))
+        assert v3_rows > 0 and not any(b.startswith(b"<xml") for b in bodies), bodies[:3]   # v3 JSON, no v2 XML
+        ledger = ledger_check(harness, payments)
+        print("v3 payments=%d kills=%d restarts=%d accepted-v3=%d %s sync: %s (%.1f s)" % (
+            n, killer.kills, killer.restarts, v3_rows, ledger, out.strip()[:200], time.time() - t0))
+    finally:
+        st.stop()
+    assert time.time() - t0 < 90
+
+
 def test_mariadb_restart_mid_stream(harness):
     t0 = time.time()
     st = own_stack(harness, "lighttpd", "chaos-db")

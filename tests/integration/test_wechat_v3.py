@@ -50,7 +50,7 @@ def wait_for(pred, timeout, what, interval=0.1):
 class V3:
     """The stack with v3 keys; api_version switchable (restart)."""
 
-    def __init__(self, harness, name="wxv3", db_port=None, fcgi_children=None):
+    def __init__(self, harness, name="wxv3", db_port=None, fcgi_children=None, kind="lighttpd"):
         self.harness = harness
         cfg = harness.sandbox_get("/_sandbox/wechat_v3/config").json()
         assert cfg["mode"] == "pubkey", cfg
@@ -63,7 +63,7 @@ class V3:
         self.api_version = "v3"
         state = harness.run / "stacks" / name / "metrics.state"
         kw = {"fcgi_children": fcgi_children} if fcgi_children else {}
-        self.stack = harness.new_stack("lighttpd", name=name, **kw)
+        self.stack = harness.new_stack(kind, name=name, **kw)
         base = harness._config_writer(  # noqa: SLF001 - the harness's own writer
             "pkcs8", extra="[metrics]\nallow = 127.0.0.1/32, ::1\nstate_file = %s\n" % state)
 
