@@ -7,7 +7,8 @@
 #
 #   MariaDB (private)   127.0.0.1:3407   run/demo/db
 #   provider sandbox    http://127.0.0.1:8090 (Alipay gateway and cashier, WeChat
-#                       "phone" at /wechat/phone), https :8443 (WeChat API, mutual TLS)
+#                       "phone" at /wechat/phone), https :8443 (WeChat API: v2 with
+#                       mutual TLS, v3 in public-key mode, which the demo uses)
 #   paygate             spawn-fcgi 127.0.0.1:9000, 8 processes ($PAYGATE_FCGI_PROCESSES)
 #   lighttpd            http://127.0.0.1:8080/pay/  (apache-conf/lighttpd-*.conf)
 #
@@ -31,6 +32,10 @@ SELLER_ID=2088102177846880
 WX_APPID=wx2421b1c4370ec43b
 WX_MCH_ID=1900000109
 WX_API_KEY=demoDemoWechatApiKey0123456789ab
+# WeChat Pay API v3 in public-key mode: the sandbox signs with the key whose
+# public half it writes to $RUN/sandbox/wechatpay_pub_key.pem, under this ID
+WX_API_V3_KEY=demoV3demoV3demoV3demoV3demoV3ab
+WX_PUBKEY_ID=PUB_KEY_ID_0119000001092026120700000000000001
 CONFIG="$RUN/paygate.ini"
 BASE_URL="http://127.0.0.1:$WEB_PORT/pay"
 
@@ -102,7 +107,9 @@ start() {
     setsid nohup "$PY" "$REPO/sandbox/sandbox.py" --state-dir "$RUN/sandbox" \
       --http-port "$SB_HTTP" --https-port "$SB_HTTPS" --app-id "$APP_ID" \
       --app-public-key "$RUN/keys/app_public.pem" --wechat-appid "$WX_APPID" \
-      --wechat-mch-id "$WX_MCH_ID" --wechat-api-key "$WX_API_KEY" </dev/null >>"$RUN/sandbox.log" 2>&1 &
+      --wechat-mch-id "$WX_MCH_ID" --wechat-api-key "$WX_API_KEY" \
+      --wechat-api-v3-key "$WX_API_V3_KEY" --wechat-pubkey-id "$WX_PUBKEY_ID" \
+      --wechat-v3-mode pubkey </dev/null >>"$RUN/sandbox.log" 2>&1 &
     echo $! >"$RUN/sandbox.pid"
     wait_for 30 "the sandbox (see $RUN/sandbox.log)" test -e "$RUN/sandbox/ready"
     say "sandbox on http://127.0.0.1:$SB_HTTP"
@@ -146,6 +153,12 @@ gateway = https://127.0.0.1:$SB_HTTPS
 ca_file = $RUN/sandbox/ca.pem
 client_cert = $RUN/sandbox/wechat_apiclient_cert.pem
 client_key = $RUN/sandbox/wechat_apiclient_key.pem
+; new WeChat payments go through API v3 (public-key mode); v2 stays configured
+; above for payments made before a switch (and is what the tests also cover)
+api_version = v3
+api_v3_key = $WX_API_V3_KEY
+wechatpay_public_key = $RUN/sandbox/wechatpay_pub_key.pem
+wechatpay_public_key_id = $WX_PUBKEY_ID
 
 [merchant]
 return_url = $BASE_URL/shop
