@@ -462,3 +462,56 @@ def test_paygate_v3_adapter_against_the_sandbox(box):
     out = done.stdout + done.stderr
     assert done.returncode == 0, out + "\n--- sandbox log\n" + box.log_text()
     assert "[       OK ] test_calls_against_the_sandbox" in out, out
+
+
+def test_trade_bill_signed_url_gzip_and_sha1(box, receiver):
+    """GET /v3/bill/tradebill: a signed reply {hash_type SHA1, hash_value,
+    download_url}; the download takes a signed GET, is gzip when asked, and
+    the SHA1 is the text's (the v2 bill's format); no trades -> 400
+    NO_STATEMENT_EXIST; the hash_mismatch fault breaks only the hash."""
+    import gzip
+    import hashlib
+    native(box, "v3bill00001", receiver.url, total=1234)
+    box.ctl("/_sandbox/wechat/pay", {"out_trade_no": "v3bill00001"})
+    day = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 8 * 3600))
+
+    def ask(date=day, tar="&tar_type=GZIP"):
+        return box.call("GET", "/v3/bill/tradebill?bill_date=%s&bill_type=ALL%s" % (date, tar))
+
+    status, headers, body = ask()
+    assert status == 200 and verifies(box, headers, body), body
+    ref = json.loads(body)
+    assert ref["hash_type"] == "SHA1" and len(ref["hash_value"]) == 40, ref
+    assert ref["download_url"].startswith(box.base + "/v3/billdownload/file?token="), ref
+    target = ref["download_url"][len(box.base):]
+    # the download needs the merchant's signature
+    req = urllib.request.Request(ref["download_url"])
+    try:
+        urllib.request.urlopen(req, timeout=30)
+        raise AssertionError("an unsigned download was served")
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 401
+    status, _h, packed = box.call("GET", target)
+    assert status == 200 and packed[:2] == b"\x1f\x8b"
+    text = gzip.decompress(packed)
+    assert hashlib.sha1(text).hexdigest() == ref["hash_value"]
+    lines = text.decode("utf-8").splitlines()
+    assert lines[0].startswith("交易时间,") and any("`v3bill00001" in ln for ln in lines), lines[:3]
+    assert "`12.34" in text.decode("utf-8")
+    # plain text when tar_type is absent, same hash
+    status, _h, body = ask(tar="")
+    plain = json.loads(body)
+    assert plain["hash_value"] == ref["hash_value"]
+    assert box.call("GET", plain["download_url"][len(box.base):])[2] == text
+    # a day without trades
+    status, _h, body = ask(date="2001-01-01")
+    assert status == 400 and json.loads(body)["code"] == "NO_STATEMENT_EXIST", body
+    assert ask(date="20010101")[0] == 400
+    # the fault: the hash no longer matches what is served
+    box.ctl("/_sandbox/wechat_v3/config", {"bill_fault": "hash_mismatch"})
+    try:
+        bad = json.loads(ask()[2])
+        served = gzip.decompress(box.call("GET", bad["download_url"][len(box.base):])[2])
+        assert served == text and hashlib.sha1(served).hexdigest() != bad["hash_value"]
+    finally:
+        box.ctl("/_sandbox/wechat_v3/config", {"bill_fault": None})

@@ -465,6 +465,23 @@ static void test_wechat_plain_and_gzip(void **state)
     if (bill_parse_wechat(&a, t, n, &b, &err) != PG_OK)
         fail_msg("two members: %s", err.data);
     assert_wechat_rows(&b);
+    /* bill_wechat_plain (the v3 download's text, whose SHA1 is checked):
+     * the gzip and the plain fixture give the same bytes */
+    {
+        buf_t plain, packed;
+        size_t pn;
+        char *pt = fixture(&a, "wechat_all.txt", &pn);
+        buf_init(&plain, &a);
+        buf_init(&packed, &a);
+        assert_int_equal(bill_wechat_plain(pt, pn, &plain, &err), PG_OK);
+        t = fixture(&a, "wechat_all.txt.gz", &n);
+        assert_int_equal(bill_wechat_plain(t, n, &packed, &err), PG_OK);
+        assert_int_equal(plain.len, pn);
+        assert_int_equal(packed.len, pn);
+        assert_memory_equal(packed.data, pt, pn);
+        buf_clear(&packed);
+        assert_int_equal(bill_wechat_plain(t, n - 8, &packed, &err), PG_ERR_BAD_INPUT);   /* cut */
+    }
     /* a BOM and LF line ends */
     {
         buf_t x;

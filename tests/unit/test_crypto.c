@@ -407,6 +407,9 @@ static void test_crypto_md5_and_sha256_cli_vectors(void **state)
     /* printf 'abc' | openssl dgst -sha256 */
     crypto_sha256_hex("abc", 3, sha);
     assert_string_equal(sha, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    /* printf 'abc' | openssl dgst -sha1 (WeChat v3 bills' hash_value) */
+    crypto_sha1_hex("abc", 3, sha);
+    assert_string_equal(sha, "a9993e364706816aba3e25717850c26c9cd0d89d");
 }
 
 /* ---- base64 ----------------------------------------------------------- */
