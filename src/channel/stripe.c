@@ -1,5 +1,6 @@
 /* stripe: the Stripe API protocol adapter. See include/channel/stripe.h. */
 #include "stripe.h"
+#include "money.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -46,9 +47,6 @@ pg_err stripe_form_encode(const kv_list_t *form, buf_t *out)
 /* ---------------------------------------------------------------------- */
 /* money */
 
-static const char *const ZERO_DECIMAL[] = { "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga",
-                                            "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf", NULL };
-
 /* Stripe's published minimum charge amounts (minor units). */
 static const struct { const char *currency; int64_t min; } MINIMUMS[] = {
     { "usd", 50 }, { "aed", 200 }, { "aud", 50 }, { "bgn", 100 }, { "brl", 50 }, { "cad", 50 },
@@ -71,11 +69,7 @@ bool stripe_currency_valid(const char *currency)
 
 bool stripe_currency_zero_decimal(const char *currency)
 {
-    for (size_t i = 0; currency && ZERO_DECIMAL[i]; i++) {
-        if (!strcmp(ZERO_DECIMAL[i], currency))
-            return true;
-    }
-    return false;
+    return money_zero_decimal(currency);
 }
 
 int64_t stripe_currency_min_amount(const char *currency)

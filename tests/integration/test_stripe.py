@@ -667,3 +667,37 @@ def test_reconciliation_books_actual_fees_and_finds_each_discrepancy(harness, ss
     harness.ctl("reconcile", "--channel", "stripe", "--date", beijing_today(), config=stripe_cli, check=False)
     assert harness.query("SELECT COUNT(*) AS n FROM ledger_entries WHERE txn_id LIKE 'feeadj:%%'")[0]["n"] == adjustments
     assert fee_entries(harness, "pay:" + good["payment_no"], "feeadj:p:" + good["payment_no"]) == -437
+
+
+# ------------------------------------------------------- zero-decimal currency
+
+@pytest.fixture(scope="module")
+def jpy_stack(harness):
+    """[stripe] currency = jpy: the shop's prices are yen (no minor unit)."""
+    ini = stripe_ini(harness).replace("currency = cny", "currency = jpy")
+    st = harness.new_stack("lighttpd", name="stripe-jpy", extra_ini=ini)
+    st.start()
+    yield st
+    st.stop()
+
+
+def test_zero_decimal_currency_shown_without_decimals(harness, jpy_stack):
+    """A card order in yen: the session is in jpy, and the buyer's page and
+    the console show JP¥9900, not ¥99.00."""
+    from test_admin import signed_in
+    st = jpy_stack
+    r = harness.sandbox_post("/_sandbox/stripe/endpoint", {"url": st.base_url + "/notify/stripe"})
+    assert r.status_code == 200, r.text
+    c = new_card_order(harness, st)
+    s = session_of(harness, c["payment_no"])
+    assert (s["currency"], s["amount_total"]) == ("jpy", 9900)
+    pay(harness, c["payment_no"])
+    harness.wait_order_status(st, c["order_no"], "PAID")
+    page = requests.get(st.base_url + "/return/stripe", params={"payment_no": c["payment_no"]}, timeout=TIMEOUT)
+    assert page.status_code == 200, page.text
+    assert '<strong id="amount">JP¥9900</strong>' in page.text, page.text[:3000]
+    assert "99.00" not in page.text
+    console, _ = signed_in(harness, st, "operator", lang="en")
+    o = console.get("/orders/%s" % c["order_no"])
+    assert o.status_code == 200
+    assert "JP¥9900" in o.text and "¥99.00" not in o.text
