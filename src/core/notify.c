@@ -739,22 +739,32 @@ static const char *stripe_session_event(const pg_app_t *app, const stripe_event_
     return NULL;
 }
 
+/* Stripe could not be asked (timeout, 5xx): answer failure, Stripe sends
+ * the event again. */
+static const char STRIPE_ASK_LATER[] = "stripe: the payment intent could not be read, try again later";
+
 /* Whose payment a payment intent is: metadata[payment_no] (set by our
- * session), read back from Stripe. NULL with *problem when not ours. */
+ * session), read back from Stripe. NULL with *problem when not ours, or
+ * STRIPE_ASK_LATER when Stripe did not answer. */
 static const char *stripe_intent_payment(pg_app_t *app, arena_t *a, const char *pi, const char *hint,
                                          int64_t *amount, const char **problem)
 {
     stripe_intent_t in;
     stripe_error_t e;
     buf_t err;
+    pg_err rc;
     buf_init(&err, a);
     *problem = NULL;
     if (!pi) {
         *problem = "refund without a payment intent";
         return NULL;
     }
-    if (stripe_intent_retrieve(&app->stripe, a, pi, &in, &e, &err) != PG_OK) {
-        *problem = err.len ? err.data : "payment intent not readable";
+    rc = stripe_intent_retrieve(&app->stripe, a, pi, &in, &e, &err);
+    if (rc != PG_OK) {
+        *problem = rc == PG_ERR_NOT_FOUND || rc == PG_ERR_BAD_INPUT ? "payment intent unknown to Stripe"
+                                                                    : STRIPE_ASK_LATER;
+        if (*problem == STRIPE_ASK_LATER)
+            log_msg(LOG_WARN, "stripe: payment intent %s not read: %s", pi, err.len ? err.data : pg_err_name(rc));
         return NULL;
     }
     if (!in.payment_no || (hint && strcmp(hint, in.payment_no)) || !in.currency ||
@@ -780,6 +790,8 @@ static const char *stripe_provider_refund(pg_app_t *app, arena_t *a, const strip
         return "refund in another currency or without its amount";
     ev->payment_no = stripe_intent_payment(app, a, r->payment_intent, r->payment_no, &ev->amount_fen, &problem);
     if (!ev->payment_no) {
+        if (problem == STRIPE_ASK_LATER)
+            return problem;
         *ignore = problem;
         return NULL;
     }
@@ -841,6 +853,11 @@ static void stripe_charge_refunded(pg_app_t *app, arena_t *a, const char *source
         return;
     }
     payment_no = stripe_intent_payment(app, a, se->charge_payment_intent, NULL, &paid, &problem);
+    if (problem == STRIPE_ASK_LATER) {
+        set_outcome(res, false, NULL, problem);
+        res->retry_later = true;
+        return;
+    }
     if (!payment_no) {
         stripe_ignore(app, se, source, NULL, body, len, problem, res);
         return;
@@ -863,6 +880,11 @@ static void stripe_charge_refunded(pg_app_t *app, arena_t *a, const char *source
         ev.raw_len = len;
         ev.source = source;
         problem = stripe_provider_refund(app, a, &list[i], &ev, &skip);
+        if (problem == STRIPE_ASK_LATER) {
+            set_outcome(res, false, NULL, problem);
+            res->retry_later = true;
+            return;
+        }
         if (problem || skip)
             continue;
         if (notify_apply(app, a, &ev, res) != PG_OK || !res->ack)
@@ -916,6 +938,11 @@ static void stripe_dispatch(pg_app_t *app, arena_t *a, const char *source, const
     default:
         ignore = "event type not acted on";
         break;
+    }
+    if (problem == STRIPE_ASK_LATER) {
+        set_outcome(res, false, NULL, problem);
+        res->retry_later = true;
+        return;
     }
     if (problem) {
         reject(app, a, source, "stripe", body, len, ev.payment_no, "mismatch", problem, res);

@@ -378,6 +378,18 @@ def test_dashboard_partial_refund_reordered_events(harness, sst, first):
     assert len(refunded_webhooks(harness, c)) == 1
 
 
+def test_dashboard_refund_while_stripe_api_fails_is_answered_5xx_then_recorded(harness, sst):
+    """The payment intent cannot be read (Stripe 5xx): the event is not
+    acknowledged (Stripe sends it again), nothing recorded; the redelivery is."""
+    c = paid(harness, sst)
+    d = dashboard_refund(harness, c["payment_no"], amount=700, deliver=False)
+    with faults(harness, http_5xx=True):
+        assert resend(harness, d["event_ids"][0]) == [False]
+    assert refunds_of(harness, c) == []
+    assert resend(harness, d["event_ids"][0]) == [True]
+    assert [(x["refund_no"], x["amount_fen"]) for x in refunds_of(harness, c)] == [(d["id"], 700)]
+
+
 def test_dashboard_refund_pending_recorded_when_it_succeeds(harness, sst):
     c = paid(harness, sst)
     d = dashboard_refund(harness, c["payment_no"], amount=1000, pending=True)
