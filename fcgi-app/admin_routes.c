@@ -627,7 +627,7 @@ static void order_actions(ctx_t *c, const order_view_t *o, const db_result_t *re
         char left[MONEY_YUAN_BUFSZ + 4];
         buf_t tmp;
         buf_init(&tmp, c->a);
-        i18n_append_amount(&tmp, o->amount_fen - held_by_refunds(refunds));
+        i18n_append_amount_in(&tmp, o->amount_fen - held_by_refunds(refunds), c->p.currency);
         snprintf(left, sizeof left, "%s", tmp.data);
         admin_html_h2(&c->p, MSG_ADM_REFUNDS);
         buf_puts(c->p.b, "<p id=\"refundable\">");
@@ -709,6 +709,8 @@ static void order_page(ctx_t *c, const char *order_no, int status, i18n_msg_t no
         return;
     }
     c->res->log_order_no = o.order_no;
+    /* a card order's amounts are in Stripe's currency (the shop's prices are its minor unit) */
+    c->p.currency = o.channel && !strcmp(o.channel, "stripe") ? c->app->cfg->stripe.currency : NULL;
     admin_html_begin(&c->p, status, MSG_ADM_TITLE_ORDER, o.order_no);
     if (notice != MSG_COUNT)
         admin_html_notice(&c->p, "action-result", error, notice, arg);
@@ -722,6 +724,7 @@ static void order_page(ctx_t *c, const char *order_no, int status, i18n_msg_t no
     order_webhooks(c, &hooks);
     order_entitlement(c, &ent);
     admin_html_end(&c->p);
+    c->p.currency = NULL;
 }
 
 static void handle_order(ctx_t *c)

@@ -344,7 +344,15 @@ static void handle_notify_stripe(pg_app_t *app, arena_t *a, http_request_t *req,
 }
 
 /* "Order <no>: <title>, ¥99.00" -- the order line of the buyer's pages. */
-static void order_line(http_response_t *res, i18n_locale_t loc, const order_view_t *o, bool amount)
+/* The currency an order's amount is in: a card payment's is Stripe's
+ * configured currency (the shop's prices are its minor unit), else yuan. */
+static const char *order_currency(const pg_app_t *app, const order_view_t *o)
+{
+    return o->channel && !strcmp(o->channel, "stripe") ? app->cfg->stripe.currency : NULL;
+}
+
+static void order_line(http_response_t *res, i18n_locale_t loc, const order_view_t *o, const char *currency,
+                       bool amount)
 {
     buf_puts(&res->body, "<p>");
     i18n_append_html(&res->body, loc, MSG_ORDER, NULL);
@@ -354,7 +362,7 @@ static void order_line(http_response_t *res, i18n_locale_t loc, const order_view
     buf_append_html(&res->body, o->product_title);
     if (amount) {
         buf_puts(&res->body, ", <strong id=\"amount\">");
-        i18n_append_amount(&res->body, o->amount_fen);
+        i18n_append_amount_in(&res->body, o->amount_fen, currency);
         buf_puts(&res->body, "</strong>");
     }
     buf_puts(&res->body, "</p>\n");
@@ -377,7 +385,7 @@ static void status_page(pg_app_t *app, arena_t *a, i18n_locale_t loc, const orde
 {
     const char *ret = return_link(app, a, o->order_no);
     page_begin(res, 200, loc, !strcmp(o->status, "PAID") ? MSG_TITLE_PAYMENT_RECEIVED : MSG_TITLE_PAYMENT_STATUS);
-    order_line(res, loc, o, true);
+    order_line(res, loc, o, order_currency(app, o), true);
     status_line(res, loc, o->status);
     if (strcmp(o->status, "PAID"))
         page_para(res, loc, NULL, MSG_MAY_TAKE_A_MOMENT);
@@ -675,7 +683,7 @@ static void pay_page_qr(pg_app_t *app, arena_t *a, i18n_locale_t loc, const orde
     buf_puts(&res->body, "\">\n<p>");
     buf_append_html(&res->body, o->product_title);
     buf_puts(&res->body, " &mdash; <strong id=\"amount\">");
-    i18n_append_amount(&res->body, o->amount_fen);
+    i18n_append_amount_in(&res->body, o->amount_fen, order_currency(app, o));
     buf_puts(&res->body, "</strong></p>\n");
     if (code) {
         buf_t until;
@@ -697,7 +705,7 @@ static void pay_page_qr(pg_app_t *app, arena_t *a, i18n_locale_t loc, const orde
         page_para(res, loc, NULL, MSG_WAITING_CONFIRMATION);
         buf_puts(&res->body, "</div>\n");
     }
-    order_line(res, loc, o, false);
+    order_line(res, loc, o, NULL, false);
     status_line(res, loc, o->status);
     buf_puts(&res->body, "<p id=\"paid\" hidden>");
     i18n_append_html(&res->body, loc, MSG_PAID_THANKS, NULL);

@@ -16,6 +16,8 @@ retried until a 2xx. The hosted page (GET /stripe/pay/{id}) has "Pay",
 The shared fault switches apply: drop_notify, duplicate, wrong_amount,
 bad_signature, delay_ms, no_notify (events), http_5xx, timeout,
 server_delay_ms (API calls); refund_timeout (refund executed, reply late).
+POST /_sandbox/stripe/dashboard_refund makes a refund as the Dashboard does
+(no metadata), with the events Stripe sends for it.
 """
 
 import hashlib
@@ -179,6 +181,7 @@ class StripeProvider:
             ("POST", base + r"/pay", self.ctl_pay),
             ("POST", base + r"/async", self.ctl_async),
             ("POST", base + r"/refund_resolve", self.ctl_refund_resolve),
+            ("POST", base + r"/dashboard_refund", self.ctl_dashboard_refund),
             ("POST", base + r"/resend", self.ctl_resend),
             ("POST", base + r"/sign", self.ctl_sign),
             ("POST", base + r"/age", self.ctl_age),
@@ -448,7 +451,13 @@ class StripeProvider:
     # refunds
 
     def refund_create(self, _req, p):
-        pid = p.get("payment_intent")
+        amount = _int(p.get("amount"), "amount", 1) if "amount" in p else None
+        pending = self.app.faults.snapshot().get("stripe_refund_pending", False)
+        return dict(self._refund(p.get("payment_intent"), amount, dict(p.get("metadata") or {}), pending)[0])
+
+    def _refund(self, pid, amount, metadata, pending, deliver=True):
+        """A refund of the intent's charge, by the API or in the Dashboard
+        (no metadata): refund.created, and charge.refunded once it succeeded."""
         with self.lock:
             intent = self.intents.get(pid or "")
             if not intent:
@@ -460,7 +469,7 @@ class StripeProvider:
             left = charge["amount"] - charge["amount_refunded"] - sum(
                 r["amount"] for r in self.refunds.values()
                 if r["charge"] == charge["id"] and r["status"] == "pending")
-            amount = _int(p.get("amount"), "amount", 1) if "amount" in p else left
+            amount = left if amount is None else amount
             if left <= 0:
                 raise StripeError(400, "invalid_request_error", "charge_already_refunded",
                                   "Charge %s has already been refunded." % charge["id"])
@@ -468,20 +477,19 @@ class StripeProvider:
                 raise StripeError(400, "invalid_request_error", "amount_too_large",
                                   "Refund amount (%d) is greater than unrefunded amount on charge (%d)"
                                   % (amount, left), "amount")
-            pending = self.app.faults.snapshot().get("stripe_refund_pending", False)
             rid = "re_" + _rand(24)
             refund = {"id": rid, "object": "refund", "amount": amount, "currency": charge["currency"],
-                      "charge": charge["id"], "payment_intent": pid,
-                      "metadata": dict(p.get("metadata") or {}),
+                      "charge": charge["id"], "payment_intent": pid, "metadata": metadata,
                       "status": "pending" if pending else "succeeded", "created": self.now(),
                       "balance_transaction": None}
             self.refunds[rid] = refund
             if not pending:
                 self._refund_done(refund)
-        self.emit("refund.created", dict(refund))
+        emit = self.emit if deliver else self.record_event
+        sent = [emit("refund.created", dict(refund))["id"]]
         if refund["status"] == "succeeded":
-            self.emit("charge.refunded", dict(self.charges[charge["id"]]))
-        return dict(refund)
+            sent.append(emit("charge.refunded", dict(self.charges[charge["id"]]))["id"])
+        return refund, sent
 
     def _refund_done(self, refund):
         charge = self.charges[refund["charge"]]
@@ -565,13 +573,19 @@ class StripeProvider:
     # ------------------------------------------------------------------
     # events and their delivery
 
-    def emit(self, type_, obj):
+    def record_event(self, type_, obj):
+        """An event stored but not sent (tests deliver it with resend, in their order)."""
         event = {"id": "evt_" + _rand(24), "object": "event", "api_version": API_VERSION,
                  "created": self.now(), "type": type_, "livemode": False,
                  "pending_webhooks": 1, "request": {"id": None, "idempotency_key": None},
-                 "data": {"object": obj}, "_deliveries": []}
+                 "data": {"object": json.loads(json.dumps(obj))}, "_deliveries": []}
         with self.lock:
             self.events.append(event)
+        return event
+
+    def emit(self, type_, obj):
+        event = self.record_event(type_, obj)
+        with self.lock:
             endpoints = [e["url"] for e in self.endpoints
                          if "*" in e["enabled_events"] or type_ in e["enabled_events"]]
         faults = self.app.faults.snapshot()
@@ -694,8 +708,31 @@ class StripeProvider:
             refund["status"] = status
             if status == "succeeded":
                 self._refund_done(refund)
+            charge = dict(self.charges[refund["charge"]])
         self.emit("refund.updated", dict(refund))
+        if status == "succeeded":
+            self.emit("charge.refunded", charge)
         return json_response(dict(refund))
+
+    def ctl_dashboard_refund(self, req):
+        """A refund made in the Stripe Dashboard: no metadata of paygate's;
+        refund.created (and charge.refunded once succeeded), then refund.updated
+        as Stripe sends when the refund's details settle. {"payment_no",
+        "amount" (default what is left), "pending": bool, "deliver": false to
+        only store the events (sent later with resend, in any order)}."""
+        body = req.json()
+        session = self._ctl_session(body)
+        amount = body.get("amount")
+        if amount is not None and (not isinstance(amount, int) or amount < 1):
+            raise BadRequest("amount must be a positive integer")
+        deliver = body.get("deliver", True) is not False
+        try:
+            refund, ids = self._refund(session["payment_intent"], amount, {}, bool(body.get("pending")), deliver)
+        except StripeError as e:
+            return json_response(e.body, e.status)
+        if refund["status"] == "succeeded":
+            ids.append((self.emit if deliver else self.record_event)("refund.updated", dict(refund))["id"])
+        return json_response(dict(refund, event_ids=ids))
 
     def ctl_resend(self, req):
         """Delivers a stored event again, as Stripe's retries and 'resend' do."""

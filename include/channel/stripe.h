@@ -131,6 +131,25 @@ pg_err stripe_refund_find(const stripe_client_t *c, arena_t *a, const char *paym
                           const char *refund_no, stripe_refund_t *out, bool *found, stripe_error_t *e,
                           buf_t *err);
 
+/* All the payment intent's refunds (up to cap, in Stripe's order: newest
+ * first), whoever made them: ours carry metadata[refund_no], those made in
+ * the Dashboard do not. */
+pg_err stripe_refund_list(const stripe_client_t *c, arena_t *a, const char *payment_intent, stripe_refund_t *out,
+                          size_t cap, size_t *n, stripe_error_t *e, buf_t *err);
+
+typedef struct stripe_intent {
+    const char *id;                /* pi_... */
+    const char *status;
+    const char *payment_no;        /* metadata[payment_no] (payment_intent_data of our session) */
+    const char *currency;
+    int64_t amount;                /* minor units; -1 when absent */
+} stripe_intent_t;
+
+/* GET /v1/payment_intents/{id}: whose payment it is (a refund made in the
+ * Dashboard names only the payment intent). */
+pg_err stripe_intent_retrieve(const stripe_client_t *c, arena_t *a, const char *payment_intent,
+                              stripe_intent_t *out, stripe_error_t *e, buf_t *err);
+
 /* The balance transactions created in [from, to) as bill rows (bill.h),
  * paged through with starting_after (expand[]=data.source.payment_intent):
  * type charge/payment -> a payment row (out_trade_no the payment intent's
@@ -176,6 +195,9 @@ typedef struct stripe_event {
     stripe_session_t session;          /* the checkout.session.* kinds */
     stripe_refund_t refund;            /* STRIPE_EVENT_REFUND */
     const char *charge_payment_intent; /* STRIPE_EVENT_CHARGE_REFUNDED */
+    const char *charge_currency;
+    int64_t charge_amount;             /* minor units; -1 when absent */
+    int64_t charge_amount_refunded;    /* all refunds so far, whoever made them; -1 when absent */
 } stripe_event_t;
 
 /* Parses a verified event body (JSON object, duplicate keys refused).

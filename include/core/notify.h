@@ -27,6 +27,8 @@ typedef struct payment_event {
     bool refund_abnormal;        /* PAY_EVENT_REFUND: WeChat CHANGE (neither failed nor succeeded) */
     int64_t refund_fen;          /* PAY_EVENT_REFUND: this refund's amount, 0 = not given */
     const char *provider_refund_no;
+    bool refund_by_provider;     /* PAY_EVENT_REFUND: made at the provider (Stripe Dashboard), not by us:
+                                  * recorded once under provider_refund_no */
     const char *kind_name;       /* notifications.kind: NULL = "payment"/"refund" */
     const char *raw_body;
     size_t raw_len;

@@ -2,6 +2,7 @@
  * formats; no floating point. */
 #ifndef MONEY_H
 #define MONEY_H
+#include <stdbool.h>
 #include <stdint.h>
 #include "pg_err.h"
 
@@ -17,6 +18,9 @@ pg_err money_parse_yuan(const char *s, int64_t max_fen, int64_t *out_fen);
 pg_err money_parse_fen(const char *s, int64_t max_fen, int64_t *out_fen);
 /* 9900 -> "99.00"; negative values get a leading '-'. */
 void   money_format_yuan(int64_t fen, char out[MONEY_YUAN_BUFSZ]);
+/* True for currencies without a minor unit (jpy, krw, ...: Stripe's list):
+ * amounts in them are whole units. currency is a lowercase ISO code. */
+bool   money_zero_decimal(const char *currency);
 /* round_half_up(amount_fen * rate_bp / 10000), amount_fen >= 0, rate_bp >= 0. */
 int64_t money_fee_fen(int64_t amount_fen, int64_t rate_bp);
 

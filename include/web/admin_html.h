@@ -24,6 +24,7 @@ typedef struct admin_page {
     const char *csrf;          /* the session's token (forms) */
     bool can_act;              /* operator or owner: action forms shown */
     bool is_owner;
+    const char *currency;      /* the amounts' currency (lowercase ISO code), NULL: yuan */
 } admin_page_t;
 
 /* The console's headers: CSP without script, frame denial, no referrer. */

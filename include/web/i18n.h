@@ -256,6 +256,10 @@ i18n_locale_t i18n_negotiate(i18n_locale_t dflt, const char *accept_language);
 pg_err i18n_append_html(buf_t *b, i18n_locale_t loc, i18n_msg_t id, const char *arg);
 /* "¥99.00" (both locales: the amount is in yuan). */
 pg_err i18n_append_amount(buf_t *b, int64_t fen);
+/* An amount in minor units of currency (lowercase ISO code; NULL or "cny":
+ * yuan as above): its symbol ("US$", "€", "JP¥", ...) or upper-case code,
+ * and no decimals for a zero-decimal currency ("JP¥9900", "₩15000"). */
+pg_err i18n_append_amount_in(buf_t *b, int64_t minor, const char *currency);
 /* A UTC time "YYYY-MM-DDTHH:MM:SSZ" for people: zh-CN in Beijing time
  * (UTC+8, no DST) "2026-01-02 08:30 (北京时间)", en "2026-01-02 00:30 UTC".
  * PG_ERR_BAD_INPUT (nothing appended) when ISO does not parse. */

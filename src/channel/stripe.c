@@ -1,5 +1,6 @@
 /* stripe: the Stripe API protocol adapter. See include/channel/stripe.h. */
 #include "stripe.h"
+#include "money.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -46,9 +47,6 @@ pg_err stripe_form_encode(const kv_list_t *form, buf_t *out)
 /* ---------------------------------------------------------------------- */
 /* money */
 
-static const char *const ZERO_DECIMAL[] = { "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga",
-                                            "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf", NULL };
-
 /* Stripe's published minimum charge amounts (minor units). */
 static const struct { const char *currency; int64_t min; } MINIMUMS[] = {
     { "usd", 50 }, { "aed", 200 }, { "aud", 50 }, { "bgn", 100 }, { "brl", 50 }, { "cad", 50 },
@@ -71,11 +69,7 @@ bool stripe_currency_valid(const char *currency)
 
 bool stripe_currency_zero_decimal(const char *currency)
 {
-    for (size_t i = 0; currency && ZERO_DECIMAL[i]; i++) {
-        if (!strcmp(ZERO_DECIMAL[i], currency))
-            return true;
-    }
-    return false;
+    return money_zero_decimal(currency);
 }
 
 int64_t stripe_currency_min_amount(const char *currency)
@@ -244,6 +238,8 @@ static const char *operation_of(bool post, const char *path)
     }
     if (!strncmp(path, "/v1/refunds", 11))
         return post ? "stripe.refund.create" : "stripe.refund.list";
+    if (!strncmp(path, "/v1/payment_intents", 19))
+        return "stripe.intent.retrieve";
     return "other";
 }
 
@@ -450,14 +446,37 @@ pg_err stripe_refund_create(const stripe_client_t *c, arena_t *a, const stripe_r
     return rc;
 }
 
+/* What a walk through a payment intent's refunds is after: one refund by
+ * our number (refund_no set), or all of them (list, up to cap). */
+typedef struct refund_walk {
+    const char *refund_no;
+    stripe_refund_t *out;
+    bool *found;
+    stripe_refund_t *list;
+    size_t cap, n;
+} refund_walk_t;
+
+static void refund_take(refund_walk_t *w, const stripe_refund_t *r)
+{
+    if (!w->refund_no) {
+        if (w->n < w->cap)
+            w->list[w->n++] = *r;
+        return;
+    }
+    if (r->refund_no && !strcmp(r->refund_no, w->refund_no) && !*w->found) {
+        *w->out = *r;
+        *w->found = true;
+    }
+}
+
 /* One page of the payment intent's refunds; *last is the page's last id. */
 static pg_err refund_page(const stripe_client_t *c, arena_t *a, const char *payment_intent, const char *after,
-                          const char *refund_no, stripe_refund_t *out, bool *found, const char **last,
-                          bool *more, stripe_error_t *e, buf_t *err)
+                          refund_walk_t *w, const char **last, bool *more, stripe_error_t *e, buf_t *err)
 {
     kv_list_t q;
     json_t *root = NULL, *data, *item;
     size_t i;
+    bool listed;
     pg_err rc;
     kv_init(&q, a);
     kv_add(&q, "payment_intent", payment_intent);
@@ -468,6 +487,7 @@ static pg_err refund_page(const stripe_client_t *c, arena_t *a, const char *paym
     if (rc != PG_OK)
         return rc;
     data = json_object_get(root, "data");
+    listed = json_is_array(data);
     *more = json_is_true(json_object_get(root, "has_more"));
     *last = NULL;
     json_array_foreach(data, i, item) {
@@ -475,36 +495,78 @@ static pg_err refund_page(const stripe_client_t *c, arena_t *a, const char *paym
         if (refund_from_json(a, item, &r) != PG_OK)
             continue;
         *last = r.id;
-        if (r.refund_no && !strcmp(r.refund_no, refund_no) && !*found) {
-            *out = r;
-            *found = true;
-        }
+        refund_take(w, &r);
     }
-    json_decref(root);
-    if (!json_is_array(data) && rc == PG_OK) {
+    json_decref(root);   /* data is gone with it */
+    if (!listed) {
         buf_set_error(err, "stripe: refund list without data");
         return PG_ERR_UPSTREAM;
     }
     return PG_OK;
 }
 
-pg_err stripe_refund_find(const stripe_client_t *c, arena_t *a, const char *payment_intent,
-                          const char *refund_no, stripe_refund_t *out, bool *found, stripe_error_t *e,
-                          buf_t *err)
+static pg_err refund_walk(const stripe_client_t *c, arena_t *a, const char *payment_intent, refund_walk_t *w,
+                          stripe_error_t *e, buf_t *err)
 {
     const char *after = NULL;
-    bool more = true;
+    bool more = true, none = false;
     pg_err rc = PG_OK;
-    *found = false;
-    memset(out, 0, sizeof *out);
+    bool *found = w->found ? w->found : &none;
     for (int page = 0; page < 50 && more && !*found && rc == PG_OK; page++) {
         const char *last = NULL;
-        rc = refund_page(c, a, payment_intent, after, refund_no, out, found, &last, &more, e, err);
+        rc = refund_page(c, a, payment_intent, after, w, &last, &more, e, err);
         if (!last)
             break;
         after = last;
     }
     return rc;
+}
+
+pg_err stripe_refund_find(const stripe_client_t *c, arena_t *a, const char *payment_intent,
+                          const char *refund_no, stripe_refund_t *out, bool *found, stripe_error_t *e,
+                          buf_t *err)
+{
+    refund_walk_t w = { refund_no, out, found, NULL, 0, 0 };
+    *found = false;
+    memset(out, 0, sizeof *out);
+    return refund_walk(c, a, payment_intent, &w, e, err);
+}
+
+pg_err stripe_refund_list(const stripe_client_t *c, arena_t *a, const char *payment_intent, stripe_refund_t *out,
+                          size_t cap, size_t *n, stripe_error_t *e, buf_t *err)
+{
+    refund_walk_t w = { NULL, NULL, NULL, out, cap, 0 };
+    pg_err rc = refund_walk(c, a, payment_intent, &w, e, err);
+    *n = w.n;
+    return rc;
+}
+
+pg_err stripe_intent_retrieve(const stripe_client_t *c, arena_t *a, const char *payment_intent,
+                              stripe_intent_t *out, stripe_error_t *e, buf_t *err)
+{
+    json_t *root = NULL, *meta;
+    pg_err rc;
+    memset(out, 0, sizeof *out);
+    if (!safe_id(payment_intent)) {
+        buf_set_error(err, "stripe: not a payment intent id");
+        return PG_ERR_BAD_INPUT;
+    }
+    rc = call_object(c, a, "GET", arena_printf(a, "/v1/payment_intents/%s", payment_intent), NULL, NULL, &root, e,
+                     err);
+    if (rc != PG_OK)
+        return rc;
+    meta = json_object_get(root, "metadata");
+    out->id = jstr(a, root, "id");
+    out->status = jstr(a, root, "status");
+    out->currency = jstr(a, root, "currency");
+    out->amount = jint(root, "amount");
+    out->payment_no = json_is_object(meta) ? jstr(a, meta, "payment_no") : NULL;
+    json_decref(root);
+    if (!out->id || strcmp(out->id, payment_intent)) {
+        buf_set_error(err, "stripe: GET /v1/payment_intents did not answer with the payment intent");
+        return PG_ERR_UPSTREAM;
+    }
+    return PG_OK;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -659,6 +721,9 @@ static pg_err event_object(arena_t *a, json_t *obj, stripe_event_t *out, buf_t *
             return PG_ERR_BAD_INPUT;
         }
         out->charge_payment_intent = jid(a, obj, "payment_intent");
+        out->charge_currency = jstr(a, obj, "currency");
+        out->charge_amount = jint(obj, "amount");
+        out->charge_amount_refunded = jint(obj, "amount_refunded");
         return PG_OK;
     case STRIPE_EVENT_REFUND:
         if (refund_from_json(a, obj, &out->refund) != PG_OK) {

@@ -83,6 +83,69 @@ static pg_err apply_paid(pg_app_t *app, arena_t *a, const payment_event_t *ev, c
     return rc;
 }
 
+/* What is already taken of payment p: its refunds that did not fail, and
+ * whether provider_refund_no is one of them (by its key, or as the provider's
+ * number of a refund we made). */
+static pg_err provider_refund_seen(pg_app_t *app, arena_t *a, const payment_t *p, const char *provider_refund_no,
+                                   int64_t *taken, bool *seen, const char **anomaly)
+{
+    db_val_t q[] = { DB_S(provider_refund_no), DB_S(provider_refund_no), DB_I(p->id), DB_I(p->id), DB_I(p->id) };
+    db_result_t r;
+    pg_err rc = db_query(app->db, a,
+                         "SELECT (SELECT COUNT(*) FROM refunds WHERE (refund_no = ? OR provider_refund_no = ?)"
+                         " AND payment_id = ?) AS seen,"
+                         " (SELECT COALESCE(SUM(amount_fen), 0) FROM refunds WHERE payment_id = ?"
+                         " AND status <> 'FAILED' AND reversed_at IS NULL) AS taken,"
+                         " (SELECT anomaly FROM payments WHERE id = ?) AS anomaly",
+                         q, 5, &r);
+    if (rc != PG_OK)
+        return rc;
+    *seen = db_cell_i64(&r, 0, "seen") > 0;
+    *taken = db_cell_i64(&r, 0, "taken");
+    *anomaly = db_cell(&r, 0, "anomaly");
+    return PG_OK;
+}
+
+/* A refund the provider made on its own (a Stripe Dashboard refund): a
+ * refund row keyed by the provider's refund id, then the same bookkeeping
+ * as ours (ledger, refunded_fen, REFUNDED and revocation when full,
+ * order.refunded). Seen before (by that key, or as the provider's number
+ * of one of ours): a duplicate. More than what is left of the payment: an
+ * anomaly, logged and kept, nothing applied. The payment row is locked. */
+static pg_err apply_provider_refund(pg_app_t *app, arena_t *a, const payment_event_t *ev, const payment_t *p,
+                                    notify_result_t *res)
+{
+    const char *key = ev->provider_refund_no, *anomaly = NULL;
+    int64_t taken = 0;
+    bool seen = false, changed = false;
+    pg_err rc;
+    if (!key || !*key || strlen(key) > 32 || ev->refund_fen <= 0) {
+        set_outcome(res, false, "mismatch", "provider refund without a usable id or amount");
+        return PG_ERR_MISMATCH;
+    }
+    rc = provider_refund_seen(app, a, p, key, &taken, &seen, &anomaly);
+    if (rc != PG_OK)
+        return rc;
+    if (seen) {
+        set_outcome(res, true, "duplicate", "refund already recorded");
+        return PG_OK;
+    }
+    if (strcmp(p->status, "PAID") || taken + ev->refund_fen > p->amount_fen) {
+        log_msg(LOG_ERROR, "%s refund %s of payment %s (%lld) is more than is left of it (%lld of %lld taken, %s): "
+                "not applied, check it in the provider's dashboard", ev->channel, key, p->payment_no,
+                (long long)ev->refund_fen, (long long)taken, (long long)p->amount_fen, p->status);
+        set_outcome(res, true, "amount_mismatch", "anomaly: provider refund beyond what was paid, not applied");
+        return PG_OK;
+    }
+    rc = store_refund_insert(app->db, key, p->order_id, p->id, ev->refund_fen, "refunded at the provider",
+                             anomaly && *anomaly ? "auto" : "merchant", NULL, NULL);
+    if (rc == PG_OK)
+        rc = refund_apply_in_tx(app, a, key, true, key, NULL, &changed);
+    if (rc == PG_OK)
+        set_outcome(res, true, changed ? "accepted" : "duplicate", "refunded at the provider");
+    return rc;
+}
+
 static pg_err apply_refund(pg_app_t *app, arena_t *a, const payment_event_t *ev, notify_result_t *res)
 {
     bool changed = false;
@@ -151,7 +214,8 @@ static pg_err apply_in_tx(db_t *db, void *arg)
                     order_closed ? "payment and order closed" : "payment closed");
         break;
     case PAY_EVENT_REFUND:
-        rc = apply_refund(c->app, c->a, ev, res);
+        rc = ev->refund_by_provider ? apply_provider_refund(c->app, c->a, ev, &p, res)
+                                    : apply_refund(c->app, c->a, ev, res);
         break;
     }
     if (rc != PG_OK)
@@ -675,17 +739,79 @@ static const char *stripe_session_event(const pg_app_t *app, const stripe_event_
     return NULL;
 }
 
-/* A refund event: ours only when it carries our refund and payment numbers.
- * *ignore says why it changes nothing. */
-static const char *stripe_refund_event(const pg_app_t *app, const stripe_event_t *se, payment_event_t *ev,
+/* Stripe could not be asked (timeout, 5xx): answer failure, Stripe sends
+ * the event again. */
+static const char STRIPE_ASK_LATER[] = "stripe: the payment intent could not be read, try again later";
+
+/* Whose payment a payment intent is: metadata[payment_no] (set by our
+ * session), read back from Stripe. NULL with *problem when not ours, or
+ * STRIPE_ASK_LATER when Stripe did not answer. */
+static const char *stripe_intent_payment(pg_app_t *app, arena_t *a, const char *pi, const char *hint,
+                                         int64_t *amount, const char **problem)
+{
+    stripe_intent_t in;
+    stripe_error_t e;
+    buf_t err;
+    pg_err rc;
+    buf_init(&err, a);
+    *problem = NULL;
+    if (!pi) {
+        *problem = "refund without a payment intent";
+        return NULL;
+    }
+    rc = stripe_intent_retrieve(&app->stripe, a, pi, &in, &e, &err);
+    if (rc != PG_OK) {
+        *problem = rc == PG_ERR_NOT_FOUND || rc == PG_ERR_BAD_INPUT ? "payment intent unknown to Stripe"
+                                                                    : STRIPE_ASK_LATER;
+        if (*problem == STRIPE_ASK_LATER)
+            log_msg(LOG_WARN, "stripe: payment intent %s not read: %s", pi, err.len ? err.data : pg_err_name(rc));
+        return NULL;
+    }
+    if (!in.payment_no || (hint && strcmp(hint, in.payment_no)) || !in.currency ||
+        strcmp(in.currency, app->cfg->stripe.currency)) {
+        *problem = "payment intent not made by paygate (or in another currency)";
+        return NULL;
+    }
+    *amount = in.amount;
+    return in.payment_no;
+}
+
+/* A refund Stripe made without our numbers (the Dashboard): recorded under
+ * its id once it succeeded. */
+static const char *stripe_provider_refund(pg_app_t *app, arena_t *a, const stripe_refund_t *r, payment_event_t *ev,
+                                          const char **ignore)
+{
+    const char *problem = NULL;
+    if (strcmp(r->status, "succeeded")) {
+        *ignore = "refund made outside paygate, not (yet) succeeded";
+        return NULL;
+    }
+    if (!r->currency || strcmp(r->currency, app->cfg->stripe.currency) || r->amount <= 0)
+        return "refund in another currency or without its amount";
+    ev->payment_no = stripe_intent_payment(app, a, r->payment_intent, r->payment_no, &ev->amount_fen, &problem);
+    if (!ev->payment_no) {
+        if (problem == STRIPE_ASK_LATER)
+            return problem;
+        *ignore = problem;
+        return NULL;
+    }
+    ev->kind = PAY_EVENT_REFUND;
+    ev->refund_fen = r->amount;
+    ev->refund_succeeded = true;
+    ev->provider_refund_no = r->id;
+    ev->refund_by_provider = true;
+    return NULL;
+}
+
+/* A refund event: ours when it carries our refund and payment numbers;
+ * otherwise made at Stripe. *ignore says why it changes nothing. */
+static const char *stripe_refund_event(pg_app_t *app, arena_t *a, const stripe_event_t *se, payment_event_t *ev,
                                        const char **ignore)
 {
     const stripe_refund_t *r = &se->refund;
     *ignore = NULL;
-    if (!r->refund_no || !r->payment_no) {
-        *ignore = "refund not made through paygate";
-        return NULL;
-    }
+    if (!r->refund_no || !r->payment_no)
+        return stripe_provider_refund(app, a, r, ev, ignore);
     if (!r->currency || strcmp(r->currency, app->cfg->stripe.currency) || r->payment_amount < 0 || r->amount < 0)
         return "refund in another currency or without its amounts";
     if (!strcmp(r->status, "pending") || !strcmp(r->status, "requires_action")) {
@@ -700,6 +826,73 @@ static const char *stripe_refund_event(const pg_app_t *app, const stripe_event_t
     ev->refund_succeeded = !strcmp(r->status, "succeeded");
     ev->provider_refund_no = r->id;
     return NULL;
+}
+
+#define STRIPE_REFUNDS_MAX 100
+
+/* charge.refunded names no refund (the charge's refunds list is not sent
+ * since API 2022-11-15): the payment intent's refunds are read back, and
+ * each succeeded one made outside paygate is applied as its own event (ours
+ * come with their refund_no and are recorded through the refund API and
+ * refund.* events). More refunded than charged: an anomaly. */
+static void stripe_charge_refunded(pg_app_t *app, arena_t *a, const char *source, const stripe_event_t *se,
+                                   const char *body, size_t len, notify_result_t *res)
+{
+    stripe_refund_t *list = arena_alloc(a, STRIPE_REFUNDS_MAX * sizeof *list);
+    const char *problem = NULL, *ignore = "charge.refunded: every refund of it was made through paygate";
+    stripe_error_t e;
+    buf_t err;
+    size_t n = 0;
+    int64_t paid = -1;
+    const char *payment_no;
+    buf_init(&err, a);
+    if (!se->charge_currency || strcmp(se->charge_currency, app->cfg->stripe.currency) ||
+        se->charge_amount < 0 || se->charge_amount_refunded < 0 || se->charge_amount_refunded > se->charge_amount) {
+        reject(app, a, source, "stripe", body, len, NULL, "amount_mismatch",
+               "anomaly: charge in another currency or refunded beyond its amount", res);
+        return;
+    }
+    payment_no = stripe_intent_payment(app, a, se->charge_payment_intent, NULL, &paid, &problem);
+    if (problem == STRIPE_ASK_LATER) {
+        set_outcome(res, false, NULL, problem);
+        res->retry_later = true;
+        return;
+    }
+    if (!payment_no) {
+        stripe_ignore(app, se, source, NULL, body, len, problem, res);
+        return;
+    }
+    if (!list || stripe_refund_list(&app->stripe, a, se->charge_payment_intent, list, STRIPE_REFUNDS_MAX, &n, &e,
+                                    &err) != PG_OK) {
+        set_outcome(res, false, NULL, "stripe: the charge's refunds could not be read");
+        res->retry_later = true;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        payment_event_t ev;
+        const char *skip = NULL;
+        if (list[i].refund_no && list[i].payment_no)
+            continue;
+        memset(&ev, 0, sizeof ev);
+        ev.channel = "stripe";
+        ev.notify_id = se->id;
+        ev.raw_body = body;
+        ev.raw_len = len;
+        ev.source = source;
+        problem = stripe_provider_refund(app, a, &list[i], &ev, &skip);
+        if (problem == STRIPE_ASK_LATER) {
+            set_outcome(res, false, NULL, problem);
+            res->retry_later = true;
+            return;
+        }
+        if (problem || skip)
+            continue;
+        if (notify_apply(app, a, &ev, res) != PG_OK || !res->ack)
+            return;
+        ignore = NULL;
+    }
+    if (ignore)
+        stripe_ignore(app, se, source, payment_no, body, len, ignore, res);
 }
 
 /* Connect events name another account; a test-mode event must not move a
@@ -737,14 +930,19 @@ static void stripe_dispatch(pg_app_t *app, arena_t *a, const char *source, const
             problem = stripe_session_event(app, se, &ev);
         break;
     case STRIPE_EVENT_REFUND:
-        problem = stripe_refund_event(app, se, &ev, &ignore);
+        problem = stripe_refund_event(app, a, se, &ev, &ignore);
         break;
     case STRIPE_EVENT_CHARGE_REFUNDED:
-        ignore = "charge.refunded: refunds are recorded from their refund.* events and the refund API";
-        break;
+        stripe_charge_refunded(app, a, source, se, body, len, res);
+        return;
     default:
         ignore = "event type not acted on";
         break;
+    }
+    if (problem == STRIPE_ASK_LATER) {
+        set_outcome(res, false, NULL, problem);
+        res->retry_later = true;
+        return;
     }
     if (problem) {
         reject(app, a, source, "stripe", body, len, ev.payment_no, "mismatch", problem, res);

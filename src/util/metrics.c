@@ -69,7 +69,7 @@ static const struct { const char *call; unsigned op; } OPERATION_CALLS[] = {
     { "bill_download", 5 },
     { "alipay.fund.trans.uni.transfer", 6 }, { "alipay.fund.trans.common.query", 7 },
     { "stripe.session.create", 0 }, { "stripe.session.retrieve", 1 }, { "stripe.session.expire", 2 },
-    { "stripe.refund.create", 3 }, { "stripe.refund.list", 4 },
+    { "stripe.refund.create", 3 }, { "stripe.refund.list", 4 }, { "stripe.intent.retrieve", 1 },
     { "/v3/pay/transactions/native", 0 }, { "/v3/pay/transactions/jsapi", 0 }, { "/v3/pay/transactions/h5", 0 },
     { "/v3/pay/transactions/out-trade-no", 1 }, { "/v3/pay/transactions/out-trade-no/close", 2 },
     { "/v3/refund/domestic/refunds", 3 }, { "/v3/refund/domestic/refunds/query", 4 },

@@ -116,3 +116,15 @@ int64_t money_fee_fen(int64_t amount_fen, int64_t rate_bp)
         return INT64_MAX;   /* saturate: no real amount gets here */
     return sum;
 }
+
+static const char *const ZERO_DECIMAL[] = { "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga",
+                                            "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf", NULL };
+
+bool money_zero_decimal(const char *currency)
+{
+    for (size_t i = 0; currency && ZERO_DECIMAL[i]; i++) {
+        if (!strcmp(ZERO_DECIMAL[i], currency))
+            return true;
+    }
+    return false;
+}

@@ -71,7 +71,7 @@ void admin_html_msg(admin_page_t *p, i18n_msg_t id, const char *arg)
 
 void admin_html_amount(admin_page_t *p, int64_t fen)
 {
-    i18n_append_amount(p->b, fen);
+    i18n_append_amount_in(p->b, fen, p->currency);
 }
 
 void admin_html_time(admin_page_t *p, const char *iso)

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <string.h>
+#include "money.h"
 
 #define ACCEPT_LANGUAGE_MAX_LEN 512
 #define ACCEPT_LANGUAGE_MAX_ENTRIES 32
@@ -225,6 +226,34 @@ pg_err i18n_append_html(buf_t *b, i18n_locale_t loc, i18n_msg_t id, const char *
     if (rc == PG_OK)
         rc = buf_append_html(b, hole + 2);
     return rc;
+}
+
+static const struct { const char *code; const char *symbol; } CURRENCY_SYMBOLS[] = {
+    { "cny", "\xc2\xa5" }, { "usd", "US$" }, { "eur", "\xe2\x82\xac" }, { "gbp", "\xc2\xa3" },
+    { "jpy", "JP\xc2\xa5" }, { "krw", "\xe2\x82\xa9" }, { "hkd", "HK$" }, { "sgd", "S$" },
+    { "aud", "A$" }, { "cad", "CA$" },
+};
+
+pg_err i18n_append_amount_in(buf_t *b, int64_t minor, const char *currency)
+{
+    uint64_t mag = minor < 0 ? (uint64_t)0 - (uint64_t)minor : (uint64_t)minor;
+    const char *symbol = NULL;
+    char code[4] = "";
+    if (!currency || !strcmp(currency, "cny"))
+        return i18n_append_amount(b, minor);
+    for (size_t i = 0; i < sizeof CURRENCY_SYMBOLS / sizeof CURRENCY_SYMBOLS[0]; i++) {
+        if (!strcmp(CURRENCY_SYMBOLS[i].code, currency))
+            symbol = CURRENCY_SYMBOLS[i].symbol;
+    }
+    if (!symbol) {   /* "CHF 12.50": the code, upper case */
+        for (size_t i = 0; i < 3 && currency[i]; i++)
+            code[i] = (char)(currency[i] >= 'a' && currency[i] <= 'z' ? currency[i] - 'a' + 'A' : '?');
+        symbol = code;
+    }
+    buf_printf(b, "%s%s%s", minor < 0 ? "-" : "", symbol, symbol == code ? " " : "");
+    if (money_zero_decimal(currency))
+        return buf_printf(b, "%llu", (unsigned long long)mag);
+    return buf_printf(b, "%llu.%02llu", (unsigned long long)(mag / 100), (unsigned long long)(mag % 100));
 }
 
 pg_err i18n_append_amount(buf_t *b, int64_t fen)

@@ -312,6 +312,140 @@ def test_pending_refund_completed_by_its_event(harness, sst):
     assert harness.order(c["order_no"])["status"] == "PARTIALLY_REFUNDED"
 
 
+def dashboard_refund(harness, payment_no, **kw):
+    r = harness.sandbox_post("/_sandbox/stripe/dashboard_refund", dict(kw, payment_no=payment_no))
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def refunds_of(harness, c):
+    return harness.query("SELECT r.refund_no, r.provider_refund_no, r.amount_fen, r.status, r.kind FROM refunds r "
+                         "JOIN orders o ON o.id = r.order_id WHERE o.order_no=%s ORDER BY r.id", c["order_no"])
+
+
+def refunded_webhooks(harness, c):
+    return harness.query("SELECT id FROM webhook_events WHERE order_no=%s AND type='order.refunded'", c["order_no"])
+
+
+def entitlement(harness, c):
+    return harness.query("SELECT e.status FROM entitlements e JOIN orders o ON o.id = e.order_id "
+                         "WHERE o.order_no=%s", c["order_no"])[0]["status"]
+
+
+def test_dashboard_refund_recorded_once(harness, sst):
+    """A full refund made in the Stripe Dashboard (no refund number of ours):
+    refund.created, charge.refunded and refund.updated all name it; it is
+    recorded once under Stripe's refund id, the order REFUNDED, the
+    entitlement revoked, one order.refunded; a redelivery changes nothing."""
+    c = paid(harness, sst)
+    d = dashboard_refund(harness, c["payment_no"])
+    assert len(d["event_ids"]) == 3
+    harness.wait_order_status(sst, c["order_no"], "REFUNDED")
+    wait_for(lambda: len([n for n in stripe_notifications(harness, c["payment_no"])
+                          if n["notify_id"] in d["event_ids"]]) >= 3, 20, "the three events recorded")
+    rows = refunds_of(harness, c)
+    assert [(x["refund_no"], x["provider_refund_no"], x["amount_fen"], x["status"]) for x in rows] == [
+        (d["id"], d["id"], 9900, "SUCCEEDED")], rows
+    assert harness.order(c["order_no"])["refunded_fen"] == 9900
+    assert entitlement(harness, c) == "REVOKED"
+    assert len(refunded_webhooks(harness, c)) == 1
+    ledger = harness.query("SELECT COUNT(*) AS n FROM ledger_entries WHERE txn_id=%s", "refund:" + d["id"])[0]["n"]
+    assert ledger > 0
+    for evt in d["event_ids"]:
+        assert resend(harness, evt) == [True]
+    assert len(refunds_of(harness, c)) == 1 and len(refunded_webhooks(harness, c)) == 1
+    assert harness.query("SELECT COUNT(*) AS n FROM ledger_entries WHERE txn_id=%s",
+                         "refund:" + d["id"])[0]["n"] == ledger
+    outcomes = [n["outcome"] for n in stripe_notifications(harness, c["payment_no"]) if n["notify_id"] in d["event_ids"]]
+    assert outcomes.count("accepted") == 1, outcomes
+
+
+@pytest.mark.parametrize("first", ["refund.updated", "charge.refunded"])
+def test_dashboard_partial_refund_reordered_events(harness, sst, first):
+    """The events of a partial Dashboard refund delivered late and in another
+    order (and twice): recorded once, PARTIALLY_REFUNDED, entitlement kept."""
+    c = paid(harness, sst)
+    d = dashboard_refund(harness, c["payment_no"], amount=2500, deliver=False)
+    by_type = {e["type"]: e["id"] for e in events(harness) if e["id"] in d["event_ids"]}
+    order = [first] + [t for t in ("charge.refunded", "refund.updated", "refund.created") if t != first]
+    for t in order + order:
+        assert resend(harness, by_type[t]) == [True]
+    rows = refunds_of(harness, c)
+    assert [(x["refund_no"], x["amount_fen"], x["status"]) for x in rows] == [(d["id"], 2500, "SUCCEEDED")], rows
+    o = harness.order(c["order_no"])
+    assert (o["status"], o["refunded_fen"]) == ("PARTIALLY_REFUNDED", 2500)
+    assert entitlement(harness, c) == "ACTIVE"
+    assert len(refunded_webhooks(harness, c)) == 1
+
+
+def test_dashboard_refund_while_stripe_api_fails_is_answered_5xx_then_recorded(harness, sst):
+    """The payment intent cannot be read (Stripe 5xx): the event is not
+    acknowledged (Stripe sends it again), nothing recorded; the redelivery is."""
+    c = paid(harness, sst)
+    d = dashboard_refund(harness, c["payment_no"], amount=700, deliver=False)
+    with faults(harness, http_5xx=True):
+        assert resend(harness, d["event_ids"][0]) == [False]
+    assert refunds_of(harness, c) == []
+    assert resend(harness, d["event_ids"][0]) == [True]
+    assert [(x["refund_no"], x["amount_fen"]) for x in refunds_of(harness, c)] == [(d["id"], 700)]
+
+
+def test_dashboard_refund_pending_recorded_when_it_succeeds(harness, sst):
+    c = paid(harness, sst)
+    d = dashboard_refund(harness, c["payment_no"], amount=1000, pending=True)
+    wait_for(lambda: harness.query("SELECT outcome FROM notifications WHERE notify_id=%s", d["event_ids"][0]),
+             20, "refund.created recorded")
+    assert [x["outcome"] for x in harness.query("SELECT outcome FROM notifications WHERE notify_id=%s",
+                                                 d["event_ids"][0])] == ["ignored"]
+    assert refunds_of(harness, c) == []
+    r = harness.sandbox_post("/_sandbox/stripe/refund_resolve", {"refund_id": d["id"], "status": "succeeded"})
+    assert r.status_code == 200, r.text
+    wait_for(lambda: harness.order(c["order_no"])["refunded_fen"] == 1000, 20, "refund recorded")
+    assert [x["refund_no"] for x in refunds_of(harness, c)] == [d["id"]]
+
+
+def test_own_refund_and_dashboard_refund_each_once(harness, sst):
+    """Our API refund (its charge.refunded lists it with our refund number:
+    not doubled), then a Dashboard refund of the rest: 9900 in all."""
+    c = paid(harness, sst)
+    r = refund_api(sst, c["order_no"], amount_fen="4000")
+    ours = r.json()["refund_no"]
+    wait_refund(harness, ours)
+    wait_for(lambda: len(stripe_notifications(harness, c["payment_no"])) >= 3, 20,
+             "completed, then our refund's refund.created and charge.refunded")
+    assert harness.order(c["order_no"])["refunded_fen"] == 4000
+    assert len(refunds_of(harness, c)) == 1
+    d = dashboard_refund(harness, c["payment_no"])
+    harness.wait_order_status(sst, c["order_no"], "REFUNDED")
+    wait_for(lambda: len([n for n in stripe_notifications(harness, c["payment_no"])
+                          if n["notify_id"] in d["event_ids"]]) >= 3, 20, "the three events recorded")
+    for e in events(harness, "charge.refunded"):
+        if e["data"]["object"]["payment_intent"] == d["payment_intent"]:
+            assert resend(harness, e["id"]) == [True]
+    rows = refunds_of(harness, c)
+    assert sorted((x["refund_no"], x["amount_fen"]) for x in rows) == sorted([(ours, 4000), (d["id"], 5900)])
+    assert harness.order(c["order_no"])["refunded_fen"] == 9900
+    assert len(refunded_webhooks(harness, c)) == 2
+
+
+def test_refund_beyond_what_was_paid_is_an_anomaly(harness, sst):
+    """A (signed) refund event for more than is left of the payment: kept as
+    an anomaly, acknowledged, nothing applied."""
+    c = paid(harness, sst)
+    pi = session_of(harness, c["payment_no"])["payment_intent"]
+    r = refund_api(sst, c["order_no"], amount_fen="5000")
+    wait_refund(harness, r.json()["refund_no"])
+    wait_for(lambda: len(stripe_notifications(harness, c["payment_no"])) >= 3, 20,
+             "completed, then our refund's refund.created and charge.refunded")
+    refund = {"id": "re_over" + sst.kind.replace("-", "")[:10], "object": "refund", "amount": 5000,
+              "currency": "cny", "payment_intent": pi, "status": "succeeded", "metadata": {}}
+    with Unchanged(harness) as u:
+        resp = signed_post(harness, sst, event_body("refund.updated", refund))
+        assert resp.status_code == 200, resp.text
+    assert [n["outcome"] for n in stripe_notifications(harness, c["payment_no"])][-1] == "amount_mismatch"
+    assert harness.order(c["order_no"])["refunded_fen"] == 5000
+
+
 # ------------------------------------------------- query, sync, close, expiry
 
 def test_lost_webhook_recovered_by_sync(harness, sst, stripe_cli):
@@ -545,3 +679,37 @@ def test_reconciliation_books_actual_fees_and_finds_each_discrepancy(harness, ss
     harness.ctl("reconcile", "--channel", "stripe", "--date", beijing_today(), config=stripe_cli, check=False)
     assert harness.query("SELECT COUNT(*) AS n FROM ledger_entries WHERE txn_id LIKE 'feeadj:%%'")[0]["n"] == adjustments
     assert fee_entries(harness, "pay:" + good["payment_no"], "feeadj:p:" + good["payment_no"]) == -437
+
+
+# ------------------------------------------------------- zero-decimal currency
+
+@pytest.fixture(scope="module")
+def jpy_stack(harness):
+    """[stripe] currency = jpy: the shop's prices are yen (no minor unit)."""
+    ini = stripe_ini(harness).replace("currency = cny", "currency = jpy")
+    st = harness.new_stack("lighttpd", name="stripe-jpy", extra_ini=ini)
+    st.start()
+    yield st
+    st.stop()
+
+
+def test_zero_decimal_currency_shown_without_decimals(harness, jpy_stack):
+    """A card order in yen: the session is in jpy, and the buyer's page and
+    the console show JP¥9900, not ¥99.00."""
+    from test_admin import signed_in
+    st = jpy_stack
+    r = harness.sandbox_post("/_sandbox/stripe/endpoint", {"url": st.base_url + "/notify/stripe"})
+    assert r.status_code == 200, r.text
+    c = new_card_order(harness, st)
+    s = session_of(harness, c["payment_no"])
+    assert (s["currency"], s["amount_total"]) == ("jpy", 9900)
+    pay(harness, c["payment_no"])
+    harness.wait_order_status(st, c["order_no"], "PAID")
+    page = requests.get(st.base_url + "/return/stripe", params={"payment_no": c["payment_no"]}, timeout=TIMEOUT)
+    assert page.status_code == 200, page.text
+    assert '<strong id="amount">JP¥9900</strong>' in page.text, page.text[:3000]
+    assert "99.00" not in page.text
+    console, _ = signed_in(harness, st, "operator", lang="en")
+    o = console.get("/orders/%s" % c["order_no"])
+    assert o.status_code == 200
+    assert "JP¥9900" in o.text and "¥99.00" not in o.text

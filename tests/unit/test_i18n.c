@@ -130,6 +130,28 @@ static void test_i18n_amounts_and_escaped_arguments(void **state)
     i18n_append_amount(&b, 5);
     assert_string_equal(b.data, "¥0.05");
     buf_clear(&b);
+    /* per currency: zero-decimal ones without decimals, a symbol or the code */
+    i18n_append_amount_in(&b, 9900, NULL);
+    assert_string_equal(b.data, "¥99.00");
+    buf_clear(&b);
+    i18n_append_amount_in(&b, 9900, "jpy");
+    assert_string_equal(b.data, "JP¥9900");
+    buf_clear(&b);
+    i18n_append_amount_in(&b, 15000, "krw");
+    assert_string_equal(b.data, "₩15000");
+    buf_clear(&b);
+    i18n_append_amount_in(&b, 1250, "usd");
+    assert_string_equal(b.data, "US$12.50");
+    buf_clear(&b);
+    i18n_append_amount_in(&b, 1250, "chf");
+    assert_string_equal(b.data, "CHF 12.50");
+    buf_clear(&b);
+    i18n_append_amount_in(&b, 700, "xof");
+    assert_string_equal(b.data, "XOF 700");
+    buf_clear(&b);
+    i18n_append_amount_in(&b, -500, "jpy");
+    assert_string_equal(b.data, "-JP¥500");
+    buf_clear(&b);
     i18n_append_html(&b, EN, MSG_PAYABLE_UNTIL, "<b>&\"'");
     assert_string_equal(b.data, "Payable until &lt;b&gt;&amp;&quot;&#39;.");
     buf_clear(&b);
