@@ -159,6 +159,11 @@ FAULT_DEFAULTS = {
     "transfer_system_error": False,
     "transfer_dealing": 0,
     "transfer_other_out_biz_no": False,
+    # WeChat v3 merchant transfers (sandbox/wechat_v3_transfer.py).
+    "wx_transfer_timeout": False,
+    "wx_transfer_system_error": False,
+    "wx_transfer_processing": 0,
+    "wx_transfer_confirm": False,
     # Stripe: refunds answer status pending; POST /_sandbox/stripe/refund_resolve ends them.
     "stripe_refund_pending": False,
 }

@@ -41,6 +41,7 @@ from cryptography.x509.oid import NameOID
 import core
 from core import BEIJING, BadRequest, Response, beijing_now, json_response, log
 from wechat_gw import MD5, BizFail, ReturnFail, nonce, uuid_hex
+from wechat_v3_transfer import MchTransfers
 
 AUTH_SCHEMA = "WECHATPAY2-SHA256-RSA2048"
 CLOCK_SKEW = 300
@@ -158,6 +159,7 @@ class WechatV3Api:
         self.mode = mode
         core.ensure_key_pair(os.path.join(state_dir, PUBKEY_PRIVATE),
                              os.path.join(state_dir, PUBKEY_PUBLIC))
+        self.transfers = MchTransfers(self)
         ensure_platform_cert(state_dir)
         self.pubkey_private = _load_private(os.path.join(state_dir, PUBKEY_PRIVATE))
         self.platform_key = _load_private(os.path.join(state_dir, PLATFORM_KEY))
@@ -187,11 +189,12 @@ class WechatV3Api:
             ("GET|POST", base + r"/config", self.ctl_config),
             ("POST", base + r"/notify", self.ctl_notify),
             ("POST", base + r"/refund_notify", self.ctl_refund_notify),
-        ]
+        ] + self.transfers.routes()
 
     def reset(self):
-        """Trades live in the v2 provider, which resets them."""
+        """Trades live in the v2 provider, which resets them; transfers here."""
         self.bill_fault = None
+        self.transfers.reset()
 
     @staticmethod
     def knows(_out_trade_no):

@@ -26,7 +26,7 @@ pg_err store_payouts_create(db_t *db, const char *ymd, const char *start_date, c
                             int64_t min_fen, uint64_t *created, uint64_t *waiting);
 
 /* PENDING payouts nobody holds: id, payout_no, creator_id, amount_fen,
- * channel, sent, attempts, alipay_account, real_name. */
+ * channel, sent, attempts, alipay_account, real_name, wechat_openid. */
 pg_err store_payouts_due(db_t *db, arena_t *a, const char *ymd, db_result_t *out);
 
 /* Claims payout id for ttl_s seconds when it is PENDING, free (or its claim
@@ -37,6 +37,10 @@ pg_err store_payout_claim(db_t *db, int64_t id, int64_t attempts_seen, int ttl_s
 /* Gives a claimed PENDING payout back with reason (NULL keeps it);
  * not_sent = the provider certainly has no transfer for it. */
 pg_err store_payout_release(db_t *db, int64_t id, const char *reason, bool not_sent);
+
+/* Gives a claimed PENDING payout back while the payee must confirm the
+ * WeChat transfer: reason and package_info (NULL clears it) kept. */
+pg_err store_payout_wait_user(db_t *db, int64_t id, const char *reason, const char *package_info);
 
 /* Inside a transaction: locks payout id; *status gets PENDING/PAID/FAILED
  * (arena string), with payout_no, creator_id, channel, amount. */
@@ -55,7 +59,7 @@ pg_err store_payout_set_failed(db_t *db, int64_t id, const char *reason);
 pg_err store_payout_retry(db_t *db, const char *payout_no, uint64_t *changed);
 
 /* payout_no, creator_id, amount_fen, channel, status, reason,
- * provider_order_id, settle_date, paid_at; status NULL = all. */
+ * provider_order_id, package_info, settle_date, paid_at; status NULL = all. */
 pg_err store_payout_list(db_t *db, arena_t *a, const char *status, db_result_t *out);
 
 /* Payout totals per status between two settle dates (report). */

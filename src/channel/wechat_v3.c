@@ -1016,6 +1016,9 @@ static const char *metrics_call_name(const char *method, const char *path)
                                                              : "/v3/pay/transactions/out-trade-no";
     if (!strncmp(path, "/v3/refund/domestic/refunds", 27))
         return !strcmp(method, "GET") ? "/v3/refund/domestic/refunds/query" : "/v3/refund/domestic/refunds";
+    if (!strncmp(path, "/v3/fund-app/mch-transfer/transfer-bills", 40))
+        return !strcmp(method, "GET") ? "/v3/fund-app/mch-transfer/transfer-bills/query"
+                                      : "/v3/fund-app/mch-transfer/transfer-bills";
     return "other";
 }
 

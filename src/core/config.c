@@ -774,10 +774,13 @@ static void validate_payouts(config_loader_t *l)
                        "(batches before it were paid by hand from the payout CSV and are never paid again)");
     else if (!payout_date_valid(c->payouts.start_date))
         config_problem(l, "payouts", "start_date", "'%s' is not a date YYYY-MM-DD", c->payouts.start_date);
-    if (!strcmp(c->payouts.channel, "wechat"))
-        config_problem(l, "payouts", "channel", "wechat merchant transfers are not available in this build "
-                       "(they need WeChat Pay API v3): use alipay");
-    else if (!c->alipay.enabled || !c->alipay.cert_mode)
+    if (!strcmp(c->payouts.channel, "wechat")) {
+        /* merchant transfers exist only in API v3 (its keys are validated with [wechat]) */
+        if (!c->wechat.enabled || !c->wechat.api_v3)
+            config_problem(l, "payouts", "channel", "wechat merchant transfers need [wechat] enabled with "
+                           "api_version = v3 (api_v3_key, the merchant key and WeChat Pay's public key or "
+                           "platform certificates)");
+    } else if (!c->alipay.enabled || !c->alipay.cert_mode)
         config_problem(l, "payouts", "channel", "alipay transfers need [alipay] enabled in certificate mode "
                        "(app_cert, alipay_cert, alipay_root_cert)");
 }

@@ -23,14 +23,23 @@
 #include "ledger.h"
 #include "log.h"
 #include "store_payout.h"
+#include "wechat_v3_transfer.h"
 
 #define PAYOUT_CLAIM_S 120          /* longer than a transfer call (10 s) and a query */
 #define PAYOUT_TITLE "creator payout"
+/* WeChat merchant transfer scene 1005 (佣金报酬, remuneration) and the report
+ * entries that scene requires. */
+#define WX_SCENE_ID "1005"
+#define WX_REMARK "创作者收益结算"
+#define WX_REPORT_TYPE1 "岗位类型"
+#define WX_REPORT_CONTENT1 "内容创作者"
+#define WX_REPORT_TYPE2 "报酬说明"
+#define WX_REPORT_CONTENT2 "内容销售分成"
 
 typedef struct payout_item {
     int64_t id, amount_fen, attempts;
     bool sent;
-    const char *payout_no, *creator_id, *account, *real_name;
+    const char *payout_no, *creator_id, *channel, *account, *real_name;
 } payout_item_t;
 
 typedef struct record_ctx {
@@ -259,6 +268,129 @@ static pg_err pay_claimed(pg_app_t *app, arena_t *a, const payout_item_t *it, pa
     }
 }
 
+/* ---- WeChat merchant transfers ---------------------------------------- */
+
+/* out_bill_no: the batch number without its '-' (WeChat takes letters and
+ * digits only; batch numbers are S<yyyymmdd>-<8 alnum>, so this stays unique). */
+static const char *wx_bill_no(arena_t *a, const char *payout_no)
+{
+    size_t n = strlen(payout_no), j = 0;
+    char *out = arena_alloc(a, n + 1);
+    if (out == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (payout_no[i] != '-')
+            out[j++] = payout_no[i];
+    out[j] = '\0';
+    return out;
+}
+
+static bool wx_payee_problem(const char *code)
+{
+    return strstr(code, "OPENID") != NULL || strstr(code, "NAME") != NULL || strstr(code, "PAYEE") != NULL ||
+           strcmp(code, "INVALID_REQUEST") == 0;
+}
+
+static void wx_settle_bill(pg_app_t *app, arena_t *a, const payout_item_t *it, const wxv3_bill_t *b,
+                           payout_run_t *out)
+{
+    const char *reason;
+    switch (b->state) {
+    case WXV3_BILL_SUCCESS:
+        if (record(app, a, it, true, b->transfer_bill_no, NULL) == PG_OK) {
+            out->paid++;
+            out->paid_fen += it->amount_fen;
+        }
+        return;
+    case WXV3_BILL_FAIL:
+    case WXV3_BILL_CANCELLED:
+        reason = arena_printf(a, "transfer %s at WeChat: %s", b->state_name, b->fail_reason ? b->fail_reason : "-");
+        if (b->fail_reason && wx_payee_problem(b->fail_reason))
+            reason = arena_printf(a, "payee account: %s", reason);
+        log_msg(LOG_ERROR, "payout %s to %s (%s): %s", it->payout_no, it->creator_id, masked(a, it->account), reason);
+        if (record(app, a, it, false, NULL, reason) == PG_OK)
+            out->failed++;
+        return;
+    case WXV3_BILL_WAIT_USER:
+        /* The money moves once the payee confirms in WeChat; asked again next run. */
+        store_payout_wait_user(app->db, it->id, "WAIT_USER_CONFIRM: the payee must confirm the transfer in WeChat",
+                               b->package_info);
+        out->pending++;
+        return;
+    default:
+        store_payout_release(app->db, it->id, arena_printf(a, "%s: processing at WeChat", b->state_name), false);
+        out->pending++;
+        return;
+    }
+}
+
+static void wx_refused(pg_app_t *app, arena_t *a, const payout_item_t *it, const char *code, const buf_t *err,
+                       payout_run_t *out)
+{
+    const char *reason = arena_printf(a, "%s: %s", code[0] ? code : "refused", err->len ? err->data : "-");
+    if (strcmp(code, "NOT_ENOUGH") == 0) {
+        log_msg(LOG_WARN, "payout %s: merchant balance too low (%s): stays PENDING, sent again next run",
+                it->payout_no, reason);
+        store_payout_release(app->db, it->id, reason, true);
+        out->pending++;
+        return;
+    }
+    if (wx_payee_problem(code))
+        reason = arena_printf(a, "payee account: %s", reason);
+    log_msg(LOG_ERROR, "payout %s to %s (%s) refused: %s", it->payout_no, it->creator_id, masked(a, it->account),
+            reason);
+    if (record(app, a, it, false, NULL, reason) == PG_OK)
+        out->failed++;
+}
+
+static pg_err wx_pay_claimed(pg_app_t *app, arena_t *a, const payout_item_t *it, payout_run_t *out)
+{
+    const wxv3_client_t *c = app_wechat_v3(app, a, time(NULL));
+    wxv3_transfer_req_t req = { NULL, it->account, it->amount_fen, WX_SCENE_ID, WX_REMARK,
+                                WX_REPORT_TYPE1, WX_REPORT_CONTENT1, WX_REPORT_TYPE2, WX_REPORT_CONTENT2 };
+    char code[WXV3_CODE_MAX];
+    wxv3_bill_t b;
+    buf_t err;
+    pg_err rc;
+    buf_init(&err, a);
+    req.out_bill_no = wx_bill_no(a, it->payout_no);
+    if (c == NULL || req.out_bill_no == NULL) {
+        store_payout_release(app->db, it->id, NULL, !it->sent);
+        return PG_ERR_CONFIG;
+    }
+    if (it->sent) {
+        rc = wxv3_transfer_query(a, c, req.out_bill_no, time(NULL), &b, code, &err);
+        if (rc == PG_OK) {
+            wx_settle_bill(app, a, it, &b, out);
+            return PG_OK;
+        }
+        if (rc != PG_ERR_NOT_FOUND) {
+            unknown(app, it, "transfer query failed", &err, out);
+            return PG_OK;
+        }
+    }
+    buf_clear(&err);
+    rc = wxv3_transfer(a, c, &req, time(NULL), &b, code, &err);
+    switch (rc) {
+    case PG_OK:
+        wx_settle_bill(app, a, it, &b, out);
+        return PG_OK;
+    case PG_ERR_CONFLICT:
+        wx_refused(app, a, it, code, &err, out);
+        return PG_OK;
+    case PG_ERR_BAD_INPUT:
+        if (record(app, a, it, false, NULL, "payee account: unusable openid") == PG_OK)
+            out->failed++;
+        return PG_OK;
+    case PG_ERR_CONFIG:
+        store_payout_release(app->db, it->id, NULL, true);
+        return rc;
+    default:
+        unknown(app, it, "transfer", &err, out);
+        return PG_OK;
+    }
+}
+
 static void item_of(const db_result_t *r, size_t i, payout_item_t *it)
 {
     it->id = db_cell_i64(r, i, "id");
@@ -267,7 +399,8 @@ static void item_of(const db_result_t *r, size_t i, payout_item_t *it)
     it->sent = db_cell_i64(r, i, "sent") != 0;
     it->payout_no = db_cell(r, i, "payout_no");
     it->creator_id = db_cell(r, i, "creator_id");
-    it->account = db_cell(r, i, "alipay_account");
+    it->channel = db_cell(r, i, "channel");
+    it->account = db_cell(r, i, strcmp(it->channel, "wechat") == 0 ? "wechat_openid" : "alipay_account");
     it->real_name = db_cell(r, i, "real_name");
 }
 
@@ -278,8 +411,10 @@ pg_err payout_run(pg_app_t *app, arena_t *a, const char *ymd, payout_run_t *out,
     db_result_t due;
     pg_err rc;
     memset(out, 0, sizeof *out);
-    if (!cfg->payouts.enabled || strcmp(cfg->payouts.channel, "alipay") != 0 || !cfg->alipay.cert_mode) {
-        buf_puts(msg, "payouts are not enabled ([payouts] enabled = true, channel = alipay, Alipay in certificate mode)");
+    if (!cfg->payouts.enabled ||
+        (strcmp(cfg->payouts.channel, "alipay") == 0 ? !cfg->alipay.cert_mode : !cfg->wechat.api_v3)) {
+        buf_puts(msg, "payouts are not enabled ([payouts] enabled = true, channel = alipay with Alipay in "
+                 "certificate mode, or channel = wechat with WeChat Pay API v3)");
         return PG_ERR_CONFIG;
     }
     rc = store_payouts_create(app->db, ymd, cfg->payouts.start_date, cfg->payouts.channel, cfg->payouts.min_fen, &created, &waiting);
@@ -304,10 +439,11 @@ pg_err payout_run(pg_app_t *app, arena_t *a, const char *ymd, payout_run_t *out,
             out->skipped++;   /* another run has it */
             continue;
         }
-        rc = pay_claimed(app, a, &it, out);
+        rc = strcmp(it.channel, "wechat") == 0 ? wx_pay_claimed(app, a, &it, out) : pay_claimed(app, a, &it, out);
     }
     if (rc == PG_ERR_CONFIG)
-        buf_puts(msg, "Alipay transfers cannot be sent with this configuration (certificate mode needed)");
+        buf_puts(msg, "transfers cannot be sent with this configuration (Alipay: certificate mode; "
+                 "WeChat: API v3)");
     return rc;
 }
 

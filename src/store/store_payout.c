@@ -58,7 +58,7 @@ pg_err store_creator_list_masked(db_t *db, arena_t *a, db_result_t *out)
 pg_err store_payouts_create(db_t *db, const char *ymd, const char *start_date, const char *channel, int64_t min_fen, uint64_t *created,
                             uint64_t *waiting)
 {
-    db_val_t p[] = { DB_S(channel), DB_I(min_fen), DB_S(start_date), opt_str(ymd), opt_str(ymd) };
+    db_val_t p[] = { DB_S(channel), DB_I(min_fen), DB_S(start_date), opt_str(ymd), opt_str(ymd), DB_S(channel) };
     db_result_t r;
     arena_t a;
     pg_err rc = db_exec(db,
@@ -66,19 +66,20 @@ pg_err store_payouts_create(db_t *db, const char *ymd, const char *start_date, c
                         " SELECT b.batch_no, b.id, b.creator_id, b.amount_fen, ? FROM settlement_batches b"
                         " JOIN creators c ON c.id = b.creator_id"
                         " WHERE b.amount_fen >= ? AND b.settle_date >= ? AND (? IS NULL OR b.settle_date = ?)"
-                        " AND c.alipay_account IS NOT NULL"
+                        " AND IF(? = 'wechat', c.wechat_openid, c.alipay_account) IS NOT NULL"
                         " AND NOT EXISTS (SELECT 1 FROM payouts x WHERE x.batch_id = b.id)",
-                        p, 5, created, NULL);
+                        p, 6, created, NULL);
     if (rc != PG_OK)
         return rc;
     arena_init(&a, 0);
     {
-        db_val_t q[] = { DB_I(min_fen), DB_S(start_date), opt_str(ymd), opt_str(ymd) };
+        db_val_t q[] = { DB_I(min_fen), DB_S(start_date), opt_str(ymd), opt_str(ymd), DB_S(channel) };
         rc = db_query(db, &a,
                       "SELECT COUNT(*) AS n FROM settlement_batches b JOIN creators c ON c.id = b.creator_id"
                       " WHERE b.amount_fen >= ? AND b.settle_date >= ? AND (? IS NULL OR b.settle_date = ?)"
-                      " AND c.alipay_account IS NULL AND NOT EXISTS (SELECT 1 FROM payouts x WHERE x.batch_id = b.id)",
-                      q, 4, &r);
+                      " AND IF(? = 'wechat', c.wechat_openid, c.alipay_account) IS NULL"
+                      " AND NOT EXISTS (SELECT 1 FROM payouts x WHERE x.batch_id = b.id)",
+                      q, 5, &r);
     }
     if (rc == PG_OK)
         *waiting = (uint64_t)db_cell_i64(&r, 0, "n");
@@ -91,7 +92,7 @@ pg_err store_payouts_due(db_t *db, arena_t *a, const char *ymd, db_result_t *out
     db_val_t p[] = { opt_str(ymd), opt_str(ymd) };
     return db_query(db, a,
                     "SELECT p.id, p.payout_no, p.creator_id, p.amount_fen, p.channel, p.sent, p.attempts,"
-                    " c.alipay_account, c.real_name FROM payouts p"
+                    " c.alipay_account, c.real_name, c.wechat_openid FROM payouts p"
                     " JOIN creators c ON c.id = p.creator_id JOIN settlement_batches b ON b.id = p.batch_id"
                     " WHERE p.status = 'PENDING' AND (p.claimed_until IS NULL OR p.claimed_until < UTC_TIMESTAMP())"
                     " AND (? IS NULL OR b.settle_date = ?) ORDER BY p.id",
@@ -118,6 +119,15 @@ pg_err store_payout_release(db_t *db, int64_t id, const char *reason, bool not_s
     return db_exec(db,
                    "UPDATE payouts SET claimed_until = NULL, reason = COALESCE(?, reason),"
                    " sent = IF(?, 0, sent), updated_at = UTC_TIMESTAMP() WHERE id = ? AND status = 'PENDING'",
+                   p, 3, NULL, NULL);
+}
+
+pg_err store_payout_wait_user(db_t *db, int64_t id, const char *reason, const char *package_info)
+{
+    db_val_t p[] = { DB_S(reason), opt_str(package_info), DB_I(id) };
+    return db_exec(db,
+                   "UPDATE payouts SET claimed_until = NULL, reason = LEFT(?, 255), package_info = ?,"
+                   " updated_at = UTC_TIMESTAMP() WHERE id = ? AND status = 'PENDING'",
                    p, 3, NULL, NULL);
 }
 
@@ -148,7 +158,7 @@ pg_err store_payout_set_paid(db_t *db, int64_t id, const char *provider_order_id
     db_val_t p[] = { opt_str(provider_order_id), DB_I(id) };
     uint64_t affected = 0;
     pg_err rc = db_exec(db,
-                        "UPDATE payouts SET status = 'PAID', provider_order_id = ?, reason = NULL,"
+                        "UPDATE payouts SET status = 'PAID', provider_order_id = ?, reason = NULL, package_info = NULL,"
                         " claimed_until = NULL, paid_at = UTC_TIMESTAMP(), updated_at = UTC_TIMESTAMP()"
                         " WHERE id = ? AND status = 'PENDING'",
                         p, 2, &affected, NULL);
@@ -160,7 +170,7 @@ pg_err store_payout_set_failed(db_t *db, int64_t id, const char *reason)
     db_val_t p[] = { DB_S(reason), DB_I(id) };
     uint64_t affected = 0;
     pg_err rc = db_exec(db,
-                        "UPDATE payouts SET status = 'FAILED', reason = LEFT(?, 255), claimed_until = NULL,"
+                        "UPDATE payouts SET status = 'FAILED', reason = LEFT(?, 255), claimed_until = NULL, package_info = NULL,"
                         " updated_at = UTC_TIMESTAMP() WHERE id = ? AND status = 'PENDING'",
                         p, 2, &affected, NULL);
     return rc == PG_OK && affected != 1 ? PG_ERR_CONFLICT : rc;
@@ -180,7 +190,7 @@ pg_err store_payout_list(db_t *db, arena_t *a, const char *status, db_result_t *
     db_val_t p[] = { opt_str(status), opt_str(status) };
     return db_query(db, a,
                     "SELECT p.payout_no, p.creator_id, p.amount_fen, p.channel, p.status, p.reason,"
-                    " p.provider_order_id, DATE_FORMAT(b.settle_date, '%Y-%m-%d') AS settle_date,"
+                    " p.provider_order_id, p.package_info, DATE_FORMAT(b.settle_date, '%Y-%m-%d') AS settle_date,"
                     " " ISO("p.paid_at") " AS paid_at FROM payouts p JOIN settlement_batches b ON b.id = p.batch_id"
                     " WHERE (? IS NULL OR p.status = ?) ORDER BY p.id",
                     p, 2, out);

@@ -74,6 +74,7 @@ static const struct { const char *call; unsigned op; } OPERATION_CALLS[] = {
     { "/v3/pay/transactions/out-trade-no", 1 }, { "/v3/pay/transactions/out-trade-no/close", 2 },
     { "/v3/refund/domestic/refunds", 3 }, { "/v3/refund/domestic/refunds/query", 4 },
     { "/v3/bill/tradebill", 5 },
+    { "/v3/fund-app/mch-transfer/transfer-bills", 6 }, { "/v3/fund-app/mch-transfer/transfer-bills/query", 7 },
 };
 
 static const char *const CALL_OUTCOMES[] = { "ok", "refused", "http_error", "timeout", "transport_error", "other" };
