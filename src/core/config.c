@@ -927,6 +927,8 @@ void config_free(pg_config_t *c)
     free(c->merchant.webhook_url);
     free_secret(c->merchant.webhook_secret);
     free(c->merchant.return_url);
+    free(c->demo.appstore_phone);
+    free(c->demo.googleplay_phone);
     free(c->payouts.channel);
     free(c->payouts.start_date);
     free(c->metrics.state_file);
