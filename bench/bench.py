@@ -60,6 +60,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 import stack as S  # noqa: E402
+sys.path.insert(0, str(REPO / "sandbox"))
+import appstore_gw  # noqa: E402  (the sandbox's Apple signs the App Store notifications)
 
 import pymysql  # noqa: E402
 from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
@@ -114,21 +116,26 @@ STRIPE_WHSEC = "whsec_paygateBenchStripeSecret"
 assert len(WX_API_KEY) == 32
 PRICE_FEN = 9900
 SKU = "course-c"
+APPLE_BUNDLE = "com.example.bench"
+APPLE_PRODUCT = "com.example.bench.course_c"
 
 SCENARIOS = ["checkout-alipay-page", "checkout-wechat-native", "notify-alipay",
-             "notify-wechat", "notify-stripe", "order-status"]
+             "notify-wechat", "notify-stripe", "notify-appstore", "order-status"]
 if os.environ.get("BENCH_SCENARIOS"):
     SCENARIOS = [s for s in os.environ["BENCH_SCENARIOS"].split(",") if s in SCENARIOS]
 # scenario -> (baseline, target ratio)
 BASELINE_OF = {"checkout-alipay-page": ("floor-sign", 0.8), "checkout-wechat-native": ("floor-sign", 0.8),
                "notify-alipay": ("floor-verify", 0.8), "notify-wechat": ("floor-verify", 0.8),
                "notify-stripe": ("floor-hmac", 0.8),
+               # the floor is one ES256 verify + one commit; paygate also checks
+               # the x5c chains (two P-384 ECDSA verifies per JWS) of both JWS
+               "notify-appstore": ("floor-es256", 0.8),
                "order-status": ("hello", 0.7)}
 # scenario -> the floor whose p99 its p99 is held against (order status: the
 # floor of a status read, (d), not hello-world)
 P99_FLOOR_OF = {"checkout-alipay-page": "floor-sign", "checkout-wechat-native": "floor-sign",
                 "notify-alipay": "floor-verify", "notify-wechat": "floor-verify", "notify-stripe": "floor-hmac",
-                "order-status": "floor-read"}
+                "notify-appstore": "floor-es256", "order-status": "floor-read"}
 RSS_LIMIT_KIB = 16 * 1024
 # rows measured again against paygate with [metrics] enabled = false
 METRICS_OFF_ROWS = ("notify-alipay", "notify-wechat", "order-status")
@@ -276,6 +283,8 @@ class Bench:
             wechat={"appid": WX_APPID, "mch_id": WX_MCH_ID, "api_key": WX_API_KEY}))
         self.alipay_private = serialization.load_pem_private_key(
             (sb / "alipay_private_key.pem").read_bytes(), password=None)
+        self.apple = appstore_gw.AppleSigner(APPLE_BUNDLE, 1234567890, "Production")
+        apple_root = self.apple.write(str(RUN / "appstore"))
 
         self.ports = {s: S.free_port() for s in SERVERS}
         base_url = "http://127.0.0.1:%d/pay" % self.ports[SERVERS[0]]
@@ -293,7 +302,10 @@ class Bench:
                     "ca_file": sb / "ca.pem"},
             extra="[metrics]\nallow = 127.0.0.1/32, ::1\n"
                   "[stripe]\nenabled = true\nsecret_key = sk_test_bench\nwebhook_secret = %s\n"
-                  "api_base = http://127.0.0.1:%d\n" % (STRIPE_WHSEC, self.sandbox_http))
+                  "api_base = http://127.0.0.1:%d\n"
+                  "[appstore]\nenabled = true\nbundle_id = %s\napp_apple_id = 1234567890\n"
+                  "environment = Production\nroot_cert = %s\n"
+                  % (STRIPE_WHSEC, self.sandbox_http, APPLE_BUNDLE, apple_root))
         # the same paygate without metrics, for the cost rows (METRICS_OFF_ROWS)
         self.config_nm = RUN / "paygate-nometrics.ini"
         self.config_nm.write_text(self.config.read_text().replace(
@@ -303,6 +315,7 @@ class Bench:
         sh(ctl + ["migrate"], stdout=subprocess.DEVNULL)
         sh(ctl + ["product", "add", "--sku", SKU, "--title", "C for grown-ups", "--price-fen",
                   str(PRICE_FEN)], stdout=subprocess.DEVNULL)
+        sh(ctl + ["product", "update", "--sku", SKU, "--appstore-id", APPLE_PRODUCT], stdout=subprocess.DEVNULL)
         self.product_id = self.q1("SELECT id FROM products WHERE sku=%s", SKU)
         self.exec("CREATE TABLE bench_floor (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, "
                   "payment_no VARCHAR(32) NOT NULL, amount_fen BIGINT NOT NULL, "
@@ -322,13 +335,15 @@ class Bench:
                 "floor-sign": (BB / "floor", ["sign", str(key)] + db),
                 "floor-verify": (BB / "floor", ["verify", str(key)] + db),
                 "floor-read": (BB / "floor", ["read", str(key)] + db),
-                "floor-hmac": (BB / "floor", ["hmac", str(key)] + db)}
+                "floor-hmac": (BB / "floor", ["hmac", str(key)] + db),
+                "floor-es256": (BB / "floor", ["es256", str(key)] + db)}
         self.apps = apps
         for name in apps:
             self.fcgi_ports[name] = S.free_port()
             self.spawn_pool(name, CHILDREN)
         self.mounts = {"paygate": "/pay", "paygate-nm": "/nometrics", "hello": "/hello", "floor-sign": "/floor-sign",
-                       "floor-verify": "/floor-verify", "floor-read": "/floor-read", "floor-hmac": "/floor-hmac"}
+                       "floor-verify": "/floor-verify", "floor-read": "/floor-read", "floor-hmac": "/floor-hmac",
+                       "floor-es256": "/floor-es256"}
         for server in SERVERS:
             self.start_server(server, self.ports[server], RUN / server,
                               {self.mounts[n]: p for n, p in self.fcgi_ports.items()})
@@ -523,6 +538,20 @@ class Bench:
                 mac = hmac.new(STRIPE_WHSEC.encode(), ("%d." % t).encode() + body.encode(), hashlib.sha256)
                 f.write("t=%d,v1=%s\t%s\n" % (t, mac.hexdigest(), body))
 
+    def appstore_bodies(self, prefix, n, path):
+        """N App Store Server Notifications V2 (ONE_TIME_CHARGE), one per
+        line, each a new transaction of a new buyer (an app account token
+        put straight in SQL, as GET /iap/account-token would)."""
+        self.exec("INSERT INTO iap_account_tokens (token, user_ref) SELECT UUID(), CONCAT(%s, seq) "
+                  "FROM seq_1_to_" + str(int(n)), prefix)
+        tokens = [row[0] for row in self.exec("SELECT token FROM iap_account_tokens WHERE user_ref LIKE %s",
+                                              prefix + "%")]
+        with open(path, "w") as f:
+            for token in tokens:
+                tx = self.apple.transaction(APPLE_PRODUCT, token, price_milli=PRICE_FEN * 10)
+                f.write(self.apple.notification("ONE_TIME_CHARGE", tx) + "\n")
+        return len(tokens)
+
     # -- wrk ----------------------------------------------------------------
     def wrk(self, url, conns, seconds, method="GET", path=None, bodies="-", expect=200,
             needle="-", ctype="-", auth="-", limit=0, background=False):
@@ -607,7 +636,7 @@ class Bench:
 
     def run_baselines(self, server, conns, names, rows=None):
         rows = self.rows if rows is None else rows
-        for name in ("hello", "floor-sign", "floor-verify", "floor-read", "floor-hmac"):
+        for name in ("hello", "floor-sign", "floor-verify", "floor-read", "floor-hmac", "floor-es256"):
             if name not in names:
                 continue
             kw = self.baseline_request(name)
@@ -645,6 +674,25 @@ class Bench:
                         user, ch)
             check = "db %d orders+payments / %d ok" % (n, r["ok"])
             r["db_ok"] = n >= r["ok"]
+        elif sc == "notify-appstore":
+            n = int(min(30000, max(1000, expected_rate * SECONDS * 1.3)))
+            prefix = "bench-ios-%03d-" % self.batch
+            f = RUN / ("bodies-%s.txt" % tag)
+            t0 = time.time()
+            self.appstore_bodies(prefix, n, f)
+            log("  (%d App Store notifications prepared in %.1f s)" % (n, time.time() - t0))
+            r = self.measure(server, app, lambda: self.wrk(
+                base + "/notify/appstore", conns, SECONDS, method="POST", bodies="@" + str(f),
+                needle="ok", ctype="application/json"))
+            time.sleep(0.5)
+            paid = self.q1("SELECT COUNT(*) FROM iap_purchases WHERE user_ref LIKE %s AND status = 'PAID'",
+                           prefix + "%")
+            porders = self.q1("SELECT COUNT(*) FROM orders WHERE user_ref LIKE %s AND status = 'PAID'",
+                              prefix + "%")
+            check = "db %d purchases + %d orders PAID / %d ok of %d" % (paid, porders, r["ok"], n)
+            if r["exhausted"]:
+                check += " (bodies used up: stopped early)"
+            r["db_ok"] = paid >= r["ok"] and porders == paid
         elif sc == "notify-stripe":
             n = int(min(60000, max(1000, expected_rate * SECONDS * 1.3)))
             prefix = "BNS%03d" % self.batch
@@ -826,10 +874,11 @@ class Bench:
         w("")
         w("errors = non-2xx/unexpected status + socket errors (connect/read/write/timeout); "
           "ratio = req/s over the baseline measured behind the same server at the same "
-          "connections (checkout → (b) floor-sign, notify → (c) floor-verify, order status → "
+          "connections (checkout → (b) floor-sign, notify → (c) floor-verify, Stripe → (e) floor-hmac, "
+          "App Store → (f) floor-es256, order status → "
           "(a) hello; the check column adds order status over (d) floor-read, one indexed "
           "SELECT per request). p99 target: p99 ≤ %.1f × the p99 of the row's floor "
-          "(checkout → (b), notify → (c), order status → (d)) behind the same server at the "
+          "(checkout → (b), notify → (c), (e), (f), order status → (d)) behind the same server at the "
           "same connections in the same run. CPU µs/req = user+system CPU time of the FastCGI app's processes (paygate or "
           "the baseline), mariadbd, the web server (with its children) and the sandbox during "
           "the run, over the completed requests (wrk itself is not counted). DB commands/req = "
@@ -1132,6 +1181,12 @@ class Bench:
                            prefix + "%")
             check = "db %d payments PAID / %d ok of %d" % (paid, r["ok"], n)
             r["db_ok"] = paid >= r["ok"]
+        elif sc == "notify-appstore":
+            self.batch += 1
+            f = RUN / ("bodies-profile-%s.txt" % sc)
+            self.appstore_bodies("bench-pios-%03d-" % self.batch, notifications, f)
+            r = self.wrk(base + "/notify/appstore", conns, seconds, method="POST", bodies="@" + str(f),
+                         needle="ok", ctype="application/json")
         elif sc.startswith("notify"):
             ch = "alipay" if sc == "notify-alipay" else "wechat"
             self.batch += 1
@@ -1172,6 +1227,7 @@ def main():
         groups = [(("floor-sign",), ["checkout-alipay-page", "checkout-wechat-native"]),
                   (("floor-verify",), ["notify-alipay", "notify-wechat"]),
                   (("floor-hmac",), ["notify-stripe"]),
+                  (("floor-es256",), ["notify-appstore"]),
                   (("hello", "floor-read"), ["order-status"])]
         for server in SERVERS:
             for conns in CONNS:

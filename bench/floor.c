@@ -14,9 +14,12 @@
  *           taken in turn), its columns fetched into the JSON reply;
  *   hmac:   one HMAC-SHA256 (EVP_Q_mac) over the request body with a fixed
  *           key (a Stripe webhook's check) and the same UPDATE + COMMIT as
- *           verify.
+ *           verify;
+ *   es256:  one ECDSA P-256 SHA-256 verification (an App Store JWS's ES256)
+ *           of a signature made once at start-up with a key made then (KEY.pem
+ *           is not used), and the same UPDATE + COMMIT as verify.
  *
- *   floor sign|verify|read|hmac KEY.pem HOST PORT USER PASSWORD DATABASE
+ *   floor sign|verify|read|hmac|es256 KEY.pem HOST PORT USER PASSWORD DATABASE
  *
  * The table: bench_floor (created by bench/bench.py). */
 #include <fcgiapp.h>
@@ -66,13 +69,14 @@ static int verify(EVP_PKEY *key, const unsigned char *sig, size_t siglen)
     return ok;
 }
 
-enum mode { SIGN, VERIFY, READ, HMAC_BODY };
+enum mode { SIGN, VERIFY, READ, HMAC_BODY, ES256 };
 
 static const char *const SQL[] = {
     [SIGN] = "INSERT INTO bench_floor (payment_no, amount_fen, status) VALUES (?, ?, 'CREATED')",
     [VERIFY] = "UPDATE bench_floor SET status = 'PAID', amount_fen = ?, updated_at = UTC_TIMESTAMP() WHERE id = ?",
     [READ] = "SELECT payment_no, amount_fen, status, created_at FROM bench_floor WHERE payment_no = ?",
     [HMAC_BODY] = "UPDATE bench_floor SET status = 'PAID', amount_fen = ?, updated_at = UTC_TIMESTAMP() WHERE id = ?",
+    [ES256] = "UPDATE bench_floor SET status = 'PAID', amount_fen = ?, updated_at = UTC_TIMESTAMP() WHERE id = ?",
 };
 
 /* HMAC-SHA256 of the body read so far (what a Stripe webhook's check costs). */
@@ -129,18 +133,22 @@ int main(int argc, char **argv)
     unsigned long seq = 0;
     enum mode mode;
     if (argc != 8 || (strcmp(argv[1], "sign") && strcmp(argv[1], "verify") && strcmp(argv[1], "read") &&
-                      strcmp(argv[1], "hmac"))) {
-        fprintf(stderr, "usage: floor sign|verify|read|hmac KEY.pem HOST PORT USER PASSWORD DB\n");
+                      strcmp(argv[1], "hmac") && strcmp(argv[1], "es256"))) {
+        fprintf(stderr, "usage: floor sign|verify|read|hmac|es256 KEY.pem HOST PORT USER PASSWORD DB\n");
         return 2;
     }
     mode = !strcmp(argv[1], "sign") ? SIGN : !strcmp(argv[1], "verify") ? VERIFY : !strcmp(argv[1], "hmac") ? HMAC_BODY
-                                                                                                          : READ;
+           : !strcmp(argv[1], "es256") ? ES256 : READ;
     signal(SIGPIPE, SIG_IGN);
     f = fopen(argv[2], "r");
     if (!f)
         return die("cannot open the key", NULL);
     key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
     fclose(f);
+    if (key && mode == ES256) {   /* the App Store leaf's curve: P-256 */
+        EVP_PKEY_free(key);
+        key = EVP_EC_gen("P-256");
+    }
     if (!key || !sign(key, fixed_sig, &fixed_len))
         return die("cannot read or use the key", NULL);
     db = mysql_init(NULL);
@@ -155,7 +163,7 @@ int main(int argc, char **argv)
     if (mysql_stmt_prepare(st, SQL[mode], (unsigned long)strlen(SQL[mode])))
         return die("prepare", db);
     memset(b, 0, sizeof b);
-    if (mode == VERIFY || mode == HMAC_BODY) {
+    if (mode == VERIFY || mode == HMAC_BODY || mode == ES256) {
         b[0].buffer_type = MYSQL_TYPE_LONGLONG;
         b[0].buffer = &amount;
         b[1].buffer_type = MYSQL_TYPE_LONGLONG;
@@ -188,8 +196,8 @@ int main(int argc, char **argv)
             ok = sign(key, sig, &siglen);
             no_len = (unsigned long)snprintf(no, sizeof no, "F%08d%010lu%06d", (int)getpid(),
                                              seq, rand() % 1000000);
-        } else if (mode == VERIFY || mode == HMAC_BODY) {
-            ok = mode == VERIFY ? verify(key, fixed_sig, fixed_len) : body_hmac(sink, (size_t)body_len);
+        } else if (mode == VERIFY || mode == HMAC_BODY || mode == ES256) {
+            ok = mode == HMAC_BODY ? body_hmac(sink, (size_t)body_len) : verify(key, fixed_sig, fixed_len);
             rowid = 1 + (long long)(((unsigned long)getpid() * 7919UL + seq * 2UL) % ROWS);
         } else {
             no_len = (unsigned long)snprintf(no, sizeof no, "S%lu",

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "checkout.h"
+#include "iap.h"
 #include "lifecycle.h"
 #include "refund.h"
 #include "store_lifecycle.h"
@@ -575,6 +576,51 @@ static const char *shop_returning_buyer(pg_app_t *app, arena_t *a, http_request_
     return o.user_ref;
 }
 
+/* A link to the sandbox's "phone" of an app store (PHONE): the app buys
+ * STORE_ID for the buyer; the store notifies paygate and the buyer comes
+ * back to the shop. ACCOUNT names the buyer (App Store appAccountToken,
+ * Google Play obfuscatedAccountId). */
+static void shop_app_link(buf_t *b, const char *phone, const char *store_id, const char *account_key,
+                          const char *account, int64_t price_fen, const char *title, const char *back,
+                          const char *id, const char *label)
+{
+    buf_printf(b, "<a class=\"button\" id=\"%s\" href=\"", id);
+    buf_append_html(b, phone);
+    buf_puts(b, "?product_id=");
+    buf_append_urlencoded(b, store_id);
+    buf_printf(b, "&amp;%s=", account_key);
+    buf_append_urlencoded(b, account);
+    buf_printf(b, "&amp;price_milli=%lld&amp;title=", (long long)price_fen * 10);
+    buf_append_urlencoded(b, title);
+    buf_puts(b, "&amp;return_url=");
+    buf_append_urlencoded(b, back);
+    buf_printf(b, "\">%s</a>", label);
+}
+
+/* The demo shop's "In the app" cell: buying in the iOS/Android app through
+ * the sandbox's stores ([demo] appstore_phone / googleplay_phone). */
+static void shop_app_cell(pg_app_t *app, arena_t *a, buf_t *b, const db_result_t *products, size_t i,
+                          const char *user)
+{
+    const char *title = db_cell(products, i, "title");
+    const char *as_id = db_cell(products, i, "appstore_id"), *gp_id = db_cell(products, i, "googleplay_id");
+    const char *as_phone = app->cfg->demo.appstore_phone, *gp_phone = app->cfg->demo.googleplay_phone;
+    const char *token = NULL;
+    buf_t back;
+    buf_init(&back, a);
+    buf_puts(&back, app->cfg->server.base_url);
+    buf_puts(&back, "/shop?user=");
+    buf_append_urlencoded(&back, user);
+    if (app->cfg->appstore.enabled && as_phone && *as_phone && as_id && *as_id &&
+        iap_account_token(app, a, user, &token) == PG_OK)
+        shop_app_link(b, as_phone, as_id, "app_account_token", token, db_cell_i64(products, i, "price_fen"),
+                      title, back.data, "appstore-buy", "App Store");
+    if (app->cfg->googleplay.enabled && gp_phone && *gp_phone && gp_id && *gp_id &&
+        (token || iap_account_token(app, a, user, &token) == PG_OK))
+        shop_app_link(b, gp_phone, gp_id, "account_id", token, db_cell_i64(products, i, "price_fen"),
+                      title, back.data, "googleplay-buy", "Google Play");
+}
+
 /* Whether the buyer owns SKU: an active entitlement (what GET
  * /entitlements lists). */
 static bool shop_owned(const db_result_t *ent, const char *sku)
@@ -593,6 +639,9 @@ static void handle_shop(pg_app_t *app, arena_t *a, http_request_t *req, http_res
     char expires[24];
     db_result_t products, owned;
     pg_err rc;
+    bool app_cells = (app->cfg->appstore.enabled && app->cfg->demo.appstore_phone && *app->cfg->demo.appstore_phone) ||
+                     (app->cfg->googleplay.enabled && app->cfg->demo.googleplay_phone &&
+                      *app->cfg->demo.googleplay_phone);
     if (!app->cfg->demo.storefront) {
         http_reply_json_error(res, 404, "not_found", "no such page");
         return;
@@ -615,7 +664,11 @@ static void handle_shop(pg_app_t *app, arena_t *a, http_request_t *req, http_res
     buf_append_html(&res->body, user);
     buf_puts(&res->body, "</code>. Payments go to the provider sandbox: no real money moves.</p>\n<table>\n"
                          "<tr><th>Course</th><th>Price</th><th>Pay with Alipay</th><th>Pay with WeChat</th>");
-    buf_puts(&res->body, app->cfg->stripe.enabled ? "<th>Pay by card</th><th>Yours</th></tr>\n" : "<th>Yours</th></tr>\n");
+    if (app->cfg->stripe.enabled)
+        buf_puts(&res->body, "<th>Pay by card</th>");
+    if (app_cells)
+        buf_puts(&res->body, "<th>In the app</th>");
+    buf_puts(&res->body, "<th>Yours</th></tr>\n");
     for (size_t i = 0; i < products.rows; i++) {
         char yuan[MONEY_YUAN_BUFSZ];
         const char *sku = db_cell(&products, i, "sku");
@@ -638,6 +691,10 @@ static void handle_shop(pg_app_t *app, arena_t *a, http_request_t *req, http_res
         if (app->cfg->stripe.enabled) {   /* Stripe Checkout: cards, Apple Pay, Google Pay */
             buf_puts(&res->body, "</td><td>");
             shop_link(app, &res->body, sku, user, expires, "stripe", "checkout", "Card");
+        }
+        if (app_cells) {
+            buf_puts(&res->body, "</td><td>");
+            shop_app_cell(app, a, &res->body, &products, i, user);
         }
         buf_puts(&res->body, shop_owned(&owned, sku) ? "</td><td class=\"owned\">&#10003; Owned</td></tr>\n"
                                                      : "</td><td></td></tr>\n");

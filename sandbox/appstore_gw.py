@@ -62,6 +62,15 @@ def _cert(subject, key, issuer, issuer_key, ca, oid=None, not_before=None, not_a
     return b.sign(issuer_key, hashes.SHA384())
 
 
+def _write(path, data, mode):
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
 class Chain:
     """A leaf key and the x5c list that goes with it."""
 
@@ -80,10 +89,16 @@ class AppleSigner:
     WWDR_CN = "Sandbox Apple Worldwide Developer Relations CA - G6"
     LEAF_CN = "Sandbox Prod ECC Mac App Store and iTunes Store Receipt Signing"
 
-    def __init__(self, bundle_id="com.example.shop", app_apple_id=1234567890, environment="Production"):
+    def __init__(self, bundle_id="com.example.shop", app_apple_id=1234567890, environment="Production",
+                 state_dir=None):
+        """state_dir: keep the PKI there (made on first use, loaded after),
+        so that a restarted sandbox signs under the root paygate trusts."""
         self.bundle_id = bundle_id
         self.app_apple_id = app_apple_id
         self.environment = environment
+        self._faults = {}
+        if state_dir and self._load(state_dir):
+            return
         p384, p256 = ec.SECP384R1(), ec.SECP256R1()
         self.root_key = ec.generate_private_key(p384)
         self.root = _cert(self.ROOT_CN, self.root_key, self.ROOT_CN, self.root_key, True)
@@ -92,7 +107,34 @@ class AppleSigner:
         leaf_key = ec.generate_private_key(p256)
         self.good = Chain(leaf_key, [_cert(self.LEAF_CN, leaf_key, self.WWDR_CN, self.wwdr_key, False, OID_LEAF),
                                      self.wwdr, self.root])
-        self._faults = {}
+        if state_dir:
+            self._save(state_dir)
+
+    _FILES = ("appstore_root", "appstore_wwdr", "appstore_leaf")
+
+    def _load(self, directory):
+        paths = [os.path.join(directory, n + ext) for n in self._FILES for ext in (".pem", "_key.pem")]
+        if not all(os.path.exists(p) for p in paths):
+            return False
+        objs = []
+        for n in self._FILES:
+            with open(os.path.join(directory, n + ".pem"), "rb") as f:
+                cert = x509.load_pem_x509_certificate(f.read())
+            with open(os.path.join(directory, n + "_key.pem"), "rb") as f:
+                key = serialization.load_pem_private_key(f.read(), None)
+            objs.append((cert, key))
+        (self.root, self.root_key), (self.wwdr, self.wwdr_key), (leaf, leaf_key) = objs
+        self.good = Chain(leaf_key, [leaf, self.wwdr, self.root])
+        return True
+
+    def _save(self, directory):
+        os.makedirs(directory, exist_ok=True)
+        pairs = [(self.root, self.root_key), (self.wwdr, self.wwdr_key), (self.good.certs[0], self.good.key)]
+        for n, (cert, key) in zip(self._FILES, pairs):
+            _write(os.path.join(directory, n + "_key.pem"),
+                   key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption()), 0o600)
+            _write(os.path.join(directory, n + ".pem"), cert.public_bytes(serialization.Encoding.PEM), 0o644)
 
     def write(self, directory):
         os.makedirs(directory, exist_ok=True)
@@ -191,11 +233,21 @@ class AppStoreServerApi:
     iss, aud "appstoreconnect-v1", bid, iat, exp <= iat + 3600, not
     expired); the answer is the transaction signed by the signer."""
 
-    def __init__(self, signer, issuer_id="57246542-96fe-1a63-e053-0824d011072a", key_id="2X9R4HXF34"):
+    def __init__(self, signer, issuer_id="57246542-96fe-1a63-e053-0824d011072a", key_id="2X9R4HXF34",
+                 p8_path=None):
+        """p8_path: the In-App Purchase key the merchant downloads, kept
+        there (made on first use, loaded after)."""
         self.signer = signer
         self.issuer_id = issuer_id
         self.key_id = key_id
-        self.key = ec.generate_private_key(ec.SECP256R1())
+        if p8_path and os.path.exists(p8_path):
+            with open(p8_path, "rb") as f:
+                self.key = serialization.load_pem_private_key(f.read(), None)
+        else:
+            self.key = ec.generate_private_key(ec.SECP256R1())
+            if p8_path:
+                _write(p8_path, self.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption()), 0o600)
         self.transactions = {}
         self.calls = []
         self.tokens = []         # the bearer tokens received (interop checks)

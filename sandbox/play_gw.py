@@ -22,7 +22,6 @@ import re
 import threading
 import time
 import urllib.parse
-import uuid
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -52,14 +51,34 @@ def rs256(key, claims, kid=None, alg="RS256"):
     return head + "." + b64url(key.sign(head.encode(), padding.PKCS1v15(), hashes.SHA256()))
 
 
+def _key(state_dir, name):
+    """An RSA key: loaded from STATE_DIR/NAME, else made (and kept there)."""
+    path = os.path.join(state_dir, name) if state_dir else None
+    if path and os.path.exists(path):
+        with open(path, "rb") as f:
+            return serialization.load_pem_private_key(f.read(), None)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    if path:
+        os.makedirs(state_dir, exist_ok=True)
+        fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+        os.replace(path + ".tmp", path)
+    return key
+
+
 class PlayState:
-    def __init__(self, package_name, push_audience, push_email):
+    def __init__(self, package_name, push_audience, push_email, state_dir=None):
+        """state_dir: keep Google's push key and the service account's key
+        there (made on first use, loaded after)."""
         self.package_name = package_name
         self.push_audience = push_audience
         self.push_email = push_email
-        self.push_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.kid = uuid.uuid4().hex
-        self.sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.push_key = _key(state_dir, "play_push_key.pem")
+        self.kid = hashlib.sha256(self.push_key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).hexdigest()[:32]
+        self.sa_key = _key(state_dir, "play_service_account_key.pem")
         self.sa_email = "paygate@example-project.iam.gserviceaccount.com"
         self.purchases = {}      # token -> dict
         self.tokens = {}         # access token -> expiry

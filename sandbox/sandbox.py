@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""paygate provider sandbox: simulates the Alipay gateway and WeChat Pay
-API v2 on loopback.
+"""paygate provider sandbox: simulates the Alipay gateway, WeChat Pay (API
+v2 and v3), Stripe, the App Store and Google Play on loopback.
 
 Usage:
   /usr/bin/python3 sandbox/sandbox.py --state-dir DIR --http-port P --https-port Q \
@@ -23,6 +23,7 @@ import bills  # noqa: E402
 import core  # noqa: E402
 from alipay_certs import CertMode  # noqa: E402
 from alipay_gw import AlipayProvider  # noqa: E402
+from iap_gw import AppStoreProvider, GooglePlayProvider, public_base, url_ok  # noqa: E402
 from stripe_gw import StripeProvider  # noqa: E402
 from wechat_gw import WechatProvider  # noqa: E402
 from wechat_v3_gw import MODES as WECHAT_V3_MODES, WechatV3Api  # noqa: E402
@@ -67,7 +68,25 @@ def parse_args(argv):
                         help="the endpoint secret events are signed with (default whsec_paygatesandboxsecret)")
     parser.add_argument("--stripe-fee-rate-bp", type=int, default=340,
                         help="Stripe's fee in basis points in balance transactions (default 340)")
+    parser.add_argument("--appstore-bundle-id", default="com.example.shop",
+                        help="the app's bundle id (default com.example.shop)")
+    parser.add_argument("--appstore-app-apple-id", type=int, default=1234567890,
+                        help="the app's Apple id (default 1234567890)")
+    parser.add_argument("--appstore-environment", choices=("Production", "Sandbox"), default="Production")
+    parser.add_argument("--appstore-notify-url", default="",
+                        help="where App Store Server Notifications go (paygate's .../notify/appstore)")
+    parser.add_argument("--googleplay-package", default="com.example.shop",
+                        help="the app's package name (default com.example.shop)")
+    parser.add_argument("--googleplay-push-url", default="",
+                        help="the Pub/Sub push endpoint (paygate's .../notify/googleplay)")
+    parser.add_argument("--googleplay-push-audience", default="",
+                        help="the audience of the push's OIDC token (default: the push URL)")
+    parser.add_argument("--googleplay-push-email",
+                        default="play-rtdn@example-project.iam.gserviceaccount.com",
+                        help="the service account Pub/Sub pushes as")
     args = parser.parse_args(argv)
+    if not url_ok(args.appstore_notify_url) or not url_ok(args.googleplay_push_url):
+        parser.error("--appstore-notify-url and --googleplay-push-url must be http(s) URLs")
     if not args.stripe_secret_key.startswith("sk_test_") or not args.stripe_webhook_secret.startswith("whsec_"):
         parser.error("--stripe-secret-key must be sk_test_..., --stripe-webhook-secret whsec_...")
     if args.fee_rate_bp < 0 or args.fee_rate_bp > 10000:
@@ -126,6 +145,14 @@ def main(argv=None):
     app.add_provider(StripeProvider(
         app, args.stripe_secret_key, args.stripe_webhook_secret, args.time_scale,
         "http://%s:%d" % (public_host, args.http_port)))
+
+    app.add_provider(AppStoreProvider(
+        app, state, args.appstore_bundle_id, args.appstore_app_apple_id, args.appstore_environment,
+        args.appstore_notify_url, args.time_scale))
+    app.add_provider(GooglePlayProvider(
+        app, state, public_base(args.host, args.http_port), args.googleplay_package,
+        args.googleplay_push_url, args.googleplay_push_audience, args.googleplay_push_email,
+        args.time_scale))
 
     def stop(signum, _frame):
         core.log("signal %d: shutting down" % signum)

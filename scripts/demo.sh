@@ -7,8 +7,9 @@
 #
 #   MariaDB (private)   127.0.0.1:3407   run/demo/db
 #   provider sandbox    http://127.0.0.1:8090 (Alipay gateway and cashier, WeChat
-#                       "phone" at /wechat/phone), https :8443 (WeChat API: v2 with
-#                       mutual TLS, v3 in public-key mode, which the demo uses)
+#                       "phone" at /wechat/phone, App Store and Google Play with their
+#                       "phones" at /appstore/phone, /googleplay/phone), https :8443
+#                       (WeChat API: v2 with mutual TLS, v3 in public-key mode, which the demo uses)
 #   paygate             spawn-fcgi 127.0.0.1:9000, 8 processes ($PAYGATE_FCGI_PROCESSES)
 #   lighttpd            http://127.0.0.1:8080/pay/  (apache-conf/lighttpd-*.conf)
 #
@@ -36,6 +37,10 @@ WX_API_KEY=demoDemoWechatApiKey0123456789ab
 # public half it writes to $RUN/sandbox/wechatpay_pub_key.pem, under this ID
 WX_API_V3_KEY=demoV3demoV3demoV3demoV3demoV3ab
 WX_PUBKEY_ID=PUB_KEY_ID_0119000001092026120700000000000001
+# the app in the App Store and Google Play (the sandbox's stores)
+APP_BUNDLE=com.example.shop
+APP_APPLE_ID=1234567890
+PLAY_PUSHER=play-rtdn@example-project.iam.gserviceaccount.com
 CONFIG="$RUN/paygate.ini"
 BASE_URL="http://127.0.0.1:$WEB_PORT/pay"
 
@@ -109,7 +114,11 @@ start() {
       --app-public-key "$RUN/keys/app_public.pem" --wechat-appid "$WX_APPID" \
       --wechat-mch-id "$WX_MCH_ID" --wechat-api-key "$WX_API_KEY" \
       --wechat-api-v3-key "$WX_API_V3_KEY" --wechat-pubkey-id "$WX_PUBKEY_ID" \
-      --wechat-v3-mode pubkey </dev/null >>"$RUN/sandbox.log" 2>&1 &
+      --wechat-v3-mode pubkey \
+      --appstore-bundle-id "$APP_BUNDLE" --appstore-app-apple-id "$APP_APPLE_ID" \
+      --appstore-notify-url "$BASE_URL/notify/appstore" --googleplay-package "$APP_BUNDLE" \
+      --googleplay-push-url "$BASE_URL/notify/googleplay" --googleplay-push-email "$PLAY_PUSHER" \
+      </dev/null >>"$RUN/sandbox.log" 2>&1 &
     echo $! >"$RUN/sandbox.pid"
     wait_for 30 "the sandbox (see $RUN/sandbox.log)" test -e "$RUN/sandbox/ready"
     say "sandbox on http://127.0.0.1:$SB_HTTP"
@@ -165,8 +174,30 @@ return_url = $BASE_URL/shop
 webhook_url =
 webhook_secret = demo-webhook-secret
 
+[appstore]
+enabled = true
+bundle_id = $APP_BUNDLE
+app_apple_id = $APP_APPLE_ID
+environment = Production
+root_cert = $RUN/sandbox/appstore/appstore_root.pem
+issuer_id = 57246542-96fe-1a63-e053-0824d011072a
+key_id = 2X9R4HXF34
+private_key = $RUN/sandbox/appstore/SubscriptionKey.p8
+api_base = http://127.0.0.1:$SB_HTTP
+
+[googleplay]
+enabled = true
+package_name = $APP_BUNDLE
+service_account = $RUN/sandbox/googleplay/service_account.json
+api_base = http://127.0.0.1:$SB_HTTP
+push_audience = $BASE_URL/notify/googleplay
+push_email = $PLAY_PUSHER
+push_certs_url = http://127.0.0.1:$SB_HTTP/oauth2/v3/certs
+
 [demo]
 storefront = true
+appstore_phone = http://127.0.0.1:$SB_HTTP/appstore/phone
+googleplay_phone = http://127.0.0.1:$SB_HTTP/googleplay/phone
 EOF
   umask 022
   ctl check-config >/dev/null
@@ -189,6 +220,11 @@ EOF
   add_product course-c "C for grown-ups" 9900 alice
   add_product course-linux "Linux servers from scratch" 19900 alice
   add_product ebook-sql "SQL, the hard parts" 1990
+  # the same courses in the app: App Store and Google Play product ids
+  ctl product update --sku course-c --appstore-id com.example.shop.course_c \
+    --googleplay-id course_c >/dev/null
+  ctl product update --sku ebook-sql --appstore-id com.example.shop.ebook_sql \
+    --googleplay-id ebook_sql >/dev/null
 
   # 4. paygate under spawn-fcgi
   if pid_alive "$RUN/paygate.pid"; then
@@ -227,6 +263,8 @@ EOF
   echo "WeChat phone (pay a QR code here): http://127.0.0.1:$SB_HTTP/wechat/phone"
   echo "(Alipay: the sandbox cashier opens when you buy; WeChat: open the phone page and"
   echo " press Pay, the QR page moves on by itself; logs in $RUN; stop with: make demo-stop)"
+  echo "In the app: the shop's App Store / Google Play buttons open the sandbox's phone; Buy"
+  echo " there makes the store send paygate its signed notification, and the course is Owned."
 }
 
 stop() {

@@ -100,6 +100,8 @@ typedef struct pg_config {
     } merchant;
     struct {
         bool storefront;
+        char *appstore_phone;   /* the sandbox's App Store "phone" page, "" = none */
+        char *googleplay_phone; /* the sandbox's Google Play "phone" page, "" = none */
     } demo;
     struct {                   /* [appstore] (SPEC 12.5): in-app purchases on iOS */
         bool enabled;

@@ -91,6 +91,8 @@ static const config_key_t CONFIG_KEYS[] = {
     K("merchant", "webhook_secret", CK_STR, merchant.webhook_secret, NULL),
     K("merchant", "return_url", CK_STR, merchant.return_url, NULL),
     K("demo", "storefront", CK_BOOL, demo.storefront, NULL),
+    K("demo", "appstore_phone", CK_STR, demo.appstore_phone, NULL),
+    K("demo", "googleplay_phone", CK_STR, demo.googleplay_phone, NULL),
     K("payouts", "enabled", CK_BOOL, payouts.enabled, NULL),
     K("payouts", "channel", CK_ENUM, payouts.channel, "alipay|wechat"),
     K("payouts", "min_fen", CK_INT, payouts.min_fen, NULL),
@@ -737,6 +739,8 @@ static void validate_money(config_loader_t *l)
         config_problem(l, "settlement", "delay_days", "must be at most 365");
     validate_url(l, "merchant", "webhook_url", c->merchant.webhook_url);
     validate_url(l, "merchant", "return_url", c->merchant.return_url);
+    validate_url(l, "demo", "appstore_phone", c->demo.appstore_phone);
+    validate_url(l, "demo", "googleplay_phone", c->demo.googleplay_phone);
     if (is_set(c->merchant.webhook_url) && !is_set(c->merchant.webhook_secret))
         config_problem(l, "merchant", "webhook_secret", "missing (required when webhook_url is set)");
 }
@@ -926,6 +930,8 @@ void config_free(pg_config_t *c)
     free(c->merchant.webhook_url);
     free_secret(c->merchant.webhook_secret);
     free(c->merchant.return_url);
+    free(c->demo.appstore_phone);
+    free(c->demo.googleplay_phone);
     free(c->payouts.channel);
     free(c->payouts.start_date);
     free(c->metrics.state_file);

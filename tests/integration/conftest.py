@@ -559,8 +559,16 @@ class Harness:
         return path
 
     def _config_writer(self, key_format, sign_type="HMAC-SHA256", wechat_enabled=True, extra="",
-                       order_ttl=900):
+                       order_ttl=900, extra_files=()):
         def write(st):
+            # files extra_ini names as @STACK_DIR@/<name>: private copies in
+            # the stack folder, which Apache's children can reach as root
+            # (the run folder may not be: a checkout under /root)
+            for src in extra_files:
+                dst = st.dir / os.path.basename(str(src))
+                shutil.copyfile(src, dst)
+                os.chmod(dst, 0o600)
+            extra_here = extra.replace("@STACK_DIR@", str(st.dir))
             key = st.dir / "app_private_key.pem"
             shutil.copyfile(self.keys[key_format], key)
             os.chmod(key, 0o600)
@@ -581,18 +589,21 @@ class Harness:
             if wechat:
                 wechat["ca_file"] = ca
             self.write_config(st.config, st.base_url, st.paygate_log, key, wechat=wechat,
-                              extra=extra, alipay_public_key=apub, ca_file=ca, order_ttl=order_ttl)
+                              extra=extra_here, alipay_public_key=apub, ca_file=ca, order_ttl=order_ttl)
         return write
 
     def new_stack(self, kind, name=None, fcgi_children=S.DEFAULT_FCGI_CHILDREN, wechat_enabled=True,
-                  port=None, extra_ini="", order_ttl=900):
+                  port=None, extra_ini="", order_ttl=900, extra_files=()):
         """A stack that the caller owns (and stops). extra_ini: more INI
-        sections for its config ([fees], [settlement])."""
+        sections for its config ([fees], [settlement]); extra_files: files
+        copied into the stack folder, which extra_ini names as
+        @STACK_DIR@/<basename>."""
         name = name or kind
         return S.Stack(kind, self.run / "stacks" / name, build_dir=BUILD, port=port or S.free_port(),
                        config_writer=self._config_writer(KEY_FORMAT.get(kind, "pkcs8"),
                                                          WX_SIGN_TYPE.get(kind, "HMAC-SHA256"),
-                                                         wechat_enabled, extra_ini, order_ttl),
+                                                         wechat_enabled, extra_ini, order_ttl,
+                                                         extra_files),
                        env=self.env, mount=MOUNT, fcgi_children=fcgi_children,
                        registry=self.registry, asan_options=self.env["ASAN_OPTIONS"])
 

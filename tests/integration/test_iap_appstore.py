@@ -55,10 +55,14 @@ def ios(request, mapped, apple_api):
     os.chmod(root, 0o644)
     os.chmod(os.path.dirname(root), 0o755)
     p8 = apple_api.write_p8(str(h.run / "appstore" / "SubscriptionKey.p8"))
+    # the stack gets private copies: as root, Apache's children (www-data)
+    # may not reach the run folder (a checkout under /root)
     ini = ("\n[appstore]\nenabled = true\nbundle_id = %s\napp_apple_id = %d\nenvironment = Production\n"
-           "root_cert = %s\nstore_fee_bp = %d\nissuer_id = %s\nkey_id = %s\nprivate_key = %s\napi_base = %s\n"
-           % (BUNDLE, APP_ID, root, FEE_BP, apple_api.issuer_id, apple_api.key_id, p8, apple_api.base))
-    st = h.new_stack(request.param, name="iap-" + request.param, extra_ini=ini)
+           "root_cert = @STACK_DIR@/%s\nstore_fee_bp = %d\nissuer_id = %s\nkey_id = %s\n"
+           "private_key = @STACK_DIR@/%s\napi_base = %s\n"
+           % (BUNDLE, APP_ID, os.path.basename(root), FEE_BP, apple_api.issuer_id, apple_api.key_id,
+              os.path.basename(p8), apple_api.base))
+    st = h.new_stack(request.param, name="iap-" + request.param, extra_ini=ini, extra_files=(root, p8))
     try:
         st.start()
     except Exception as e:  # noqa: BLE001

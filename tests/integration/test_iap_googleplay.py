@@ -46,10 +46,13 @@ def android(request, harness, google):
     d.mkdir(exist_ok=True)
     os.chmod(d, 0o755)
     sa = google.service_account_json(str(d / "service_account.json"))
-    ini = ("\n[googleplay]\nenabled = true\npackage_name = %s\nservice_account = %s\napi_base = %s\n"
-           "push_audience = %s\npush_email = %s\npush_certs_url = %s/oauth2/v3/certs\nstore_fee_bp = %d\n"
-           % (PACKAGE, sa, google.base, AUDIENCE, PUSHER, google.base, FEE_BP))
-    st = h.new_stack(request.param, name="gp-" + request.param, extra_ini=ini)
+    # a private copy in the stack folder: as root, Apache's children
+    # (www-data) may not reach the run folder (a checkout under /root)
+    ini = ("\n[googleplay]\nenabled = true\npackage_name = %s\nservice_account = @STACK_DIR@/%s\n"
+           "api_base = %s\npush_audience = %s\npush_email = %s\npush_certs_url = %s/oauth2/v3/certs\n"
+           "store_fee_bp = %d\n"
+           % (PACKAGE, os.path.basename(sa), google.base, AUDIENCE, PUSHER, google.base, FEE_BP))
+    st = h.new_stack(request.param, name="gp-" + request.param, extra_ini=ini, extra_files=(sa,))
     try:
         st.start()
     except Exception as e:  # noqa: BLE001
