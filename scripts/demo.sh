@@ -194,6 +194,13 @@ push_audience = $BASE_URL/notify/googleplay
 push_email = $PLAY_PUSHER
 push_certs_url = http://127.0.0.1:$SB_HTTP/oauth2/v3/certs
 
+[stripe]
+enabled = true
+secret_key = sk_test_paygatesandbox
+webhook_secret = whsec_paygatesandboxsecret
+api_base = http://127.0.0.1:$SB_HTTP
+currency = cny
+
 [demo]
 storefront = true
 appstore_phone = http://127.0.0.1:$SB_HTTP/appstore/phone
@@ -258,6 +265,9 @@ EOF
 
   wait_for 20 "GET $BASE_URL/healthz" \
     "$PY" -c "import sys,urllib.request; sys.exit(urllib.request.urlopen('$BASE_URL/healthz', timeout=2).status != 200)"
+  # Stripe's events go to the endpoint a shop registers in its dashboard: here the sandbox's
+  "$PY" -c "import json,urllib.request; urllib.request.urlopen(urllib.request.Request('http://127.0.0.1:$SB_HTTP/_sandbox/stripe/endpoint', data=json.dumps({'url': '$BASE_URL/notify/stripe'}).encode(), headers={'Content-Type': 'application/json'}), timeout=5)" \
+    || die "could not register the Stripe webhook endpoint with the sandbox"
   echo
   echo "Demo shop: $BASE_URL/shop"
   echo "WeChat phone (pay a QR code here): http://127.0.0.1:$SB_HTTP/wechat/phone"
