@@ -344,7 +344,13 @@ pg_err notify_apply(pg_app_t *app, arena_t *a, const payment_event_t *ev, notify
     /* COMMIT reply lost: answered failure (never acknowledged unconfirmed); the
      * provider redelivers, and the redelivery finds the payment (the key: its
      * payment_no) already moved and is a duplicate with no second effect. */
+    /* On a Galera cluster the payment may have been made through another
+     * node a moment ago: the transaction reads causally, so a genuine
+     * notification never meets "unknown payment" for a row not yet applied
+     * here (no effect on a single server). */
+    (void)db_causal_reads(app->db, true);
     rc = db_tx(app->db, apply_in_tx, &ctx);
+    (void)db_causal_reads(app->db, false);
     if (rc == PG_OK)
         return PG_OK;
     if (rc == PG_ERR_COMMIT_UNKNOWN) {
