@@ -66,6 +66,7 @@ import appstore_gw  # noqa: E402  (the sandbox's Apple signs the App Store notif
 import pymysql  # noqa: E402
 from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import padding  # noqa: E402
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: E402
 
 RUN = REPO / "run" / "bench"
 BUILD = (REPO / os.environ.get("BUILD", "build-bench")).resolve()
@@ -119,12 +120,19 @@ SKU = "course-c"
 APPLE_BUNDLE = "com.example.bench"
 APPLE_PRODUCT = "com.example.bench.course_c"
 
-SCENARIOS = ["checkout-alipay-page", "checkout-wechat-native", "notify-alipay",
-             "notify-wechat", "notify-stripe", "notify-appstore", "order-status"]
+# the sandbox's WeChat Pay API v3 defaults (sandbox/sandbox.py): APIv3 key
+# (AES-256-GCM of notifications) and the public key ID it signs under
+WX_V3_KEY = "sandboxV3sandboxV3sandboxV3key32"
+WX_V3_PUBKEY_ID = "PUB_KEY_ID_0119000001092026120700000000000001"
+
+SCENARIOS = ["checkout-alipay-page", "checkout-wechat-native", "checkout-wechat-v3-native",
+             "notify-alipay", "notify-wechat", "notify-wechat-v3", "notify-stripe", "notify-appstore",
+             "order-status"]
 if os.environ.get("BENCH_SCENARIOS"):
     SCENARIOS = [s for s in os.environ["BENCH_SCENARIOS"].split(",") if s in SCENARIOS]
 # scenario -> (baseline, target ratio)
 BASELINE_OF = {"checkout-alipay-page": ("floor-sign", 0.8), "checkout-wechat-native": ("floor-sign", 0.8),
+               "checkout-wechat-v3-native": ("floor-sign", 0.8), "notify-wechat-v3": ("floor-verify", 0.8),
                "notify-alipay": ("floor-verify", 0.8), "notify-wechat": ("floor-verify", 0.8),
                "notify-stripe": ("floor-hmac", 0.8),
                # the floor is one ES256 verify + one commit; paygate also checks
@@ -134,11 +142,14 @@ BASELINE_OF = {"checkout-alipay-page": ("floor-sign", 0.8), "checkout-wechat-nat
 # scenario -> the floor whose p99 its p99 is held against (order status: the
 # floor of a status read, (d), not hello-world)
 P99_FLOOR_OF = {"checkout-alipay-page": "floor-sign", "checkout-wechat-native": "floor-sign",
+                "checkout-wechat-v3-native": "floor-sign", "notify-wechat-v3": "floor-verify",
                 "notify-alipay": "floor-verify", "notify-wechat": "floor-verify", "notify-stripe": "floor-hmac",
                 "notify-appstore": "floor-es256", "order-status": "floor-read"}
 RSS_LIMIT_KIB = 16 * 1024
 # rows measured again against paygate with [metrics] enabled = false
 METRICS_OFF_ROWS = ("notify-alipay", "notify-wechat", "order-status")
+# rows run against the second pool with [wechat] api_version = v3 (/wxv3)
+V3_ROWS = ("checkout-wechat-v3-native", "notify-wechat-v3")
 
 
 def log(msg):
@@ -311,6 +322,18 @@ class Bench:
         self.config_nm.write_text(self.config.read_text().replace(
             base_url, base_url[:-len("/pay")] + "/nometrics").replace("[metrics]\n", "[metrics]\nenabled = false\n"))
         os.chmod(self.config_nm, 0o600)
+        # the same paygate with [wechat] api_version = v3 (the sandbox's
+        # public-key mode: WeChat Pay's public key and its ID), for V3_ROWS
+        self.wx_private_v3 = serialization.load_pem_private_key(
+            (sb / "wechatpay_pub_private.pem").read_bytes(), password=None)
+        self.config_v3 = RUN / "paygate-wxv3.ini"
+        self.config_v3.write_text(self.config.read_text().replace(
+            base_url, base_url[:-len("/pay")] + "/wxv3").replace("[wechat]\n", (
+                "[wechat]\napi_version = v3\napi_v3_key = %s\nwechatpay_public_key = %s\n"
+                "wechatpay_public_key_id = %s\nclient_cert = %s\nclient_key = %s\n") % (
+                WX_V3_KEY, sb / "wechatpay_pub_key.pem", WX_V3_PUBKEY_ID,
+                sb / "wechat_apiclient_cert.pem", sb / "wechat_apiclient_key.pem"), 1))
+        os.chmod(self.config_v3, 0o600)
         ctl = [str(BUILD / "paygatectl"), "-c", str(self.config)]
         sh(ctl + ["migrate"], stdout=subprocess.DEVNULL)
         sh(ctl + ["product", "add", "--sku", SKU, "--title", "C for grown-ups", "--price-fen",
@@ -331,6 +354,7 @@ class Bench:
         self.fcgi_ports = {}
         apps = {"paygate": (BUILD / "paygate.fcgi", ["-c", str(self.config)]),
                 "paygate-nm": (BUILD / "paygate.fcgi", ["-c", str(self.config_nm)]),
+                "paygate-v3": (BUILD / "paygate.fcgi", ["-c", str(self.config_v3)]),
                 "hello": (BB / "hello", []),
                 "floor-sign": (BB / "floor", ["sign", str(key)] + db),
                 "floor-verify": (BB / "floor", ["verify", str(key)] + db),
@@ -341,7 +365,8 @@ class Bench:
         for name in apps:
             self.fcgi_ports[name] = S.free_port()
             self.spawn_pool(name, CHILDREN)
-        self.mounts = {"paygate": "/pay", "paygate-nm": "/nometrics", "hello": "/hello", "floor-sign": "/floor-sign",
+        self.mounts = {"paygate": "/pay", "paygate-nm": "/nometrics", "paygate-v3": "/wxv3",
+                       "hello": "/hello", "floor-sign": "/floor-sign",
                        "floor-verify": "/floor-verify", "floor-read": "/floor-read", "floor-hmac": "/floor-hmac",
                        "floor-es256": "/floor-es256"}
         for server in SERVERS:
@@ -520,6 +545,43 @@ class Bench:
                 f.write("<xml>" + "".join("<%s><![CDATA[%s]]></%s>" % (k, v, k)
                                           for k, v in fl.items()) + "</xml>\n")
 
+    def wechat_v3_bodies(self, nos, path):
+        """WeChat Pay API v3 TRANSACTION.SUCCESS notifications, one per line:
+        "H|Name: value|...", a tab, the JSON body (bench/wrk.lua sends the
+        headers with it). The transaction is AES-256-GCM encrypted under the
+        APIv3 key (associated data "transaction", a fresh 12-character
+        nonce); the headers carry Wechatpay-Timestamp/Nonce/Serial and the
+        SHA256withRSA signature of "ts\nnonce\nbody\n" by the sandbox's
+        WeChat Pay private key (public-key mode). Signed now: the run must
+        start within the 300 s clock-skew window."""
+        ts = str(int(time.time()))
+        success = time.strftime("%Y-%m-%dT%H:%M:%S+08:00", time.gmtime(time.time() + 8 * 3600 - 5))
+        aes = AESGCM(WX_V3_KEY.encode())
+        with open(path, "w", encoding="utf-8") as f:
+            for no in nos:
+                tx = {"appid": WX_APPID, "mchid": WX_MCH_ID, "out_trade_no": no, "trade_state": "SUCCESS",
+                      "trade_state_desc": "支付成功", "transaction_id": "4200" + str(uuid.uuid4().int)[:24],
+                      "trade_type": "NATIVE", "bank_type": "OTHERS", "success_time": success,
+                      "payer": {"openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"},
+                      "amount": {"total": PRICE_FEN, "payer_total": PRICE_FEN, "currency": "CNY",
+                                 "payer_currency": "CNY"}}
+                gnonce = uuid.uuid4().hex[:12]
+                ct = aes.encrypt(gnonce.encode(), json.dumps(tx, separators=(",", ":"),
+                                                             ensure_ascii=False).encode(), b"transaction")
+                body = json.dumps({
+                    "id": str(uuid.uuid4()), "create_time": success, "resource_type": "encrypt-resource",
+                    "event_type": "TRANSACTION.SUCCESS", "summary": "支付成功",
+                    "resource": {"original_type": "transaction", "algorithm": "AEAD_AES_256_GCM",
+                                 "ciphertext": base64.b64encode(ct).decode(),
+                                 "associated_data": "transaction", "nonce": gnonce}},
+                    separators=(",", ":"), ensure_ascii=False)
+                hnonce = uuid.uuid4().hex
+                sig = self.wx_private_v3.sign(("%s\n%s\n%s\n" % (ts, hnonce, body)).encode(),
+                                              padding.PKCS1v15(), hashes.SHA256())
+                f.write("H|Wechatpay-Timestamp: %s|Wechatpay-Nonce: %s|Wechatpay-Serial: %s|"
+                        "Wechatpay-Signature: %s\t%s\n" % (ts, hnonce, WX_V3_PUBKEY_ID,
+                                                          base64.b64encode(sig).decode(), body))
+
     @staticmethod
     def stripe_bodies(nos, path):
         """One line per event: the Stripe-Signature header, a tab, the body
@@ -670,9 +732,9 @@ class Bench:
                 needle='"payment_no"', ctype="application/x-www-form-urlencoded", auth=auth))
             time.sleep(0.5)
             n = self.q1("SELECT COUNT(*) FROM orders o JOIN payments p ON p.order_id = o.id "
-                        "WHERE o.user_ref = %s AND p.channel = %s AND p.status = 'CREATED'",
-                        user, ch)
-            check = "db %d orders+payments / %d ok" % (n, r["ok"])
+                        "WHERE o.user_ref = %s AND p.channel = %s AND p.status = 'CREATED'"
+                        + (" AND p.api_version = 'v3'" if sc in V3_ROWS else ""), user, ch)
+            check = "db %d orders+payments%s / %d ok" % (n, " (v3)" if sc in V3_ROWS else "", r["ok"])
             r["db_ok"] = n >= r["ok"]
         elif sc == "notify-appstore":
             n = int(min(30000, max(1000, expected_rate * SECONDS * 1.3)))
@@ -707,6 +769,28 @@ class Bench:
                            prefix + "%")
             check = "db %d payments PAID / %d ok of %d" % (paid, r["ok"], n)
             r["db_ok"] = paid >= r["ok"]
+        elif sc == "notify-wechat-v3":
+            seen = self.rate_seen.get((sc, conns))
+            n = int(min(60000, max(1000, (1.6 * seen if seen else 1.3 * expected_rate) * SECONDS)))
+            prefix = "BNV%03d" % self.batch
+            t0 = time.time()
+            nos = self.create_payments(prefix, n, "wechat", "native")
+            self.exec("UPDATE payments SET api_version = 'v3' WHERE payment_no LIKE %s", prefix + "%")
+            f = RUN / ("bodies-%s.txt" % tag)
+            self.wechat_v3_bodies(nos, f)
+            log("  (%d wechat v3 notifications prepared in %.1f s)" % (n, time.time() - t0))
+            r = self.measure(server, app, lambda: self.wrk(
+                base + "/notify/wechat", conns, SECONDS, method="POST", bodies="@" + str(f),
+                expect=204, ctype="application/json"))
+            time.sleep(0.5)
+            paid = self.q1("SELECT COUNT(*) FROM payments WHERE payment_no LIKE %s AND "
+                           "status = 'PAID'", prefix + "%")
+            porders = self.q1("SELECT COUNT(*) FROM orders WHERE order_no LIKE %s AND "
+                              "status = 'PAID'", prefix + "%")
+            check = "db %d payments + %d orders PAID / %d ok of %d" % (paid, porders, r["ok"], n)
+            if r["exhausted"]:
+                check += " (bodies used up: stopped early)"
+            r["db_ok"] = paid >= r["ok"] and porders == paid
         elif sc.startswith("notify"):
             ch = "alipay" if sc == "notify-alipay" else "wechat"
             seen = self.rate_seen.get((sc, conns))   # paygate's own rate, when known
@@ -759,12 +843,12 @@ class Bench:
         bname, target = BASELINE_OF[sc]
         b = self.baseline.get((server, conns, bname))
         ratio = r["rps"] / b if b else None
-        if app != "paygate":
+        if app == "paygate-nm":
             check = "[metrics] enabled = false; " + check
         self.rate_seen[(sc, conns)] = max(r["rps"], self.rate_seen.get((sc, conns), 0))
         pfloor = P99_FLOOR_OF[sc]
         fp99 = self.baseline_p99.get((server, conns, pfloor))
-        variant = "" if app == "paygate" else " (metrics off)"
+        variant = " (metrics off)" if app == "paygate-nm" else ""
         row = dict(scenario=sc, server=server, conns=conns, r=r, check=check, ratio=ratio,
                    baseline=bname, base_rps=b, target=target, rss0=rss0, rss1=rss1,
                    children=self.children, p99_floor=pfloor, floor_p99_us=fp99, variant=variant)
@@ -1224,8 +1308,9 @@ def main():
         speed = openssl_speed()
         # each baseline right before the scenarios compared with it, so that
         # a change in the machine's load hits both as little as possible
-        groups = [(("floor-sign",), ["checkout-alipay-page", "checkout-wechat-native"]),
-                  (("floor-verify",), ["notify-alipay", "notify-wechat"]),
+        groups = [(("floor-sign",), ["checkout-alipay-page", "checkout-wechat-native",
+                                     "checkout-wechat-v3-native"]),
+                  (("floor-verify",), ["notify-alipay", "notify-wechat", "notify-wechat-v3"]),
                   (("floor-hmac",), ["notify-stripe"]),
                   (("floor-es256",), ["notify-appstore"]),
                   (("hello", "floor-read"), ["order-status"])]
@@ -1235,7 +1320,8 @@ def main():
                     b.run_baselines(server, conns, bases)
                     for sc in scs:
                         if sc in SCENARIOS:
-                            b.run_scenario(sc, server, conns)
+                            b.run_scenario(sc, server, conns,
+                                           app="paygate-v3" if sc in V3_ROWS else "paygate")
                             if sc in METRICS_OFF_ROWS:   # the cost of the counters
                                 b.run_scenario(sc, server, conns, app="paygate-nm")
         if "order-status" in SCENARIOS or not SCENARIOS:
@@ -1247,6 +1333,8 @@ def main():
         print(text)
         log("table written to %s" % (RUN / "results.md"))
         want = b.missed() if PROFILE == "auto" else [s for s in PROFILE.split(",") if s in BASELINE_OF]
+        # the profile loads drive the main (v2) pool only
+        want = [s for s in want if s not in V3_ROWS]
         if PROFILE != "none" and want:
             log("profiling: %s" % ", ".join(want))
             b.db_profile(want)

@@ -5,7 +5,9 @@
 --         sent once: thread i of n takes lines i, i+n, ...; a thread that
 --         has used up its lines stops), or a literal body sent every time;
 --         a line "t=...,v1=...<TAB>body" is a Stripe event: the part before
---         the tab goes out as its Stripe-Signature header
+--         the tab goes out as its Stripe-Signature header; a line
+--         "H|Name: value|Name: value<TAB>body" carries its own headers
+--         (WeChat Pay v3 notifications)
 -- EXPECT  expected HTTP status (201, 200)
 -- NEEDLE  "-" or a plain substring the response body must contain
 -- CTYPE   Content-Type of the body ("-" for none)
@@ -81,6 +83,15 @@ function request()
       pos = nitems
     end
     body = items[pos]
+  end
+  if body and body:sub(1, 2) == "H|" then
+    local tab = body:find("\t", 1, true)
+    if tab then
+      local h = {}
+      for k, v in pairs(headers) do h[k] = v end
+      for name, value in body:sub(3, tab - 1):gmatch("([^|:]+): ([^|]*)") do h[name] = value end
+      return wrk.format(method, path, h, body:sub(tab + 1))
+    end
   end
   if body and body:sub(1, 2) == "t=" then
     local tab = body:find("\t", 1, true)
