@@ -33,7 +33,9 @@ build-bench), BENCH_THREADS (wrk threads, default 2), BENCH_CHILDREN
 "2,4,8,16"; "none" skips the sweep), BENCH_SWEEP_CONNS (default "16"),
 BENCH_SWEEP_SERVER (default lighttpd), BENCH_SWEEP_SCENARIOS (default
 "checkout-alipay-page,notify-alipay"), BENCH_MARIADB_OPTS (server options
-added to the private MariaDB, default a 512M buffer pool and a 1G redo log).
+added to the private MariaDB, default a 512M buffer pool and a 1G redo log),
+BENCH_GALERA (default 1: checkout and notification rows again on a 3-node
+Galera cluster, cluster/single shown; 0 skips).
 
 The cost of GET /metrics' counters: a second paygate pool (the same count)
 with `[metrics] enabled = false` at /nometrics runs the notification and
@@ -148,6 +150,17 @@ P99_FLOOR_OF = {"checkout-alipay-page": "floor-sign", "checkout-wechat-native": 
 RSS_LIMIT_KIB = 16 * 1024
 # rows measured again against paygate with [metrics] enabled = false
 METRICS_OFF_ROWS = ("notify-alipay", "notify-wechat", "order-status")
+# Galera: checkout and notification rows again on a three-node MariaDB
+# Galera cluster (tests/integration/galera_cluster.py), a pool of their own at
+# /galera whose [database] host is the cluster's host list, right after the
+# same rows on the single server: the table shows cluster/single
+GALERA = os.environ.get("BENCH_GALERA", "1") == "1"   # ~1.5 min more in a full run
+GALERA_ROWS = ("checkout-alipay-page", "notify-alipay")
+# the nodes' options on top of galera_cluster.py's (later options win): the
+# single server's durability (a redo-log flush per COMMIT, as in production,
+# galera_cluster.py's nodes use 2) and room for a run's rows
+GALERA_OPTS = ["--innodb-flush-log-at-trx-commit=1", "--innodb-buffer-pool-size=256M",
+               "--innodb-log-file-size=256M"]
 # rows run against the second pool with [wechat] api_version = v3 (/wxv3)
 V3_ROWS = ("checkout-wechat-v3-native", "notify-wechat-v3")
 
@@ -241,6 +254,8 @@ def rss_kib(pid):
 class Bench:
     def __init__(self):
         self.registry = None
+        self.galera = None       # the Galera cluster (BENCH_GALERA=1)
+        self.product_id = None
         self.procs = []          # Popen of web servers and the sandbox
         self.pools = {}          # name -> pids
         self.db_dir = RUN / "db"
@@ -334,6 +349,9 @@ class Bench:
                 WX_V3_KEY, sb / "wechatpay_pub_key.pem", WX_V3_PUBKEY_ID,
                 sb / "wechat_apiclient_cert.pem", sb / "wechat_apiclient_key.pem"), 1))
         os.chmod(self.config_v3, 0o600)
+        self.galera = None
+        if GALERA:
+            self.start_galera(base_url)
         ctl = [str(BUILD / "paygatectl"), "-c", str(self.config)]
         sh(ctl + ["migrate"], stdout=subprocess.DEVNULL)
         sh(ctl + ["product", "add", "--sku", SKU, "--title", "C for grown-ups", "--price-fen",
@@ -361,11 +379,14 @@ class Bench:
                 "floor-read": (BB / "floor", ["read", str(key)] + db),
                 "floor-hmac": (BB / "floor", ["hmac", str(key)] + db),
                 "floor-es256": (BB / "floor", ["es256", str(key)] + db)}
+        if self.galera:
+            apps["paygate-galera"] = (BUILD / "paygate.fcgi", ["-c", str(self.config_galera)])
         self.apps = apps
         for name in apps:
             self.fcgi_ports[name] = S.free_port()
             self.spawn_pool(name, CHILDREN)
         self.mounts = {"paygate": "/pay", "paygate-nm": "/nometrics", "paygate-v3": "/wxv3",
+                       "paygate-galera": "/galera",
                        "hello": "/hello", "floor-sign": "/floor-sign",
                        "floor-verify": "/floor-verify", "floor-read": "/floor-read", "floor-hmac": "/floor-hmac",
                        "floor-es256": "/floor-es256"}
@@ -375,6 +396,68 @@ class Bench:
             st = S.http_status("http://127.0.0.1:%d/pay/healthz" % self.ports[server])
             if st != 200:
                 raise S.StackError("%s: /pay/healthz answered %s" % (server, st))
+
+    def start_galera(self, base_url):
+        """A three-node Galera cluster under RUN/galera, migrated, with the
+        product; the config of its pool (host = the cluster's host list)."""
+        sys.path.insert(0, str(REPO / "tests" / "integration"))
+        import galera_cluster as G
+        why = G.unavailable_reason()
+        if why:
+            log("BENCH_GALERA: no cluster here (%s): Galera rows skipped" % why)
+            return
+        cl = G.GaleraCluster(RUN / "galera", registry=self.registry)
+        for n in cl.nodes:
+            n.command = (lambda bootstrap, extra=(), _o=n.command: _o(bootstrap, list(extra) + GALERA_OPTS))
+        t0 = time.time()
+        self.galera = cl    # stopped by stop() from here on, even half started
+        cl.start()
+        log("Galera cluster of 3 up in %.1f s (SQL ports %s)" % (
+            time.time() - t0, ", ".join(str(n.port) for n in cl.nodes)))
+        self.config_galera = RUN / "paygate-galera.ini"
+        text = self.config.read_text().replace(base_url, base_url[:-len("/pay")] + "/galera")
+        text, k = re.subn(r"^\[database\]\nhost = [^\n]*\n", "[database]\nhost = %s\n" % cl.host_list(),
+                          text, count=1, flags=re.M)
+        assert k == 1, "no [database] host in the config"
+        self.config_galera.write_text(text)
+        os.chmod(self.config_galera, 0o600)
+        ctl = [str(BUILD / "paygatectl"), "-c", str(self.config_galera)]
+        sh(ctl + ["migrate"], stdout=subprocess.DEVNULL)
+        sh(ctl + ["product", "add", "--sku", SKU, "--title", "C for grown-ups", "--price-fen",
+                  str(PRICE_FEN)], stdout=subprocess.DEVNULL)
+        with self.on_galera():
+            self.galera_product_id = self.q1("SELECT id FROM products WHERE sku=%s", SKU)
+
+    def on_galera(self):
+        """Within it, the bench's own SQL (payments made for notifications,
+        the checks, SHOW GLOBAL STATUS) goes to node 1, the first host of the
+        pool's list."""
+        import contextlib
+
+        @contextlib.contextmanager
+        def ctx():
+            saved = (self.db_port, self.product_id, self.paid_orders)
+            self.db_port = self.galera.nodes[0].port
+            self.product_id = getattr(self, "galera_product_id", self.product_id)
+            try:
+                yield
+            finally:
+                self.db_port, self.product_id, self.paid_orders = saved
+        return ctx()
+
+    def run_galera(self, sc, server, conns):
+        with self.on_galera():
+            self.run_scenario(sc, server, conns, app="paygate-galera")
+        row = self.rows[-1]
+        single = [x for x in self.rows[:-1] if x["scenario"] == sc and x["server"] == server
+                  and x["conns"] == conns and not x.get("variant")]
+        if single and single[-1]["r"]["rps"] and single[-1]["r"]["p99_us"]:
+            s = single[-1]["r"]
+            row["check"] = "cluster/single: req/s %.2f, p50 %.2f, p99 %.2f; %s" % (
+                row["r"]["rps"] / s["rps"], row["r"]["p50_us"] / max(1, s["p50_us"]),
+                row["r"]["p99_us"] / s["p99_us"], row["check"])
+            log("  %s on Galera / single: req/s %.2f, p99 %.2f" % (
+                sc, row["r"]["rps"] / s["rps"], row["r"]["p99_us"] / s["p99_us"]))
 
     def spawn_pool(self, name, children):
         app, args = self.apps[name]
@@ -467,6 +550,12 @@ class Bench:
         if (self.db_dir / "mysqld.pid").exists():
             sh(["bash", str(REPO / "scripts/mariadb.sh"), "stop", str(self.db_dir)], check=False,
                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if getattr(self, "galera", None):
+            try:
+                self.galera.stop()
+            except Exception as e:  # noqa: BLE001 - the registry below stops what is left
+                log("stopping the Galera cluster: %s" % e)
+            self.galera = None
         if self.registry and self.registry.path.exists():
             self.registry.stop_leftovers()
 
@@ -641,8 +730,10 @@ class Bench:
         """PIDs whose CPU time is charged per request: the FastCGI app, the
         database, the web server (with its children) and the sandbox."""
         web = self.web_procs[server]
+        db = ([int((self.db_dir / "mysqld.pid").read_text().strip())] if app != "paygate-galera"
+              else self.galera.pids())   # all three nodes
         return {"app": list(self.pools[app]),
-                "db": [int((self.db_dir / "mysqld.pid").read_text().strip())],
+                "db": db,
                 "web": [web.pid] + S.descendants(web.pid),
                 "sandbox": [self.procs[0].pid]}
 
@@ -848,7 +939,7 @@ class Bench:
         self.rate_seen[(sc, conns)] = max(r["rps"], self.rate_seen.get((sc, conns), 0))
         pfloor = P99_FLOOR_OF[sc]
         fp99 = self.baseline_p99.get((server, conns, pfloor))
-        variant = " (metrics off)" if app == "paygate-nm" else ""
+        variant = {"paygate-nm": " (metrics off)", "paygate-galera": " (Galera, 3 nodes)"}.get(app, "")
         row = dict(scenario=sc, server=server, conns=conns, r=r, check=check, ratio=ratio,
                    baseline=bname, base_rps=b, target=target, rss0=rss0, rss1=rss1,
                    children=self.children, p99_floor=pfloor, floor_p99_us=fp99, variant=variant)
@@ -1324,6 +1415,8 @@ def main():
                                            app="paygate-v3" if sc in V3_ROWS else "paygate")
                             if sc in METRICS_OFF_ROWS:   # the cost of the counters
                                 b.run_scenario(sc, server, conns, app="paygate-nm")
+                            if b.galera and sc in GALERA_ROWS:   # the certification round trip
+                                b.run_galera(sc, server, conns)
         if "order-status" in SCENARIOS or not SCENARIOS:
             b.flatness()
         b.sweep()
