@@ -884,3 +884,18 @@ def pytest_runtest_makereport(item, call):
             seen.add(val.run)
             label = "sandbox.log" if val.run == RUN else "%s/sandbox.log" % val.run.name
             rep.sections.append(("%s (tail)" % label, S.tail(val.run / "sandbox.log", 30)))
+
+
+def interop_node_modules(package):
+    """sandbox/interop's node_modules with `package` in it, installed with
+    `npm ci` (the lock file pins every official library) when missing:
+    the interop checks run wherever node is, whichever test file comes
+    first. Skips only when node/npm are not installed."""
+    interop = REPO / "sandbox" / "interop"
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("node/npm are not installed: the interop checks with %s cannot run" % package)
+    if not (interop / "node_modules" / package).is_dir():
+        done = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=str(interop),
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stdout + done.stderr
+    return interop

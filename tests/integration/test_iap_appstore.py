@@ -20,7 +20,7 @@ import pymysql
 import pytest
 import requests
 
-from conftest import ALL_STACKS, API_KEY, PRICES, REPO, unique_user
+from conftest import interop_node_modules, ALL_STACKS, API_KEY, PRICES, REPO, unique_user
 
 sys.path.insert(0, str(REPO / "sandbox"))
 import appstore_gw  # noqa: E402
@@ -261,9 +261,7 @@ def test_jose_verifies_paygates_app_store_api_token(ios, apple_api):
     verifies with `jose` (ES256, kid, iss = issuer_id, aud appstoreconnect-v1, bid)."""
     import shutil
     import subprocess
-    interop = REPO / "sandbox" / "interop"
-    if shutil.which("node") is None or not (interop / "node_modules" / "jose").is_dir():
-        pytest.skip("node and sandbox/interop/node_modules (npm ci) are needed")
+    interop = interop_node_modules("jose")
     if not apple_api.tokens:
         tx = SIGNER.transaction(STORE_PRODUCT, None)
         apple_api.add(tx)
@@ -370,9 +368,7 @@ def test_sandbox_apple_is_accepted_by_apples_library():
     import shutil
     import subprocess
     from cryptography.hazmat.primitives import serialization
-    interop = REPO / "sandbox" / "interop"
-    if shutil.which("node") is None or not (interop / "node_modules" / "@apple").is_dir():
-        pytest.skip("node and sandbox/interop/node_modules (npm ci) are needed")
+    interop = interop_node_modules("@apple/app-store-server-library")
     tx = SIGNER.transaction(STORE_PRODUCT, "7f1c2a52-2c8e-4a4e-9d55-0f3c6f0b9a11")
     good = [SIGNER.notification("ONE_TIME_CHARGE", tx), SIGNER.notification("TEST")]
     bad = [SIGNER.notification("ONE_TIME_CHARGE", tx, fault=f)

@@ -15,7 +15,7 @@ import sys
 import pytest
 import requests
 
-from conftest import ALL_STACKS, API_KEY, REPO, unique_user
+from conftest import interop_node_modules, ALL_STACKS, API_KEY, REPO, unique_user
 
 sys.path.insert(0, str(REPO / "sandbox"))
 import play_gw  # noqa: E402
@@ -179,9 +179,7 @@ def test_jose_verifies_paygates_service_account_jwt(android, google):
     import json
     import shutil
     import subprocess
-    interop = REPO / "sandbox" / "interop"
-    if shutil.which("node") is None or not (interop / "node_modules" / "jose").is_dir():
-        pytest.skip("node and sandbox/interop/node_modules (npm ci) are needed")
+    interop = interop_node_modules("jose")
     if not google.assertions:
         user = unique_user("jose")
         token = google.buy(PLAY_PRODUCT, token_of(android, user))
