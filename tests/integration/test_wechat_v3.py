@@ -1,6 +1,9 @@
-"""WeChat Pay API v3 through lighttpd with the sandbox in public-key mode
-(SPEC §12.1): with [wechat] api_version = v3 new payments are v3 end to end
-and look the same to the shop (code_url / jsapi / mweb_url); notifications
+"""WeChat Pay API v3 through every web-server stack (lighttpd, lighttpd-unix,
+apache-proxy-fcgi, apache-fcgid: one v3 stack of each kind, the module's
+tests run once per kind) with the sandbox in public-key mode, and a purchase
+and a refund in platform-certificate mode on every kind too (SPEC §12.1):
+with [wechat] api_version = v3 new payments are v3 end to end and look the
+same to the shop (code_url / jsapi / mweb_url); notifications
 reach the same /notify/wechat and /notify/wechat/refund, are told apart by
 format (JSON v3, XML v2), verified with the keys of their version and
 answered 204 (v3) only after commit, 4xx/5xx {"code":"FAIL",...} else;
@@ -11,6 +14,10 @@ stays v2.
 The attack notifications are built and signed here (AES-256-GCM with the
 api_v3_key, SHA256withRSA with the sandbox's WeChat Pay private key), from
 the protocol description, not by src/.
+
+What does not depend on the web server (the switch from v2 to v3, a lost
+COMMIT reply) runs on the first stack only (FIRST), as do the attacks, which
+test_attack.py sends through every stack.
 """
 
 import base64
@@ -28,10 +35,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from conftest import API_KEY, PRICES, TIMEOUT, WX_APPID, WX_MCH_ID, unique_user
+from conftest import ALL_STACKS, API_KEY, PRICES, TIMEOUT, WX_APPID, WX_MCH_ID, unique_user
 
 AUTH = {"Authorization": "Bearer " + API_KEY}
 OPENID = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"
+# the stack kind of the tests that do not depend on the web server
+FIRST = ALL_STACKS[:1]
 
 
 # ------------------------------------------------------------------ helpers
@@ -50,7 +59,7 @@ def wait_for(pred, timeout, what, interval=0.1):
 class V3:
     """The stack with v3 keys; api_version switchable (restart)."""
 
-    def __init__(self, harness, name="wxv3", db_port=None, fcgi_children=None, kind="lighttpd"):
+    def __init__(self, harness, name="wxv3", db_port=None, fcgi_children=None, kind=None):
         self.harness = harness
         cfg = harness.sandbox_get("/_sandbox/wechat_v3/config").json()
         assert cfg["mode"] == "pubkey", cfg
@@ -61,11 +70,12 @@ class V3:
         with open(os.path.join(os.path.dirname(pub), "wechatpay_pub_private.pem"), "rb") as f:
             self.wx_private = serialization.load_pem_private_key(f.read(), password=None)
         self.api_version = "v3"
-        state = harness.run / "stacks" / name / "metrics.state"
+        kind = kind or ALL_STACKS[0]
         kw = {"fcgi_children": fcgi_children} if fcgi_children else {}
         self.stack = harness.new_stack(kind, name=name, **kw)
+        # the metrics state in the stack folder (which Apache's children reach)
         base = harness._config_writer(  # noqa: SLF001 - the harness's own writer
-            "pkcs8", extra="[metrics]\nallow = 127.0.0.1/32, ::1\nstate_file = %s\n" % state)
+            "pkcs8", extra="[metrics]\nallow = 127.0.0.1/32, ::1\nstate_file = @STACK_DIR@/metrics.state\n")
 
         def write(st):
             saved = harness.db_port
@@ -143,9 +153,11 @@ def transaction(payment_no, total, state="SUCCESS", **over):
     return t
 
 
-@pytest.fixture(scope="module")
-def v3(harness):
-    v = V3(harness)
+@pytest.fixture(scope="module", params=ALL_STACKS)
+def v3(request, harness):
+    """A v3 stack of that kind (public-key mode); the tests that take it run
+    once per kind, those parametrized with FIRST on the first kind only."""
+    v = V3(harness, name="wxv3-" + request.param, kind=request.param)
     v.stack.start()
     try:
         yield v
@@ -410,6 +422,7 @@ def test_late_payment_on_a_closed_order_is_refunded(harness, v3on):
 
 # ------------------------------------------------------- the switch
 
+@pytest.mark.parametrize("v3", FIRST, indirect=True)
 def test_switch_v2_to_v3_with_a_v2_payment_in_flight(harness, v3):
     v3.switch("v2")
     st = v3.stack
@@ -457,9 +470,12 @@ ATTACKS = {
 }
 
 
+@pytest.mark.parametrize("v3", FIRST, indirect=True)
 @pytest.mark.parametrize("attack", sorted(ATTACKS) + ["tampered_ciphertext", "other_mchid", "other_appid",
                                                       "amount_mismatch", "wrong_key", "no_headers"])
 def test_attack_refused_database_unchanged(harness, v3on, attack):
+    """On the first stack: test_attack.py's test_forged_and_foreign_v3_notifications
+    sends these (and more) through every stack."""
     c = checkout(harness, v3on.stack, product="ebook-sql")
     before = snapshot(harness, c)
     over = {}
@@ -489,21 +505,26 @@ def test_platform_certificate_mode(harness, v3on):
     """No WeChat Pay public key: the store in platform_cert_dir is opened at
     start-up and filled from /v3/certificates on first use (a call, or a
     notification arriving first after a restart with the directory emptied);
-    notifications signed by the platform certificate are verified, one
-    naming a serial WeChat Pay never issued is refused (401) and changes
-    nothing."""
-    st = harness.new_stack("lighttpd", name="wxv3-platform")
+    notifications signed by the platform certificate are verified (a
+    payment, then a refund), one naming a serial WeChat Pay never issued is
+    refused (401) and changes nothing. On a stack of the same kind as v3on."""
+    kind = v3on.stack.kind
+    st = harness.new_stack(kind, name="wxv3-platform-" + kind)
     base = harness._config_writer("pkcs8")  # noqa: SLF001
-    certdir = st.dir / "platform_certs"
+    # as the test sees it (st.dir moves while an Apache stack runs as root,
+    # st.home stays; the config names the folder the stack's processes reach)
+    certdir = st.home / "platform_certs"
 
-    def write(s):
+    def write(s, empty=True):
         base(s)
-        certdir.mkdir(parents=True, exist_ok=True)
-        for f in certdir.glob("*.pem"):
-            f.unlink()
+        here = s.dir / "platform_certs"
+        here.mkdir(parents=True, exist_ok=True)
+        if empty:
+            for f in here.glob("*.pem"):
+                f.unlink()
         text = s.config.read_text().replace(
             "[wechat]\n", "[wechat]\napi_version = v3\napi_v3_key = %s\nplatform_cert_dir = %s\n"
-            % (v3on.api_v3_key, certdir), 1)
+            % (v3on.api_v3_key, here), 1)
         s.config.write_text(text)
     st.config_writer = write
     assert harness.sandbox_post("/_sandbox/wechat_v3/config", {"mode": "platform"}).status_code == 200
@@ -511,19 +532,31 @@ def test_platform_certificate_mode(harness, v3on):
         st.start()
         serial = harness.sandbox_get("/_sandbox/wechat_v3/config").json()["platform_serial"]
         c = checkout(harness, st)
+        assert harness.payment(c["payment_no"])["api_version"] == "v3"
         assert (certdir / (serial + ".pem")).exists(), list(certdir.iterdir())
         # restart with the directory emptied: the notification comes first
         # and names a serial the process does not hold: fetched, then verified
         for f in certdir.glob("*.pem"):
             f.unlink()
         st.stop()
-        st.config_writer = lambda s: (base(s), s.config.write_text(s.config.read_text().replace(
-            "[wechat]\n", "[wechat]\napi_version = v3\napi_v3_key = %s\nplatform_cert_dir = %s\n"
-            % (v3on.api_v3_key, certdir), 1)))
+        st.config_writer = lambda s: write(s, empty=False)
         st.start()
         harness.wx_pay(c["payment_no"])
         harness.wait_order_status(st, c["order_no"], "PAID")
         assert (certdir / (serial + ".pem")).exists()
+        # a refund through v3, completed by its platform-signed notification
+        r = requests.post("%s/orders/%s/refund" % (st.base_url, c["order_no"]), data={"amount_fen": "500"},
+                          headers=AUTH, timeout=60)
+        assert r.status_code == 201, r.text
+        ref = r.json()
+        wait_for(lambda: refund_row(harness, ref["refund_no"])["status"] == "SUCCEEDED", 20,
+                 "the v3 refund (platform-certificate mode)")
+        assert harness.sandbox_get("/_sandbox/wechat/refunds/" + ref["refund_no"]).json()["api"] == "v3"
+        outcomes = [x["outcome"] for x in harness.query(
+            "SELECT outcome FROM notifications WHERE channel='wechat' AND kind='refund' AND payment_no=%s",
+            c["payment_no"])]
+        assert "accepted" in outcomes, outcomes
+        assert harness.order(c["order_no"])["refunded_fen"] == 500
         # a serial WeChat Pay never issued stays refused
         c2 = checkout(harness, st, product="ebook-sql")
         n = harness.sandbox_post("/_sandbox/wechat_v3/notify",
@@ -547,7 +580,7 @@ def test_commit_reply_lost_v3_notification_answered_5xx_then_duplicate(harness):
     effect."""
     from commit_proxy import CommitProxy
     proxy = CommitProxy(harness.db_port)
-    v = V3(harness, name="wxv3-commit-lost", db_port=proxy.port, fcgi_children=1)
+    v = V3(harness, name="wxv3-commit-lost", db_port=proxy.port, fcgi_children=1, kind=FIRST[0])
     try:
         v.stack.start()
         c = checkout(harness, v.stack, product="ebook-sql")
