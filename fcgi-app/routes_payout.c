@@ -36,8 +36,8 @@ static void begin(const pg_app_t *app, const http_request_t *req, http_response_
 {
     *loc = i18n_negotiate(app->cfg->server.locale_en ? I18N_EN : I18N_ZH_CN, req->accept_language);
     http_html_begin_lang(res, status, i18n_locale_name(*loc), i18n_msg(*loc, title));
-    /* a link with a token in it: not kept by caches, not sent on as Referer */
-    buf_puts(&res->headers, "Vary: Accept-Language\r\nCache-Control: no-store\r\nReferrer-Policy: no-referrer\r\n");
+    /* a link with a token in it: not sent on as Referer (every page is no-store already) */
+    buf_puts(&res->headers, "Vary: Accept-Language\r\nReferrer-Policy: no-referrer\r\n");
 }
 
 static void para(http_response_t *res, i18n_locale_t loc, const char *id, i18n_msg_t msg, const char *arg,
