@@ -256,6 +256,16 @@ def test_payee_confirms_notification_records_paid_without_any_query(harness, wx)
     assert [n["outcome"] for n in _note_rows(harness, batch_no)] == ["accepted", "duplicate"]
 
 
+def test_a_flawless_hand_made_notification_is_accepted(harness, wx):
+    """The control of the forgery tests below: the same hand-made SUCCESS
+    with no flaw records PAID."""
+    cid, day, batch_no = _waiting(harness, wx)
+    r = harness.sandbox_post("/_sandbox/wechat_v3/transfer_notify",
+                             {"out_bill_no": batch_no.replace("-", ""), "overrides": {"state": "SUCCESS"}})
+    assert r.json()["http_status"] == 204, r.text
+    assert _row(harness, batch_no)["status"] == "PAID" and _ledger_moves(harness, batch_no) == 2
+
+
 def test_failed_transfer_notification_records_failed(harness, wx):
     cid, day, batch_no = _waiting(harness, wx)
     r = harness.sandbox_post("/_sandbox/wechat_v3/transfer_notify",
@@ -319,19 +329,20 @@ def test_forged_transfer_notifications_are_refused_nothing_changes(harness, wx, 
     cid, day, batch_no = _waiting(harness, wx)
     bill_no = batch_no.replace("-", "")
     before = _row(harness, batch_no)
-    body = {"out_bill_no": bill_no}
+    # each one would be accepted but for its one flaw: a SUCCESS for this payout
+    body = {"out_bill_no": bill_no, "overrides": {"state": "SUCCESS"}}
     if attack == "bad_signature":
         body["signature"] = "bad"
     elif attack == "tamper":
         body["tamper"] = True
     elif attack == "other_mchid":
-        body["overrides"] = {"mch_id": "1900000999"}
+        body["overrides"]["mch_id"] = "1900000999"
     elif attack == "wrong_amount":
-        body["overrides"] = {"transfer_amount": before["amount_fen"] + 1}
+        body["overrides"]["transfer_amount"] = before["amount_fen"] + 1
     elif attack == "unknown_bill":
-        body["overrides"] = {"out_bill_no": "S20040101ZZZZZZZZ"}
+        body["overrides"]["out_bill_no"] = "S20040101ZZZZZZZZ"
     elif attack == "not_final":
-        body["overrides"] = {"state": "WAIT_USER_CONFIRM"}
+        body["overrides"]["state"] = "WAIT_USER_CONFIRM"
     out = harness.sandbox_post("/_sandbox/wechat_v3/transfer_notify", body).json()
     assert not out["acked"] and out["http_status"] in (400, 401), out
     after = _row(harness, batch_no)
@@ -339,8 +350,9 @@ def test_forged_transfer_notifications_are_refused_nothing_changes(harness, wx, 
     assert _ledger_moves(harness, batch_no) == 0
     rows = harness.query("SELECT outcome FROM notifications WHERE channel = 'wechat' AND raw_body = %s",
                          out["json"].encode())
-    assert rows and rows[0]["outcome"] in ("bad_signature", "mismatch", "amount_mismatch", "unknown_payment",
-                                           "bad_input"), rows
+    want = {"bad_signature": "bad_signature", "tamper": "bad_signature", "other_mchid": "mismatch",
+            "wrong_amount": "amount_mismatch", "unknown_bill": "unknown_payment", "not_final": "bad_input"}[attack]
+    assert [r["outcome"] for r in rows] == [want], rows
 
 
 # ---- the browser ------------------------------------------------------------------
