@@ -520,7 +520,7 @@ static int cmd_payout(cli_t *c, int argc, char **argv)
             return usage();
         if (open_app(c))
             return 1;
-        rc = store_payout_list(c->app->db, &c->arena, o.status, &r);
+        rc = payout_list(c->app, &c->arena, o.status, &r);
         if (rc != PG_OK)
             return report_store_error(c, rc, "payout list");
         print_result(c, &r);

@@ -992,6 +992,23 @@ static void settlement_batches(ctx_t *c, const db_result_t *r)
 
 static const char *const PAYOUT_STATUSES[] = { "FAILED", "PENDING", "PAID" };
 
+/* A WeChat payout waiting for its payee: the link the operator sends to the
+ * creator (GET /payouts/{no}/confirm?token=...). */
+static void payout_confirm_cell(ctx_t *c, const db_result_t *r, size_t i)
+{
+    const char *st = db_cell(r, i, "status"), *pkg = db_cell(r, i, "package_info");
+    const char *link;
+    if (!st || strcmp(st, "PENDING") || !pkg || !*pkg || strcmp(db_cell(r, i, "channel"), "wechat"))
+        return;
+    if ((link = payout_confirm_link(c->app, c->a, db_cell(r, i, "payout_no"))) == NULL)
+        return;
+    buf_puts(c->p.b, "<a class=\"confirm-link\" rel=\"noreferrer\" href=\"");
+    buf_append_html(c->p.b, link);
+    buf_puts(c->p.b, "\">");
+    admin_html_msg(&c->p, MSG_ADM_PAYOUT_CONFIRM_LINK, NULL);
+    buf_puts(c->p.b, "</a>");
+}
+
 /* The payouts of one status (FAILED first: they need the operator), a
  * retry form on each FAILED one for an operator. No account is shown. */
 static void settlement_payouts(ctx_t *c, const char *status, const db_result_t *r)
@@ -1037,6 +1054,7 @@ static void settlement_payouts(ctx_t *c, const char *status, const db_result_t *
             admin_html_submit(&c->p, NULL, MSG_ADM_RETRY);
             admin_html_form_end(&c->p);
         }
+        payout_confirm_cell(c, r, i);
         buf_puts(c->p.b, "</td>");
         admin_html_row_end(&c->p);
     }

@@ -24,13 +24,15 @@
 #include "qr.h"
 #include "router.h"
 #include "routes_iap.h"
+#include "routes_payout.h"
 #include "store.h"
 
 enum {
     R_HEALTHZ, R_CHECKOUT, R_NOTIFY_ALIPAY, R_NOTIFY_WECHAT, R_NOTIFY_WECHAT_REFUND, R_RETURN_ALIPAY, R_ORDER,
     R_ORDER_REFUND, R_ORDER_CLOSE, R_ENTITLEMENTS, R_SHOP, R_PAY_PAGE,
     R_METRICS, R_NOTIFY_STRIPE, R_RETURN_STRIPE,
-    R_NOTIFY_APPSTORE, R_IAP_APPSTORE, R_IAP_ACCOUNT_TOKEN, R_NOTIFY_GOOGLEPLAY, R_IAP_GOOGLEPLAY
+    R_NOTIFY_APPSTORE, R_IAP_APPSTORE, R_IAP_ACCOUNT_TOKEN, R_NOTIFY_GOOGLEPLAY, R_IAP_GOOGLEPLAY,
+    R_NOTIFY_WECHAT_TRANSFER, R_PAYOUT_CONFIRM
 };
 
 static const route_t ROUTES[] = {
@@ -54,6 +56,8 @@ static const route_t ROUTES[] = {
     { "GET", "/iap/account-token", R_IAP_ACCOUNT_TOKEN },
     { "POST", "/notify/googleplay", R_NOTIFY_GOOGLEPLAY },
     { "POST", "/iap/googleplay", R_IAP_GOOGLEPLAY },
+    { "POST", "/notify/wechat/transfer", R_NOTIFY_WECHAT_TRANSFER },
+    { "GET", "/payouts/*/confirm", R_PAYOUT_CONFIRM },
 };
 
 static bool bearer_ok(const pg_app_t *app, const http_request_t *req)
@@ -320,6 +324,15 @@ static void handle_notify_wechat_refund(pg_app_t *app, arena_t *a, http_request_
     wxv3_sig_headers_t h = wechatpay_headers(req);
     notify_wechat_refund(app, a, client_addr(app, a, req), &h, req->body, req->body_len, &nr);
     metrics_notification("wechat", "refund", nr.outcome);
+    wechat_notify_reply(&nr, res);
+}
+
+static void handle_notify_wechat_transfer(pg_app_t *app, arena_t *a, http_request_t *req, http_response_t *res)
+{
+    notify_result_t nr;
+    wxv3_sig_headers_t h = wechatpay_headers(req);
+    notify_wechat_transfer(app, a, client_addr(app, a, req), &h, req->body, req->body_len, &nr);
+    metrics_notification("wechat", "payout", nr.outcome);
     wechat_notify_reply(&nr, res);
 }
 
@@ -1005,6 +1018,8 @@ void routes_handle(pg_app_t *app, arena_t *a, http_request_t *req, http_response
     case R_IAP_ACCOUNT_TOKEN: routes_iap_account_token(app, a, req, res); break;
     case R_NOTIFY_GOOGLEPLAY: routes_iap_notify_googleplay(app, a, client_addr(app, a, req), req, res); break;
     case R_IAP_GOOGLEPLAY: routes_iap_post_googleplay(app, a, req, res); break;
+    case R_NOTIFY_WECHAT_TRANSFER: handle_notify_wechat_transfer(app, a, req, res); break;
+    case R_PAYOUT_CONFIRM: routes_payout_confirm(app, a, req, m.param, m.param_len, res); break;
     default: http_reply_json_error(res, 404, "not_found", "no such endpoint"); break;
     }
 }

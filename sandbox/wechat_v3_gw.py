@@ -548,8 +548,11 @@ class WechatV3Api:
         return out
 
     def build_notify(self, owner, note, faults):
-        """The body of an automatic v3 notification for a trade or refund."""
-        if note["kind"] == "refund":
+        """The body of an automatic v3 notification for a trade, refund or transfer."""
+        if note["kind"] == "transfer":
+            resource = self.transfers.notify_resource(owner, faults["wrong_amount"])
+            env = self.envelope("MCHTRANSFER.BILL.FINISHED", "mch_payment", resource, "商家转账单据终态通知")
+        elif note["kind"] == "refund":
             resource = self.refund_resource(owner, faults["wrong_amount"])
             env = self.envelope(REFUND_EVENTS.get(resource["refund_status"], "REFUND.SUCCESS"),
                                 "refund", resource, "退款成功")

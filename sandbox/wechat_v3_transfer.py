@@ -21,18 +21,43 @@ Faults (POST /_sandbox/faults):
   wx_transfer_confirm       new bills wait for the payee (WAIT_USER_CONFIRM)
 Control: GET /_sandbox/wechat_v3/transfers (with per-out_bill_no call counts),
 POST /_sandbox/wechat_v3/transfer_balance {"fen": N},
-POST /_sandbox/wechat_v3/transfer_confirm {"out_bill_no": …}.
+POST /_sandbox/wechat_v3/transfer_confirm {"out_bill_no": …} or, as the
+  payee's WeChat does it (requestMerchantTransfer), {"mchId", "appId",
+  "package"}; optional "action": "cancel" (the payee declines: nothing moves),
+POST /_sandbox/wechat_v3/transfer_payee {"openid", "name"}: the real name
+  WeChat knows for an openid (the "phone"'s user directory),
+POST /_sandbox/wechat_v3/transfer_notify {"out_bill_no", …}: a hand-made
+  MCHTRANSFER.BILL.FINISHED (options as /_sandbox/wechat_v3/notify).
+
+The payee's real name (user_name): RSAES-OAEP (SHA-1, MGF1-SHA-1) under the
+key the Wechatpay-Serial request header names (the WeChat Pay public key in
+public-key mode, the platform certificate in platform mode; any other serial
+is 400 PARAM_ERROR); decrypted here and compared with the name registered
+for the openid (a mismatch ends the bill FAIL with NAME_NOT_CORRECT). From
+2000 yuan (transfer_amount >= 200000) user_name is required: 400
+PARAM_ERROR without it. A bill with a notify_url gets MCHTRANSFER.BILL.FINISHED
+(original_type mch_payment, signed and encrypted like every v3 notification,
+retried like payment notifications) when it ends SUCCESS, FAIL or CANCELLED.
 """
 
+import base64
 import re
 import secrets
 import threading
 import urllib.parse
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+
 from core import BadRequest, json_response, log
 
 OUT_BILL_NO_RE = re.compile(r"[A-Za-z0-9]{5,32}\Z")
+NAME_REQUIRED_FEN = 200000      # 2000 yuan: user_name required from here
+OAEP_SHA1 = padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA1()), algorithm=hashes.SHA1(), label=None)
 BASE = r"/v3/fund-app/mch-transfer/transfer-bills"
+
+
+FINAL = ("SUCCESS", "FAIL", "CANCELLED")
 
 
 class TransferV3Error(Exception):
@@ -50,18 +75,22 @@ class MchTransfers:
         self.calls = {}
         self.balance_fen = 100000000 * 100
         self._serial = 0
+        self.payees = {}               # openid -> real name (the phone's directory)
 
     def routes(self):
         return [("POST", BASE, self.transfer),
                 ("GET", BASE + r"/out-bill-no/([^/?]+)", self.query),
                 ("GET", r"/_sandbox/wechat_v3/transfers", self.ctl_list),
                 ("POST", r"/_sandbox/wechat_v3/transfer_balance", self.ctl_balance),
-                ("POST", r"/_sandbox/wechat_v3/transfer_confirm", self.ctl_confirm)]
+                ("POST", r"/_sandbox/wechat_v3/transfer_confirm", self.ctl_confirm),
+                ("POST", r"/_sandbox/wechat_v3/transfer_payee", self.ctl_payee),
+                ("POST", r"/_sandbox/wechat_v3/transfer_notify", self.ctl_notify)]
 
     def reset(self):
         with self.lock:
             self.bills.clear()
             self.calls.clear()
+            self.payees.clear()
             self.balance_fen = 100000000 * 100
 
     def _reply(self, status, value):
@@ -108,6 +137,26 @@ class MchTransfers:
             out["fail_reason"] = bill["fail_reason"]
         return out
 
+    def user_name(self, req, body, fen):
+        """The decrypted user_name (None when not sent); PARAM_ERROR as WeChat."""
+        cipher = body.get("user_name")
+        if cipher is None:
+            if fen >= NAME_REQUIRED_FEN:
+                raise TransferV3Error(400, "PARAM_ERROR", "转账金额>=2000元时，收款用户姓名必填 "
+                                      "(user_name is required from 2000 yuan)")
+            return None
+        serial = req.headers.get("Wechatpay-Serial") or ""
+        key, want = self.api.signing_key()
+        if serial != want:
+            raise TransferV3Error(400, "PARAM_ERROR", "Wechatpay-Serial错误 (not the serial of the key "
+                                  "this merchant must encrypt with)")
+        try:
+            if not isinstance(cipher, str):
+                raise ValueError("not a string")
+            return key.decrypt(base64.b64decode(cipher, validate=True), OAEP_SHA1).decode("utf-8")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise TransferV3Error(400, "PARAM_ERROR", "user_name解密失败 (%s)" % type(exc).__name__) from exc
+
     def transfer(self, req):
         faults = self.api.app.faults.snapshot()
         reply = self._guard(req, self._transfer, faults)
@@ -116,10 +165,15 @@ class MchTransfers:
             self.api.app.stop_event.wait(30.0)
         return reply
 
-    def _transfer(self, _req, body, faults):
+    def _transfer(self, req, body, faults):
         import wechat_v3_gw  # noqa: PLC0415 (rfc3339)
         appid = self.api.v2.appid
         out_bill_no, fen, openid = self._check(body, appid)
+        name = self.user_name(req, body, fen)
+        notify_url = body.get("notify_url")
+        if notify_url is not None and (not isinstance(notify_url, str) or not notify_url.startswith("http")):
+            raise TransferV3Error(400, "PARAM_ERROR", "notify_url格式错误")
+        new = False
         with self.lock:
             self.calls[out_bill_no] = self.calls.get(out_bill_no, 0) + 1
             bill = self.bills.get(out_bill_no)
@@ -134,7 +188,8 @@ class MchTransfers:
                     raise TransferV3Error(403, "NOT_ENOUGH", "商户运营账户资金不足")
                 self._serial += 1
                 state = "SUCCESS"
-                if "wrongname" in openid:
+                known = self.payees.get(openid)
+                if "wrongname" in openid or (name is not None and known is not None and name != known):
                     state = "FAIL"
                 elif faults["wx_transfer_confirm"]:
                     state = "WAIT_USER_CONFIRM"
@@ -148,14 +203,19 @@ class MchTransfers:
                         "processing_left": faults["wx_transfer_processing"],
                         "transfer_bill_no": "1330000071100999991182020%07d" % self._serial,
                         "package_info": "ABBQO+oYAAABAAAAAAAk+yPZGrs" + secrets.token_hex(8),
-                        "create_time": wechat_v3_gw.rfc3339()}
+                        "create_time": wechat_v3_gw.rfc3339(), "user_name": name,
+                        "user_name_cipher": body.get("user_name"),
+                        "notify_url": notify_url, "notifications": [], "api": "v3"}
                 self.bills[out_bill_no] = bill
+                new = True
             out = {"out_bill_no": out_bill_no, "transfer_bill_no": bill["transfer_bill_no"],
                    "create_time": bill["create_time"], "state": bill["state"]}
             if bill["state"] == "WAIT_USER_CONFIRM":
                 out["package_info"] = bill["package_info"]
             if bill["state"] == "FAIL":
                 out["fail_reason"] = bill["fail_reason"]
+        if new and bill["state"] in FINAL:
+            self.notify_async(bill)
         if faults["wx_transfer_system_error"]:
             raise TransferV3Error(500, "SYSTEM_ERROR", "系统异常，请稍后重试")
         return self._reply(200, out)
@@ -169,16 +229,23 @@ class MchTransfers:
             bill = self.bills.get(out_bill_no)
             if bill is None:
                 raise TransferV3Error(404, "NOT_FOUND", "记录不存在")
+            ended = False
             if bill["state"] == "PROCESSING":
                 if bill["processing_left"] > 0:
                     bill["processing_left"] -= 1
                 else:
                     bill["state"] = "SUCCESS"
-            return self._reply(200, self.bill_object(bill, self.api.v2.appid))
+                    ended = True
+            reply = self._reply(200, self.bill_object(bill, self.api.v2.appid))
+        if ended:
+            self.notify_async(bill)
+        return reply
 
     def ctl_list(self, _req):
         with self.lock:
-            return json_response({"transfers": [dict(b, calls=self.calls.get(k, 0))
+            return json_response({"transfers": [dict({n: v for n, v in b.items() if n != "notifications"},
+                                                     calls=self.calls.get(k, 0),
+                                                     notified=sum(1 for x in b["notifications"] if x["acked"]))
                                                 for k, b in self.bills.items()],
                                   "calls": dict(self.calls), "balance_fen": self.balance_fen})
 
@@ -191,11 +258,62 @@ class MchTransfers:
         return json_response({"balance_fen": fen})
 
     def ctl_confirm(self, req):
-        """The payee confirms in WeChat (wx.requestMerchantTransfer)."""
-        out_bill_no = req.json().get("out_bill_no")
+        """The payee confirms in WeChat: requestMerchantTransfer {mchId, appId,
+        package} (or, for tests, the out_bill_no); "action": "cancel" declines."""
+        body = req.json()
         with self.lock:
-            bill = self.bills.get(out_bill_no)
+            if "package" in body:
+                if body.get("mchId") != self.api.v2.mch_id or body.get("appId") != self.api.v2.appid:
+                    raise BadRequest("requestMerchantTransfer:fail mchId or appId is not the bill's")
+                bill = next((b for b in self.bills.values() if b["package_info"] == body["package"]), None)
+            else:
+                bill = self.bills.get(body.get("out_bill_no"))
             if bill is None or bill["state"] != "WAIT_USER_CONFIRM":
                 raise BadRequest("no bill waiting for confirmation")
+            if body.get("action") == "cancel":
+                return json_response({"out_bill_no": bill["out_bill_no"], "state": bill["state"],
+                                      "err_msg": "requestMerchantTransfer:cancel"})
             bill["state"] = "SUCCESS"
-        return json_response({"out_bill_no": out_bill_no, "state": "SUCCESS"})
+        self.notify_async(bill)
+        return json_response({"out_bill_no": bill["out_bill_no"], "state": "SUCCESS",
+                              "err_msg": "requestMerchantTransfer:ok"})
+
+    def ctl_payee(self, req):
+        body = req.json()
+        openid, name = body.get("openid"), body.get("name")
+        if not isinstance(openid, str) or not openid or not isinstance(name, str) or not name:
+            raise BadRequest("openid and name are required")
+        with self.lock:
+            self.payees[openid] = name
+        return json_response({"openid": openid})
+
+    # notifications (MCHTRANSFER.BILL.FINISHED), sent by the v2 provider's retry loop
+
+    def notify_resource(self, bill, wrong_amount=False):
+        with self.lock:
+            out = {"out_bill_no": bill["out_bill_no"], "transfer_bill_no": bill["transfer_bill_no"],
+                   "state": bill["state"], "mch_id": self.api.v2.mch_id,
+                   "transfer_amount": bill["fen"] + (1 if wrong_amount else 0), "openid": bill["openid"],
+                   "create_time": bill["create_time"], "update_time": bill["create_time"]}
+            if bill["state"] == "FAIL":
+                out["fail_reason"] = bill["fail_reason"]
+        return out
+
+    def notify_async(self, bill):
+        if not bill.get("notify_url"):
+            return None
+        if self.api.app.faults.snapshot()["no_notify"]:
+            log("wechat v3 transfer notify out_bill_no=%s not sent (no_notify fault)" % bill["out_bill_no"])
+            return None
+        note = self.api.v2._new_note(bill, "transfer", "SUCCESS", bill["notify_url"], None)  # noqa: SLF001
+        note["api"] = "v3"
+        return self.api.app.scheduler.now(self.api.v2.attempt, bill, note, 0)
+
+    def ctl_notify(self, req):
+        body = req.json()
+        with self.lock:
+            bill = self.bills.get(str(body.get("out_bill_no", "")))
+        if bill is None:
+            return json_response({"error": "unknown out_bill_no"}, 404)
+        return self.api._manual(bill, body, "MCHTRANSFER.BILL.FINISHED", "mch_payment",  # noqa: SLF001
+                                self.notify_resource(bill), "商家转账单据终态通知")

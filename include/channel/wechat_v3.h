@@ -215,6 +215,15 @@ typedef struct wxv3_cert_entry {
 pg_err wxv3_parse_certificates(arena_t *a, const wxv3_client_t *c, const char *json, size_t len,
                                wxv3_cert_entry_t **out, size_t *count, buf_t *reason);
 
+/* A sensitive request field (a transfer's user_name) encrypted as WeChat
+ * Pay wants it: RSAES-OAEP (SHA-1, MGF1-SHA-1), base64, under WeChat Pay's
+ * public key in public-key mode, else under a valid platform certificate;
+ * *serial gets that key's id (pubkey_id or the certificate's serial), which
+ * the request must carry as Wechatpay-Serial (wxv3_call_serial).
+ * PG_ERR_CONFIG when neither key is there. The text is never logged. */
+pg_err wxv3_encrypt_field(const wxv3_client_t *c, const char *plaintext, buf_t *ciphertext_b64,
+                          const char **serial);
+
 /* A notification refused: {"code":"FAIL","message":msg} (msg NULL -> "FAIL"). */
 void wxv3_ack_fail(const char *msg, buf_t *out);
 
@@ -237,6 +246,12 @@ typedef struct wxv3_reply {
 pg_err wxv3_call(arena_t *a, const wxv3_client_t *c, const char *method, const char *path,
                  const char *body, size_t body_len, time_t now, wxv3_reply_t *out,
                  char code[WXV3_CODE_MAX], buf_t *err);
+
+/* wxv3_call with a Wechatpay-Serial request header (NULL = none): the
+ * id of the key that encrypted a field of the body (wxv3_encrypt_field). */
+pg_err wxv3_call_serial(arena_t *a, const wxv3_client_t *c, const char *method, const char *path,
+                        const char *body, size_t body_len, const char *wechatpay_serial, time_t now,
+                        wxv3_reply_t *out, char code[WXV3_CODE_MAX], buf_t *err);
 
 /* Prepay: wxv3_build_prepay + wxv3_call + wxv3_parse_prepay (a 200 reply). */
 pg_err wxv3_prepay(arena_t *a, const wxv3_client_t *c, const wxv3_order_t *o, time_t now,

@@ -30,11 +30,21 @@ typedef struct wxv3_transfer_req {
     const char *remark;                  /* transfer_remark, cut to 32 characters */
     const char *report_type1, *report_content1;   /* transfer_scene_report_infos */
     const char *report_type2, *report_content2;   /* second entry; NULL = none */
+    const char *user_name;               /* the payee's real name, plain; NULL = not sent.
+                                          * wxv3_transfer encrypts it (wxv3_encrypt_field) and
+                                          * sends Wechatpay-Serial; never logged */
+    const char *user_name_cipher;        /* wxv3_build_transfer: the encrypted user_name (base64) */
+    const char *notify_url;              /* MCHTRANSFER.BILL.FINISHED goes there; NULL = none */
 } wxv3_transfer_req_t;
 
+/* WeChat requires user_name from 2,000 yuan (transfer_amount >= 200000 fen);
+ * below it is optional (WeChat then checks the name when it is sent). */
+#define WXV3_TRANSFER_NAME_REQUIRED_FEN 200000
+
 /* The request body {appid, out_bill_no, transfer_scene_id, openid,
- * transfer_amount, transfer_remark, transfer_scene_report_infos[]}; path
- * and body appended. PG_ERR_BAD_INPUT for unusable fields. */
+ * user_name? (r->user_name_cipher), transfer_amount, transfer_remark,
+ * notify_url?, transfer_scene_report_infos[]}; path and body appended.
+ * PG_ERR_BAD_INPUT for unusable fields. */
 pg_err wxv3_build_transfer(const wxv3_client_t *c, const wxv3_transfer_req_t *r, buf_t *path, buf_t *body);
 
 /* A transfer reply or query reply: out_bill_no and state (ACCEPTED,
@@ -43,7 +53,9 @@ pg_err wxv3_build_transfer(const wxv3_client_t *c, const wxv3_transfer_req_t *r,
 pg_err wxv3_parse_bill(arena_t *a, const wxv3_client_t *c, const char *json, size_t len, wxv3_bill_t *out,
                        buf_t *reason);
 
-/* The transfer. Outcome (a transfer is never sent twice):
+/* The transfer (with r->user_name: encrypted, Wechatpay-Serial sent; a
+ * transfer of WXV3_TRANSFER_NAME_REQUIRED_FEN or more without it is
+ * PG_ERR_BAD_INPUT, nothing sent). Outcome (a transfer is never sent twice):
  *   PG_OK            a signed 200 about our out_bill_no (any state)
  *   PG_ERR_CONFLICT  refused, nothing happened: a 4xx other than 429 (code
  *                    set, e.g. NOT_ENOUGH, INVALID_REQUEST)
@@ -59,5 +71,14 @@ pg_err wxv3_transfer(arena_t *a, const wxv3_client_t *c, const wxv3_transfer_req
  * (WeChat has no such bill); timeouts and 5xx -> PG_ERR_TIMEOUT. */
 pg_err wxv3_transfer_query(arena_t *a, const wxv3_client_t *c, const char *out_bill_no, time_t now,
                            wxv3_bill_t *out, char code[WXV3_CODE_MAX], buf_t *err);
+
+/* The decrypted resource of a MCHTRANSFER.BILL.FINISHED notification
+ * (original_type mch_payment): {out_bill_no, transfer_bill_no, state
+ * SUCCESS | FAIL | CANCELLED, mch_id, transfer_amount, openid,
+ * fail_reason?, create_time, update_time}. out_bill_no, transfer_bill_no,
+ * state (final only, else PG_ERR_BAD_INPUT), mch_id (ours, else
+ * PG_ERR_MISMATCH) and transfer_amount required. */
+pg_err wxv3_parse_bill_notification(arena_t *a, const wxv3_client_t *c, const char *json, size_t len,
+                                    wxv3_bill_t *out, buf_t *reason);
 
 #endif

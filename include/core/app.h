@@ -25,6 +25,7 @@ typedef struct pg_app {
     wechat_client_t wechat;     /* valid when cfg->wechat.enabled */
     char *wechat_notify_url;
     char *wechat_refund_notify_url;
+    char *wechat_transfer_notify_url;   /* MCHTRANSFER.BILL.FINISHED (payouts) */
     /* WeChat Pay API v3: set up whenever the v3 keys are configured (so that
      * v3 payments stay served after a switch back, and v2 ones after the
      * switch to v3); new payments use it when cfg->wechat.api_v3. */

@@ -77,6 +77,12 @@ void notify_wechat(pg_app_t *app, arena_t *a, const char *source, const wxv3_sig
  * notification. Always fills res. */
 void notify_wechat_refund(pg_app_t *app, arena_t *a, const char *source, const wxv3_sig_headers_t *h,
                           const char *body, size_t len, notify_result_t *res);
+/* POST /notify/wechat/transfer: a v3 MCHTRANSFER.BILL.FINISHED
+ * notification about a WeChat payout (verified and decrypted as the other
+ * v3 notifications), recorded by payout_apply_notice. Always fills res
+ * (res->v3 is set). */
+void notify_wechat_transfer(pg_app_t *app, arena_t *a, const char *source, const wxv3_sig_headers_t *h,
+                            const char *body, size_t len, notify_result_t *res);
 /* POST /notify/stripe: signature is the Stripe-Signature header, verified
  * over the raw body before anything is parsed. Always fills res; ack means
  * answer 2xx (recorded, a duplicate, or an event type we do not act on,

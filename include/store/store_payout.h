@@ -54,6 +54,15 @@ pg_err store_payout_lock(db_t *db, arena_t *a, int64_t id, payout_row_t *out);
 pg_err store_payout_set_paid(db_t *db, int64_t id, const char *provider_order_id);
 pg_err store_payout_set_failed(db_t *db, int64_t id, const char *reason);
 
+/* The WeChat payout whose out_bill_no (its payout_no without '-') is
+ * out_bill_no: *id, or PG_ERR_NOT_FOUND. A plain read; lock it with
+ * store_payout_lock. */
+pg_err store_payout_find_wechat_bill(db_t *db, const char *out_bill_no, int64_t *id);
+
+/* One payout for its confirmation page: payout_no, status, amount_fen,
+ * channel, package_info. PG_ERR_NOT_FOUND when there is none. */
+pg_err store_payout_get(db_t *db, arena_t *a, const char *payout_no, db_result_t *out);
+
 /* FAILED -> PENDING for payout_no (the operator fixed the account).
  * *changed = 0 when it is not FAILED. */
 pg_err store_payout_retry(db_t *db, const char *payout_no, uint64_t *changed);

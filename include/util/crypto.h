@@ -27,6 +27,15 @@ pg_err crypto_rsa_sha256_sign_b64(const crypto_key_t *priv, const void *data, si
 /* PG_OK or PG_ERR_BAD_SIGNATURE (also for undecodable base64). */
 pg_err crypto_rsa_sha256_verify_b64(const crypto_key_t *pub, const void *data, size_t len, const char *sig_b64);
 
+/* RSAES-OAEP, SHA-1 and MGF1-SHA-1 (WeChat Pay's encryption of sensitive
+ * fields such as a transfer's user_name): base64 of the ciphertext appended
+ * to out_b64. PG_ERR_CONFIG for a non-RSA key, PG_ERR_BAD_INPUT for an
+ * empty text or one too long for the key (modulus bytes - 42). */
+pg_err crypto_rsa_oaep_sha1_encrypt_b64(const crypto_key_t *pub, const void *data, size_t len, buf_t *out_b64);
+/* The reverse with the private key (tests, tools): PG_ERR_BAD_INPUT for bad
+ * base64, PG_ERR_BAD_SIGNATURE / PG_ERR_INTERNAL when it does not decrypt. */
+pg_err crypto_rsa_oaep_sha1_decrypt_b64(const crypto_key_t *priv, const char *b64, buf_t *out);
+
 /* Hex digests; lowercase unless upper is true. out must hold 65 (HMAC) / 33 (MD5) bytes. */
 void   crypto_hmac_sha256_hex(const void *key, size_t key_len, const void *data, size_t len, bool upper, char out[65]);
 void   crypto_md5_hex(const void *data, size_t len, bool upper, char out[33]);

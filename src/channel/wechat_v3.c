@@ -964,6 +964,27 @@ done:
     return rc;
 }
 
+pg_err wxv3_encrypt_field(const wxv3_client_t *c, const char *plaintext, buf_t *ciphertext_b64,
+                          const char **serial)
+{
+    const crypto_key_t *key = NULL;
+    *serial = NULL;
+    if (c == NULL || is_empty(plaintext))
+        return PG_ERR_BAD_INPUT;
+    if (!is_empty(c->pubkey_id) && c->pubkey != NULL) {
+        key = c->pubkey;
+        *serial = c->pubkey_id;
+    } else if (c->platform_count > 0 && c->platform != NULL) {
+        key = c->platform[0].key;
+        *serial = c->platform[0].serial;
+    }
+    if (key == NULL || is_empty(*serial)) {
+        *serial = NULL;
+        return PG_ERR_CONFIG;
+    }
+    return crypto_rsa_oaep_sha1_encrypt_b64(key, plaintext, strlen(plaintext), ciphertext_b64);
+}
+
 void wxv3_ack_fail(const char *msg, buf_t *out)
 {
     buf_puts(out, "{\"code\":\"FAIL\",\"message\":");
@@ -978,7 +999,8 @@ static const char *const wxv3_reply_headers[] = { "Wechatpay-Timestamp", "Wechat
                                                   "Wechatpay-Signature", "Wechatpay-Serial", NULL };
 
 static pg_err call_headers(arena_t *a, const wxv3_client_t *c, const char *method, const char *path,
-                           const char *body, size_t body_len, time_t now, const char **headers)
+                           const char *body, size_t body_len, time_t now, const char *serial,
+                           const char **headers)
 {
     char nonce[WXV3_RANDOM_NONCE_LEN + 1];
     buf_t auth;
@@ -995,6 +1017,14 @@ static pg_err call_headers(arena_t *a, const wxv3_client_t *c, const char *metho
     headers[0] = auth.data;
     headers[1] = "Accept: application/json";
     headers[2] = NULL;
+    headers[3] = NULL;
+    if (serial != NULL) {
+        /* a request with an encrypted field names the key it used */
+        if (!printable_ascii(serial, WXV3_SERIAL_MAX))
+            return PG_ERR_CONFIG;
+        if ((headers[2] = arena_printf(a, "Wechatpay-Serial: %s", serial)) == NULL)
+            return PG_ERR_NOMEM;
+    }
     return PG_OK;
 }
 
@@ -1023,17 +1053,25 @@ static const char *metrics_call_name(const char *method, const char *path)
 }
 
 static pg_err wxv3_call_unmetered(arena_t *a, const wxv3_client_t *c, const char *method, const char *path,
-                                  const char *body, size_t body_len, time_t now, wxv3_reply_t *out,
-                                  char code[WXV3_CODE_MAX], bool *sent, buf_t *err);
+                                  const char *body, size_t body_len, const char *serial, time_t now,
+                                  wxv3_reply_t *out, char code[WXV3_CODE_MAX], bool *sent, buf_t *err);
 
-/* Every call that went out is counted, with its duration, for GET /metrics. */
 pg_err wxv3_call(arena_t *a, const wxv3_client_t *c, const char *method, const char *path,
                  const char *body, size_t body_len, time_t now, wxv3_reply_t *out,
                  char code[WXV3_CODE_MAX], buf_t *err)
 {
+    return wxv3_call_serial(a, c, method, path, body, body_len, NULL, now, out, code, err);
+}
+
+/* Every call that went out is counted, with its duration, for GET /metrics. */
+pg_err wxv3_call_serial(arena_t *a, const wxv3_client_t *c, const char *method, const char *path,
+                        const char *body, size_t body_len, const char *wechatpay_serial, time_t now,
+                        wxv3_reply_t *out, char code[WXV3_CODE_MAX], buf_t *err)
+{
     long long t0 = metrics_now_us();
     bool sent = false;
-    pg_err rc = wxv3_call_unmetered(a, c, method, path, body, body_len, now, out, code, &sent, err);
+    pg_err rc = wxv3_call_unmetered(a, c, method, path, body, body_len, wechatpay_serial, now, out, code, &sent,
+                                    err);
     if (sent)
         metrics_provider_call("wechat", metrics_call_name(method, path),
                               metrics_call_outcome(out->status >= 200 && out->status < 500, out->status >= 500, rc),
@@ -1042,10 +1080,10 @@ pg_err wxv3_call(arena_t *a, const wxv3_client_t *c, const char *method, const c
 }
 
 static pg_err wxv3_call_unmetered(arena_t *a, const wxv3_client_t *c, const char *method, const char *path,
-                                  const char *body, size_t body_len, time_t now, wxv3_reply_t *out,
-                                  char code[WXV3_CODE_MAX], bool *sent, buf_t *err)
+                                  const char *body, size_t body_len, const char *serial, time_t now,
+                                  wxv3_reply_t *out, char code[WXV3_CODE_MAX], bool *sent, buf_t *err)
 {
-    const char *headers[3];
+    const char *headers[4];
     httpc_request_t req;
     httpc_response_t resp;
     kv_list_t got;
@@ -1056,7 +1094,7 @@ static pg_err wxv3_call_unmetered(arena_t *a, const wxv3_client_t *c, const char
     copy_code(code, "");
     if (c == NULL || is_empty(c->gateway))
         return PG_ERR_CONFIG;
-    if ((rc = call_headers(a, c, method, path, body, body_len, now, headers)) != PG_OK)
+    if ((rc = call_headers(a, c, method, path, body, body_len, now, serial, headers)) != PG_OK)
         return rc;
     memset(&req, 0, sizeof req);
     req.method = method;

@@ -77,10 +77,14 @@ static pg_err transfer_fields(const wxv3_client_t *c, const wxv3_transfer_req_t 
         rc = put(root, "transfer_scene_id", json_string(r->scene_id));
     if (rc == PG_OK)
         rc = put(root, "openid", json_string(r->openid));
+    if (rc == PG_OK && r->user_name_cipher != NULL)
+        rc = put(root, "user_name", json_string(r->user_name_cipher));
     if (rc == PG_OK)
         rc = put(root, "transfer_amount", json_integer((json_int_t)r->amount_fen));
     if (rc == PG_OK)
         rc = put(root, "transfer_remark", json_stringn(r->remark, utf8_chars(r->remark, REMARK_MAX)));
+    if (rc == PG_OK && r->notify_url != NULL && *r->notify_url != '\0')
+        rc = put(root, "notify_url", json_string(r->notify_url));
     if (rc == PG_OK)
         rc = put(root, "transfer_scene_report_infos", json_incref(infos));
     if (rc == PG_OK)
@@ -102,7 +106,9 @@ pg_err wxv3_build_transfer(const wxv3_client_t *c, const wxv3_transfer_req_t *r,
     if (r == NULL || !bill_no_ok(r->out_bill_no) || !text_ok(r->openid) || r->amount_fen < 1 ||
         r->amount_fen > MONEY_MAX_FEN || !text_ok(r->scene_id) || !text_ok(r->remark) ||
         !text_ok(r->report_type1) || !text_ok(r->report_content1) ||
-        (r->report_type2 != NULL && (!text_ok(r->report_type2) || !text_ok(r->report_content2))))
+        (r->report_type2 != NULL && (!text_ok(r->report_type2) || !text_ok(r->report_content2))) ||
+        (r->user_name_cipher != NULL && (!text_ok(r->user_name_cipher))) ||
+        (r->notify_url != NULL && strlen(r->notify_url) > 256))
         return PG_ERR_BAD_INPUT;
     if ((root = json_object()) == NULL)
         return PG_ERR_NOMEM;
@@ -209,10 +215,43 @@ static void set_code(char code[WXV3_CODE_MAX])
         code[0] = '\0';
 }
 
+/* user_name encrypted into a copy of the request; *serial names the key. */
+static pg_err with_user_name(arena_t *a, const wxv3_client_t *c, const wxv3_transfer_req_t *r,
+                             wxv3_transfer_req_t *copy, const char **serial, buf_t *err)
+{
+    buf_t cipher;
+    pg_err rc;
+    *copy = *r;
+    copy->user_name_cipher = NULL;
+    *serial = NULL;
+    if (r->user_name == NULL || *r->user_name == '\0') {
+        copy->user_name = NULL;
+        if (r->amount_fen >= WXV3_TRANSFER_NAME_REQUIRED_FEN) {
+            buf_set_error(err, "transfer: the payee's real name is required from 2000 yuan");
+            return PG_ERR_BAD_INPUT;
+        }
+        return PG_OK;
+    }
+    buf_init(&cipher, a);
+    rc = wxv3_encrypt_field(c, r->user_name, &cipher, serial);
+    if (rc == PG_OK && cipher.failed)
+        rc = PG_ERR_NOMEM;
+    if (rc != PG_OK) {
+        buf_set_error(err, rc == PG_ERR_CONFIG ? "transfer: no WeChat Pay public key or platform certificate "
+                                                 "to encrypt user_name with"
+                                               : "transfer: user_name cannot be encrypted");
+        return rc;
+    }
+    copy->user_name_cipher = cipher.data;
+    return PG_OK;
+}
+
 pg_err wxv3_transfer(arena_t *a, const wxv3_client_t *c, const wxv3_transfer_req_t *r, time_t now,
                      wxv3_bill_t *out, char code[WXV3_CODE_MAX], buf_t *err)
 {
+    wxv3_transfer_req_t req;
     wxv3_reply_t reply;
+    const char *serial = NULL;
     buf_t path, body;
     pg_err rc;
 
@@ -221,11 +260,15 @@ pg_err wxv3_transfer(arena_t *a, const wxv3_client_t *c, const wxv3_transfer_req
     set_code(code);
     buf_init(&path, a);
     buf_init(&body, a);
-    if ((rc = wxv3_build_transfer(c, r, &path, &body)) != PG_OK)
+    if (c == NULL || r == NULL)
+        return PG_ERR_CONFIG;
+    if ((rc = with_user_name(a, c, r, &req, &serial, err)) != PG_OK)
+        return rc;
+    if ((rc = wxv3_build_transfer(c, &req, &path, &body)) != PG_OK)
         return rc;
     if (path.failed || body.failed)
         return PG_ERR_NOMEM;
-    rc = wxv3_call(a, c, "POST", path.data, body.data, body.len, now, &reply, code, err);
+    rc = wxv3_call_serial(a, c, "POST", path.data, body.data, body.len, serial, now, &reply, code, err);
     if (rc == PG_OK) {
         if (reply.status != 200 || wxv3_parse_bill(a, c, reply.body, reply.len, out, err) != PG_OK ||
             strcmp(out->out_bill_no, r->out_bill_no) != 0) {
@@ -277,4 +320,34 @@ pg_err wxv3_transfer_query(arena_t *a, const wxv3_client_t *c, const char *out_b
         return PG_ERR_MISMATCH;
     }
     return PG_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* MCHTRANSFER.BILL.FINISHED                                           */
+
+pg_err wxv3_parse_bill_notification(arena_t *a, const wxv3_client_t *c, const char *json, size_t len,
+                                    wxv3_bill_t *out, buf_t *reason)
+{
+    const char *mch_id = NULL;
+    json_error_t jerr;
+    json_t *root = NULL;
+    pg_err rc = wxv3_parse_bill(a, c, json, len, out, reason);
+    if (rc != PG_OK)
+        return rc;
+    rc = PG_ERR_BAD_INPUT;
+    root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL || member_str(a, root, "mch_id", true, &mch_id) != PG_OK)
+        buf_set_error(reason, "transfer notification: mch_id is missing");
+    else if (out->transfer_bill_no == NULL || out->amount_fen < 1)
+        buf_set_error(reason, "transfer notification: transfer_bill_no or transfer_amount is missing");
+    else if (out->state != WXV3_BILL_SUCCESS && out->state != WXV3_BILL_FAIL && out->state != WXV3_BILL_CANCELLED)
+        buf_set_error(reason, "transfer notification: state %s is not final", out->state_name);
+    else
+        rc = PG_OK;
+    json_decref(root);
+    if (rc != PG_OK) {
+        memset(out, 0, sizeof *out);
+        out->amount_fen = -1;
+    }
+    return rc;
 }

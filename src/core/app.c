@@ -48,6 +48,7 @@ static void wechat_setup(pg_app_t *app)
     memset(w, 0, sizeof *w);
     app->wechat_notify_url = join_url(c->server.base_url, "/notify/wechat");
     app->wechat_refund_notify_url = join_url(c->server.base_url, "/notify/wechat/refund");
+    app->wechat_transfer_notify_url = join_url(c->server.base_url, "/notify/wechat/transfer");
     w->appid = c->wechat.appid;
     w->mch_id = c->wechat.mch_id;
     w->api_key = c->wechat.api_key;
@@ -250,6 +251,7 @@ void app_close(pg_app_t *app)
     free(app->alipay_return_url);
     free(app->wechat_notify_url);
     free(app->wechat_refund_notify_url);
+    free(app->wechat_transfer_notify_url);
     if (app->wechat_certs)
         wxv3_certstore_close(app->wechat_certs);
     free(app->wechat_certs);

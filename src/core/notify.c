@@ -10,6 +10,7 @@
 #include "ledger.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "payout.h"
 #include "refund.h"
 #include "store.h"
 #include "store_lifecycle.h"
@@ -690,6 +691,59 @@ static void notify_wechat_v3(pg_app_t *app, arena_t *a, const char *source, cons
         return;
     }
     (void)notify_apply(app, a, &ev, res);
+}
+
+static void transfer_reject(pg_app_t *app, arena_t *a, const char *source, const char *body, size_t len,
+                            const char *out_bill_no, pg_err rc, const buf_t *reason, notify_result_t *res)
+{
+    reject(app, a, source, "wechat", body, len, out_bill_no, v3_outcome(rc), reason->len ? reason->data : pg_err_name(rc),
+           res);
+    res->v3 = true;
+}
+
+void notify_wechat_transfer(pg_app_t *app, arena_t *a, const char *source, const wxv3_sig_headers_t *h,
+                            const char *body, size_t len, notify_result_t *res)
+{
+    static const wxv3_sig_headers_t none = { NULL, NULL, NULL, NULL };
+    wxv3_client_t *c;
+    wxv3_event_t e;
+    wxv3_bill_t bill;
+    payment_event_t ev;
+    buf_t reason;
+    pg_err rc;
+    memset(res, 0, sizeof *res);
+    res->v3 = true;
+    buf_init(&reason, a);
+    rc = v3_open(app, a, h ? h : &none, body, len, &c, &e, &reason);
+    if (rc == PG_OK && (strcmp(e.event_type, "MCHTRANSFER.BILL.FINISHED") != 0 ||
+                        strcmp(e.original_type, "mch_payment") != 0)) {
+        buf_set_error(&reason, "event type %s (%s) is not a transfer's", e.event_type, e.original_type);
+        rc = PG_ERR_BAD_INPUT;
+    }
+    if (rc == PG_OK)
+        rc = wxv3_parse_bill_notification(a, c, e.plaintext, e.plaintext_len, &bill, &reason);
+    if (rc == PG_OK && (!fits(bill.transfer_bill_no, 64) || !fits(e.id, 128))) {
+        buf_set_error(&reason, "a field is longer than any value we store");
+        rc = PG_ERR_BAD_INPUT;
+    }
+    if (rc != PG_OK) {
+        transfer_reject(app, a, source, body, len, NULL, rc, &reason, res);
+        return;
+    }
+    memset(&ev, 0, sizeof ev);
+    ev.channel = "wechat";
+    ev.kind_name = "payout";
+    ev.notify_id = e.id;
+    ev.payment_no = bill.out_bill_no;
+    ev.raw_body = body;
+    ev.raw_len = len;
+    ev.source = source;
+    rc = payout_apply_notice(app, a, &bill, &ev, res);
+    res->v3 = true;
+    if (rc == PG_ERR_NOT_FOUND || rc == PG_ERR_MISMATCH) {
+        log_rejection("wechat", res->outcome, res->detail);
+        record_rejection(app, a, &ev, res);
+    }
 }
 
 /* An event we take note of but that moves nothing: stored (its first bytes,

@@ -15,6 +15,7 @@
  *   FAIL / REFUND after acceptance-> FAILED (the money did not arrive / came back) */
 #include "payout.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -22,6 +23,7 @@
 #include "crypto.h"
 #include "ledger.h"
 #include "log.h"
+#include "store.h"
 #include "store_payout.h"
 #include "wechat_v3_transfer.h"
 
@@ -343,11 +345,29 @@ static void wx_refused(pg_app_t *app, arena_t *a, const payout_item_t *it, const
         out->failed++;
 }
 
+/* WeChat wants the payee's real name from 2,000 yuan: without one the
+ * transfer is not sent, the payout FAILED with what the operator must do. */
+static bool wx_name_missing(pg_app_t *app, arena_t *a, const payout_item_t *it, payout_run_t *out)
+{
+    const char *reason;
+    if (it->amount_fen < WXV3_TRANSFER_NAME_REQUIRED_FEN || (it->real_name != NULL && *it->real_name != '\0'))
+        return false;
+    reason = arena_printf(a, "payee account: a WeChat transfer of 2000 yuan or more needs the payee's real name: "
+                          "paygatectl creator update --id %s --real-name NAME, then paygatectl payout retry %s",
+                          it->creator_id, it->payout_no);
+    log_msg(LOG_ERROR, "payout %s to %s (%s): not sent: %s", it->payout_no, it->creator_id, masked(a, it->account),
+            reason);
+    if (record(app, a, it, false, NULL, reason) == PG_OK)
+        out->failed++;
+    return true;
+}
+
 static pg_err wx_pay_claimed(pg_app_t *app, arena_t *a, const payout_item_t *it, payout_run_t *out)
 {
     const wxv3_client_t *c = app_wechat_v3(app, a, time(NULL));
     wxv3_transfer_req_t req = { NULL, it->account, it->amount_fen, WX_SCENE_ID, WX_REMARK,
-                                WX_REPORT_TYPE1, WX_REPORT_CONTENT1, WX_REPORT_TYPE2, WX_REPORT_CONTENT2 };
+                                WX_REPORT_TYPE1, WX_REPORT_CONTENT1, WX_REPORT_TYPE2, WX_REPORT_CONTENT2,
+                                it->real_name, NULL, app->wechat_transfer_notify_url };
     char code[WXV3_CODE_MAX];
     wxv3_bill_t b;
     buf_t err;
@@ -369,6 +389,8 @@ static pg_err wx_pay_claimed(pg_app_t *app, arena_t *a, const payout_item_t *it,
             return PG_OK;
         }
     }
+    if (wx_name_missing(app, a, it, out))
+        return PG_OK;
     buf_clear(&err);
     rc = wxv3_transfer(a, c, &req, time(NULL), &b, code, &err);
     switch (rc) {
@@ -379,10 +401,11 @@ static pg_err wx_pay_claimed(pg_app_t *app, arena_t *a, const payout_item_t *it,
         wx_refused(app, a, it, code, &err, out);
         return PG_OK;
     case PG_ERR_BAD_INPUT:
-        if (record(app, a, it, false, NULL, "payee account: unusable openid") == PG_OK)
+        if (record(app, a, it, false, NULL, "payee account: unusable openid or real name") == PG_OK)
             out->failed++;
         return PG_OK;
     case PG_ERR_CONFIG:
+        log_msg(LOG_ERROR, "payout %s: %s", it->payout_no, err.len ? err.data : "WeChat v3 is not configured");
         store_payout_release(app->db, it->id, NULL, true);
         return rc;
     default:
@@ -454,4 +477,185 @@ pg_err payout_retry(pg_app_t *app, const char *payout_no)
     if (rc == PG_OK && changed == 0)
         rc = PG_ERR_NOT_FOUND;
     return rc;
+}
+
+/* ---- WeChat transfer notifications -------------------------------------- */
+
+typedef struct notice_ctx {
+    pg_app_t *app;
+    arena_t *a;
+    int64_t id;
+    const wxv3_bill_t *bill;
+    const payment_event_t *ev;
+    notify_result_t *res;
+} notice_ctx_t;
+
+static void notice_outcome(notify_result_t *res, bool ack, const char *outcome, const char *detail)
+{
+    res->ack = ack;
+    res->outcome = outcome;
+    res->detail = detail;
+}
+
+/* The row is PENDING: PAID or FAILED as WeChat says, with its event. */
+static pg_err notice_record(notice_ctx_t *c, const payout_row_t *row, bool paid)
+{
+    const wxv3_bill_t *b = c->bill;
+    record_ctx_t rc_ctx = { c->app, c->a, row->id, paid, b->transfer_bill_no, NULL, false };
+    pg_err rc;
+    if (paid) {
+        rc = store_payout_set_paid(c->app->db, row->id, b->transfer_bill_no);
+        if (rc == PG_OK)
+            rc = ledger_post_payout_in_tx(c->app, row->payout_no, row->creator_id, row->channel, row->amount_fen);
+    } else {
+        rc_ctx.reason = arena_printf(c->a, "transfer %s at WeChat: %s", b->state_name,
+                                     b->fail_reason ? b->fail_reason : "-");
+        if (b->fail_reason && wx_payee_problem(b->fail_reason))
+            rc_ctx.reason = arena_printf(c->a, "payee account: %s", rc_ctx.reason);
+        rc = store_payout_set_failed(c->app->db, row->id, rc_ctx.reason);
+    }
+    if (rc == PG_OK)
+        rc = queue_event(&rc_ctx, row);
+    if (rc == PG_OK)
+        notice_outcome(c->res, true, "accepted", paid ? "payout paid" : "payout failed");
+    return rc;
+}
+
+static pg_err notice_state(notice_ctx_t *c, const payout_row_t *row)
+{
+    bool paid = c->bill->state == WXV3_BILL_SUCCESS;
+    if (strcmp(row->status, "PENDING") == 0)
+        return notice_record(c, row, paid);
+    if (strcmp(row->status, paid ? "PAID" : "FAILED") == 0) {
+        notice_outcome(c->res, true, "duplicate", "recorded already");
+        return PG_OK;
+    }
+    /* WeChat's final word contradicts ours: kept for the operator */
+    log_msg(LOG_ERROR, "payout %s is %s here but WeChat reports the transfer %s: check it by hand "
+            "(payout retry asks WeChat again under the same out_bill_no)", row->payout_no, row->status,
+            c->bill->state_name);
+    notice_outcome(c->res, true, "ignored", paid ? "SUCCESS for a payout recorded FAILED"
+                                                 : "FAIL or CANCELLED for a payout recorded PAID");
+    return PG_OK;
+}
+
+static pg_err notice_tx(db_t *db, void *arg)
+{
+    notice_ctx_t *c = arg;
+    notification_rec_t rec;
+    payout_row_t row;
+    pg_err rc = store_payout_lock(db, c->a, c->id, &row);
+    if (rc == PG_ERR_NOT_FOUND || (rc == PG_OK && (strcmp(row.channel, "wechat") != 0 ||
+                                                   strcmp(wx_bill_no(c->a, row.payout_no), c->bill->out_bill_no)))) {
+        notice_outcome(c->res, false, "unknown_payment", "no WeChat payout with this out_bill_no");
+        return PG_ERR_NOT_FOUND;
+    }
+    if (rc != PG_OK)
+        return rc;
+    c->res->order_no = row.payout_no;
+    if (c->bill->amount_fen != row.amount_fen) {
+        notice_outcome(c->res, false, "amount_mismatch", "transfer_amount differs from the payout's");
+        return PG_ERR_MISMATCH;
+    }
+    if ((rc = notice_state(c, &row)) != PG_OK)
+        return rc;
+    memset(&rec, 0, sizeof rec);
+    rec.channel = c->ev->channel;
+    rec.kind = c->ev->kind_name;
+    rec.payment_no = row.payout_no;
+    rec.notify_id = c->ev->notify_id;
+    rec.outcome = c->res->outcome;
+    rec.detail = c->res->detail;
+    rec.raw_body = c->ev->raw_body;
+    rec.raw_len = c->ev->raw_len;
+    rec.source = c->ev->source;
+    rec.keep_len = strcmp(c->res->outcome, "accepted") ? NOTIFY_REJECTED_KEEP_BYTES : 0;
+    return store_notification_add(db, &rec);
+}
+
+pg_err payout_apply_notice(pg_app_t *app, arena_t *a, const wxv3_bill_t *bill, const payment_event_t *ev,
+                           notify_result_t *res)
+{
+    notice_ctx_t c = { app, a, 0, bill, ev, res };
+    pg_err rc = store_payout_find_wechat_bill(app->db, bill->out_bill_no, &c.id);
+    res->payment_no = bill->out_bill_no;
+    if (rc == PG_ERR_NOT_FOUND) {
+        notice_outcome(res, false, "unknown_payment", "no WeChat payout with this out_bill_no");
+        return rc;
+    }
+    if (rc == PG_OK)
+        rc = db_tx(app->db, notice_tx, &c);
+    if (rc == PG_OK || rc == PG_ERR_NOT_FOUND || rc == PG_ERR_MISMATCH)
+        return rc;
+    /* not recorded (or the COMMIT not confirmed): answered failure, WeChat
+     * sends it again and a committed first try makes that a duplicate */
+    notice_outcome(res, false, rc == PG_ERR_COMMIT_UNKNOWN ? "commit_unknown" : NULL, "database error");
+    res->retry_later = true;
+    log_msg(LOG_ERROR, "wechat transfer notification for %s not recorded (%s)", bill->out_bill_no, pg_err_name(rc));
+    return rc;
+}
+
+/* ---- the payee's confirmation link --------------------------------------- */
+
+void payout_confirm_token(const pg_app_t *app, const char *payout_no, char out[65])
+{
+    const char *secret = app->cfg->server.checkout_secret ? app->cfg->server.checkout_secret : "";
+    buf_t b;
+    buf_init(&b, NULL);
+    buf_puts(&b, "payout-confirm:");
+    buf_puts(&b, payout_no);
+    crypto_hmac_sha256_hex(secret, strlen(secret), b.data ? b.data : "", b.len, false, out);
+    buf_free(&b);
+}
+
+bool payout_confirm_token_ok(const pg_app_t *app, const char *payout_no, const char *token)
+{
+    char want[65];
+    if (!app->cfg->server.checkout_secret || !*app->cfg->server.checkout_secret || !token)
+        return false;
+    payout_confirm_token(app, payout_no, want);
+    return crypto_ct_streq(want, token);
+}
+
+const char *payout_confirm_link(const pg_app_t *app, arena_t *a, const char *payout_no)
+{
+    char token[65];
+    buf_t b;
+    if (!app->cfg->server.base_url || !*app->cfg->server.base_url || !app->cfg->server.checkout_secret ||
+        !*app->cfg->server.checkout_secret)
+        return NULL;
+    payout_confirm_token(app, payout_no, token);
+    buf_init(&b, a);
+    buf_puts(&b, app->cfg->server.base_url);
+    buf_puts(&b, "/payouts/");
+    buf_append_urlencoded(&b, payout_no);
+    buf_puts(&b, "/confirm?token=");
+    buf_puts(&b, token);
+    return b.failed ? NULL : b.data;
+}
+
+pg_err payout_list(pg_app_t *app, arena_t *a, const char *status, db_result_t *out)
+{
+    db_result_t r;
+    pg_err rc = store_payout_list(app->db, a, status, &r);
+    size_t cols = r.cols + 1;
+    if (rc != PG_OK)
+        return rc;
+    *out = r;
+    out->cols = cols;
+    out->names = arena_alloc(a, cols * sizeof *out->names);
+    out->cells = arena_alloc(a, (r.rows ? r.rows : 1) * cols * sizeof *out->cells);
+    if (out->names == NULL || out->cells == NULL)
+        return PG_ERR_NOMEM;
+    memcpy(out->names, r.names, r.cols * sizeof *r.names);
+    out->names[r.cols] = "confirm_url";
+    for (size_t i = 0; i < r.rows; i++) {
+        const char *pkg = db_cell(&r, i, "package_info");
+        bool waiting = !strcmp(db_cell(&r, i, "status"), "PENDING") && !strcmp(db_cell(&r, i, "channel"), "wechat") &&
+                       pkg != NULL && *pkg != '\0';
+        memcpy(out->cells + i * cols, r.cells + i * r.cols, r.cols * sizeof *r.cells);
+        out->cells[i * cols + r.cols] = waiting ? (char *)(uintptr_t)payout_confirm_link(app, a, db_cell(&r, i, "payout_no"))
+                                                : NULL;
+    }
+    return PG_OK;
 }

@@ -313,7 +313,7 @@ pg_err store_admin_payouts(db_t *db, arena_t *a, const char *status, db_result_t
     return db_query(db, a,
                     "SELECT p.payout_no, p.creator_id, c.name, p.amount_fen, p.channel, p.status, p.reason,"
                     " p.attempts, DATE_FORMAT(b.settle_date, '%Y-%m-%d') AS settle_date,"
-                    " " ISO("p.updated_at") " AS updated_at, " ISO("p.paid_at") " AS paid_at"
+                    " " ISO("p.updated_at") " AS updated_at, " ISO("p.paid_at") " AS paid_at, p.package_info"
                     " FROM payouts p JOIN settlement_batches b ON b.id = p.batch_id"
                     " JOIN creators c ON c.id = p.creator_id"
                     " WHERE p.status = ? ORDER BY p.id DESC LIMIT 200",

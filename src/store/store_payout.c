@@ -176,6 +176,32 @@ pg_err store_payout_set_failed(db_t *db, int64_t id, const char *reason)
     return rc == PG_OK && affected != 1 ? PG_ERR_CONFLICT : rc;
 }
 
+pg_err store_payout_find_wechat_bill(db_t *db, const char *out_bill_no, int64_t *id)
+{
+    db_val_t p[] = { DB_S(out_bill_no) };
+    db_result_t r;
+    arena_t a;
+    pg_err rc;
+    *id = 0;
+    arena_init(&a, 0);
+    rc = db_query(db, &a, "SELECT id FROM payouts WHERE channel = 'wechat' AND REPLACE(payout_no, '-', '') = ?"
+                  " ORDER BY id LIMIT 1", p, 1, &r);
+    if (rc == PG_OK && r.rows == 0)
+        rc = PG_ERR_NOT_FOUND;
+    if (rc == PG_OK)
+        *id = db_cell_i64(&r, 0, "id");
+    arena_free(&a);
+    return rc;
+}
+
+pg_err store_payout_get(db_t *db, arena_t *a, const char *payout_no, db_result_t *out)
+{
+    db_val_t p[] = { DB_S(payout_no) };
+    pg_err rc = db_query(db, a, "SELECT payout_no, status, amount_fen, channel, package_info FROM payouts"
+                         " WHERE payout_no = ?", p, 1, out);
+    return rc == PG_OK && out->rows == 0 ? PG_ERR_NOT_FOUND : rc;
+}
+
 pg_err store_payout_retry(db_t *db, const char *payout_no, uint64_t *changed)
 {
     db_val_t p[] = { DB_S(payout_no) };

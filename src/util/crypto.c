@@ -401,6 +401,82 @@ done:
     return rc;
 }
 
+/* RSAES-OAEP with SHA-1 and MGF1-SHA-1 (OpenSSL's OAEP defaults, set
+ * explicitly): what WeChat Pay calls RSA_PKCS1_OAEP_PADDING. */
+static pg_err oaep_sha1_ctx(EVP_PKEY_CTX *pctx, bool encrypt)
+{
+    if ((encrypt ? EVP_PKEY_encrypt_init(pctx) : EVP_PKEY_decrypt_init(pctx)) != 1 ||
+        EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_OAEP_PADDING) != 1 ||
+        EVP_PKEY_CTX_set_rsa_oaep_md(pctx, EVP_sha1()) != 1 || EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha1()) != 1)
+        return PG_ERR_INTERNAL;
+    return PG_OK;
+}
+
+pg_err crypto_rsa_oaep_sha1_encrypt_b64(const crypto_key_t *pub, const void *data, size_t len, buf_t *out_b64)
+{
+    EVP_PKEY_CTX *pctx = NULL;
+    unsigned char *ct = NULL;
+    size_t ct_len = 0;
+    pg_err rc = PG_ERR_BAD_INPUT;
+    if (!pub || !pub->pkey || EVP_PKEY_get_base_id(pub->pkey) != EVP_PKEY_RSA)
+        return PG_ERR_CONFIG;
+    /* OAEP-SHA1 carries at most modulus - 42 bytes */
+    if (!data || len == 0 || (int)len > EVP_PKEY_get_size(pub->pkey) - 42)
+        return PG_ERR_BAD_INPUT;
+    rc = PG_ERR_INTERNAL;
+    if ((pctx = EVP_PKEY_CTX_new(pub->pkey, NULL)) == NULL) {
+        rc = PG_ERR_NOMEM;
+        goto done;
+    }
+    if (oaep_sha1_ctx(pctx, true) != PG_OK || EVP_PKEY_encrypt(pctx, NULL, &ct_len, data, len) != 1)
+        goto done;
+    if ((ct = OPENSSL_malloc(ct_len)) == NULL) {
+        rc = PG_ERR_NOMEM;
+        goto done;
+    }
+    if (EVP_PKEY_encrypt(pctx, ct, &ct_len, data, len) != 1)
+        goto done;
+    rc = crypto_base64_encode(ct, ct_len, out_b64);
+done:
+    ERR_clear_error();
+    OPENSSL_free(ct);
+    EVP_PKEY_CTX_free(pctx);
+    return rc;
+}
+
+pg_err crypto_rsa_oaep_sha1_decrypt_b64(const crypto_key_t *priv, const char *b64, buf_t *out)
+{
+    EVP_PKEY_CTX *pctx = NULL;
+    unsigned char *pt = NULL;
+    size_t pt_len = 0;
+    buf_t ct;
+    pg_err rc = PG_ERR_BAD_INPUT;
+    buf_init(&ct, NULL);
+    if (!priv || !priv->pkey || !b64)
+        goto done;
+    if (crypto_base64_decode(b64, strlen(b64), &ct) != PG_OK || ct.len == 0)
+        goto done;
+    rc = PG_ERR_INTERNAL;
+    if ((pctx = EVP_PKEY_CTX_new(priv->pkey, NULL)) == NULL || oaep_sha1_ctx(pctx, false) != PG_OK ||
+        EVP_PKEY_decrypt(pctx, NULL, &pt_len, (const unsigned char *)ct.data, ct.len) != 1)
+        goto done;
+    if ((pt = OPENSSL_malloc(pt_len + 1)) == NULL) {
+        rc = PG_ERR_NOMEM;
+        goto done;
+    }
+    rc = EVP_PKEY_decrypt(pctx, pt, &pt_len, (const unsigned char *)ct.data, ct.len) == 1 ? PG_OK
+                                                                                          : PG_ERR_BAD_SIGNATURE;
+    if (rc == PG_OK)
+        rc = buf_append(out, pt, pt_len);
+done:
+    ERR_clear_error();
+    if (pt)
+        OPENSSL_clear_free(pt, pt_len + 1);
+    EVP_PKEY_CTX_free(pctx);
+    buf_free(&ct);
+    return rc;
+}
+
 pg_err crypto_rsa_sha256_verify_b64(const crypto_key_t *pub, const void *data, size_t len, const char *sig_b64)
 {
     pg_err rc = PG_ERR_BAD_SIGNATURE;

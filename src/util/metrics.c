@@ -27,7 +27,7 @@ static const char *const ROUTES[] = {
     "/return/alipay", "/orders/*", "/orders/*/refund", "/orders/*/close", "/entitlements",
     "/shop", "/pay/*", "/metrics", "/admin/", "/notify/stripe", "/return/stripe",
     "/notify/appstore", "/iap/appstore", "/iap/account-token", "/notify/googleplay", "/iap/googleplay",
-    "other", "unmatched",
+    "/notify/wechat/transfer", "/payouts/*/confirm", "other", "unmatched",
 };
 #define ROUTE_N (sizeof ROUTES / sizeof ROUTES[0])
 #define ROUTE_OTHER (ROUTE_N - 2)
@@ -47,7 +47,7 @@ static const char *const CHECKOUT_RESULTS[] = { "created", "repeated", "invalid"
                                                 "provider_error", "provider_timeout", "db_error", "error" };
 #define CRES_N (sizeof CHECKOUT_RESULTS / sizeof CHECKOUT_RESULTS[0])
 
-static const char *const NOTIFY_KINDS[] = { "payment", "refund" };
+static const char *const NOTIFY_KINDS[] = { "payment", "refund", "payout" };
 #define NKIND_N (sizeof NOTIFY_KINDS / sizeof NOTIFY_KINDS[0])
 
 static const char *const NOTIFY_OUTCOMES[] = { "accepted", "duplicate", "ignored", "bad_signature",

@@ -111,7 +111,8 @@ def test_unknown_outcome_is_queried_never_sent_again(harness, wx, fault):
     PAID without a second transfer."""
     cid = _creator(harness, wx, "o-ok")
     day, batch_no = _settled(harness, wx, cid)
-    with faults(harness, **{fault: 1 if fault == "wx_transfer_processing" else True}):
+    # no MCHTRANSFER.BILL.FINISHED (test_payouts_wechat_confirm.py): the query alone decides
+    with faults(harness, no_notify=True, **{fault: 1 if fault == "wx_transfer_processing" else True}):
         out = _payout(harness, wx, day)
         assert out["pending"] == 1 and out["paid"] == 0 and out["failed"] == 0, out
         row = _row(harness, batch_no)
@@ -178,7 +179,8 @@ def test_waiting_for_the_payee_keeps_package_info_then_pays(harness, wx):
     mine = [p for p in listed if p["payout_no"] == batch_no]
     assert mine and mine[0]["package_info"] == bills[0]["package_info"], mine
     assert _payout(harness, wx, day)["pending"] == 1          # still waiting: queried, not sent
-    r = harness.sandbox_post("/_sandbox/wechat_v3/transfer_confirm", {"out_bill_no": batch_no.replace("-", "")})
+    with faults(harness, no_notify=True):   # learned by the next run's query, not by the notification
+        r = harness.sandbox_post("/_sandbox/wechat_v3/transfer_confirm", {"out_bill_no": batch_no.replace("-", "")})
     assert r.status_code == 200, r.text
     out = _payout(harness, wx, day)
     assert out["paid"] == 1, out
