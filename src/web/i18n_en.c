@@ -211,8 +211,8 @@ const char *const I18N_CATALOGUE_EN[MSG_COUNT] = {
     [MSG_ADM_COL_PAYOUT_ACCOUNT] = "Alipay account",
     [MSG_ADM_COL_REAL_NAME] = "Real name",
     [MSG_ADM_COL_WECHAT_OPENID] = "WeChat openid",
-    [MSG_ADM_CONFIRM_PAYOUT_RETRY_Q] = "Send payout {} again? Fix the creator's payout account first;"
-                                        " the next payout run sends it.",
+    [MSG_ADM_CONFIRM_PAYOUT_RETRY_Q] = ("Send payout {} again? Fix the creator's payout account first;"
+                                        " the next payout run sends it."),
     [MSG_ADM_PAYOUT_RETRIED] = "Payout {} is PENDING again: the next payout run sends it.",
     [MSG_ADM_PAYOUT_RETRY_REFUSED] = "Not a FAILED payout: {}",
     [MSG_ADM_PAYOUT_CONFIRM_LINK] = "Confirmation link (send it to the creator)",
