@@ -52,7 +52,7 @@ static int usage(void)
           "  creator add --id ID --name NAME [--alipay-account ACCOUNT --real-name NAME] [--wechat-openid OPENID]\n"
           "  creator update --id ID [--name NAME] [--alipay-account ACCOUNT] [--real-name NAME] [--wechat-openid ID]\n"
           "  payout [--date YYYY-MM-DD]       pay settled batches to the creators (Alipay transfer)\n"
-          "  payout list [--status PENDING|PAID|FAILED]\n"
+          "  payout list [--status PENDING|WAITING_CONFIRMATION|PAID|FAILED]\n"
           "  payout retry BATCH_NO           send a FAILED payout again (after fixing the account)\n"
           "  creator list\n"
           "  order list [--status S]\n"
@@ -516,7 +516,8 @@ static int cmd_payout(cli_t *c, int argc, char **argv)
     if (argc >= 1 && !strcmp(argv[0], "list")) {
         if (parse_opts(argc, argv, &o) < 0)
             return usage();
-        if (o.status && strcmp(o.status, "PENDING") && strcmp(o.status, "PAID") && strcmp(o.status, "FAILED"))
+        if (o.status && strcmp(o.status, "PENDING") && strcmp(o.status, "WAITING_CONFIRMATION") &&
+            strcmp(o.status, "PAID") && strcmp(o.status, "FAILED"))
             return usage();
         if (open_app(c))
             return 1;
@@ -554,12 +555,12 @@ static int cmd_payout(cli_t *c, int argc, char **argv)
     money_format_yuan(run.paid_fen, yuan);
     if (c->json)
         printf("{\"created\":%u,\"paid\":%u,\"paid_fen\":%lld,\"failed\":%u,\"pending\":%u,\"skipped\":%u,"
-               "\"waiting_for_account\":%u}\n", run.created, run.paid, (long long)run.paid_fen, run.failed,
-               run.pending, run.skipped, run.waiting);
+               "\"waiting_for_account\":%u,\"unsendable\":%u}\n", run.created, run.paid, (long long)run.paid_fen,
+               run.failed, run.pending, run.skipped, run.waiting, run.unsendable);
     else
         printf("payouts: %u paid (%s yuan), %u failed, %u pending, %u held by another run, "
-               "%u batch(es) waiting for a payout account\n", run.paid, yuan, run.failed, run.pending, run.skipped,
-               run.waiting);
+               "%u batch(es) waiting for a payout account, %u of a channel this configuration cannot send\n",
+               run.paid, yuan, run.failed, run.pending, run.skipped, run.waiting, run.unsendable);
     return 0;
 }
 

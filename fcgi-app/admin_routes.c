@@ -990,7 +990,8 @@ static void settlement_batches(ctx_t *c, const db_result_t *r)
     admin_html_table_end(&c->p, r->rows);
 }
 
-static const char *const PAYOUT_STATUSES[] = { "FAILED", "PENDING", "PAID" };
+static const char *const PAYOUT_STATUSES[] = { "FAILED", "WAITING_CONFIRMATION", "PENDING", "PAID" };
+#define N_PAYOUT_STATUSES (sizeof PAYOUT_STATUSES / sizeof PAYOUT_STATUSES[0])
 
 /* A WeChat payout waiting for its payee: the link the operator sends to the
  * creator (GET /payouts/{no}/confirm?token=...). */
@@ -998,7 +999,7 @@ static void payout_confirm_cell(ctx_t *c, const db_result_t *r, size_t i)
 {
     const char *st = db_cell(r, i, "status"), *pkg = db_cell(r, i, "package_info");
     const char *link;
-    if (!st || strcmp(st, "PENDING") || !pkg || !*pkg || strcmp(db_cell(r, i, "channel"), "wechat"))
+    if (!st || strcmp(st, "WAITING_CONFIRMATION") || !pkg || !*pkg)
         return;
     if ((link = payout_confirm_link(c->app, c->a, db_cell(r, i, "payout_no"))) == NULL)
         return;
@@ -1019,7 +1020,7 @@ static void settlement_payouts(ctx_t *c, const char *status, const db_result_t *
     buf_puts(c->p.b, "<h2 id=\"payouts\">");
     admin_html_msg(&c->p, MSG_ADM_H_PAYOUTS, NULL);
     buf_puts(c->p.b, "</h2>\n<p id=\"payout-filter\">");
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < N_PAYOUT_STATUSES; i++) {
         if (i)
             buf_puts(c->p.b, " | ");
         if (!strcmp(status, PAYOUT_STATUSES[i]))
@@ -1065,7 +1066,7 @@ static void settlement_page(ctx_t *c, const char *status, int http_status, i18n_
                             const char *arg)
 {
     db_result_t batches, payouts;
-    if (!listed(status, PAYOUT_STATUSES, 3))
+    if (!listed(status, PAYOUT_STATUSES, N_PAYOUT_STATUSES))
         status = "FAILED";
     if (store_admin_settlement_batches(c->app->db, c->a, &batches) != PG_OK ||
         store_admin_payouts(c->app->db, c->a, status, &payouts) != PG_OK) {

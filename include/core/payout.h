@@ -17,6 +17,8 @@ typedef struct payout_run {
     unsigned failed;
     unsigned pending;        /* left PENDING: processing, unknown outcome, balance too low */
     unsigned skipped;        /* claimed by another run */
+    unsigned unsendable;     /* open payouts of a channel this configuration cannot send
+                              * (made before [payouts] channel changed): left as they are */
     int64_t paid_fen;
 } payout_run_t;
 

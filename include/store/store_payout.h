@@ -38,9 +38,15 @@ pg_err store_payout_claim(db_t *db, int64_t id, int64_t attempts_seen, int ttl_s
  * not_sent = the provider certainly has no transfer for it. */
 pg_err store_payout_release(db_t *db, int64_t id, const char *reason, bool not_sent);
 
-/* Gives a claimed PENDING payout back while the payee must confirm the
- * WeChat transfer: reason and package_info (NULL clears it) kept. */
+/* Gives a claimed open payout back as WAITING_CONFIRMATION while the payee
+ * must confirm the WeChat transfer: reason and package_info (NULL clears
+ * it) kept. */
 pg_err store_payout_wait_user(db_t *db, int64_t id, const char *reason, const char *package_info);
+
+/* Gives a claimed open payout back as PENDING (sent) while the provider is
+ * still moving the money: no longer waiting for the payee (package_info
+ * cleared), reason kept. */
+pg_err store_payout_processing(db_t *db, int64_t id, const char *reason);
 
 /* Inside a transaction: locks payout id; *status gets PENDING/PAID/FAILED
  * (arena string), with payout_no, creator_id, channel, amount. */

@@ -1,6 +1,6 @@
 /* payout: see include/core/payout.h.
  *
- * Per payout: claim (atomic UPDATE: PENDING, free, attempts as read; sets
+ * Per payout: claim (atomic UPDATE: open, free, attempts as read; sets
  * sent) -> if a transfer may have left before, query it -> send only when
  * the provider has none -> record the answer. Recording PAID / FAILED is a
  * transaction keyed by the payout's id: a lost COMMIT reply is resolved by
@@ -12,7 +12,11 @@
  *   payee account wrong (PAYEE_*) -> FAILED with the reason (payout.failed);
  *                                    fix the account, `payout retry BATCH`
  *   other definitive refusals     -> FAILED with the reason, logged
- *   FAIL / REFUND after acceptance-> FAILED (the money did not arrive / came back) */
+ *   FAIL / REFUND after acceptance-> FAILED (the money did not arrive / came back)
+ *   WeChat WAIT_USER_CONFIRM      -> WAITING_CONFIRMATION (package_info kept for
+ *                                    the payee's confirmation page): queried next
+ *                                    run, ended by the transfer notification
+ * "Open" = PENDING or WAITING_CONFIRMATION. */
 #include "payout.h"
 
 #include <stdint.h>
@@ -37,6 +41,13 @@
 #define WX_REPORT_CONTENT1 "内容创作者"
 #define WX_REPORT_TYPE2 "报酬说明"
 #define WX_REPORT_CONTENT2 "内容销售分成"
+
+/* Still to be paid: PENDING, or (WeChat) WAITING_CONFIRMATION by the payee. */
+static bool payout_open(const char *status)
+{
+    return strcmp(status, "PENDING") == 0 || strcmp(status, "WAITING_CONFIRMATION") == 0;
+}
+
 
 typedef struct payout_item {
     int64_t id, amount_fen, attempts;
@@ -105,7 +116,7 @@ static pg_err record_tx(db_t *db, void *arg)
         c->done = true;   /* recorded already (another run) */
         return PG_OK;
     }
-    if (strcmp(row.status, "PENDING") != 0)
+    if (!payout_open(row.status))
         return PG_ERR_CONFLICT;
     if (c->paid) {
         rc = store_payout_set_paid(db, c->id, c->provider_order_id);
@@ -320,7 +331,7 @@ static void wx_settle_bill(pg_app_t *app, arena_t *a, const payout_item_t *it, c
         out->pending++;
         return;
     default:
-        store_payout_release(app->db, it->id, arena_printf(a, "%s: processing at WeChat", b->state_name), false);
+        store_payout_processing(app->db, it->id, arena_printf(a, "%s: processing at WeChat", b->state_name));
         out->pending++;
         return;
     }
@@ -427,6 +438,14 @@ static void item_of(const db_result_t *r, size_t i, payout_item_t *it)
     it->real_name = db_cell(r, i, "real_name");
 }
 
+/* Whether this configuration can send (and query) transfers of channel. */
+static bool channel_sendable(const pg_config_t *cfg, const char *channel)
+{
+    if (strcmp(channel, "alipay") == 0)
+        return cfg->alipay.cert_mode;
+    return strcmp(channel, "wechat") == 0 && cfg->wechat.api_v3;
+}
+
 pg_err payout_run(pg_app_t *app, arena_t *a, const char *ymd, payout_run_t *out, buf_t *msg)
 {
     const pg_config_t *cfg = app->cfg;
@@ -434,8 +453,7 @@ pg_err payout_run(pg_app_t *app, arena_t *a, const char *ymd, payout_run_t *out,
     db_result_t due;
     pg_err rc;
     memset(out, 0, sizeof *out);
-    if (!cfg->payouts.enabled ||
-        (strcmp(cfg->payouts.channel, "alipay") == 0 ? !cfg->alipay.cert_mode : !cfg->wechat.api_v3)) {
+    if (!cfg->payouts.enabled || !channel_sendable(cfg, cfg->payouts.channel)) {
         buf_puts(msg, "payouts are not enabled ([payouts] enabled = true, channel = alipay with Alipay in "
                  "certificate mode, or channel = wechat with WeChat Pay API v3)");
         return PG_ERR_CONFIG;
@@ -453,6 +471,14 @@ pg_err payout_run(pg_app_t *app, arena_t *a, const char *ymd, payout_run_t *out,
         item_of(&due, i, &it);
         if (it.account == NULL) {
             out->waiting++;
+            continue;
+        }
+        if (!channel_sendable(cfg, it.channel)) {
+            /* made under another [payouts] channel: the others are still paid */
+            log_msg(LOG_ERROR, "payout %s (%s) is open but this configuration cannot send or query %s "
+                    "transfers: left as it is (configure %s again to finish it)", it.payout_no, it.channel,
+                    it.channel, it.channel);
+            out->unsendable++;
             continue;
         }
         rc = store_payout_claim(app->db, it.id, it.attempts, PAYOUT_CLAIM_S, &got);
@@ -497,7 +523,7 @@ static void notice_outcome(notify_result_t *res, bool ack, const char *outcome, 
     res->detail = detail;
 }
 
-/* The row is PENDING: PAID or FAILED as WeChat says, with its event. */
+/* The row is open: PAID or FAILED as WeChat says, with its event. */
 static pg_err notice_record(notice_ctx_t *c, const payout_row_t *row, bool paid)
 {
     const wxv3_bill_t *b = c->bill;
@@ -524,7 +550,7 @@ static pg_err notice_record(notice_ctx_t *c, const payout_row_t *row, bool paid)
 static pg_err notice_state(notice_ctx_t *c, const payout_row_t *row)
 {
     bool paid = c->bill->state == WXV3_BILL_SUCCESS;
-    if (strcmp(row->status, "PENDING") == 0)
+    if (payout_open(row->status))
         return notice_record(c, row, paid);
     if (strcmp(row->status, paid ? "PAID" : "FAILED") == 0) {
         notice_outcome(c->res, true, "duplicate", "recorded already");
@@ -651,8 +677,7 @@ pg_err payout_list(pg_app_t *app, arena_t *a, const char *status, db_result_t *o
     out->names[r.cols] = "confirm_url";
     for (size_t i = 0; i < r.rows; i++) {
         const char *pkg = db_cell(&r, i, "package_info");
-        bool waiting = !strcmp(db_cell(&r, i, "status"), "PENDING") && !strcmp(db_cell(&r, i, "channel"), "wechat") &&
-                       pkg != NULL && *pkg != '\0';
+        bool waiting = !strcmp(db_cell(&r, i, "status"), "WAITING_CONFIRMATION") && pkg != NULL && *pkg != '\0';
         memcpy(out->cells + i * cols, r.cells + i * r.cols, r.cols * sizeof *r.cells);
         out->cells[i * cols + r.cols] = waiting ? (char *)(uintptr_t)payout_confirm_link(app, a, db_cell(&r, i, "payout_no"))
                                                 : NULL;

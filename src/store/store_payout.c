@@ -3,6 +3,9 @@
 
 #include <string.h>
 
+/* A payout still to be paid: not sent yet, sent, or waiting for the payee. */
+#define PAYOUT_OPEN "status IN ('PENDING', 'WAITING_CONFIRMATION')"
+
 #define ISO(col) "DATE_FORMAT(" col ", '%Y-%m-%dT%H:%i:%sZ')"
 
 static db_val_t opt_str(const char *s)
@@ -94,7 +97,7 @@ pg_err store_payouts_due(db_t *db, arena_t *a, const char *ymd, db_result_t *out
                     "SELECT p.id, p.payout_no, p.creator_id, p.amount_fen, p.channel, p.sent, p.attempts,"
                     " c.alipay_account, c.real_name, c.wechat_openid FROM payouts p"
                     " JOIN creators c ON c.id = p.creator_id JOIN settlement_batches b ON b.id = p.batch_id"
-                    " WHERE p.status = 'PENDING' AND (p.claimed_until IS NULL OR p.claimed_until < UTC_TIMESTAMP())"
+                    " WHERE p." PAYOUT_OPEN " AND (p.claimed_until IS NULL OR p.claimed_until < UTC_TIMESTAMP())"
                     " AND (? IS NULL OR b.settle_date = ?) ORDER BY p.id",
                     p, 2, out);
 }
@@ -106,7 +109,7 @@ pg_err store_payout_claim(db_t *db, int64_t id, int64_t attempts_seen, int ttl_s
     pg_err rc = db_exec(db,
                         "UPDATE payouts SET claimed_until = UTC_TIMESTAMP() + INTERVAL ? SECOND,"
                         " attempts = attempts + 1, sent = 1, updated_at = UTC_TIMESTAMP()"
-                        " WHERE id = ? AND status = 'PENDING' AND attempts = ?"
+                        " WHERE id = ? AND " PAYOUT_OPEN " AND attempts = ?"
                         " AND (claimed_until IS NULL OR claimed_until < UTC_TIMESTAMP())",
                         p, 3, &affected, NULL);
     *got = rc == PG_OK && affected == 1;
@@ -118,7 +121,7 @@ pg_err store_payout_release(db_t *db, int64_t id, const char *reason, bool not_s
     db_val_t p[] = { opt_str(reason), DB_I(not_sent), DB_I(id) };
     return db_exec(db,
                    "UPDATE payouts SET claimed_until = NULL, reason = COALESCE(?, reason),"
-                   " sent = IF(?, 0, sent), updated_at = UTC_TIMESTAMP() WHERE id = ? AND status = 'PENDING'",
+                   " sent = IF(?, 0, sent), updated_at = UTC_TIMESTAMP() WHERE id = ? AND " PAYOUT_OPEN,
                    p, 3, NULL, NULL);
 }
 
@@ -126,9 +129,18 @@ pg_err store_payout_wait_user(db_t *db, int64_t id, const char *reason, const ch
 {
     db_val_t p[] = { DB_S(reason), opt_str(package_info), DB_I(id) };
     return db_exec(db,
-                   "UPDATE payouts SET claimed_until = NULL, reason = LEFT(?, 255), package_info = ?,"
-                   " updated_at = UTC_TIMESTAMP() WHERE id = ? AND status = 'PENDING'",
+                   "UPDATE payouts SET status = 'WAITING_CONFIRMATION', claimed_until = NULL, reason = LEFT(?, 255),"
+                   " package_info = ?, updated_at = UTC_TIMESTAMP() WHERE id = ? AND " PAYOUT_OPEN,
                    p, 3, NULL, NULL);
+}
+
+pg_err store_payout_processing(db_t *db, int64_t id, const char *reason)
+{
+    db_val_t p[] = { DB_S(reason), DB_I(id) };
+    return db_exec(db,
+                   "UPDATE payouts SET status = 'PENDING', claimed_until = NULL, reason = LEFT(?, 255),"
+                   " package_info = NULL, updated_at = UTC_TIMESTAMP() WHERE id = ? AND " PAYOUT_OPEN,
+                   p, 2, NULL, NULL);
 }
 
 pg_err store_payout_lock(db_t *db, arena_t *a, int64_t id, payout_row_t *out)
@@ -160,7 +172,7 @@ pg_err store_payout_set_paid(db_t *db, int64_t id, const char *provider_order_id
     pg_err rc = db_exec(db,
                         "UPDATE payouts SET status = 'PAID', provider_order_id = ?, reason = NULL, package_info = NULL,"
                         " claimed_until = NULL, paid_at = UTC_TIMESTAMP(), updated_at = UTC_TIMESTAMP()"
-                        " WHERE id = ? AND status = 'PENDING'",
+                        " WHERE id = ? AND " PAYOUT_OPEN,
                         p, 2, &affected, NULL);
     return rc == PG_OK && affected != 1 ? PG_ERR_CONFLICT : rc;
 }
@@ -171,7 +183,7 @@ pg_err store_payout_set_failed(db_t *db, int64_t id, const char *reason)
     uint64_t affected = 0;
     pg_err rc = db_exec(db,
                         "UPDATE payouts SET status = 'FAILED', reason = LEFT(?, 255), claimed_until = NULL, package_info = NULL,"
-                        " updated_at = UTC_TIMESTAMP() WHERE id = ? AND status = 'PENDING'",
+                        " updated_at = UTC_TIMESTAMP() WHERE id = ? AND " PAYOUT_OPEN,
                         p, 2, &affected, NULL);
     return rc == PG_OK && affected != 1 ? PG_ERR_CONFLICT : rc;
 }

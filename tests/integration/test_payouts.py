@@ -350,3 +350,32 @@ def test_small_balances_wait_and_creators_without_account_wait(harness, cert):
     harness.query("UPDATE ledger_entries SET available_on = %s WHERE creator_id = %s", d2, cid2)
     harness.ctl_json("settle", "--date", d2, config=small)
     assert harness.query("SELECT COUNT(*) AS n FROM settlement_batches WHERE creator_id = %s", cid2)[0]["n"] == 0
+
+
+def test_an_open_payout_of_another_channel_does_not_stop_the_run(harness, cert):
+    """A WeChat payout still open from before [payouts] channel became alipay
+    (this configuration cannot send or query WeChat transfers) is left as it
+    is and counted; the Alipay payout of the same day is paid. (The run used
+    to stop at it: exit 1, nobody paid.)"""
+    st, cli, _info = cert
+    old, cid = _creator(harness, cli), _creator(harness, cli)
+    harness.ctl("creator", "update", "--id", old, "--wechat-openid", "o-old-channel", config=cli)
+    day, old_batch = _paid_and_settled(harness, st, cli, old)
+    batch = harness.query("SELECT id, amount_fen FROM settlement_batches WHERE batch_no = %s", old_batch)[0]
+    # the payout made while [payouts] channel was wechat
+    harness.query("INSERT INTO payouts (payout_no, batch_id, creator_id, amount_fen, channel, status,"
+                  " package_info) VALUES (%s, %s, %s, %s, 'wechat', 'WAITING_CONFIRMATION', 'pkg')",
+                  old_batch, batch["id"], old, batch["amount_fen"])
+    c = harness.new_payment(st, product="po-" + cid, channel="alipay", method="qr")
+    assert harness.sandbox_post("/_sandbox/pay", {"out_trade_no": c["payment_no"]}).status_code == 200
+    harness.wait_order_status(st, c["order_no"], "PAID")
+    harness.query("UPDATE ledger_entries SET available_on = %s WHERE creator_id = %s", day, cid)
+    assert harness.ctl_json("settle", "--date", day, config=cli)["batches"] >= 1
+    batch_no = harness.query("SELECT batch_no FROM settlement_batches WHERE creator_id = %s", cid)[0]["batch_no"]
+    out = _payout(harness, cli, day)
+    # (settling the day may also have batched other tests' leftover entries)
+    assert out["paid"] >= 1 and out["unsendable"] == 1, out
+    assert _row(harness, batch_no)["status"] == "PAID"
+    kept = _row(harness, old_batch)
+    assert kept["status"] == "WAITING_CONFIRMATION" and kept["attempts"] == 0 and kept["claimed_until"] is None
+    assert _transfer(harness, old_batch)[1] == 0

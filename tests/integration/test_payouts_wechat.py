@@ -1,8 +1,8 @@
 """Creator payouts by WeChat Pay v3 merchant transfer (SPEC §12.3): the
 batch number (without its '-') is out_bill_no, the transfer's idempotency
 key; an unknown outcome is queried before anything is sent again; a
-transfer waiting for the payee's confirmation stays PENDING with WeChat's
-package_info. The sandbox answers transfers in public-key mode (its
+transfer waiting for the payee's confirmation is WAITING_CONFIRMATION with
+WeChat's package_info. The sandbox answers transfers in public-key mode (its
 sandbox/wechat_v3_transfer.py). Each test makes its own creator, pays an
 order of its product, backdates the creator's entries to a day of its own in
 2003, settles that day and pays out that day only."""
@@ -173,12 +173,15 @@ def test_waiting_for_the_payee_keeps_package_info_then_pays(harness, wx):
     assert out["pending"] == 1, out
     row = _row(harness, batch_no)
     bills, _ = _bill(harness, batch_no)
-    assert row["status"] == "PENDING" and "WAIT_USER_CONFIRM" in row["reason"], row
+    assert row["status"] == "WAITING_CONFIRMATION" and "WAIT_USER_CONFIRM" in row["reason"], row
     assert row["package_info"] == bills[0]["package_info"], (row, bills)
-    listed = harness.ctl_json("payout", "list", "--status", "PENDING", config=wx.cli)
+    assert not [p for p in harness.ctl_json("payout", "list", "--status", "PENDING", config=wx.cli)
+                if p["payout_no"] == batch_no]
+    listed = harness.ctl_json("payout", "list", "--status", "WAITING_CONFIRMATION", config=wx.cli)
     mine = [p for p in listed if p["payout_no"] == batch_no]
     assert mine and mine[0]["package_info"] == bills[0]["package_info"], mine
     assert _payout(harness, wx, day)["pending"] == 1          # still waiting: queried, not sent
+    assert _row(harness, batch_no)["status"] == "WAITING_CONFIRMATION"
     with faults(harness, no_notify=True):   # learned by the next run's query, not by the notification
         r = harness.sandbox_post("/_sandbox/wechat_v3/transfer_confirm", {"out_bill_no": batch_no.replace("-", "")})
     assert r.status_code == 200, r.text

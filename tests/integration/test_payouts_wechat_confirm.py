@@ -119,7 +119,7 @@ def _waiting(harness, wx, price=SMALL_PRICE, real_name=None):
         out = _payout(harness, wx, day)
     assert out["pending"] == 1, out
     row = _row(harness, batch_no)
-    assert row["status"] == "PENDING" and row["package_info"], row
+    assert row["status"] == "WAITING_CONFIRMATION" and row["package_info"], row
     return cid, day, batch_no
 
 
@@ -196,11 +196,11 @@ def test_user_name_ciphertext_decrypts_with_independent_implementations(harness,
 def test_confirm_page_link_token_and_states(harness, wx):
     import requests
     cid, day, batch_no = _waiting(harness, wx)
-    listed = harness.ctl_json("payout", "list", "--status", "PENDING", config=wx.cli)
+    listed = harness.ctl_json("payout", "list", "--status", "WAITING_CONFIRMATION", config=wx.cli)
     mine = [p for p in listed if p["payout_no"] == batch_no][0]
     url = "%s/payouts/%s/confirm?token=%s" % (wx.stack.base_url, batch_no, _token(batch_no))
     assert mine["confirm_url"] == url, mine
-    text = harness.ctl("payout", "list", "--status", "PENDING", config=wx.cli).stdout
+    text = harness.ctl("payout", "list", "--status", "WAITING_CONFIRMATION", config=wx.cli).stdout
     assert url in text
     r = requests.get(url, timeout=10)
     assert r.status_code == 200 and r.headers["Cache-Control"] == "no-store", r
@@ -309,7 +309,7 @@ def test_concurrent_duplicate_notifications_move_the_ledger_once(harness, wx):
                                     " WHERE INFO LIKE %s AND INFO LIKE %s AND ID <> CONNECTION_ID()",
                                     "%FROM payouts%", "%FOR UPDATE%")[0]["n"] >= 2,
               "both notifications waiting on the row lock")
-        assert _row(harness, batch_no)["status"] == "PENDING"
+        assert _row(harness, batch_no)["status"] == "WAITING_CONFIRMATION"
     finally:
         holder.rollback()
         holder.close()
@@ -346,7 +346,7 @@ def test_forged_transfer_notifications_are_refused_nothing_changes(harness, wx, 
     out = harness.sandbox_post("/_sandbox/wechat_v3/transfer_notify", body).json()
     assert not out["acked"] and out["http_status"] in (400, 401), out
     after = _row(harness, batch_no)
-    assert after["status"] == "PENDING" and after["updated_at"] == before["updated_at"], after
+    assert after["status"] == "WAITING_CONFIRMATION" and after["updated_at"] == before["updated_at"], after
     assert _ledger_moves(harness, batch_no) == 0
     rows = harness.query("SELECT outcome FROM notifications WHERE channel = 'wechat' AND raw_body = %s",
                          out["json"].encode())
@@ -370,7 +370,7 @@ def test_browser_payee_confirms_in_wechat_and_the_payout_is_paid(harness, wx):
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
         assert r.returncode == 0, r.stdout[-3000:]
     cid, day, batch_no = _waiting(harness, wx)
-    url = [p for p in harness.ctl_json("payout", "list", "--status", "PENDING", config=wx.cli)
+    url = [p for p in harness.ctl_json("payout", "list", "--status", "WAITING_CONFIRMATION", config=wx.cli)
            if p["payout_no"] == batch_no][0]["confirm_url"]
     profile = RUN / "browser" / ("payout-" + cid)
     shutil.rmtree(profile, ignore_errors=True)
