@@ -18,14 +18,19 @@ The points where paygatectl is killed, none of them a race:
                reaches the server (the proxy closes both sides), which rolls
                the transaction back;
   after COMMIT the same, but the proxy forwards the COMMIT after the kill:
-               the server committed, paygatectl never heard it.
-After each kill the payout is claimed by the dead run: a second run at once
-leaves it alone (skipped, nothing sent). The claim (2 minutes, src/core/
-payout.c PAYOUT_CLAIM_S, no config key) is waited out the way production
+               the server committed, paygatectl never heard it;
+  in the claim the run waits in the claim's UPDATE for a row lock held by a
+               pymysql session: nothing sent (the server still runs the
+               dead client's UPDATE once the lock is free: a claim, marked
+               sent, of a transfer the provider never saw).
+After the first two kills the payout is claimed by the dead run: a run at
+once leaves it alone (not due while claimed: nothing sent). The claim (2
+minutes, PAYOUT_CLAIM_S in src/core/payout.c, no config key) is waited out the way production
 waits for it — the last test sleeps until MariaDB's clock passes every
 claimed_until of this module, once for all kills — and then `payout` and
-`cron` resolve every payout by querying: PAID, exactly one transfer at the
-provider (one money movement, one call), exactly one ledger move.
+`cron` resolve every payout by querying first: PAID, exactly one transfer
+at the provider (one money movement; one transfer call, plus the refused
+one of a balance too low where the test made one), exactly one ledger move.
 
 Two runs at once: both started while a pymysql session holds the payout's
 row lock, so both wait in the claim's UPDATE (seen in the processlist);
@@ -204,9 +209,9 @@ def _left_alone(harness, cfg, channel, day, batch_no, cid):
     assert after["attempts"] == before["attempts"] and after["claimed_until"] == before["claimed_until"]
 
 
-def _paid_once(harness, channel, batch_no, cid):
+def _paid_once(harness, channel, batch_no, cid, want_calls=1):
     transfers, calls = _provider(harness, channel, batch_no)
-    assert calls == 1 and len(transfers) == 1 and transfers[0]["fen"] == SHARE, (calls, transfers)
+    assert calls == want_calls and len(transfers) == 1 and transfers[0]["fen"] == SHARE, (calls, transfers)
     if channel == "wechat":
         assert transfers[0]["state"] == "SUCCESS", transfers
     row = _row(harness, batch_no)
@@ -233,7 +238,7 @@ def test_kill_while_the_provider_holds_the_executed_transfers_reply(harness, st,
         _wait("the sandbox to record the transfer", lambda: _provider(harness, channel, batch_no)[1] == 1)
         _kill(p)
     _left_alone(harness, cfg, channel, day, batch_no, cid)
-    CLAIMED.append((channel, cid, day, batch_no))
+    CLAIMED.append((channel, cid, day, batch_no, 1))
 
 
 @pytest.mark.parametrize("channel", CHANNELS)
@@ -256,7 +261,7 @@ def test_kill_with_the_paid_commit_not_yet_at_the_server(harness, st, cfg, chann
     _wait("the rollback", lambda: _moves(harness, batch_no) == [] and
           _row(harness, batch_no)["status"] == "PENDING", timeout=10)
     _left_alone(harness, cfg, channel, day, batch_no, cid)
-    CLAIMED.append((channel, cid, day, batch_no))
+    CLAIMED.append((channel, cid, day, batch_no, 1))
 
 
 @pytest.mark.parametrize("channel", CHANNELS)
@@ -276,7 +281,7 @@ def test_kill_after_the_paid_commit_reached_the_server(harness, st, cfg, channel
     finally:
         proxy.stop()
     _paid_once(harness, channel, batch_no, cid)
-    again = harness.ctl_json("payout", "--date", day, config=cfg[channel])
+    harness.ctl_json("payout", "--date", day, config=cfg[channel])   # nothing left to do
     _paid_once(harness, channel, batch_no, cid)
 
 
@@ -288,10 +293,10 @@ def _waiting_in_claim(harness, n):
     return rows[0]["n"] == n
 
 
-@pytest.mark.parametrize("channel", CHANNELS)
-def test_two_runs_at_once_send_one_transfer(harness, st, cfg, channel):
+def _unsent(harness, st, cfg, channel):
+    """(creator, day, batch_no) of a payout that exists, PENDING and never
+    sent: a first run met a merchant balance too low (one refused call)."""
     cid, day, batch_no = _settled(harness, st, cfg, channel)
-    # a first run meets a balance too low: the payout exists, PENDING, not sent
     ctl_path = "/_sandbox/alipay/transfers" if channel == "alipay" else "/_sandbox/wechat_v3/transfers"
     bal_path = "/_sandbox/alipay/balance" if channel == "alipay" else "/_sandbox/wechat_v3/transfer_balance"
     saved = harness.sandbox_get(ctl_path).json()["balance_fen"]
@@ -303,6 +308,39 @@ def test_two_runs_at_once_send_one_transfer(harness, st, cfg, channel):
     row = _row(harness, batch_no)
     assert row["status"] == "PENDING" and row["sent"] == 0 and not row["claimed"], (out, row)
     assert _provider(harness, channel, batch_no) == ([], 1)   # refused, nothing moved
+    return cid, day, batch_no
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_kill_while_waiting_for_the_claim_sends_nothing(harness, st, cfg, channel):
+    """Killed while its claim's UPDATE waits for a row lock (held here by a
+    pymysql session): nothing was sent. MariaDB still runs a statement it
+    received from a client that has gone once the lock is free, so the dead
+    run may hold the claim (marked sent) — the last test then finds, by
+    querying, that the provider has no such transfer and sends it once."""
+    cid, day, batch_no = _unsent(harness, st, cfg, channel)
+    lock = harness.db()
+    lock.autocommit(False)
+    try:
+        with lock.cursor() as cur:
+            cur.execute("SELECT id FROM payouts WHERE payout_no = %s FOR UPDATE", (batch_no,))
+        p = _start(harness, cfg[channel], "--date", day)
+        _wait("the run to wait in the claim", lambda: _waiting_in_claim(harness, 1))
+        _kill(p)
+    finally:
+        lock.rollback()
+        lock.close()
+    _wait("the killed run's statement to end", lambda: _waiting_in_claim(harness, 0), timeout=10)
+    row = _row(harness, batch_no)
+    assert row["status"] == "PENDING", row
+    assert _provider(harness, channel, batch_no) == ([], 1)   # still only the refused call
+    assert _moves(harness, batch_no) == []
+    CLAIMED.append((channel, cid, day, batch_no, 2))
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_two_runs_at_once_send_one_transfer(harness, st, cfg, channel):
+    cid, day, batch_no = _unsent(harness, st, cfg, channel)
     lock = harness.db()
     lock.autocommit(False)
     runs = []
@@ -348,23 +386,23 @@ def test_after_the_claims_expire_the_killed_payouts_are_queried_and_paid_once(ha
     claimed_until (what production waits for too: the next cron pass after
     two minutes): `payout --date` resolves the first of each channel, `cron`
     the rest. Each is PAID after a query, with one transfer and one move."""
-    assert len(CLAIMED) == 4, "the kill tests ran first (file order): %r" % CLAIMED
+    assert len(CLAIMED) == 6, "the kill tests ran first (file order): %r" % CLAIMED
     nos = [c[3] for c in CLAIMED]
     marks = ",".join(["%s"] * len(nos))
-    left = harness.query("SELECT GREATEST(0, MAX(TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(), claimed_until))) AS s"
-                         " FROM payouts WHERE payout_no IN (" + marks + ")", *nos)[0]["s"]
+    left = harness.query("SELECT GREATEST(0, COALESCE(MAX(TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(), claimed_until)),"
+                         " 0)) AS s FROM payouts WHERE payout_no IN (" + marks + ")", *nos)[0]["s"]
     assert left <= CLAIM_S, left
     time.sleep(left + 1.5)
     first = {}
-    for channel, cid, day, batch_no in CLAIMED:
+    for channel, cid, day, batch_no, calls in CLAIMED:
         if channel in first:
             continue
         first[channel] = batch_no
         out = harness.ctl_json("payout", "--date", day, config=cfg[channel])
         assert out["paid"] >= 1, out
-        _paid_once(harness, channel, batch_no, cid)
+        _paid_once(harness, channel, batch_no, cid, calls)
     for ch in CHANNELS:
         doc = harness.ctl_json("cron", config=cfg[ch])
         assert doc["skipped"] is False, doc
-    for channel, cid, _day_, batch_no in CLAIMED:
-        _paid_once(harness, channel, batch_no, cid)
+    for channel, cid, _day_, batch_no, calls in CLAIMED:
+        _paid_once(harness, channel, batch_no, cid, calls)
