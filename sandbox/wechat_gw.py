@@ -316,9 +316,10 @@ class WechatProvider:
                     return trade
         return None
 
-    def _pay(self, trade, openid=None, allow_closed=False):
+    def _pay(self, trade, openid=None, allow_closed=False, paid_at=None):
         """NOTPAY -> SUCCESS; returns an error text or None.
-        allow_closed: also a CLOSED trade (a late payment)."""
+        allow_closed: also a CLOSED trade (a late payment).
+        paid_at: the payment's moment (an aware datetime), now when None."""
         with self.lock:
             self._expire_if_due(trade)
             if trade["trade_state"] in PAID or trade["transaction_id"]:
@@ -327,7 +328,7 @@ class WechatProvider:
                 return "trade %s is closed" % trade["out_trade_no"]
             trade["trade_state"] = "SUCCESS"
             trade["transaction_id"] = self._transaction_id()
-            trade["time_end"] = time14()
+            trade["time_end"] = time14(paid_at)
             if not trade["openid"]:
                 trade["openid"] = openid or DEFAULT_OPENID
             trade["bank_type"] = "OTHERS"
@@ -1191,11 +1192,22 @@ class WechatProvider:
         return json_response(self._refund_json(refund))
 
     def ctl_pay(self, req):
+        """Pays a trade. Optional "paid_at" (Beijing "YYYY-MM-DD HH:MM:SS",
+        not in the future): the moment the buyer paid (time_end)."""
         body = req.json()
         trade, missing = self._ctl_trade_or_404(str(body.get("out_trade_no", "")))
         if missing:
             return missing
-        error = self._pay(trade, body.get("openid") or None)
+        paid_at = None
+        if body.get("paid_at") is not None:
+            try:
+                paid_at = datetime.datetime.strptime(str(body["paid_at"]), "%Y-%m-%d %H:%M:%S").replace(
+                    tzinfo=BEIJING)
+            except ValueError:
+                paid_at = None
+            if paid_at is None or paid_at > beijing_now():
+                return json_response({"error": "paid_at must be a past Beijing time YYYY-MM-DD HH:MM:SS"}, 400)
+        error = self._pay(trade, body.get("openid") or None, paid_at=paid_at)
         if error:
             return json_response({"error": error, "trade": self._trade_json(trade)}, 409)
         thread = self.notify_async(trade)

@@ -175,12 +175,20 @@ def test_reply_under_another_alipay_cert_sn_is_refused(harness, cert):
 
 
 def test_notification_signed_with_the_app_key_is_refused(harness, cert):
+    """Signed with the app's own private key (whose certificate is app_cert,
+    not alipay_cert): refused, logged as such, and no state table changes."""
+    from chaos_helpers import REJECTED, STATE_TABLES, new_notifications, snapshot
     st, _cli, _info = cert
     c = harness.new_payment(st, product="course-c", channel="alipay", method="qr")
+    before = snapshot(harness)
     form = harness.notification(c["payment_no"], 9900, key=load_private(harness.keys["pkcs8"]))
     r = harness.notify(st, form)
     assert r.text != "success"
     assert harness.order_status(st, c["order_no"])["status"] != "PAID"
+    after = snapshot(harness)
+    assert {t: after.get(t) for t in STATE_TABLES} == {t: before.get(t) for t in STATE_TABLES}
+    logged = new_notifications(harness, before["_max_notification_id"])
+    assert [n["outcome"] for n in logged] == ["bad_signature"] and logged[0]["outcome"] in REJECTED, logged
 
 
 # --------------------------------------------------------------- payouts
@@ -379,3 +387,41 @@ def test_an_open_payout_of_another_channel_does_not_stop_the_run(harness, cert):
     kept = _row(harness, old_batch)
     assert kept["status"] == "WAITING_CONFIRMATION" and kept["attempts"] == 0 and kept["claimed_until"] is None
     assert _transfer(harness, old_batch)[1] == 0
+
+
+# ----------------------------------------------- attacked transfer replies
+
+@pytest.mark.parametrize("fault", ["alipay_cert_sn_other", "transfer_other_out_biz_no"])
+def test_an_attacked_transfer_reply_changes_nothing(harness, cert, fault):
+    """A transfer reply under another alipay_cert_sn (the SN of a
+    certificate that is not alipay_cert), or one that names another
+    out_biz_no: refused. Only the payout's own claim bookkeeping exists
+    (PENDING, sent); no ledger move, no webhook event, no batch change, no
+    provider order id. Under another SN the query's reply is refused too.
+    Once the replies are genuine, a query (not a second transfer) pays it."""
+    from chaos_helpers import STATE_TABLES, snapshot
+    st, cli, _info = cert
+    cid = _creator(harness, cli)
+    day, batch_no = _paid_and_settled(harness, st, cli, cid)
+    log = harness.run / "paygatectl-certmode.log"
+    logged = log.stat().st_size if log.exists() else 0
+    before = snapshot(harness)
+    with faults(harness, **{fault: True}):
+        out = _payout(harness, cli, day)
+        assert out["pending"] >= 1 and out["paid"] == 0, out
+        runs = 2 if fault == "alipay_cert_sn_other" else 1
+        if runs == 2:   # the query's reply carries the other SN too
+            _payout(harness, cli, day)
+        after = snapshot(harness)
+        assert {t: after.get(t) for t in STATE_TABLES} == {t: before.get(t) for t in STATE_TABLES}
+        row = _row(harness, batch_no)
+        assert row["status"] == "PENDING" and row["sent"] == 1 and row["attempts"] == runs, row
+        assert row["provider_order_id"] is None and row["paid_at"] is None, row
+        assert _transfer(harness, batch_no)[1] == 1   # executed once; the rest were queries
+    new = log.read_bytes()[logged:].decode("utf-8", "replace")
+    assert batch_no in new and ("alipay_cert_sn" if fault == "alipay_cert_sn_other" else "out_biz_no") in new, new
+    out = _payout(harness, cli, day)
+    assert out["paid"] >= 1, out
+    transfers, calls = _transfer(harness, batch_no)
+    assert calls == 1 and len(transfers) == 1, (calls, transfers)
+    _ledger_payout(harness, batch_no, cid)
