@@ -8,7 +8,7 @@
 #include "wechat_v3.h"
 
 typedef enum {
-    WXV3_BILL_PENDING,        /* ACCEPTED, PROCESSING, TRANSFERING: not final */
+    WXV3_BILL_PENDING,        /* ACCEPTED, PROCESSING, TRANSFERING, CANCELING: not final */
     WXV3_BILL_WAIT_USER,      /* WAIT_USER_CONFIRM: the payee must confirm in WeChat */
     WXV3_BILL_SUCCESS,
     WXV3_BILL_FAIL,

@@ -54,6 +54,7 @@ typedef struct payout_row {
     int64_t id;
     const char *payout_no, *creator_id, *channel, *status;
     int64_t amount_fen;
+    int64_t bill_gen;              /* WeChat: bills sent before the current one */
 } payout_row_t;
 pg_err store_payout_lock(db_t *db, arena_t *a, int64_t id, payout_row_t *out);
 /* PENDING -> PAID / FAILED (in the caller's transaction). */

@@ -148,6 +148,8 @@ static pg_err member_str(arena_t *a, const json_t *root, const char *key, bool r
 static const struct { const char *name; wxv3_bill_state_t state; } bill_states[] = {
     { "ACCEPTED", WXV3_BILL_PENDING }, { "PROCESSING", WXV3_BILL_PENDING },
     { "TRANSFERING", WXV3_BILL_PENDING }, { "WAIT_USER_CONFIRM", WXV3_BILL_WAIT_USER },
+    /* being cancelled (撤销中): not final yet, the payee can no longer confirm */
+    { "CANCELING", WXV3_BILL_PENDING },
     { "SUCCESS", WXV3_BILL_SUCCESS }, { "FAIL", WXV3_BILL_FAIL }, { "CANCELLED", WXV3_BILL_CANCELLED },
 };
 

@@ -36,6 +36,7 @@
 /* WeChat merchant transfer scene 1005 (佣金报酬, remuneration) and the report
  * entries that scene requires. */
 #define WX_SCENE_ID "1005"
+#define WX_BILL_BASE_LEN 17      /* S<yyyymmdd><8 alnum>: a batch number without its '-' */
 #define WX_REMARK "创作者收益结算"
 #define WX_REPORT_TYPE1 "岗位类型"
 #define WX_REPORT_CONTENT1 "内容创作者"
@@ -50,7 +51,7 @@ static bool payout_open(const char *status)
 
 
 typedef struct payout_item {
-    int64_t id, amount_fen, attempts;
+    int64_t id, amount_fen, attempts, bill_gen;
     bool sent;
     const char *payout_no, *creator_id, *channel, *account, *real_name;
 } payout_item_t;
@@ -284,18 +285,32 @@ static pg_err pay_claimed(pg_app_t *app, arena_t *a, const payout_item_t *it, pa
 /* ---- WeChat merchant transfers ---------------------------------------- */
 
 /* out_bill_no: the batch number without its '-' (WeChat takes letters and
- * digits only; batch numbers are S<yyyymmdd>-<8 alnum>, so this stays unique). */
-static const char *wx_bill_no(arena_t *a, const char *payout_no)
+ * digits only; batch numbers are S<yyyymmdd>-<8 alnum>, so this stays
+ * unique), then R<gen> for a bill sent after gen final failures. */
+static const char *wx_bill_no(arena_t *a, const char *payout_no, int64_t gen)
 {
     size_t n = strlen(payout_no), j = 0;
-    char *out = arena_alloc(a, n + 1);
+    char *out = arena_alloc(a, n + 24);
     if (out == NULL)
         return NULL;
     for (size_t i = 0; i < n; i++)
         if (payout_no[i] != '-')
             out[j++] = payout_no[i];
+    if (gen > 0)
+        j += (size_t)snprintf(out + j, 24, "R%lld", (long long)gen);
     out[j] = '\0';
     return out;
+}
+
+/* The batch part of an out_bill_no: without a trailing R<digits> after the
+ * 17 characters of S<yyyymmdd><8 alnum>. */
+static const char *wx_bill_base(arena_t *a, const char *out_bill_no)
+{
+    size_t n = strlen(out_bill_no);
+    if (n <= WX_BILL_BASE_LEN + 1 || out_bill_no[WX_BILL_BASE_LEN] != 'R' ||
+        strspn(out_bill_no + WX_BILL_BASE_LEN + 1, "0123456789") != n - WX_BILL_BASE_LEN - 1)
+        return out_bill_no;
+    return arena_strndup(a, out_bill_no, WX_BILL_BASE_LEN);
 }
 
 static bool wx_payee_problem(const char *code)
@@ -384,7 +399,7 @@ static pg_err wx_pay_claimed(pg_app_t *app, arena_t *a, const payout_item_t *it,
     buf_t err;
     pg_err rc;
     buf_init(&err, a);
-    req.out_bill_no = wx_bill_no(a, it->payout_no);
+    req.out_bill_no = wx_bill_no(a, it->payout_no, it->bill_gen);
     if (c == NULL || req.out_bill_no == NULL) {
         store_payout_release(app->db, it->id, NULL, !it->sent);
         return PG_ERR_CONFIG;
@@ -430,6 +445,7 @@ static void item_of(const db_result_t *r, size_t i, payout_item_t *it)
     it->id = db_cell_i64(r, i, "id");
     it->amount_fen = db_cell_i64(r, i, "amount_fen");
     it->attempts = db_cell_i64(r, i, "attempts");
+    it->bill_gen = db_cell_i64(r, i, "bill_gen");
     it->sent = db_cell_i64(r, i, "sent") != 0;
     it->payout_no = db_cell(r, i, "payout_no");
     it->creator_id = db_cell(r, i, "creator_id");
@@ -565,25 +581,62 @@ static pg_err notice_state(notice_ctx_t *c, const payout_row_t *row)
     return PG_OK;
 }
 
+/* Whether out_bill_no names one of the row's bills before its current one
+ * (sent before a `payout retry`). */
+static bool earlier_bill(arena_t *a, const payout_row_t *row, const char *out_bill_no)
+{
+    const char *base = wx_bill_no(a, row->payout_no, 0);
+    size_t n = base ? strlen(base) : 0;
+    int64_t gen = 0;
+    if (base == NULL || strncmp(out_bill_no, base, n) != 0)
+        return false;
+    if (out_bill_no[n] == '\0')
+        return row->bill_gen > 0;
+    if (out_bill_no[n] != 'R' || out_bill_no[n + 1] == '\0' || strlen(out_bill_no + n + 1) > 9 ||
+        strspn(out_bill_no + n + 1, "0123456789") != strlen(out_bill_no + n + 1))
+        return false;
+    for (const char *d = out_bill_no + n + 1; *d; d++)
+        gen = gen * 10 + (*d - '0');
+    return gen >= 1 && gen < row->bill_gen;
+}
+
+/* A final word about a bill the payout no longer uses: it ended before the
+ * retry (FAIL or CANCELLED, nothing moved), so it changes nothing. A
+ * SUCCESS there contradicts that and is the operator's to check. */
+static pg_err notice_earlier(notice_ctx_t *c, const payout_row_t *row)
+{
+    if (c->bill->state == WXV3_BILL_SUCCESS) {
+        log_msg(LOG_ERROR, "payout %s: WeChat reports its earlier bill %s SUCCESS although it had ended before "
+                "the retry: check it by hand against the current bill", row->payout_no, c->bill->out_bill_no);
+        notice_outcome(c->res, true, "ignored", "SUCCESS for an earlier bill of a retried payout");
+        return PG_OK;
+    }
+    notice_outcome(c->res, true, "ignored", "an earlier bill of a retried payout");
+    return PG_OK;
+}
+
 static pg_err notice_tx(db_t *db, void *arg)
 {
     notice_ctx_t *c = arg;
     notification_rec_t rec;
     payout_row_t row;
     pg_err rc = store_payout_lock(db, c->a, c->id, &row);
-    if (rc == PG_ERR_NOT_FOUND || (rc == PG_OK && (strcmp(row.channel, "wechat") != 0 ||
-                                                   strcmp(wx_bill_no(c->a, row.payout_no), c->bill->out_bill_no)))) {
+    bool wechat, current, earlier;
+    if (rc != PG_OK && rc != PG_ERR_NOT_FOUND)
+        return rc;
+    wechat = rc == PG_OK && strcmp(row.channel, "wechat") == 0;
+    current = wechat && strcmp(wx_bill_no(c->a, row.payout_no, row.bill_gen), c->bill->out_bill_no) == 0;
+    earlier = wechat && !current && earlier_bill(c->a, &row, c->bill->out_bill_no);
+    if (!current && !earlier) {
         notice_outcome(c->res, false, "unknown_payment", "no WeChat payout with this out_bill_no");
         return PG_ERR_NOT_FOUND;
     }
-    if (rc != PG_OK)
-        return rc;
     c->res->order_no = row.payout_no;
-    if (c->bill->amount_fen != row.amount_fen) {
+    if (current && c->bill->amount_fen != row.amount_fen) {
         notice_outcome(c->res, false, "amount_mismatch", "transfer_amount differs from the payout's");
         return PG_ERR_MISMATCH;
     }
-    if ((rc = notice_state(c, &row)) != PG_OK)
+    if ((rc = current ? notice_state(c, &row) : notice_earlier(c, &row)) != PG_OK)
         return rc;
     memset(&rec, 0, sizeof rec);
     rec.channel = c->ev->channel;
@@ -603,7 +656,7 @@ pg_err payout_apply_notice(pg_app_t *app, arena_t *a, const wxv3_bill_t *bill, c
                            notify_result_t *res)
 {
     notice_ctx_t c = { app, a, 0, bill, ev, res };
-    pg_err rc = store_payout_find_wechat_bill(app->db, bill->out_bill_no, &c.id);
+    pg_err rc = store_payout_find_wechat_bill(app->db, wx_bill_base(a, bill->out_bill_no), &c.id);
     res->payment_no = bill->out_bill_no;
     if (rc == PG_ERR_NOT_FOUND) {
         notice_outcome(res, false, "unknown_payment", "no WeChat payout with this out_bill_no");

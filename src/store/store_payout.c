@@ -94,7 +94,7 @@ pg_err store_payouts_due(db_t *db, arena_t *a, const char *ymd, db_result_t *out
 {
     db_val_t p[] = { opt_str(ymd), opt_str(ymd) };
     return db_query(db, a,
-                    "SELECT p.id, p.payout_no, p.creator_id, p.amount_fen, p.channel, p.sent, p.attempts,"
+                    "SELECT p.id, p.payout_no, p.creator_id, p.amount_fen, p.channel, p.sent, p.attempts, p.bill_gen,"
                     " c.alipay_account, c.real_name, c.wechat_openid FROM payouts p"
                     " JOIN creators c ON c.id = p.creator_id JOIN settlement_batches b ON b.id = p.batch_id"
                     " WHERE p." PAYOUT_OPEN " AND (p.claimed_until IS NULL OR p.claimed_until < UTC_TIMESTAMP())"
@@ -148,7 +148,7 @@ pg_err store_payout_lock(db_t *db, arena_t *a, int64_t id, payout_row_t *out)
     db_val_t p[] = { DB_I(id) };
     db_result_t r;
     pg_err rc = db_query(db, a,
-                         "SELECT id, payout_no, creator_id, channel, status, amount_fen FROM payouts"
+                         "SELECT id, payout_no, creator_id, channel, status, amount_fen, bill_gen FROM payouts"
                          " WHERE id = ? FOR UPDATE",
                          p, 1, &r);
     memset(out, 0, sizeof *out);
@@ -162,6 +162,7 @@ pg_err store_payout_lock(db_t *db, arena_t *a, int64_t id, payout_row_t *out)
     out->channel = db_cell(&r, 0, "channel");
     out->status = db_cell(&r, 0, "status");
     out->amount_fen = db_cell_i64(&r, 0, "amount_fen");
+    out->bill_gen = db_cell_i64(&r, 0, "bill_gen");
     return PG_OK;
 }
 
@@ -218,8 +219,10 @@ pg_err store_payout_retry(db_t *db, const char *payout_no, uint64_t *changed)
 {
     db_val_t p[] = { DB_S(payout_no) };
     return db_exec(db,
-                   "UPDATE payouts SET status = 'PENDING', claimed_until = NULL, updated_at = UTC_TIMESTAMP()"
-                   " WHERE payout_no = ? AND status = 'FAILED'",
+                   "UPDATE payouts SET status = 'PENDING', claimed_until = NULL, updated_at = UTC_TIMESTAMP(),"
+                   /* WeChat: a new bill (the failed one is final); nothing sent under it yet */
+                   " bill_gen = bill_gen + (channel = 'wechat'), sent = IF(channel = 'wechat', 0, sent),"
+                   " package_info = NULL WHERE payout_no = ? AND status = 'FAILED'",
                    p, 1, changed, NULL);
 }
 

@@ -87,9 +87,12 @@ def _row(harness, batch_no):
     return harness.query("SELECT * FROM payouts WHERE payout_no = %s", batch_no)[0]
 
 
-def _bill(harness, batch_no):
+def _bill(harness, batch_no, gen=0):
+    """The sandbox's bill of the payout's gen-th attempt (out_bill_no gets
+    R<gen> after gen retries)."""
     t = harness.sandbox_get("/_sandbox/wechat_v3/transfers").json()
-    bills = [x for x in t["transfers"] if x["out_bill_no"] == batch_no.replace("-", "")]
+    bill_no = batch_no.replace("-", "") + ("R%d" % gen if gen else "")
+    bills = [x for x in t["transfers"] if x["out_bill_no"] == bill_no]
     return bills[0] if bills else None
 
 
@@ -142,7 +145,8 @@ def test_from_2000_yuan_without_real_name_refused_locally_then_retry_pays(harnes
     wx.ctl("payout", "retry", batch_no)
     out = _payout(harness, wx, day)
     assert out["paid"] == 1, out
-    bill = _bill(harness, batch_no)
+    assert _bill(harness, batch_no) is None
+    bill = _bill(harness, batch_no, 1)     # a retry is a new bill
     # the sandbox decrypted user_name with its WeChat Pay private key
     assert bill["user_name"] == "张三丰" and bill["state"] == "SUCCESS", bill
     assert _row(harness, batch_no)["status"] == "PAID"
@@ -162,6 +166,40 @@ def test_real_name_that_is_not_the_payees_fails_with_the_reason(harness, wx):
     row = _row(harness, batch_no)
     assert row["status"] == "FAILED" and "NAME_NOT_CORRECT" in row["reason"], row
     assert _bill(harness, batch_no)["user_name"] == "李四"
+
+
+def test_retry_after_a_failed_bill_pays_under_a_new_bill(harness, wx):
+    """WeChat answers a repeated out_bill_no with the bill it has, so a retry
+    under the failed bill's number can never pay (it used to come back FAILED
+    again). A retry sends a new bill, <batch>R1; a late notification of the
+    failed bill is acknowledged and changes nothing."""
+    cid = _creator(harness, wx, SMALL_PRICE, real_name="李四")
+    harness.sandbox_post("/_sandbox/wechat_v3/transfer_payee", {"openid": "o-ok" + cid, "name": "王五"})
+    day, batch_no = _settled(harness, wx, cid, SMALL_PRICE)
+    assert _payout(harness, wx, day)["failed"] == 1
+    assert _bill(harness, batch_no)["state"] == "FAIL"
+    wx.ctl("creator", "update", "--id", cid, "--real-name", "王五")
+    wx.ctl("payout", "retry", batch_no)
+    row = _row(harness, batch_no)
+    assert row["status"] == "PENDING" and row["bill_gen"] == 1 and row["sent"] == 0, row
+    out = _payout(harness, wx, day)
+    assert out["paid"] == 1, out
+    first, second = _bill(harness, batch_no), _bill(harness, batch_no, 1)
+    assert first["state"] == "FAIL" and second["state"] == "SUCCESS" and second["user_name"] == "王五", second
+    row = _row(harness, batch_no)
+    assert row["status"] == "PAID" and row["provider_order_id"] == second["transfer_bill_no"], row
+    assert _ledger_moves(harness, batch_no) == 2
+    # the failed bill's notification, late: acknowledged, ignored
+    out = harness.sandbox_post("/_sandbox/wechat_v3/transfer_notify",
+                               {"out_bill_no": batch_no.replace("-", "")}).json()
+    assert out["acked"] and out["http_status"] == 204, out
+    assert _row(harness, batch_no)["status"] == "PAID" and _ledger_moves(harness, batch_no) == 2
+    notes = harness.query("SELECT outcome, detail FROM notifications WHERE payment_no = %s ORDER BY id", batch_no)
+    assert notes[-1]["outcome"] == "ignored" and "earlier bill" in notes[-1]["detail"], notes
+    # a third payout run sends nothing
+    assert _payout(harness, wx, day)["paid"] == 0
+    calls = harness.sandbox_get("/_sandbox/wechat_v3/transfers").json()["calls"]
+    assert calls.get(batch_no.replace("-", "")) == 1 and calls.get(batch_no.replace("-", "") + "R1") == 1, calls
 
 
 def test_user_name_ciphertext_decrypts_with_independent_implementations(harness, wx):

@@ -105,6 +105,7 @@ static void test_parse_bill_states(void **state)
     static const struct { const char *name; wxv3_bill_state_t want; } cases[] = {
         { "ACCEPTED", WXV3_BILL_PENDING }, { "PROCESSING", WXV3_BILL_PENDING },
         { "TRANSFERING", WXV3_BILL_PENDING }, { "WAIT_USER_CONFIRM", WXV3_BILL_WAIT_USER },
+        { "CANCELING", WXV3_BILL_PENDING },
         { "SUCCESS", WXV3_BILL_SUCCESS }, { "FAIL", WXV3_BILL_FAIL }, { "CANCELLED", WXV3_BILL_CANCELLED },
     };
     arena_t a;
