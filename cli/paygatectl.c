@@ -227,6 +227,8 @@ static int cmd_check_config(cli_t *c)
     printf("  wechat    %s\n", cfg->wechat.enabled ? "enabled (not available in this build yet)" : "disabled");
     if (cfg->alipay.warnings)
         fputs(cfg->alipay.warnings, stderr);
+    if (cfg->wechat.warnings)
+        fputs(cfg->wechat.warnings, stderr);
     if (cfg->wechat.enabled && cfg->wechat.mch_key != NULL)
         printf("  wechat v3 %s; merchant certificate serial %s (key pair: OK); %s%s%s%s\n",
                cfg->wechat.api_v3 ? "new payments use v3" : "keys checked, new payments still use v2",

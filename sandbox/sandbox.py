@@ -26,6 +26,7 @@ from alipay_gw import AlipayProvider  # noqa: E402
 from iap_gw import AppStoreProvider, GooglePlayProvider, public_base, url_ok  # noqa: E402
 from stripe_gw import StripeProvider  # noqa: E402
 from wechat_gw import WechatProvider  # noqa: E402
+from wechat_mp import WechatMpApi  # noqa: E402
 from wechat_v3_gw import MODES as WECHAT_V3_MODES, WechatV3Api  # noqa: E402
 
 WECHAT_CERT = "wechat_apiclient_cert.pem"
@@ -45,6 +46,8 @@ def parse_args(argv):
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--wechat-appid", default="wx2421b1c4370ec43b",
                         help="the merchant's WeChat appid (default wx2421b1c4370ec43b)")
+    parser.add_argument("--wechat-app-secret", default="sandboxAppSecret0123456789abcdef",
+                        help="the Official Account's AppSecret (stable_token; paygate's [wechat] app_secret)")
     parser.add_argument("--wechat-mch-id", default="1900000109",
                         help="the merchant's WeChat Pay mch_id (default 1900000109)")
     parser.add_argument("--wechat-api-key", default="sandboxsandboxsandboxsandbox1234",
@@ -141,6 +144,8 @@ def main(argv=None):
     app.add_provider(wechat)
     app.add_provider(WechatV3Api(app, wechat, state, args.wechat_api_v3_key,
                                  args.wechat_pubkey_id, args.wechat_v3_mode))
+
+    app.add_provider(WechatMpApi(app, args.wechat_appid, args.wechat_app_secret))
 
     app.add_provider(StripeProvider(
         app, args.stripe_secret_key, args.stripe_webhook_secret, args.time_scale,

@@ -73,6 +73,12 @@ typedef struct pg_config {
         char *platform_cert_dir;         /* platform-certificate mode */
         crypto_key_t *mch_key;           /* client_key, loaded (v3 signs with it) */
         crypto_key_t *wechatpay_public_key;
+        /* The Official Account (公众号) of appid: its AppSecret fetches the
+         * access token and the JS-SDK jsapi_ticket that the payee's
+         * confirmation page signs wx.config with. */
+        char *app_secret;                /* NULL = not configured: payees cannot confirm in WeChat */
+        char *mp_api_base;               /* https://api.weixin.qq.com, or the sandbox's */
+        char *warnings;                  /* lines for check-config, NULL = none */
     } wechat;
     struct {
         bool enabled;

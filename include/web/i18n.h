@@ -237,6 +237,7 @@ typedef enum {
     MSG_PAYOUT_CONFIRMED,
     MSG_PAYOUT_CANCELLED,
     MSG_PAYOUT_CONFIRM_FAILED,
+    MSG_PAYOUT_CONFIRM_UNAVAILABLE,   /* wx.config cannot be signed (no app_secret, WeChat refused) or failed */
     MSG_TITLE_PAYOUT_PAID,
     MSG_PAYOUT_PAID,
     MSG_TITLE_PAYOUT_FAILED,

@@ -74,6 +74,8 @@ static const config_key_t CONFIG_KEYS[] = {
     K("wechat", "wechatpay_public_key", CK_STR, wechat.wechatpay_public_key_file, NULL),
     K("wechat", "wechatpay_public_key_id", CK_STR, wechat.wechatpay_public_key_id, NULL),
     K("wechat", "platform_cert_dir", CK_STR, wechat.platform_cert_dir, NULL),
+    K("wechat", "app_secret", CK_STR, wechat.app_secret, NULL),
+    K("wechat", "mp_api_base", CK_STR, wechat.mp_api_base, NULL),
     K("stripe", "enabled", CK_BOOL, stripe.enabled, NULL),
     K("stripe", "secret_key", CK_STR, stripe.secret_key, NULL),
     K("stripe", "webhook_secret", CK_STR, stripe.webhook_secret, NULL),
@@ -284,6 +286,7 @@ static void set_defaults(pg_config_t *c)
     c->alipay.gateway = strdup("https://openapi.alipay.com/gateway.do");
     c->wechat.gateway = strdup("https://api.mch.weixin.qq.com");
     c->wechat.sign_type = strdup("HMAC-SHA256");
+    c->wechat.mp_api_base = strdup("https://api.weixin.qq.com");
     c->stripe.api_base = strdup("https://api.stripe.com");
     c->stripe.currency = strdup("cny");
     c->stripe.fee_rate_bp = 340;
@@ -696,6 +699,7 @@ static void validate_wechat(config_loader_t *l, bool load_keys)
     if (is_set(c->wechat.api_key) && strlen(c->wechat.api_key) != 32)
         config_problem(l, "wechat", "api_key", "must be exactly 32 characters");
     validate_url(l, "wechat", "gateway", c->wechat.gateway);
+    validate_url(l, "wechat", "mp_api_base", c->wechat.mp_api_base);
     check_readable(l, "wechat", "client_cert", c->wechat.client_cert);
     check_readable(l, "wechat", "client_key", c->wechat.client_key);
     check_readable(l, "wechat", "ca_file", c->wechat.ca_file);
@@ -763,6 +767,22 @@ static bool payout_date_valid(const char *ymd)
     return strlen(ymd) == 10 && ledger_date_add_days(ymd, 0, same) == PG_OK && !strcmp(same, ymd);
 }
 
+/* [payouts] channel = wechat without [wechat] app_secret: transfers are
+ * made, but the payee's confirmation page cannot run wx.config, so nobody
+ * can confirm them in WeChat (a warning: the operator may be adding it). */
+static char *config_warning_text(const char *cfgpath)
+{
+    buf_t b;
+    char *out;
+    buf_init(&b, NULL);
+    buf_printf(&b, "%s: warning: [wechat] app_secret: missing: [payouts] channel = wechat, but the payees' "
+               "confirmation page cannot run the JS-SDK's wx.config without the Official Account's AppSecret "
+               "(jsapi_ticket), so payees cannot confirm transfers in WeChat\n", cfgpath);
+    out = b.data ? strdup(b.data) : NULL;
+    buf_free(&b);
+    return out;
+}
+
 static void validate_payouts(config_loader_t *l)
 {
     pg_config_t *c = l->cfg;
@@ -784,6 +804,8 @@ static void validate_payouts(config_loader_t *l)
             config_problem(l, "payouts", "channel", "wechat merchant transfers need [wechat] enabled with "
                            "api_version = v3 (api_v3_key, the merchant key and WeChat Pay's public key or "
                            "platform certificates)");
+        if (!is_set(c->wechat.app_secret) && c->wechat.warnings == NULL)
+            c->wechat.warnings = config_warning_text(c->path);
     } else if (!c->alipay.enabled || !c->alipay.cert_mode)
         config_problem(l, "payouts", "channel", "alipay transfers need [alipay] enabled in certificate mode "
                        "(app_cert, alipay_cert, alipay_root_cert)");
@@ -907,6 +929,9 @@ void config_free(pg_config_t *c)
     free(c->alipay.alipay_root_cert_file);
     free(c->alipay.alipay_root_cert_sn);
     free(c->alipay.warnings);
+    free_secret(c->wechat.app_secret);
+    free(c->wechat.mp_api_base);
+    free(c->wechat.warnings);
     free(c->wechat.appid);
     free(c->wechat.mch_id);
     free_secret(c->wechat.api_key);

@@ -57,7 +57,7 @@ static const char *const NOTIFY_OUTCOMES[] = { "accepted", "duplicate", "ignored
 
 /* operation names, and the provider methods/paths that are each of them */
 static const char *const OPERATIONS[] = { "create", "query", "close", "refund", "refund_query", "bill",
-                                          "transfer", "transfer_query", "other" };
+                                          "transfer", "transfer_query", "mp_token", "jsapi_ticket", "other" };
 #define OP_N (sizeof OPERATIONS / sizeof OPERATIONS[0])
 static const struct { const char *call; unsigned op; } OPERATION_CALLS[] = {
     { "alipay.trade.precreate", 0 }, { "alipay.trade.create", 0 }, { "/pay/unifiedorder", 0 },
@@ -75,6 +75,7 @@ static const struct { const char *call; unsigned op; } OPERATION_CALLS[] = {
     { "/v3/refund/domestic/refunds", 3 }, { "/v3/refund/domestic/refunds/query", 4 },
     { "/v3/bill/tradebill", 5 },
     { "/v3/fund-app/mch-transfer/transfer-bills", 6 }, { "/v3/fund-app/mch-transfer/transfer-bills/query", 7 },
+    { "/cgi-bin/stable_token", 8 }, { "/cgi-bin/ticket/getticket", 9 },
 };
 
 static const char *const CALL_OUTCOMES[] = { "ok", "refused", "http_error", "timeout", "transport_error", "other" };

@@ -223,6 +223,8 @@ const char *const I18N_CATALOGUE_EN[MSG_COUNT] = {
     [MSG_PAYOUT_CONFIRMED] = "Accepted: the money goes to your WeChat balance.",
     [MSG_PAYOUT_CANCELLED] = "You did not accept the payout. You can accept it again at any time.",
     [MSG_PAYOUT_CONFIRM_FAILED] = "WeChat could not accept the payout now. Please try again later.",
+    [MSG_PAYOUT_CONFIRM_UNAVAILABLE] = ("Accepting the payout in WeChat is not available at the moment. "
+                                        "Please try again later or contact the platform."),
     [MSG_TITLE_PAYOUT_PAID] = "Payout received",
     [MSG_PAYOUT_PAID] = "This payout of {} has been paid.",
     [MSG_TITLE_PAYOUT_FAILED] = "Payout not completed",

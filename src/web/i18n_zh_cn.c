@@ -222,6 +222,7 @@ const char *const I18N_CATALOGUE_ZH_CN[MSG_COUNT] = {
     [MSG_PAYOUT_CONFIRMED] = "已确认收款，款项将转入您的微信零钱。",
     [MSG_PAYOUT_CANCELLED] = "您未确认收款，可随时再次点击确认收款。",
     [MSG_PAYOUT_CONFIRM_FAILED] = "微信暂时无法确认收款，请稍后再试。",
+    [MSG_PAYOUT_CONFIRM_UNAVAILABLE] = "暂时无法在微信中确认收款，请稍后再试或联系平台。",
     [MSG_TITLE_PAYOUT_PAID] = "收款已到账",
     [MSG_PAYOUT_PAID] = "这笔 {} 的转账已完成。",
     [MSG_TITLE_PAYOUT_FAILED] = "转账未完成",

@@ -37,9 +37,26 @@ def share(price):
     return (price - fee) * 7000 // 10000
 
 
+def with_mp(v, secret=True):
+    """[wechat] mp_api_base (the sandbox) and app_secret (True = the
+    sandbox's Official Account's, None = left out) in the stack's config."""
+    inner = v.stack.config_writer
+    if secret is True:
+        secret = v.harness.sandbox_get("/_sandbox/wechat_mp/state").json()["app_secret"]
+
+    def write(st):
+        inner(st)
+        lines = "mp_api_base = %s\n" % v.harness.wx_gateway
+        if secret is not None:
+            lines += "app_secret = %s\n" % secret
+        st.config.write_text(st.config.read_text().replace("[wechat]\n", "[wechat]\n" + lines, 1))
+    v.stack.config_writer = write
+    return v
+
+
 @pytest.fixture(scope="module")
 def wx(harness):
-    v = V3(harness, name="wxconfirm")
+    v = with_mp(V3(harness, name="wxconfirm"))
     v.stack.start()
     v.cli.write_text(v.cli.read_text() + PAYOUTS)
     try:
@@ -423,6 +440,12 @@ def test_browser_payee_confirms_in_wechat_and_the_payout_is_paid(harness, wx):
     row = _row(harness, batch_no)
     assert seen["status"] == 200 and seen["lang"] == "zh-CN" and seen["title"] == "确认收款", seen
     assert seen["open_in_wechat_hidden"], seen
+    # the JS-SDK was loaded (from the one origin the policy allows), wx.config
+    # was checked by the phone against location.href: only then did the
+    # bridge let requestMerchantTransfer through
+    assert seen["jssdk_requests"] == 1 and seen["blocked"] == [], seen
+    assert "script-src https://res.wx.qq.com 'sha256-" in seen["csp"], seen
+    assert seen["config_calls"] == 1 and seen["config_result"] == {"errMsg": "config:ok"}, seen
     assert seen["invoked"]["name"] == "requestMerchantTransfer", seen
     assert seen["invoked"]["params"] == {"mchId": wx.cfg["mchid"], "appId": wx.cfg["appid"],
                                          "package": _bill(harness, batch_no)["package_info"]}, seen
