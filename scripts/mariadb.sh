@@ -81,11 +81,15 @@ start() {
     fi
   fi
 
+  # A tmpdir of its own: a mariadbd starting with tmpdir=/tmp removes the
+  # '#sql*' temporary files it finds there -- also those of another server
+  # or of a mariadb-install-db running at that moment.
+  mkdir -p "$dir/tmp"
   if [ ! -d "$data/mysql" ]; then
     rm -rf "$data"
     mkdir -p "$data"
     if ! mariadb-install-db --no-defaults --auth-root-authentication-method=normal \
-        --datadir="$data" --skip-test-db "${userarg[@]}" >"$dir/install.log" 2>&1; then
+        --datadir="$data" --tmpdir="$dir/tmp" --skip-test-db "${userarg[@]}" >"$dir/install.log" 2>&1; then
       echo "mariadb: mariadb-install-db failed, see $dir/install.log" >&2
       tail -n 20 "$dir/install.log" >&2
       exit 1
@@ -94,7 +98,7 @@ start() {
 
   rm -f "$sock" "$pidf"
   # setsid + nohup: the server outlives the shell (make returns, tests go on).
-  setsid nohup mariadbd --no-defaults --datadir="$data" --socket="$sock" \
+  setsid nohup mariadbd --no-defaults --datadir="$data" --tmpdir="$dir/tmp" --socket="$sock" \
     --port="$port" --bind-address=127.0.0.1 --pid-file="$pidf" \
     --log-error="$errlog" --skip-log-bin --innodb-buffer-pool-size=64M \
     --skip-name-resolve "${userarg[@]}" ${PAYGATE_MARIADB_OPTS:-} </dev/null >>"$dir/mariadbd.out" 2>&1 &

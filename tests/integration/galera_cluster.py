@@ -83,6 +83,9 @@ class Node:
         self.name = "node%d" % (index + 1)
         self.dir = cluster.dir / self.name
         self.data = self.dir / "data"
+        # a tmpdir of its own: a mariadbd starting with tmpdir=/tmp removes
+        # the '#sql*' files there, also another server's or install-db's
+        self.tmp = self.dir / "tmp"
         self.sock = self.dir / "mysqld.sock"
         self.pidf = self.dir / "mysqld.pid"
         self.errlog = self.dir / "error.log"
@@ -107,7 +110,8 @@ class Node:
             "evs.inactive_check_period=PT1S", "evs.keepalive_period=PT1S",
             "pc.wait_prim_timeout=PT30S",
         ])
-        cmd = ["mariadbd", "--no-defaults", "--datadir=%s" % self.data, "--socket=%s" % self.sock,
+        cmd = ["mariadbd", "--no-defaults", "--datadir=%s" % self.data, "--tmpdir=%s" % self.tmp,
+               "--socket=%s" % self.sock,
                "--port=%d" % self.port, "--bind-address=127.0.0.1", "--pid-file=%s" % self.pidf,
                "--log-error=%s" % self.errlog, "--skip-name-resolve",
                "--innodb-buffer-pool-size=32M", "--innodb-log-file-size=16M",
@@ -147,8 +151,9 @@ class Node:
 
     def install(self):
         self.data.mkdir(parents=True, exist_ok=True)
+        self.tmp.mkdir(parents=True, exist_ok=True)
         args = ["mariadb-install-db", "--no-defaults", "--auth-root-authentication-method=normal",
-                "--datadir=%s" % self.data, "--skip-test-db"]
+                "--datadir=%s" % self.data, "--tmpdir=%s" % self.tmp, "--skip-test-db"]
         if os.geteuid() == 0:
             args.append("--user=%s" % SERVER_USER)
             chown_tree(self.dir)
@@ -159,6 +164,7 @@ class Node:
     def start(self, bootstrap=False, wait=True, recover=False):
         extra = []
         self.data.mkdir(parents=True, exist_ok=True)
+        self.tmp.mkdir(parents=True, exist_ok=True)
         chown_tree(self.dir)
         if recover:
             pos = self.recovered_position()
