@@ -15,7 +15,11 @@ Faults (POST /_sandbox/faults):
                             N queries too; then SUCCESS
   transfer_other_out_biz_no the (signed) reply names another out_biz_no
 Control: GET /_sandbox/alipay/transfers (with per-out_biz_no call counts),
-POST /_sandbox/alipay/balance {"fen": N}.
+POST /_sandbox/alipay/balance {"fen": N},
+POST /_sandbox/alipay/transfer_refund {"out_biz_no"}: a DEALING or SUCCESS
+transfer is returned (退票: the payee's account could not take it): status
+REFUND, the money back in the merchant's balance. A repeat of that
+out_biz_no answers the REFUND order, as for any other order.
 """
 
 import json
@@ -57,7 +61,8 @@ class Transfers:
 
     def routes(self):
         return [("GET", r"/_sandbox/alipay/transfers", self.ctl_list),
-                ("POST", r"/_sandbox/alipay/balance", self.ctl_balance)]
+                ("POST", r"/_sandbox/alipay/balance", self.ctl_balance),
+                ("POST", r"/_sandbox/alipay/transfer_refund", self.ctl_refund)]
 
     def reset(self):
         with self.lock:
@@ -147,6 +152,16 @@ class Transfers:
             return json_response({"transfers": [dict(o, calls=self.calls.get(k, 0))
                                                 for k, o in self.orders.items()],
                                   "calls": dict(self.calls), "balance_fen": self.balance_fen})
+
+    def ctl_refund(self, req):
+        out_biz_no = str(req.json().get("out_biz_no", ""))
+        with self.lock:
+            order = self.orders.get(out_biz_no)
+            if order is None or order["status"] not in ("DEALING", "SUCCESS"):
+                raise BadRequest("no DEALING or SUCCESS transfer %s" % out_biz_no)
+            order["status"] = "REFUND"
+            self.balance_fen += order["fen"]
+        return json_response({"out_biz_no": out_biz_no, "status": "REFUND"})
 
     def ctl_balance(self, req):
         body = req.json()

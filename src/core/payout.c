@@ -239,15 +239,25 @@ static void unknown(pg_app_t *app, const payout_item_t *it, const char *what, co
 }
 
 /* Claimed: query first when a transfer may have left, then send. */
+/* out_biz_no: the batch number, then R<gen> for a transfer sent after gen
+ * final failures (an earlier out_biz_no answers its failed order forever). */
+static const char *alipay_biz_no(arena_t *a, const payout_item_t *it)
+{
+    return it->bill_gen > 0 ? arena_printf(a, "%sR%lld", it->payout_no, (long long)it->bill_gen) : it->payout_no;
+}
+
 static pg_err pay_claimed(pg_app_t *app, arena_t *a, const payout_item_t *it, payout_run_t *out)
 {
+    const char *biz_no = alipay_biz_no(a, it);
     alipay_transfer_result_t t;
     alipay_payee_t payee;
     buf_t err;
     pg_err rc;
     buf_init(&err, a);
+    if (biz_no == NULL)
+        return PG_ERR_NOMEM;
     if (it->sent) {
-        rc = alipay_fund_transfer_query(a, &app->alipay, it->payout_no, &t, &err);
+        rc = alipay_fund_transfer_query(a, &app->alipay, biz_no, &t, &err);
         if (rc != PG_OK) {
             unknown(app, it, "transfer query failed", &err, out);
             return PG_OK;
@@ -259,7 +269,7 @@ static pg_err pay_claimed(pg_app_t *app, arena_t *a, const payout_item_t *it, pa
     }
     payee_of(it, &payee);
     buf_clear(&err);
-    rc = alipay_fund_transfer(a, &app->alipay, it->payout_no, it->amount_fen, PAYOUT_TITLE, &payee, &t, &err);
+    rc = alipay_fund_transfer(a, &app->alipay, biz_no, it->amount_fen, PAYOUT_TITLE, &payee, &t, &err);
     switch (rc) {
     case PG_OK:
         settle_answer(app, a, it, &t, out);

@@ -220,9 +220,9 @@ pg_err store_payout_retry(db_t *db, const char *payout_no, uint64_t *changed)
     db_val_t p[] = { DB_S(payout_no) };
     return db_exec(db,
                    "UPDATE payouts SET status = 'PENDING', claimed_until = NULL, updated_at = UTC_TIMESTAMP(),"
-                   /* WeChat: a new bill (the failed one is final); nothing sent under it yet */
-                   " bill_gen = bill_gen + (channel = 'wechat'), sent = IF(channel = 'wechat', 0, sent),"
-                   " package_info = NULL WHERE payout_no = ? AND status = 'FAILED'",
+                   /* a new transfer number (the failed transfer is final); nothing sent under it yet */
+                   " bill_gen = bill_gen + 1, sent = 0, package_info = NULL"
+                   " WHERE payout_no = ? AND status = 'FAILED'",
                    p, 1, changed, NULL);
 }
 

@@ -621,7 +621,7 @@ def test_payouts_page_lists_and_retries_a_failed_payout_end_to_end(harness, payo
     # the next payout run sends it to the fixed account, once
     assert _payout(harness, cli, day)["paid"] == 1
     assert payout_rows(harness, batch_no)[0]["status"] == "PAID"
-    transfers, _calls = _transfer(harness, batch_no)
+    transfers, _calls = _transfer(harness, batch_no + "R1")      # a retry is a new transfer number
     assert len(transfers) == 1 and transfers[0]["identity"] == "fixed@example.com"
     assert 'data-payout="%s"' % batch_no in op.get("/settlement?status=PAID").text
 

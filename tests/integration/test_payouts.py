@@ -256,9 +256,43 @@ def test_payee_not_found_fails_then_retry_after_fixing_the_account(harness, cert
     out = _payout(harness, cli, day)
     assert out["paid"] == 1, out
     assert _row(harness, batch_no)["status"] == "PAID"
-    transfers, _calls = _transfer(harness, batch_no)
+    # the retry is a new transfer number: the refused one never existed at Alipay
+    assert _transfer(harness, batch_no) == ([], 1)
+    transfers, _calls = _transfer(harness, batch_no + "R1")
     assert len(transfers) == 1 and transfers[0]["identity"] == "fixed@example.com"
     _ledger_payout(harness, batch_no, cid)
+
+
+def test_a_returned_transfer_is_retried_under_a_new_out_biz_no(harness, cert):
+    """A transfer Alipay accepted and then returned (REFUND, 退票) is final:
+    FAILED. Alipay answers that out_biz_no with the returned order forever,
+    so the retry goes out as <batch>R1 and pays (it used to come back FAILED
+    again)."""
+    st, cli, _info = cert
+    cid = _creator(harness, cli)
+    day, batch_no = _paid_and_settled(harness, st, cli, cid)
+    with faults(harness, transfer_dealing=5):
+        assert _payout(harness, cli, day)["pending"] == 1
+    r = harness.sandbox_post("/_sandbox/alipay/transfer_refund", {"out_biz_no": batch_no})
+    assert r.status_code == 200, r.text
+    out = _payout(harness, cli, day)
+    assert out["failed"] == 1, out
+    row = _row(harness, batch_no)
+    assert row["status"] == "FAILED" and "REFUND" in row["reason"], row
+    harness.ctl("payout", "retry", batch_no, config=cli)
+    row = _row(harness, batch_no)
+    assert row["status"] == "PENDING" and row["bill_gen"] == 1 and row["sent"] == 0, row
+    out = _payout(harness, cli, day)
+    assert out["paid"] == 1, out
+    returned, calls = _transfer(harness, batch_no)
+    assert calls == 1 and returned[0]["status"] == "REFUND", returned
+    paid, calls = _transfer(harness, batch_no + "R1")
+    assert calls == 1 and paid[0]["status"] == "SUCCESS", paid
+    row = _row(harness, batch_no)
+    assert row["status"] == "PAID" and row["provider_order_id"] == paid[0]["order_id"], row
+    _ledger_payout(harness, batch_no, cid)
+    assert _payout(harness, cli, day)["paid"] == 0
+    assert _transfer(harness, batch_no + "R1")[1] == 1
 
 
 def test_balance_too_low_stays_pending_then_pays(harness, cert):
