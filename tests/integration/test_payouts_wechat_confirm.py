@@ -12,6 +12,7 @@ own day in 2004."""
 import base64
 import datetime
 import hashlib
+import html
 import hmac
 import json
 import os
@@ -265,6 +266,16 @@ def test_confirm_page_link_token_and_states(harness, wx):
     cfg = wx.cfg
     assert 'data-mch-id="%s"' % cfg["mchid"] in r.text and 'data-app-id="%s"' % cfg["appid"] in r.text
     assert "requestMerchantTransfer" in r.text and "o-ok" not in r.text   # the openid is not shown
+    # the console's payout table links it (WAITING_CONFIRMATION only), the package is not shown
+    from test_admin import signed_in
+    console, _user = signed_in(harness, wx.stack, "viewer")
+    page = console.get("/settlement?status=WAITING_CONFIRMATION")
+    assert page.status_code == 200, page.text[:500]
+    row_html = page.text.split('data-payout="%s"' % batch_no, 1)[1].split("</tr>", 1)[0]
+    assert 'class="confirm-link"' in row_html and html.escape(url) in row_html, row_html
+    assert row["package_info"] not in page.text
+    pending = console.get("/settlement?status=PENDING").text
+    assert 'data-payout="%s"' % batch_no not in pending
     # a wrong, missing, or another payout's token: the same 404 as an unknown payout
     for bad in (url[:-1] + ("0" if url[-1] != "0" else "1"), url.split("?")[0],
                 "%s/payouts/%s/confirm?token=%s" % (wx.stack.base_url, batch_no, _token("S20040101-XXXXXXXX")),
