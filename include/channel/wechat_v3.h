@@ -253,6 +253,12 @@ pg_err wxv3_call_serial(arena_t *a, const wxv3_client_t *c, const char *method, 
                         const char *body, size_t body_len, const char *wechatpay_serial, time_t now,
                         wxv3_reply_t *out, char code[WXV3_CODE_MAX], buf_t *err);
 
+/* The outcome of a request that moves money (refund, transfer) which
+ * wxv3_call did not answer with PG_OK: a 4xx other than 429 is WeChat
+ * refusing it, nothing happened (PG_ERR_CONFLICT); anything else may hide
+ * an executed request (PG_ERR_TIMEOUT: query, never send blindly again). */
+pg_err wxv3_unsent_or_unknown(pg_err rc, const wxv3_reply_t *reply);
+
 /* Prepay: wxv3_build_prepay + wxv3_call + wxv3_parse_prepay (a 200 reply). */
 pg_err wxv3_prepay(arena_t *a, const wxv3_client_t *c, const wxv3_order_t *o, time_t now,
                    wxv3_prepay_t *out, char code[WXV3_CODE_MAX], buf_t *err);

@@ -218,6 +218,19 @@ static pg_err wechat_close_v3(pg_app_t *app, arena_t *a, const char *payment_no,
     return rc;
 }
 
+/* A refund request's answer (v2 or v3): sent (completed by the
+ * notification or a query) or refused; anything else stays as it is. */
+static pg_err refund_sent(pg_err rc, const char *refund_id, channel_refund_outcome_t *out)
+{
+    if (rc == PG_OK) {
+        out->state = REFUND_PROCESSING;
+        out->provider_refund_no = refund_id;
+    } else if (rc == PG_ERR_CONFLICT) {
+        out->state = REFUND_REFUSED;
+    }
+    return rc;
+}
+
 static pg_err wechat_refund_start_v3(pg_app_t *app, arena_t *a, const channel_refund_t *r,
                                      channel_refund_outcome_t *out, buf_t *err)
 {
@@ -236,13 +249,7 @@ static pg_err wechat_refund_start_v3(pg_app_t *app, arena_t *a, const channel_re
     req.refund_fen = r->amount_fen;
     req.reason = r->reason;
     rc = wxv3_refund(a, c, &req, time(NULL), &res, code, err);
-    if (rc == PG_OK) {
-        out->state = REFUND_PROCESSING;   /* completed by the notification or a query */
-        out->provider_refund_no = res.refund_id;
-    } else if (rc == PG_ERR_CONFLICT) {
-        out->state = REFUND_REFUSED;
-    }
-    return rc;
+    return refund_sent(rc, res.refund_id, out);
 }
 
 static pg_err wechat_refund_state_v3(pg_app_t *app, arena_t *a, const channel_refund_t *r,
@@ -366,13 +373,7 @@ static pg_err wechat_refund_start_v2(pg_app_t *app, arena_t *a, const channel_re
     req.refund_desc = r->reason;
     req.notify_url = app->wechat_refund_notify_url;
     rc = wechat_refund(a, &app->wechat, &req, &res, err_code, err);
-    if (rc == PG_OK) {
-        out->state = REFUND_PROCESSING;
-        out->provider_refund_no = res.refund_id;
-    } else if (rc == PG_ERR_CONFLICT) {
-        out->state = REFUND_REFUSED;
-    }
-    return rc;
+    return refund_sent(rc, res.refund_id, out);
 }
 
 static pg_err wechat_refund_state_v2(pg_app_t *app, arena_t *a, const channel_refund_t *r,

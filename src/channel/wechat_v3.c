@@ -1227,8 +1227,12 @@ pg_err wxv3_refund(arena_t *a, const wxv3_client_t *c, const wxv3_refund_req_t *
         return refund_reply(a, c, &reply, r->out_refund_no, out, err);
     if (rc == PG_ERR_CONFIG || rc == PG_ERR_BAD_INPUT)
         return rc;
-    /* A 4xx other than 429 is WeChat refusing the request: nothing happened. */
-    if (rc == PG_ERR_UPSTREAM && reply.status >= 400 && reply.status < 500 && reply.status != 429)
+    return wxv3_unsent_or_unknown(rc, &reply);
+}
+
+pg_err wxv3_unsent_or_unknown(pg_err rc, const wxv3_reply_t *reply)
+{
+    if (rc == PG_ERR_UPSTREAM && reply->status >= 400 && reply->status < 500 && reply->status != 429)
         return PG_ERR_CONFLICT;
     return PG_ERR_TIMEOUT;
 }

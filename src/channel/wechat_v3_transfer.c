@@ -283,10 +283,7 @@ pg_err wxv3_transfer(arena_t *a, const wxv3_client_t *c, const wxv3_transfer_req
     }
     if (rc == PG_ERR_CONFIG || rc == PG_ERR_BAD_INPUT || rc == PG_ERR_NOMEM)
         return rc;
-    /* A 4xx other than 429 is WeChat refusing the request: nothing happened. */
-    if (rc == PG_ERR_UPSTREAM && reply.status >= 400 && reply.status < 500 && reply.status != 429)
-        return PG_ERR_CONFLICT;
-    return PG_ERR_TIMEOUT;
+    return wxv3_unsent_or_unknown(rc, &reply);
 }
 
 pg_err wxv3_transfer_query(arena_t *a, const wxv3_client_t *c, const char *out_bill_no, time_t now,
