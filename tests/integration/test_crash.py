@@ -298,7 +298,7 @@ def test_kill_9_under_a_stream_of_notifications(harness, kind):
             kind, n, killer.kills, killer.restarts, ledger, out.strip()[:200], time.time() - t0))
     finally:
         st.stop()
-    assert time.time() - t0 < 90
+    assert time.time() - t0 < 150   # a bound on the run, not a measurement: 90 s was overrun once (91.4 s) by a full CI run on apache-fcgid
 
 
 def create_v3_payments(harness, st, n, workers=4):
